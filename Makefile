@@ -1,0 +1,122 @@
+# libuffd: a plain GNU Makefile (gcc or clang, make; nothing else required).
+#
+#   make                 libraries, the uffd tool and the tests, into build/
+#   make check           build and run the test suite (tests/runtests.sh)
+#   make check SAN=address|undefined|thread
+#                        the same suite under a sanitizer, in build/san-NAME/
+#   make demo            the tour: build/uffd demo
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Optional dependencies are detected here and announced with -DHAVE_*; the
+# library builds and works without them.
+
+VERSION_MAJOR := 0
+VERSION_MINOR := 1
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR)
+
+CC ?= gcc
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SAN ?=
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# BUILD may be set to keep several builds apart (make BUILD=build/mine).
+ifeq ($(SAN),)
+BUILD ?= build
+else
+BUILD ?= build/san-$(SAN)
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) \
+	-Iinclude -Isrc -fPIC -MMD -MP
+LDLIBS := -pthread -lm
+
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c))
+TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))
+TEST_SRCS := $(sort $(wildcard tests/*.c))
+TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
+TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+STATIC := $(BUILD)/libuffd.a
+SONAME := libuffd.so.$(VERSION_MAJOR)
+SHARED := $(BUILD)/libuffd.so.$(VERSION)
+TOOL := $(BUILD)/uffd
+
+.PHONY: all check demo install clean
+all: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(STATIC): $(LIB_OBJS)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJS) src/libuffd.map
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) \
+		-Wl,--version-script,src/libuffd.map -Wl,-z,defs \
+		-o $@ $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/libuffd.so: $(SHARED)
+	$(Q)ln -sf libuffd.so.$(VERSION) $(BUILD)/$(SONAME)
+	$(Q)ln -sf libuffd.so.$(VERSION) $@
+
+$(TOOL): $(TOOL_OBJS) $(STATIC)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(STATIC) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(STATIC) $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+$(BUILD)/libuffd.pc: libuffd.pc.in Makefile
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+check: all
+	$(Q)BUILD=$(BUILD) SRCDIR=$(CURDIR) tests/runtests.sh $(BUILD)/tests
+
+demo: $(TOOL)
+	$(TOOL) demo
+
+install: all
+	install -d $(DESTDIR)$(INCDIR)/uffd $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1
+	install -m 644 include/uffd/*.h $(DESTDIR)$(INCDIR)/uffd/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libuffd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf libuffd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libuffd.so
+	install -m 644 $(BUILD)/libuffd.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/
+	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The shared test helpers declared in harness.h. */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <grp.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+const char *t_errname(long long v)
+{
+	if (v >= 0 || v < -4095)
+		return "";
+	return strerrorname_np((int)-v) ? strerrorname_np((int)-v) : "?";
+}
+
+void t_require(enum uffd_feature f)
+{
+	int ret = uffd_feature_supported(f);
+
+	if (ret == 1)
+		return;
+	if (ret == 0)
+		SKIP("this kernel/machine lacks %s", uffd_feature_name(f));
+	SKIP("cannot tell whether %s is supported: %s", uffd_feature_name(f),
+	     strerror(-ret));
+}
+
+void t_open(struct uffd *u, uint64_t required, unsigned flags)
+{
+	char names[256];
+	int ret = uffd_open(u, required, 0, flags | UFFD_NONBLOCK);
+
+	if (ret == -EOPNOTSUPP)
+		SKIP("kernel lacks %s",
+		     uffd_describe_missing(u->missing, names, sizeof(names)));
+	if (ret)
+		FAIL("uffd_open: %s", strerror(-ret));
+}
+
+void *t_map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		FAIL("mmap: %s", strerror(errno));
+	return p;
+}
+
+void *t_map_shared(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		FAIL("mmap shared: %s", strerror(errno));
+	return p;
+}
+
+void *t_map_memfd(size_t len, int *fd)
+{
+	*fd = memfd_create("libuffd-test", MFD_CLOEXEC);
+	if (*fd < 0)
+		FAIL("memfd_create: %s", strerror(errno));
+	if (ftruncate(*fd, len))
+		FAIL("ftruncate: %s", strerror(errno));
+	return t_map_shared(*fd, len);
+}
+
+#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+static long saved_hugepages = -1;
+
+static long read_long(const char *path)
+{
+	char buf[32] = "";
+	long v = -1;
+	int fd = open(path, O_RDONLY);
+
+	if (fd >= 0) {
+		if (read(fd, buf, sizeof(buf) - 1) > 0)
+			v = strtol(buf, NULL, 10);
+		close(fd);
+	}
+	return v;
+}
+
+static int write_long(const char *path, long v)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY), n, ok;
+
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%ld\n", v);
+	ok = write(fd, buf, n) == n;
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+static void restore_hugepages(void)
+{
+	if (saved_hugepages >= 0)
+		write_long(NR_HUGEPAGES, saved_hugepages);
+}
+
+static long free_hugepages(void)
+{
+	return read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+}
+
+void *t_map_hugetlb(size_t npages, int *fd)
+{
+	long have = read_long(NR_HUGEPAGES);
+
+	if (have < 0)
+		SKIP("no %s", NR_HUGEPAGES);
+	if (free_hugepages() < (long)npages) {
+		if (saved_hugepages < 0) {
+			saved_hugepages = have;
+			atexit(restore_hugepages);
+		}
+		if (write_long(NR_HUGEPAGES, have + (long)npages) ||
+		    free_hugepages() < (long)npages)
+			SKIP("cannot reserve %zu hugetlb pages (need root and free memory)",
+			     npages);
+	}
+	*fd = memfd_create("libuffd-test-huge", MFD_CLOEXEC | MFD_HUGETLB);
+	if (*fd < 0)
+		SKIP("memfd_create(MFD_HUGETLB): %s", strerror(errno));
+	if (ftruncate(*fd, npages * HPAGE))
+		FAIL("ftruncate hugetlb: %s", strerror(errno));
+	return t_map_shared(*fd, npages * HPAGE);
+}
+
+void t_fill(void *p, size_t len, unsigned seed)
+{
+	unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		c[i] = (unsigned char)(seed * 131 + i * 7 + (i >> 12));
+}
+
+bool t_is_filled(const void *p, size_t len, unsigned seed)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (c[i] != (unsigned char)(seed * 131 + i * 7 + (i >> 12)))
+			return false;
+	return true;
+}
+
+bool t_is_zero(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (c[i])
+			return false;
+	return true;
+}
+
+static void *access_main(void *arg)
+{
+	struct t_access *a = arg;
+
+	if (a->write)
+		*a->addr = a->value;
+	else
+		a->value = *a->addr;
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+void t_access_start(struct t_access *a, void *addr, bool write, char value)
+{
+	a->addr = addr;
+	a->write = write;
+	a->value = value;
+	a->done = 0;
+	if (pthread_create(&a->thread, NULL, access_main, a))
+		FAIL("pthread_create");
+}
+
+bool t_access_wait(struct t_access *a, int ms)
+{
+	int waited;
+
+	for (waited = 0; waited < ms * 10; waited++) {
+		if (__atomic_load_n(&a->done, __ATOMIC_ACQUIRE))
+			return true;
+		usleep(100);
+	}
+	return __atomic_load_n(&a->done, __ATOMIC_ACQUIRE);
+}
+
+void t_access_join(struct t_access *a)
+{
+	pthread_join(a->thread, NULL);
+}
+
+void t_read_one(struct uffd *u, struct uffd_event *ev, int ms)
+{
+	int n = uffd_read_events(u, ev, 1, ms);
+
+	if (n < 0)
+		FAIL("uffd_read_events: %s", strerror(-n));
+	if (n == 0)
+		FAIL("no userfaultfd message within %d ms", ms);
+}
+
+void t_expect_no_event(struct uffd *u, int ms)
+{
+	struct uffd_event ev;
+	int n = uffd_read_events(u, &ev, 1, ms);
+
+	if (n < 0)
+		FAIL("uffd_read_events: %s", strerror(-n));
+	if (n > 0)
+		FAIL("unexpected %s message", uffd_event_name(ev.type));
+}
+
+void t_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+int t_run_unprivileged(int (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(T_EXIT_SKIP);
+		_exit(fn(arg));
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		FAIL("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(status))
+		FAIL("unprivileged child died with signal %d", WTERMSIG(status));
+	return WEXITSTATUS(status);
+}

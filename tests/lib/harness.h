@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What every test program shares: exact-outcome checks that name the line
+ * and the values, skip-with-a-reason (exit 77), memory of each kind, a
+ * worker thread that touches memory and reports when its access completed,
+ * and waiting for one userfaultfd message with a deadline (a hung fault is
+ * the typical failure, so no wait in a test is unbounded).
+ */
+#ifndef LIBUFFD_TEST_HARNESS_H
+#define LIBUFFD_TEST_HARNESS_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uffd/uffd.h>
+
+#define T_EXIT_PASS 0
+#define T_EXIT_FAIL 1
+#define T_EXIT_SKIP 77
+
+#define PAGE 4096UL
+#define HPAGE (2UL << 20)
+
+#define FAIL(...) do {							\
+	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);		\
+	fprintf(stderr, __VA_ARGS__);					\
+	fprintf(stderr, "\n");						\
+	exit(T_EXIT_FAIL);						\
+} while (0)
+
+#define SKIP(...) do {							\
+	fprintf(stderr, "SKIP: ");					\
+	fprintf(stderr, __VA_ARGS__);					\
+	fprintf(stderr, "\n");						\
+	exit(T_EXIT_SKIP);						\
+} while (0)
+
+#define CHECK(cond) do {						\
+	if (!(cond))							\
+		FAIL("%s", #cond);					\
+} while (0)
+
+/* Integer equality, printing both sides (errnos as names where possible). */
+#define CHECK_EQ(a, b) do {						\
+	long long _a = (long long)(a), _b = (long long)(b);		\
+	if (_a != _b)							\
+		FAIL("%s == %s: got %lld (%s), want %lld (%s)", #a, #b,	\
+		     _a, t_errname(_a), _b, t_errname(_b));		\
+} while (0)
+
+/* A call returning 0 or -errno must succeed. */
+#define CHECK_OK(call) CHECK_EQ((call), 0)
+
+const char *t_errname(long long v);
+
+/* Skip unless the probe says yes (and say which feature). */
+void t_require(enum uffd_feature f);
+
+/*
+ * Open a non-blocking userfaultfd (so reads can have deadlines) with these
+ * features, or skip (feature missing) / fail with the reason.
+ */
+void t_open(struct uffd *u, uint64_t required, unsigned flags);
+
+/* Memory of each kind; fail on error.  memfd: *fd receives the memfd. */
+void *t_map_anon(size_t len);
+void *t_map_memfd(size_t len, int *fd);
+void *t_map_shared(int fd, size_t len);	/* second mapping of a memfd */
+
+/*
+ * Hugetlb: reserve n 2 MiB pages for this test (restored at exit) and map a
+ * hugetlbfs-backed memfd of n pages; skip if pages cannot be reserved.
+ */
+void *t_map_hugetlb(size_t npages, int *fd);
+
+/* Fill a page with a recognisable pattern / check it. */
+void t_fill(void *p, size_t len, unsigned seed);
+bool t_is_filled(const void *p, size_t len, unsigned seed);
+bool t_is_zero(const void *p, size_t len);
+
+/*
+ * A thread that performs one access (read or write of one byte) at addr and
+ * then sets done.  Used to raise a fault the test then handles.
+ */
+struct t_access {
+	pthread_t thread;
+	volatile char *addr;
+	bool write;
+	char value;		/* written, or read back */
+	int done;		/* atomic: 1 when the access completed */
+};
+void t_access_start(struct t_access *a, void *addr, bool write, char value);
+/* Wait up to ms for completion; true if it completed. */
+bool t_access_wait(struct t_access *a, int ms);
+void t_access_join(struct t_access *a);
+
+/* Read exactly one message within ms or fail. */
+void t_read_one(struct uffd *u, struct uffd_event *ev, int ms);
+/* Fail if any message arrives within ms. */
+void t_expect_no_event(struct uffd *u, int ms);
+
+/* Milliseconds sleep. */
+void t_sleep_ms(int ms);
+
+/* Run fn in a child that drops to uid/gid 65534 (nobody); its exit code. */
+int t_run_unprivileged(int (*fn)(void *), void *arg);
+
+#endif

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run every test program in a directory, each under a timeout (a hung fault
+# is the typical failure).  Exit 0 pass, 77 skip, anything else fail.  Prints
+# one line per test and ends with "N passed, N failed, N skipped"; exits
+# non-zero if any test failed.
+#
+#   tests/runtests.sh build/tests [NAME ...]
+#   TEST_TIMEOUT=60 (seconds per test)
+set -u
+dir=${1:?usage: runtests.sh TESTDIR [NAME ...]}
+shift
+timeout_s=${TEST_TIMEOUT:-60}
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+	for f in "$dir"/*; do
+		[ -x "$f" ] && [ -f "$f" ] && names+=("$(basename "$f")")
+	done
+fi
+passed=0 failed=0 skipped=0
+failed_names=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for name in "${names[@]}"; do
+	start=${EPOCHREALTIME/./}
+	timeout -k 5 "$timeout_s" "$dir/$name" >"$log" 2>&1
+	rc=$?
+	us=$(( ${EPOCHREALTIME/./} - start ))
+	secs=$(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)))
+	case $rc in
+	0)  passed=$((passed + 1)); printf 'PASS  %-44s %6ss\n' "$name" "$secs" ;;
+	77) skipped=$((skipped + 1))
+	    printf 'SKIP  %-44s %s\n' "$name" "$(grep -m1 '^SKIP' "$log" | cut -c7-)" ;;
+	124|137)
+	    failed=$((failed + 1)); failed_names+=("$name")
+	    printf 'FAIL  %-44s timed out after %ss\n' "$name" "$timeout_s"
+	    sed 's/^/      /' "$log" | tail -n 20 ;;
+	*)  failed=$((failed + 1)); failed_names+=("$name")
+	    printf 'FAIL  %-44s exit %s\n' "$name" "$rc"
+	    sed 's/^/      /' "$log" | tail -n 20 ;;
+	esac
+done
+[ $failed -gt 0 ] && echo "failed: ${failed_names[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]
