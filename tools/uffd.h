@@ -21,6 +21,9 @@ int cmd_probe(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* One line: kernel, open path, features, tracking backend (probe.c). */
+void probe_summary(FILE *f);
+
 /* JSON output helpers: strings are escaped. */
 void json_str(FILE *f, const char *key, const char *value, bool comma);
 

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * uffd bench NAME: benchmarks that run a peer and libuffd side by side in
+ * one process run and report ratios (shared/BENCHMARKS.md).  Each bench is
+ * one file in bench/ registered in the table below.
+ */
+#include <string.h>
+
+#include "uffd.h"
+
+static const struct {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+} benches[] = {
+	{ NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: uffd bench NAME [--json] [--quick] [options]\n\nbenches:\n");
+	for (i = 0; benches[i].name; i++)
+		fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
+	if (i == 0)
+		fprintf(f, "  (none yet)\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	for (i = 0; benches[i].name; i++)
+		if (!strcmp(argv[1], benches[i].name))
+			return benches[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "uffd bench: unknown bench '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
