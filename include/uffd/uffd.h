@@ -24,7 +24,8 @@
  *   -ENOSPC   same as -ESRCH on older kernels (the mm is being torn down).
  *   -EINVAL   bad input: zero length, unaligned address or length, a range
  *             that wraps, a mode the kernel or the memory type rejects.
- *   -EFAULT   the source buffer is not readable.
+ *   -EFAULT   the source buffer is not readable; for CONTINUE, the page
+ *             is not in the page cache (a hole in the file).
  *   -EBUSY    (MOVE) a page is shared or pinned and cannot be moved.
  */
 #ifndef LIBUFFD_UFFD_H

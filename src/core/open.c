@@ -121,6 +121,15 @@ int uffd_open(struct uffd *u, uint64_t required, uint64_t wanted, unsigned flags
 	fd = open_any(flags, &how);
 	if (fd < 0)
 		return fd;
+	/* The probe's throwaway fd failed (EMFILE, ...) but ours opened. */
+	if (!offered) {
+		offered = uffd_kernel_features();
+		if (offered && (required & ~offered)) {
+			u->missing = required & ~offered;
+			close(fd);
+			return -EOPNOTSUPP;
+		}
+	}
 
 	ask = required | (offered ? (wanted & offered) : wanted);
 	ret = core_api(fd, ask, &granted, &ioctls);
@@ -132,9 +141,14 @@ int uffd_open(struct uffd *u, uint64_t required, uint64_t wanted, unsigned flags
 		ret = core_api(fd, ask, &granted, &ioctls);
 	}
 	if (ret == -EINVAL && !offered) {
-		/* No probe result: learn what is lacking from this refusal. */
-		u->missing = required & ~granted;
-		ret = u->missing ? -EOPNOTSUPP : ret;
+		/* Still no probe result, and a refused UFFDIO_API leaves the fd
+		 * as it was: drop the wanted bits, then blame the required. */
+		if (ask != required)
+			ret = core_api(fd, ask = required, &granted, &ioctls);
+		if (ret == -EINVAL && required) {
+			u->missing = required;
+			ret = -EOPNOTSUPP;
+		}
 	}
 	if (ret) {
 		close(fd);
@@ -164,6 +178,9 @@ int uffd_adopt(struct uffd *u, int fd, uint64_t features)
 		return -errno;
 	u->fd = fd;
 	u->features = features;
+	/* A FORK fd has had UFFDIO_API done by the kernel: the base ioctls. */
+	u->ioctls = 1ULL << _UFFDIO_REGISTER | 1ULL << _UFFDIO_UNREGISTER |
+		    1ULL << _UFFDIO_API;
 	u->how = (fl & O_NONBLOCK) ? UFFD_OPENED_NONBLOCK : 0;
 	return 0;
 }

@@ -75,6 +75,8 @@ uint64_t uffd_kernel_features(void)
 		if (core_api(fd, 0, &offered, NULL))
 			offered = 0;
 		close(fd);
+	} else if (fd != -EPERM && fd != -EACCES && fd != -ENOSYS) {
+		return 0;	/* EMFILE, ENOMEM...: ask again next time */
 	}
 	__atomic_store_n(&kernel_offered, offered, __ATOMIC_RELAXED);
 	__atomic_store_n(&kernel_probed, 1, __ATOMIC_RELEASE);

@@ -23,6 +23,8 @@
 struct fill_op {
 	unsigned long request;
 	bool moves_src;		/* src advances with dst (COPY, MOVE) */
+	bool src_aligned;	/* src must be page-aligned (MOVE; COPY reads
+				   its source with copy_from_user: any address) */
 };
 
 /* One ioctl; returns bytes done (> 0), 0 on nothing done, or -errno. */
@@ -56,8 +58,10 @@ static int fill_range(struct uffd *u, const struct fill_op *op, fill_setup setup
 	if (done)
 		*done = 0;
 	ret = check_range(dst, len);
-	if (!ret && op->moves_src)
+	if (!ret && op->src_aligned)
 		ret = check_range(src, len);
+	if (!ret && op->moves_src && src + len < src)
+		ret = -EINVAL;
 	if (ret)
 		return ret;
 	for (;;) {
@@ -103,7 +107,7 @@ static __s64 *setup_copy(void *arg, uint64_t dst, uint64_t src, uint64_t len,
 int uffd_copy(struct uffd *u, void *dst, const void *src, size_t len,
 	      unsigned flags, size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_COPY, true };
+	static const struct fill_op op = { UFFDIO_COPY, true, false };
 	struct uffdio_copy arg;
 	uint64_t mode = 0;
 
@@ -128,7 +132,7 @@ static __s64 *setup_zeropage(void *arg, uint64_t dst, uint64_t src,
 int uffd_zeropage(struct uffd *u, void *dst, size_t len, unsigned flags,
 		  size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_ZEROPAGE, false };
+	static const struct fill_op op = { UFFDIO_ZEROPAGE, false, false };
 	struct uffdio_zeropage arg;
 	uint64_t mode = (flags & UFFD_DONTWAKE) ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0;
 
@@ -149,7 +153,7 @@ static __s64 *setup_continue(void *arg, uint64_t dst, uint64_t src,
 int uffd_continue(struct uffd *u, void *dst, size_t len, unsigned flags,
 		  size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_CONTINUE, false };
+	static const struct fill_op op = { UFFDIO_CONTINUE, false, false };
 	struct uffdio_continue arg;
 	uint64_t mode = 0;
 
@@ -173,7 +177,7 @@ static __s64 *setup_move(void *arg, uint64_t dst, uint64_t src, uint64_t len,
 int uffd_move(struct uffd *u, void *dst, void *src, size_t len,
 	      unsigned flags, size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_MOVE, true };
+	static const struct fill_op op = { UFFDIO_MOVE, true, true };
 	struct uffdio_move arg;
 	uint64_t mode = 0;
 
@@ -198,7 +202,7 @@ static __s64 *setup_poison(void *arg, uint64_t dst, uint64_t src,
 int uffd_poison(struct uffd *u, void *dst, size_t len, unsigned flags,
 		size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_POISON, false };
+	static const struct fill_op op = { UFFDIO_POISON, false, false };
 	struct uffdio_poison arg;
 	uint64_t mode = (flags & UFFD_DONTWAKE) ? UFFDIO_POISON_MODE_DONTWAKE : 0;
 

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libuffd runtime: servicing threads that turn page faults and events on a
+ * userfaultfd into callbacks on registered regions.
+ *
+ * A service describes regions (an address range, a page size, register
+ * modes, callbacks, private data) and the handler does the rest: it reads
+ * messages in batches, coalesces duplicate faults on one page, calls the
+ * region's callback, resolves with DONTWAKE and wakes each run of pages once
+ * per batch, keeps the region table true across FORK/REMAP/REMOVE/UNMAP,
+ * retries what the kernel asks to retry, and measures itself.
+ *
+ * Fault policy, per kind, when a region has no callback for it:
+ *   MISSING -> zero page (UFFDIO_ZEROPAGE; UFFDIO_COPY of zeros on hugetlbfs)
+ *   WP      -> un-protect the page
+ *   MINOR   -> UFFDIO_CONTINUE the page
+ * The same default resolution is applied when a callback returns 0 without
+ * having resolved the faulting page, and when it returns an error (then, if
+ * the userfaultfd has UFFD_FEAT_POISON, a MISSING page is poisoned instead so
+ * the access raises SIGBUS; stats.callback_errors counts these).  No fault
+ * is ever left blocked because a callback forgot it.
+ *
+ * Races, as the kernel documents them: -EEXIST from a fill means someone else
+ * resolved the page (the handler wakes it and counts it); -ENOENT means the
+ * range went away (the handler wakes the address so the faulting thread
+ * re-faults against the new layout, and drops the fault); -EAGAIN means
+ * events are pending (the handler reads them, updates the table, and
+ * retries); -ESRCH/-ENOSPC mean the process is gone (that userfaultfd's
+ * threads stop cleanly, stats.dead_contexts counts it).
+ *
+ * Lifetime: uffd_handler_stop() (and free) joins every thread the handler
+ * started, then unregisters every region: a thread that faults there later,
+ * or was still blocked, completes as an ordinary fault (anonymous MISSING
+ * pages read as zeros, WP writes proceed).
+ *
+ * With EVENT_* features negotiated the kernel blocks a thread doing
+ * mremap/munmap/madvise/fork until a servicing thread has read the event:
+ * never do those on registered memory from inside a callback when the
+ * handler has a single thread.
+ */
+#ifndef LIBUFFD_HANDLER_H
+#define LIBUFFD_HANDLER_H
+
+#include <uffd/uffd.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct uffd_handler;
+struct uffd_region;
+
+/* What a callback sees.  Valid only during the callback. */
+struct uffd_fault {
+	struct uffd_region *region;
+	void *addr;		/* aligned down to the region's page size */
+	uint64_t exact;		/* the address the kernel reported */
+	enum uffd_fault_kind kind;
+	bool write;
+	uint32_t tid;		/* 0 unless THREAD_ID was negotiated */
+	void *data;		/* the region's private data */
+	/* private to the runtime */
+	void *batch_;
+	bool resolved_;
+};
+
+/* A callback's return value. */
+#define UFFD_FAULT_RESOLVED	0	/* done (defaults fill in anything left) */
+#define UFFD_FAULT_DEFERRED	1	/* the service resolves it later with
+					   uffd_region_*() from any thread */
+
+struct uffd_region_ops {
+	int  (*missing)(struct uffd_fault *f);
+	int  (*wp)(struct uffd_fault *f);
+	int  (*minor)(struct uffd_fault *f);
+	/* REMAP (r now starts at ev->remap.to), REMOVE, UNMAP (called before r
+	 * shrinks or goes away; a wholly unmapped region is freed after the
+	 * callback returns), FORK (r is the child's copy of a parent region).
+	 * Called from a servicing thread with the region table locked: do not
+	 * add or remove regions from here. */
+	void (*event)(struct uffd_region *r, const struct uffd_event *ev);
+};
+
+/* How servicing threads wait for the next message. */
+enum uffd_wait {
+	UFFD_WAIT_DEFAULT = 0,		/* chosen by measurement: SPIN_THEN_BLOCK */
+	UFFD_WAIT_BLOCK,		/* poll(2) until a message arrives */
+	UFFD_WAIT_SPIN_THEN_BLOCK,	/* poll the fd without sleeping for
+					   spin_us after the last message, then
+					   block */
+	UFFD_WAIT_EPOLL,		/* no threads: the caller polls
+					   uffd_handler_fd() and calls
+					   uffd_handler_dispatch() */
+};
+
+struct uffd_handler_opts {
+	int threads;		/* servicing threads; 0 = 1 */
+	enum uffd_wait wait;
+	unsigned spin_us;	/* 0 = default (UFFD_DEFAULT_SPIN_US) */
+	int batch;		/* messages per read; 0 = default (64) */
+};
+
+/* Default bound on spinning: covers the gap between sequential faults of a
+ * running thread (~20 us here) with room, and costs at most this much CPU
+ * per fault burst.  See `uffd bench fault`. */
+#define UFFD_DEFAULT_SPIN_US 200
+
+/*
+ * A handler over an open userfaultfd (the caller keeps owning u and closes
+ * it after uffd_handler_free).  The fd is switched to non-blocking.  NULL
+ * with errno set on failure.
+ */
+struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_opts *o);
+
+/*
+ * Register [addr, addr+len) in the given modes (UFFD_REG_*) with callbacks.
+ * page_size: 0 means the base page; 2 MiB for hugetlbfs.  ops may be NULL
+ * (all defaults).  NULL with errno on failure (EINVAL unaligned or
+ * overlapping an existing region, or the kernel's errno from registering).
+ */
+struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t len,
+				     size_t page_size, unsigned modes,
+				     const struct uffd_region_ops *ops, void *data);
+/* Unregister and forget a region (not from inside its own callback). */
+int uffd_handler_remove(struct uffd_region *r);
+
+/* Region accessors (valid while the region exists). */
+void *uffd_region_addr(const struct uffd_region *r);
+size_t uffd_region_len(const struct uffd_region *r);
+size_t uffd_region_page_size(const struct uffd_region *r);
+void *uffd_region_data(const struct uffd_region *r);
+struct uffd *uffd_region_uffd(const struct uffd_region *r);
+
+int  uffd_handler_start(struct uffd_handler *h);
+/* Join all threads, unregister all regions (see "Lifetime" above). */
+int  uffd_handler_stop(struct uffd_handler *h);
+void uffd_handler_free(struct uffd_handler *h);
+
+/* UFFD_WAIT_EPOLL: the fd to watch for POLLIN, and one round of servicing
+ * (returns messages handled, 0 if none were queued, or -errno). */
+int uffd_handler_fd(struct uffd_handler *h);
+int uffd_handler_dispatch(struct uffd_handler *h);
+
+/* Resolve helpers for callbacks.  len may exceed a page (read-ahead); it is
+ * clipped to the region.  They batch wake-ups and apply the EEXIST policy
+ * (someone else resolved it: success).  0 or -errno. */
+int uffd_fault_copy(struct uffd_fault *f, const void *src, size_t len);
+/* Copy to another address of the fault's region (read-ahead elsewhere). */
+int uffd_fault_copy_at(struct uffd_fault *f, void *dst, const void *src, size_t len);
+int uffd_fault_zero(struct uffd_fault *f, size_t len);
+int uffd_fault_continue(struct uffd_fault *f, size_t len);
+int uffd_fault_unprotect(struct uffd_fault *f, size_t len);
+
+/* The same, outside a callback (deferred faults, prefetch): wake at once.
+ * -EAGAIN (events pending) is retried for up to a second while the
+ * servicing threads read the events. */
+int uffd_region_copy(struct uffd_region *r, void *dst, const void *src, size_t len);
+int uffd_region_zero(struct uffd_region *r, void *dst, size_t len);
+
+/* Latency histogram: bucket i counts services that took [2^i, 2^(i+1)) ns
+ * from message read to wake (bucket 0 also counts < 1 ns). */
+#define UFFD_HIST_BUCKETS 32
+
+struct uffd_handler_stats {
+	uint64_t faults[3];		/* by enum uffd_fault_kind */
+	uint64_t events[5];		/* fork, remap, remove, unmap, unknown */
+	uint64_t messages;		/* messages read */
+	uint64_t reads;			/* read(2) calls that returned messages */
+	uint64_t coalesced;		/* duplicate faults merged in a batch */
+	uint64_t pages_resolved;	/* pages filled, continued or unprotected */
+	uint64_t wakes;			/* UFFDIO_WAKE calls */
+	uint64_t retries;		/* -EAGAIN: retried after events */
+	uint64_t eexist;		/* resolved by someone else */
+	uint64_t enoent;		/* dropped: the range went away */
+	uint64_t unknown_addr;		/* faults outside every region */
+	uint64_t callback_errors;	/* callbacks that returned < 0 */
+	uint64_t dead_contexts;		/* userfaultfds whose process is gone */
+	uint64_t contexts;		/* userfaultfds serviced (1 + forks) */
+	uint64_t latency_ns_sum;
+	uint64_t latency_ns_max;
+	uint64_t hist[UFFD_HIST_BUCKETS];
+};
+
+/* Sum of every thread's counters so far (consistent per counter). */
+int uffd_handler_stats(struct uffd_handler *h, struct uffd_handler_stats *s);
+/* Upper bound (ns) of the bucket holding the q-quantile (0 < q <= 1). */
+uint64_t uffd_stats_quantile_ns(const struct uffd_handler_stats *s, double q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

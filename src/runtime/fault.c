@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Resolving faults from callbacks: the helpers that know the region, batch
+ * wake-ups and apply the runtime's policy for each kernel answer.
+ *
+ * Inside a batch of several faults every fill is issued with DONTWAKE and
+ * the pages it covered are woken once, merged into runs, when the batch is
+ * done; a batch of one fault lets the fill wake by itself (one ioctl instead
+ * of two).  -EEXIST means the page is already there: success, but the
+ * waiters still need a wake.  -ENOENT means the range went away: the fault
+ * is dropped and its address woken so the thread re-faults against the new
+ * layout.  -ESRCH/-ENOSPC mark the userfaultfd's process as gone.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "runtime.h"
+
+enum fill_kind { FILL_COPY, FILL_ZERO, FILL_CONTINUE, FILL_UNPROTECT, FILL_POISON };
+
+/* Zeros to copy from where UFFDIO_ZEROPAGE does not exist (hugetlbfs). */
+static const void *zero_source(size_t len)
+{
+	static void *zeros;
+	static size_t zeros_len;
+	void *p = __atomic_load_n(&zeros, __ATOMIC_ACQUIRE);
+
+	if (p && __atomic_load_n(&zeros_len, __ATOMIC_RELAXED) >= len)
+		return p;
+	/* Never written, so it stays the shared zero page: costs no memory. */
+	p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	__atomic_store_n(&zeros_len, len, __ATOMIC_RELAXED);
+	__atomic_store_n(&zeros, p, __ATOMIC_RELEASE);	/* old one leaks: rare */
+	return p;
+}
+
+/* Wake [start, end) now, or with the batch's merged wakes. */
+static void wake(struct uffd_region *r, struct batch *b, uint64_t start, uint64_t end)
+{
+	if (b && b->dontwake)
+		batch_add_wake(b, start, end);
+	else
+		uffd_wake(r->ctx->u, (void *)(uintptr_t)start, end - start);
+}
+
+static bool is_hugetlb(const struct uffd_region *r)
+{
+	return r->page_size > uffd_page_size();
+}
+
+/*
+ * Fill [dst, dst+len) of region r.  b is the batch (NULL outside a
+ * callback: wake at once).  Returns 0 or -errno; *covered says whether the
+ * page at fault_addr now has its waiters' answer.
+ */
+static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
+		uint64_t dst, const void *src, size_t len, uint64_t fault_addr,
+		bool *covered)
+{
+	struct uffd *u = r->ctx->u;
+	uint64_t end = r->start + r->len;
+	unsigned flags = b && b->dontwake ? UFFD_DONTWAKE : 0;
+	size_t done = 0;
+	int ret;
+
+	*covered = false;
+	if (dst < r->start || dst >= end)
+		return -EINVAL;
+	if (len > end - dst)
+		len = end - dst;
+	if (kind == FILL_ZERO && is_hugetlb(r)) {
+		src = zero_source(len);
+		if (!src)
+			return -ENOMEM;
+		kind = FILL_COPY;
+	}
+	switch (kind) {
+	case FILL_COPY:
+		ret = uffd_copy(u, (void *)(uintptr_t)dst, src, len, flags, &done);
+		break;
+	case FILL_ZERO:
+		ret = uffd_zeropage(u, (void *)(uintptr_t)dst, len, flags, &done);
+		break;
+	case FILL_CONTINUE:
+		ret = uffd_continue(u, (void *)(uintptr_t)dst, len, flags, &done);
+		break;
+	case FILL_POISON:
+		ret = uffd_poison(u, (void *)(uintptr_t)dst, len, flags, &done);
+		break;
+	default:
+		ret = uffd_writeprotect(u, (void *)(uintptr_t)dst, len, false, flags);
+		done = ret ? 0 : len;
+		break;
+	}
+	if (done && b)
+		STAT_ADD(b->st, pages_resolved, done / r->page_size);
+	/* What the kernel filled it also woke, unless told DONTWAKE. */
+	if (done && flags)
+		wake(r, b, dst, dst + done);
+	*covered = fault_addr >= dst && fault_addr < dst + done;
+	switch (ret) {
+	case -EEXIST:
+		/* Already resolved (by us earlier or someone else): nobody
+		 * woke its waiters yet. */
+		if (b)
+			STAT_ADD(b->st, eexist, 1);
+		wake(r, b, dst + done, dst + done + r->page_size);
+		*covered = *covered || fault_addr == dst + done;
+		return 0;
+	case -ENOENT:
+		/* The range went away: drop the fault, let it re-fault. */
+		if (b)
+			STAT_ADD(b->st, enoent, 1);
+		wake(r, b, fault_addr, fault_addr + r->page_size);
+		*covered = true;
+		return 0;
+	case -ESRCH:
+	case -ENOSPC:
+		__atomic_store_n(&r->ctx->dead, 1, __ATOMIC_RELEASE);
+		*covered = true;
+		return ret;
+	default:
+		return ret;
+	}
+}
+
+static int fault_fill(struct uffd_fault *f, enum fill_kind kind, uint64_t dst,
+		      const void *src, size_t len)
+{
+	bool covered;
+	int ret = fill(f->region, f->batch_, kind, dst, src, len,
+		       (uintptr_t)f->addr, &covered);
+
+	if (covered)
+		f->resolved_ = true;
+	return ret;
+}
+
+int uffd_fault_copy(struct uffd_fault *f, const void *src, size_t len)
+{
+	return fault_fill(f, FILL_COPY, (uintptr_t)f->addr, src, len);
+}
+
+int uffd_fault_copy_at(struct uffd_fault *f, void *dst, const void *src, size_t len)
+{
+	return fault_fill(f, FILL_COPY, (uintptr_t)dst, src, len);
+}
+
+int uffd_fault_zero(struct uffd_fault *f, size_t len)
+{
+	return fault_fill(f, FILL_ZERO, (uintptr_t)f->addr, NULL, len);
+}
+
+int uffd_fault_continue(struct uffd_fault *f, size_t len)
+{
+	return fault_fill(f, FILL_CONTINUE, (uintptr_t)f->addr, NULL, len);
+}
+
+int uffd_fault_unprotect(struct uffd_fault *f, size_t len)
+{
+	return fault_fill(f, FILL_UNPROTECT, (uintptr_t)f->addr, NULL, len);
+}
+
+/*
+ * Outside a callback nothing will retry for the caller, so -EAGAIN (events
+ * pending) is retried here while the servicing threads read the events;
+ * bounded, because with the handler stopped nobody will.
+ */
+#define OUTSIDE_RETRY_NS (1000ULL * 1000 * 1000)
+
+static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
+			const void *src, size_t len)
+{
+	struct handler_ctx *ctx = r->ctx;
+	uint64_t deadline = 0, at = (uintptr_t)dst;
+	bool covered, inside, synced = false;
+	int ret = -EINVAL;
+
+	for (;;) {
+		pthread_rwlock_rdlock(&ctx->table.lock);
+		inside = at >= r->start && at < r->start + r->len;
+		if (inside)
+			ret = fill(r, NULL, kind, at, src, len, at, &covered);
+		pthread_rwlock_unlock(&ctx->table.lock);
+		if (!inside) {
+			/* The caller may have seen an mremap return before the
+			 * servicing thread that read its REMAP updated the table:
+			 * that thread holds read_lock until it has. */
+			if (synced)
+				return -EINVAL;
+			pthread_mutex_lock(&ctx->read_lock);
+			pthread_mutex_unlock(&ctx->read_lock);
+			synced = true;
+			continue;
+		}
+		if (ret != -EAGAIN)
+			return ret;
+		if (!deadline)
+			deadline = now_ns() + OUTSIDE_RETRY_NS;
+		else if (now_ns() > deadline)
+			return ret;
+		sched_yield();
+	}
+}
+
+int uffd_region_copy(struct uffd_region *r, void *dst, const void *src, size_t len)
+{
+	return fill_outside(r, FILL_COPY, dst, src, len);
+}
+
+int uffd_region_zero(struct uffd_region *r, void *dst, size_t len)
+{
+	return fill_outside(r, FILL_ZERO, dst, NULL, len);
+}
+
+int fault_resolve_default(struct uffd_fault *f, bool failed)
+{
+	size_t page = f->region->page_size;
+
+	switch (f->kind) {
+	case UFFD_FAULT_MISSING:
+		if (failed && (uffd_region_uffd(f->region)->features &
+			       UFFD_F(UFFD_FEAT_POISON)))
+			return fault_fill(f, FILL_POISON, (uintptr_t)f->addr, NULL, page);
+		return fault_fill(f, FILL_ZERO, (uintptr_t)f->addr, NULL, page);
+	case UFFD_FAULT_WP:
+		return fault_fill(f, FILL_UNPROTECT, (uintptr_t)f->addr, NULL, page);
+	default:
+		return fault_fill(f, FILL_CONTINUE, (uintptr_t)f->addr, NULL, page);
+	}
+}

@@ -1,0 +1,712 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The handler: servicing threads, the message loop, events and lifetime.
+ *
+ * One idea makes the event handling correct with several threads reading
+ * one userfaultfd: reading a batch and applying the events in it happen
+ * under one per-fd mutex (read_lock).  The kernel lets a thread's mremap
+ * return as soon as the REMAP message has been read, and the very next fault
+ * at the new address may be read by another servicing thread; because that
+ * thread's read waits for the lock, it sees the table already updated.
+ * Faults are then resolved outside the lock, in parallel.
+ *
+ * How a thread waits is the other half of the cost.  A wake-up across vCPUs
+ * costs ~100 us here, so by default a thread keeps polling the fd without
+ * sleeping for spin_us after its last message (a sequential scan's next
+ * fault arrives within ~20 us) and only then sleeps in poll(2) on the fd
+ * and the stop eventfd.  sched_yield() in the spin lets a faulting thread
+ * that shares the vCPU run.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define DEFAULT_BATCH 64
+#define MAX_BATCH 64
+#define RETRY_MAX 256
+/* A forked child's fd carries no "process gone" signal: check this often. */
+#define CHILD_CHECK_MS 500
+
+struct worker {
+	struct uffd_handler *h;
+	struct handler_ctx *ctx;
+	pthread_t thread;
+	bool started;
+	struct uffd_handler_stats st;
+	int nretry;
+	struct uffd_event retry[RETRY_MAX];
+	struct worker *next;
+};
+
+struct uffd_handler {
+	struct handler_ctx root;
+	struct uffd_handler_opts opts;
+	int stop_efd;
+	int stopping;			/* atomic */
+	bool running;
+	pthread_mutex_t lock;		/* contexts and workers lists */
+	struct handler_ctx *children;
+	struct worker *workers;
+	struct worker dispatcher;	/* UFFD_WAIT_EPOLL rounds */
+	struct uffd_handler_stats extra; /* uffd_region_* outside callbacks */
+};
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int ctx_init(struct handler_ctx *ctx, struct uffd_handler *h, struct uffd *u)
+{
+	int ret;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->h = h;
+	ctx->u = u;
+	ret = region_table_init(&ctx->table);
+	if (ret)
+		return ret;
+	ret = -pthread_mutex_init(&ctx->read_lock, NULL);
+	if (ret)
+		region_table_destroy(&ctx->table);
+	return ret;
+}
+
+static void ctx_destroy(struct handler_ctx *ctx)
+{
+	region_table_destroy(&ctx->table);
+	pthread_mutex_destroy(&ctx->read_lock);
+	if (ctx->is_child)
+		uffd_close(&ctx->child_uffd);
+}
+
+static bool ctx_dead(struct handler_ctx *ctx)
+{
+	return __atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE);
+}
+
+static void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st)
+{
+	if (!__atomic_exchange_n(&ctx->dead, 1, __ATOMIC_ACQ_REL))
+		STAT_ADD(st, dead_contexts, 1);
+}
+
+struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_opts *o)
+{
+	struct uffd_handler *h;
+	int fl, ret;
+
+	if (!u || u->fd < 0) {
+		errno = EBADF;
+		return NULL;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	if (o)
+		h->opts = *o;
+	if (h->opts.threads <= 0)
+		h->opts.threads = 1;
+	if (h->opts.wait == UFFD_WAIT_DEFAULT)
+		h->opts.wait = UFFD_WAIT_SPIN_THEN_BLOCK;
+	if (!h->opts.spin_us)
+		h->opts.spin_us = UFFD_DEFAULT_SPIN_US;
+	if (h->opts.batch <= 0 || h->opts.batch > MAX_BATCH)
+		h->opts.batch = DEFAULT_BATCH;
+	/* Threads must never sleep in read(2): they could not be stopped. */
+	fl = fcntl(u->fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(u->fd, F_SETFL, fl | O_NONBLOCK)))
+		goto out_free;
+	u->how |= UFFD_OPENED_NONBLOCK;
+	h->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->stop_efd < 0)
+		goto out_free;
+	ret = ctx_init(&h->root, h, u);
+	if (ret) {
+		errno = -ret;
+		goto out_efd;
+	}
+	pthread_mutex_init(&h->lock, NULL);
+	h->dispatcher.h = h;
+	h->dispatcher.ctx = &h->root;
+	return h;
+out_efd:
+	close(h->stop_efd);
+out_free:
+	ret = errno;
+	free(h);
+	errno = ret;
+	return NULL;
+}
+
+struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t len,
+				     size_t page_size, unsigned modes,
+				     const struct uffd_region_ops *ops, void *data)
+{
+	struct uffd_region *r;
+	uint64_t start = (uintptr_t)addr;
+	int ret;
+
+	if (!page_size)
+		page_size = uffd_page_size();
+	if (!len || (page_size & (page_size - 1)) || (start | len) & (page_size - 1)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	*r = (struct uffd_region){ .ctx = &h->root, .start = start, .len = len,
+				   .page_size = page_size, .modes = modes, .data = data };
+	if (ops)
+		r->ops = *ops;
+	pthread_rwlock_wrlock(&h->root.table.lock);
+	ret = region_table_insert(&h->root.table, r);
+	pthread_rwlock_unlock(&h->root.table.lock);
+	if (ret) {
+		free(r);
+		errno = ret == -EEXIST ? EINVAL : -ret;
+		return NULL;
+	}
+	ret = uffd_register(h->root.u, addr, len, modes, NULL);
+	if (ret) {
+		pthread_rwlock_wrlock(&h->root.table.lock);
+		region_table_remove(&h->root.table, r);
+		pthread_rwlock_unlock(&h->root.table.lock);
+		free(r);
+		errno = -ret;
+		return NULL;
+	}
+	return r;
+}
+
+int uffd_handler_remove(struct uffd_region *r)
+{
+	struct handler_ctx *ctx = r->ctx;
+	int ret;
+
+	pthread_rwlock_wrlock(&ctx->table.lock);
+	region_table_remove(&ctx->table, r);
+	pthread_rwlock_unlock(&ctx->table.lock);
+	/* Unregistering wakes any thread still blocked there. */
+	ret = uffd_unregister(ctx->u, (void *)(uintptr_t)r->start, r->len);
+	free(r);
+	return ret == -ENOMEM ? 0 : ret;	/* already unmapped: fine */
+}
+
+void *uffd_region_addr(const struct uffd_region *r) { return (void *)(uintptr_t)r->start; }
+size_t uffd_region_len(const struct uffd_region *r) { return r->len; }
+size_t uffd_region_page_size(const struct uffd_region *r) { return r->page_size; }
+void *uffd_region_data(const struct uffd_region *r) { return r->data; }
+struct uffd *uffd_region_uffd(const struct uffd_region *r) { return r->ctx->u; }
+
+/* ---- events ---------------------------------------------------------- */
+
+static int start_worker(struct uffd_handler *h, struct handler_ctx *ctx);
+
+/* A forked child: its own fd, a copy of the parent's regions, a thread. */
+static void handle_fork(struct handler_ctx *parent, const struct uffd_event *ev,
+			struct uffd_handler_stats *st)
+{
+	struct uffd_handler *h = parent->h;
+	struct handler_ctx *child = malloc(sizeof(*child));
+	int i;
+
+	if (!child || ctx_init(child, h, NULL)) {
+		free(child);
+		close(ev->fork.fd);	/* the child's faults complete normally */
+		return;
+	}
+	child->is_child = true;
+	uffd_adopt(&child->child_uffd, ev->fork.fd, parent->u->features);
+	child->u = &child->child_uffd;
+	pthread_rwlock_rdlock(&parent->table.lock);
+	for (i = 0; i < parent->table.n; i++) {
+		struct uffd_region *copy = malloc(sizeof(*copy));
+
+		if (!copy)
+			break;
+		*copy = *parent->table.v[i];
+		copy->ctx = child;
+		if (region_table_insert(&child->table, copy))
+			free(copy);
+	}
+	pthread_rwlock_unlock(&parent->table.lock);
+	for (i = 0; i < child->table.n; i++)
+		if (child->table.v[i]->ops.event)
+			child->table.v[i]->ops.event(child->table.v[i], ev);
+	pthread_mutex_lock(&h->lock);
+	child->next = h->children;
+	h->children = child;
+	pthread_mutex_unlock(&h->lock);
+	STAT_ADD(st, contexts, 1);
+	if (start_worker(h, child))
+		ctx_mark_dead(child, st);
+}
+
+static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
+			 struct uffd_handler_stats *st)
+{
+	struct region_table *t = &ctx->table;
+	struct uffd_region *r;
+
+	switch (ev->type) {
+	case UFFD_EV_FORK:
+		STAT_ADD(st, events[0], 1);
+		handle_fork(ctx, ev, st);
+		return;
+	case UFFD_EV_REMAP:
+		STAT_ADD(st, events[1], 1);
+		pthread_rwlock_wrlock(&t->lock);
+		region_table_remap(t, ev->remap.from, ev->remap.to, ev->remap.len, ev);
+		pthread_rwlock_unlock(&t->lock);
+		return;
+	case UFFD_EV_REMOVE:
+		/* Still registered: the next fault there is a fresh MISSING. */
+		STAT_ADD(st, events[2], 1);
+		pthread_rwlock_rdlock(&t->lock);
+		r = region_table_lookup(t, ev->range.start);
+		if (r && r->ops.event)
+			r->ops.event(r, ev);
+		pthread_rwlock_unlock(&t->lock);
+		return;
+	case UFFD_EV_UNMAP:
+		STAT_ADD(st, events[3], 1);
+		pthread_rwlock_wrlock(&t->lock);
+		region_table_unmap(t, ev->range.start, ev->range.end, ev);
+		pthread_rwlock_unlock(&t->lock);
+		return;
+	default:
+		STAT_ADD(st, events[4], 1);
+		return;
+	}
+}
+
+/* ---- faults ---------------------------------------------------------- */
+
+void batch_add_wake(struct batch *b, uint64_t start, uint64_t end)
+{
+	int i;
+
+	for (i = 0; i < b->nwake; i++) {
+		if (start <= b->wake[i].end && end >= b->wake[i].start) {
+			if (start < b->wake[i].start)
+				b->wake[i].start = start;
+			if (end > b->wake[i].end)
+				b->wake[i].end = end;
+			return;
+		}
+	}
+	if (b->nwake == WAKE_MAX)
+		batch_flush_wakes(b);
+	b->wake[b->nwake].start = start;
+	b->wake[b->nwake].end = end;
+	b->nwake++;
+}
+
+void batch_flush_wakes(struct batch *b)
+{
+	int i;
+
+	for (i = 0; i < b->nwake; i++) {
+		uffd_wake(b->ctx->u, (void *)(uintptr_t)b->wake[i].start,
+			  b->wake[i].end - b->wake[i].start);
+		STAT_ADD(b->st, wakes, 1);
+	}
+	b->nwake = 0;
+}
+
+static int run_callback(struct uffd_fault *f)
+{
+	const struct uffd_region_ops *ops = &f->region->ops;
+	int (*cb)(struct uffd_fault *) =
+		f->kind == UFFD_FAULT_MISSING ? ops->missing :
+		f->kind == UFFD_FAULT_WP ? ops->wp : ops->minor;
+
+	return cb ? cb(f) : UFFD_FAULT_RESOLVED;
+}
+
+/*
+ * Service one fault.  Returns -EAGAIN when it must be retried after events
+ * are read, 0 otherwise (resolved, deferred, or dropped).
+ */
+static int service_fault(struct batch *b, const struct uffd_event *ev)
+{
+	struct handler_ctx *ctx = b->ctx;
+	struct uffd_fault f = { .exact = ev->fault.addr, .kind = ev->fault.kind,
+				.write = ev->fault.write, .tid = ev->fault.tid,
+				.batch_ = b };
+	struct uffd_region *r;
+	int ret;
+
+	pthread_rwlock_rdlock(&ctx->table.lock);
+	r = region_table_lookup(&ctx->table, ev->fault.addr);
+	if (!r) {
+		pthread_rwlock_unlock(&ctx->table.lock);
+		/* Not ours (any more): let it re-fault against the new layout. */
+		STAT_ADD(b->st, unknown_addr, 1);
+		batch_add_wake(b, ev->fault.addr & ~(uint64_t)(uffd_page_size() - 1),
+			       (ev->fault.addr & ~(uint64_t)(uffd_page_size() - 1)) +
+			       uffd_page_size());
+		return 0;
+	}
+	f.region = r;
+	f.data = r->data;
+	f.addr = (void *)(uintptr_t)(ev->fault.addr & ~(uint64_t)(r->page_size - 1));
+	/* Callbacks run with the table read-locked so r stays valid. */
+	ret = run_callback(&f);
+	if (ret == -EAGAIN) {
+		pthread_rwlock_unlock(&ctx->table.lock);
+		return -EAGAIN;
+	}
+	if (ret < 0 && ret != -EAGAIN)
+		STAT_ADD(b->st, callback_errors, 1);
+	if (ret != UFFD_FAULT_DEFERRED && !f.resolved_)
+		ret = fault_resolve_default(&f, ret < 0);
+	pthread_rwlock_unlock(&ctx->table.lock);
+	return ret == -EAGAIN ? -EAGAIN : 0;
+}
+
+static void record_latency(struct uffd_handler_stats *st, uint64_t ns)
+{
+	int bucket = ns ? 63 - __builtin_clzll(ns) : 0;
+
+	if (bucket >= UFFD_HIST_BUCKETS)
+		bucket = UFFD_HIST_BUCKETS - 1;
+	STAT_ADD(st, hist[bucket], 1);
+	STAT_ADD(st, latency_ns_sum, ns);
+	if (ns > __atomic_load_n(&st->latency_ns_max, __ATOMIC_RELAXED))
+		__atomic_store_n(&st->latency_ns_max, ns, __ATOMIC_RELAXED);
+}
+
+static bool same_fault(const struct uffd_event *a, const struct uffd_event *b)
+{
+	/* Same page (base page: the region's may be larger, the kernel
+	 * reports the faulting base page) and same kind. */
+	uint64_t mask = ~(uint64_t)(uffd_page_size() - 1);
+
+	return (a->fault.addr & mask) == (b->fault.addr & mask) &&
+	       a->fault.kind == b->fault.kind;
+}
+
+/*
+ * One round: read a batch (and apply its events) under read_lock, then
+ * service the retried and new faults.  Returns messages read, 0 if none
+ * were queued, or -errno.
+ */
+static int service_round(struct worker *w)
+{
+	struct handler_ctx *ctx = w->ctx;
+	struct uffd_event ev[MAX_BATCH], faults[RETRY_MAX + MAX_BATCH];
+	struct batch b = { .ctx = ctx, .st = &w->st };
+	int i, j, n = 0, nfaults = 0;
+	uint64_t t_read;
+
+	if (w->nretry + w->h->opts.batch <= RETRY_MAX) {
+		pthread_mutex_lock(&ctx->read_lock);
+		n = uffd_read_events(ctx->u, ev, w->h->opts.batch, 0);
+		for (i = 0; i < n; i++)
+			if (ev[i].type != UFFD_EV_FAULT)
+				handle_event(ctx, &ev[i], &w->st);
+		pthread_mutex_unlock(&ctx->read_lock);
+		if (n < 0)
+			return n;
+	}
+	t_read = now_ns();
+	if (n > 0) {
+		STAT_ADD(&w->st, reads, 1);
+		STAT_ADD(&w->st, messages, n);
+	}
+	memcpy(faults, w->retry, w->nretry * sizeof(faults[0]));
+	nfaults = w->nretry;
+	w->nretry = 0;
+	for (i = 0; i < n; i++) {
+		if (ev[i].type != UFFD_EV_FAULT)
+			continue;
+		STAT_ADD(&w->st, faults[ev[i].fault.kind], 1);
+		for (j = 0; j < nfaults && !same_fault(&faults[j], &ev[i]); j++)
+			;
+		if (j < nfaults) {
+			STAT_ADD(&w->st, coalesced, 1);
+			continue;
+		}
+		faults[nfaults++] = ev[i];
+	}
+	b.dontwake = nfaults > 1;
+	for (i = 0; i < nfaults; i++) {
+		if (service_fault(&b, &faults[i]) == -EAGAIN) {
+			STAT_ADD(&w->st, retries, 1);
+			w->retry[w->nretry++] = faults[i];
+		}
+		if (ctx_dead(ctx))
+			break;
+	}
+	batch_flush_wakes(&b);
+	if (nfaults > w->nretry) {
+		uint64_t ns = now_ns() - t_read;
+
+		for (i = w->nretry; i < nfaults; i++)
+			record_latency(&w->st, ns);
+	}
+	return n;
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+static bool stopping(struct uffd_handler *h)
+{
+	return __atomic_load_n(&h->stopping, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * A child's userfaultfd gives no sign when the child exits.  Re-registering
+ * one of its regions in the same modes is a no-op while the child lives and
+ * fails once its address space is gone.
+ */
+static bool child_gone(struct handler_ctx *ctx)
+{
+	struct uffd_region *r;
+	int ret = 0;
+
+	pthread_rwlock_rdlock(&ctx->table.lock);
+	r = ctx->table.n ? ctx->table.v[0] : NULL;
+	if (r)
+		ret = uffd_register(ctx->u, (void *)(uintptr_t)r->start, r->len,
+				    r->modes, NULL);
+	pthread_rwlock_unlock(&ctx->table.lock);
+	return !r || ret == -ESRCH || ret == -ENOSPC || ret == -ENOMEM;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct uffd_handler *h = w->h;
+	struct handler_ctx *ctx = w->ctx;
+	bool spin = h->opts.wait == UFFD_WAIT_SPIN_THEN_BLOCK;
+	uint64_t spin_ns = (uint64_t)h->opts.spin_us * 1000, last = 0;
+
+	while (!stopping(h) && !ctx_dead(ctx)) {
+		struct pollfd pfd[2] = {
+			{ .fd = ctx->u->fd, .events = POLLIN },
+			{ .fd = h->stop_efd, .events = POLLIN },
+		};
+		int n = service_round(w), ready;
+
+		if (n > 0 || w->nretry) {
+			last = now_ns();
+			if (w->nretry)
+				sched_yield();
+			continue;
+		}
+		if (n < 0 && n != -EINTR) {
+			if (n == -ESRCH || n == -ENOSPC || n == -EBADF)
+				ctx_mark_dead(ctx, &w->st);
+			else
+				sched_yield();
+			continue;
+		}
+		if (spin && now_ns() - last < spin_ns) {
+			sched_yield();
+			continue;
+		}
+		ready = poll(pfd, 2, ctx->is_child ? CHILD_CHECK_MS : -1);
+		if (ready == 0 && ctx->is_child && child_gone(ctx))
+			ctx_mark_dead(ctx, &w->st);
+		if (ready > 0 && (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)))
+			ctx_mark_dead(ctx, &w->st);
+	}
+	return NULL;
+}
+
+static int start_worker(struct uffd_handler *h, struct handler_ctx *ctx)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	w->h = h;
+	w->ctx = ctx;
+	ret = -pthread_create(&w->thread, NULL, worker_main, w);
+	if (ret) {
+		free(w);
+		return ret;
+	}
+	w->started = true;
+	pthread_mutex_lock(&h->lock);
+	w->next = h->workers;
+	h->workers = w;
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+int uffd_handler_start(struct uffd_handler *h)
+{
+	int i, ret = 0;
+
+	if (h->running)
+		return -EBUSY;
+	__atomic_store_n(&h->stopping, 0, __ATOMIC_RELEASE);
+	h->running = true;
+	if (h->opts.wait == UFFD_WAIT_EPOLL)
+		return 0;
+	for (i = 0; i < h->opts.threads && !ret; i++)
+		ret = start_worker(h, &h->root);
+	if (ret)
+		uffd_handler_stop(h);
+	return ret;
+}
+
+static void unregister_all(struct handler_ctx *ctx)
+{
+	int i;
+
+	pthread_rwlock_rdlock(&ctx->table.lock);
+	for (i = 0; i < ctx->table.n; i++)
+		uffd_unregister(ctx->u, (void *)(uintptr_t)ctx->table.v[i]->start,
+				ctx->table.v[i]->len);
+	pthread_rwlock_unlock(&ctx->table.lock);
+}
+
+/* Fold a finished worker's counters into extra so stats survive it. */
+static void fold_stats(struct uffd_handler_stats *into, const struct uffd_handler_stats *from)
+{
+	const uint64_t *src = (const uint64_t *)from;
+	uint64_t *dst = (uint64_t *)into;
+	size_t i, max_at = offsetof(struct uffd_handler_stats, latency_ns_max) / 8;
+
+	for (i = 0; i < sizeof(*from) / 8; i++) {
+		uint64_t v = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+
+		if (i == max_at) {
+			if (v > __atomic_load_n(&dst[i], __ATOMIC_RELAXED))
+				__atomic_store_n(&dst[i], v, __ATOMIC_RELAXED);
+		} else {
+			__atomic_fetch_add(&dst[i], v, __ATOMIC_RELAXED);
+		}
+	}
+}
+
+int uffd_handler_stop(struct uffd_handler *h)
+{
+	struct handler_ctx *c;
+	struct worker *w;
+	uint64_t one = 1;
+
+	if (!h->running)
+		return 0;
+	__atomic_store_n(&h->stopping, 1, __ATOMIC_RELEASE);
+	if (write(h->stop_efd, &one, sizeof(one)) < 0)
+		return -errno;
+	/* Workers of forked children may be added while we join: loop. */
+	for (;;) {
+		pthread_mutex_lock(&h->lock);
+		w = h->workers;
+		h->workers = NULL;
+		pthread_mutex_unlock(&h->lock);
+		if (!w)
+			break;
+		while (w) {
+			struct worker *next = w->next;
+
+			pthread_join(w->thread, NULL);
+			fold_stats(&h->extra, &w->st);
+			free(w);
+			w = next;
+		}
+	}
+	if (read(h->stop_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	unregister_all(&h->root);
+	for (c = h->children; c; c = c->next)
+		if (!ctx_dead(c))
+			unregister_all(c);
+	h->running = false;
+	return 0;
+}
+
+void uffd_handler_free(struct uffd_handler *h)
+{
+	struct handler_ctx *c, *next;
+
+	if (!h)
+		return;
+	uffd_handler_stop(h);
+	for (c = h->children; c; c = next) {
+		next = c->next;
+		ctx_destroy(c);
+		free(c);
+	}
+	ctx_destroy(&h->root);
+	pthread_mutex_destroy(&h->lock);
+	close(h->stop_efd);
+	free(h);
+}
+
+int uffd_handler_fd(struct uffd_handler *h)
+{
+	return h->root.u->fd;
+}
+
+int uffd_handler_dispatch(struct uffd_handler *h)
+{
+	int n, total = 0;
+
+	if (h->opts.wait != UFFD_WAIT_EPOLL)
+		return -EINVAL;
+	do {
+		n = service_round(&h->dispatcher);
+		if (n < 0)
+			return n;
+		total += n;
+		if (h->dispatcher.nretry)
+			sched_yield();
+	} while ((n > 0 || h->dispatcher.nretry) && !ctx_dead(&h->root));
+	return total;
+}
+
+int uffd_handler_stats(struct uffd_handler *h, struct uffd_handler_stats *s)
+{
+	struct worker *w;
+
+	memset(s, 0, sizeof(*s));
+	s->contexts = 1;
+	fold_stats(s, &h->extra);
+	fold_stats(s, &h->dispatcher.st);
+	pthread_mutex_lock(&h->lock);
+	for (w = h->workers; w; w = w->next)
+		fold_stats(s, &w->st);
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
+uint64_t uffd_stats_quantile_ns(const struct uffd_handler_stats *s, double q)
+{
+	uint64_t total = 0, seen = 0, want;
+	int i;
+
+	for (i = 0; i < UFFD_HIST_BUCKETS; i++)
+		total += s->hist[i];
+	if (!total)
+		return 0;
+	want = (uint64_t)(q * (double)total + 0.999999);
+	if (want < 1)
+		want = 1;
+	for (i = 0; i < UFFD_HIST_BUCKETS; i++) {
+		seen += s->hist[i];
+		if (seen >= want)
+			return 2ULL << i;
+	}
+	return 2ULL << (UFFD_HIST_BUCKETS - 1);
+}

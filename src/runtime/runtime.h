@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The runtime's internal structures, shared by its files. */
+#ifndef LIBUFFD_RUNTIME_H
+#define LIBUFFD_RUNTIME_H
+
+#include <pthread.h>
+#include <uffd/handler.h>
+
+struct handler_ctx;
+
+struct uffd_region {
+	struct handler_ctx *ctx;
+	uint64_t start, len;
+	size_t page_size;
+	unsigned modes;
+	struct uffd_region_ops ops;
+	void *data;
+};
+
+/* Regions of one userfaultfd, sorted by start, never overlapping. */
+struct region_table {
+	pthread_rwlock_t lock;
+	struct uffd_region **v;
+	int n, cap;
+};
+
+int region_table_init(struct region_table *t);
+void region_table_destroy(struct region_table *t);	/* frees the regions */
+/* Insert; -EEXIST if it overlaps.  Caller holds the write lock. */
+int region_table_insert(struct region_table *t, struct uffd_region *r);
+/* Detach r from the table (not freed).  Caller holds the write lock. */
+void region_table_remove(struct region_table *t, struct uffd_region *r);
+/* The region containing addr or NULL.  Caller holds a lock. */
+struct uffd_region *region_table_lookup(struct region_table *t, uint64_t addr);
+/* Apply REMAP/UNMAP to the table, calling ops->event first. Write lock. */
+void region_table_remap(struct region_table *t, uint64_t from, uint64_t to,
+			uint64_t len, const struct uffd_event *ev);
+void region_table_unmap(struct region_table *t, uint64_t start, uint64_t end,
+			const struct uffd_event *ev);
+
+/* One userfaultfd being serviced: the handler's own, or a forked child's. */
+struct handler_ctx {
+	struct uffd_handler *h;
+	struct uffd *u;
+	struct uffd child_uffd;		/* u points here for FORK children */
+	struct region_table table;
+	pthread_mutex_t read_lock;	/* read + event processing, see handler.c */
+	int dead;			/* atomic: the process is gone */
+	bool is_child;
+	struct handler_ctx *next;
+};
+
+/* Counters: one set per servicing thread, updated with relaxed atomics. */
+#define STAT_ADD(st, field, n) __atomic_fetch_add(&(st)->field, (n), __ATOMIC_RELAXED)
+
+/* A batch being serviced: what the resolve helpers need to defer wakes. */
+#define WAKE_MAX 64
+struct batch {
+	struct handler_ctx *ctx;
+	struct uffd_handler_stats *st;
+	bool dontwake;			/* more than one fault: wake at the end */
+	int nwake;
+	struct { uint64_t start, end; } wake[WAKE_MAX];
+};
+
+void batch_add_wake(struct batch *b, uint64_t start, uint64_t end);
+void batch_flush_wakes(struct batch *b);
+
+/* Default resolution of a fault the callback did not resolve. */
+int fault_resolve_default(struct uffd_fault *f, bool failed);
+
+uint64_t now_ns(void);
+
+#endif

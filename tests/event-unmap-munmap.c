@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Kernel behaviour libuffd relies on: with EVENT_UNMAP negotiated, munmap()
+ * of part of a registered range queues one UNMAP message whose start and
+ * end are exactly the unmapped range.  Afterwards a COPY into the unmapped
+ * part fails with -ENOENT, and the parts left on either side are still
+ * registered (a missing page there still faults).
+ *
+ * The thread calling munmap() blocks until the UNMAP message is read, so
+ * the munmap runs in a helper thread and the main thread reads the message
+ * with a deadline.
+ */
+#include <sys/mman.h>
+
+#include "lib/harness.h"
+
+#define NPAGES 4
+
+struct unmap_job {
+	pthread_t thread;
+	void *addr;
+	size_t len;
+	int ret, err;
+};
+
+static void *unmap_main(void *arg)
+{
+	struct unmap_job *job = arg;
+
+	job->ret = munmap(job->addr, job->len);
+	job->err = job->ret ? errno : 0;
+	return NULL;
+}
+
+int main(void)
+{
+	struct unmap_job job = { .len = 2 * PAGE };
+	struct uffd_event ev;
+	struct t_access a;
+	struct uffd u;
+	char *area, *src;
+	size_t done;
+
+	t_open(&u, UFFD_F(UFFD_FEAT_EVENT_UNMAP), 0);
+	area = t_map_anon(NPAGES * PAGE);
+	src = t_map_anon(PAGE);
+	t_fill(src, PAGE, 21);
+	CHECK_OK(uffd_register(&u, area, NPAGES * PAGE, UFFD_REG_MISSING, NULL));
+
+	/* Unmap pages 1 and 2. */
+	job.addr = area + PAGE;
+	if (pthread_create(&job.thread, NULL, unmap_main, &job))
+		FAIL("pthread_create");
+	t_read_one(&u, &ev, 5000);
+	CHECK_EQ(ev.type, UFFD_EV_UNMAP);
+	CHECK_EQ(ev.range.start, (uintptr_t)(area + PAGE));
+	CHECK_EQ(ev.range.end, (uintptr_t)(area + 3 * PAGE));
+	pthread_join(job.thread, NULL);
+	CHECK_EQ(job.ret, 0);
+	CHECK_EQ(job.err, 0);
+	t_expect_no_event(&u, 50);
+
+	/* Nothing is mapped there any more. */
+	done = 1;
+	CHECK_EQ(uffd_copy(&u, area + PAGE, src, PAGE, 0, &done), -ENOENT);
+	CHECK_EQ(done, 0);
+
+	/* Both remaining pieces are still registered. */
+	t_access_start(&a, area + 3 * PAGE, true, 77);
+	t_read_one(&u, &ev, 5000);
+	CHECK_EQ(ev.type, UFFD_EV_FAULT);
+	CHECK_EQ(ev.fault.kind, UFFD_FAULT_MISSING);
+	CHECK_EQ(ev.fault.addr, (uintptr_t)(area + 3 * PAGE));
+	CHECK_EQ(ev.fault.write, true);
+	CHECK_OK(uffd_copy(&u, area + 3 * PAGE, src, PAGE, 0, NULL));
+	CHECK(t_access_wait(&a, 5000));
+	t_access_join(&a);
+	CHECK_EQ(area[3 * PAGE], 77);
+	CHECK(memcmp(area + 3 * PAGE + 1, src + 1, PAGE - 1) == 0);
+
+	t_access_start(&a, area, false, 0);
+	t_read_one(&u, &ev, 5000);
+	CHECK_EQ(ev.type, UFFD_EV_FAULT);
+	CHECK_EQ(ev.fault.addr, (uintptr_t)area);
+	CHECK_OK(uffd_zeropage(&u, area, PAGE, 0, NULL));
+	CHECK(t_access_wait(&a, 5000));
+	t_access_join(&a);
+	CHECK_EQ(a.value, 0);
+
+	t_expect_no_event(&u, 50);
+	uffd_close(&u);
+	return T_EXIT_PASS;
+}
