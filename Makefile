@@ -45,13 +45,15 @@ LDLIBS := -pthread -lm
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c))
+TEST_SCRIPTS := $(filter-out tests/runtests.sh,$(sort $(wildcard tests/*.sh)))
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/obj/%.o)
-TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) \
+	$(TEST_SCRIPTS:tests/%.sh=$(BUILD)/tests/%)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 STATIC := $(BUILD)/libuffd.a
@@ -89,6 +91,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(STATIC) $(LDLIBS)
 
+$(BUILD)/tests/%: tests/%.sh
+	@mkdir -p $(dir $@)
+	$(Q)install -m 755 $< $@
+
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
@@ -98,12 +104,12 @@ $(BUILD)/libuffd.pc: libuffd.pc.in Makefile
 	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 check: all
-	$(Q)BUILD=$(BUILD) SRCDIR=$(CURDIR) tests/runtests.sh $(BUILD)/tests
+	$(Q)BUILD=$(BUILD) SRCDIR=$(CURDIR) tests/runtests.sh $(BUILD)/tests $(notdir $(TESTS))
 
 demo: $(TOOL)
 	$(TOOL) demo
 
-install: all
+install: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/libuffd.pc
 	install -d $(DESTDIR)$(INCDIR)/uffd $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1
 	install -m 644 include/uffd/*.h $(DESTDIR)$(INCDIR)/uffd/

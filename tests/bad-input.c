@@ -86,7 +86,8 @@ static void expect(enum op op, uint64_t addr, uint64_t len, int want,
 	int ret = call(op, addr, len, &done);
 
 	if (ret != want || done != 0)
-		FAIL("%s, %s (addr %#" PRIx64 " len %#" PRIx64 "): got %d (%s) done %zu, want %d (%s) done 0",
+		FAIL("%s, %s (addr %#" PRIx64 " len %#" PRIx64
+		     "): got %d (%s) done %zu, want %d (%s) done 0",
 		     op_names[op], what, addr, len, ret, t_errname(ret), done,
 		     want, t_errname(want));
 }

@@ -16,10 +16,15 @@ if [ ${#names[@]} -eq 0 ]; then
 		[ -x "$f" ] && [ -f "$f" ] && names+=("$(basename "$f")")
 	done
 fi
+# Tests may reserve hugetlb pages and restore them; a test killed by the
+# timeout cannot, so the suite puts the machine's setting back itself.
+hp=/proc/sys/vm/nr_hugepages
+saved_hp=$(cat $hp 2>/dev/null || echo)
+restore_hp() { [ -n "$saved_hp" ] && [ -w $hp ] && echo "$saved_hp" > $hp; rm -f "$log"; }
 passed=0 failed=0 skipped=0
 failed_names=()
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap restore_hp EXIT
 for name in "${names[@]}"; do
 	start=${EPOCHREALTIME/./}
 	timeout -k 5 "$timeout_s" "$dir/$name" >"$log" 2>&1

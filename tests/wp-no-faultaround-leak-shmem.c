@@ -22,6 +22,7 @@
 #define NPAGES 16
 #define READ_PAGE 8	/* the read lands in the middle of the range */
 #define SEED 11
+#define WRITE_OFF 33	/* where in each page the writes go */
 
 static void read_middle(struct uffd *u, char *area)
 {
@@ -35,7 +36,8 @@ static void read_middle(struct uffd *u, char *area)
 }
 
 /* Every page, neighbours first, must fault on write while protected. */
-static void write_each_faults(struct uffd *u, char *area, char *view, char value)
+static void write_each_faults(struct uffd *u, char *area, char *view,
+			      char value)
 {
 	struct uffd_event ev;
 	struct t_access a;
@@ -44,23 +46,23 @@ static void write_each_faults(struct uffd *u, char *area, char *view, char value
 	for (i = 0; i < NPAGES; i++) {
 		int pg = (READ_PAGE + 1 + i) % NPAGES;	/* READ_PAGE last */
 		char *page = area + pg * PAGE;
-		char old = view[pg * PAGE + 33];
+		char old = view[pg * PAGE + WRITE_OFF];
 
-		t_access_start(&a, page + 33, true, value);
+		t_access_start(&a, page + WRITE_OFF, true, value);
 		t_read_one(u, &ev, 5000);
 		CHECK_EQ(ev.type, UFFD_EV_FAULT);
 		CHECK_EQ(ev.fault.kind, UFFD_FAULT_WP);
 		CHECK_EQ(ev.fault.write, true);
 		CHECK_EQ(ev.fault.addr, (uintptr_t)page);
 		CHECK(!t_access_wait(&a, 10));
-		CHECK_EQ(page[33], old);
+		CHECK_EQ(page[WRITE_OFF], old);
 		CHECK_OK(uffd_writeprotect(u, page, PAGE, false, 0));
 		CHECK(t_access_wait(&a, 5000));
 		t_access_join(&a);
-		CHECK_EQ(view[pg * PAGE + 33], value);
-		CHECK(t_is_filled(page, 33, SEED + pg));
-		/* Restore the pattern for the next round. */
-		view[pg * PAGE + 33] = old;
+		CHECK_EQ(view[pg * PAGE + WRITE_OFF], value);
+		CHECK(t_is_filled(page, WRITE_OFF, SEED + pg));
+		/* Restore the pattern for the next pass. */
+		view[pg * PAGE + WRITE_OFF] = old;
 	}
 	t_expect_no_event(u, 0);
 }

@@ -22,7 +22,8 @@
 #define PS HPAGE
 #define NPAGES 2
 #define SEED 7
-#define OFF (5 * PAGE + 100)	/* not in the first 4 KiB of the huge page */
+/* Where the worker writes: past the first 4 KiB of the huge page. */
+#define OFF (5 * PAGE + 100)
 
 /* A worker writes at p; the write must complete without a message. */
 static void write_without_fault(struct uffd *u, char *p, char value)

@@ -8,11 +8,14 @@
 
 #include "uffd.h"
 
+int bench_fault(int argc, char **argv);
+
 static const struct {
 	const char *name;
 	const char *summary;
 	int (*run)(int argc, char **argv);
 } benches[] = {
+	{ "fault", "us per MISSING fault: raw loops, libuffd, kernel first touch", bench_fault },
 	{ NULL, NULL, NULL },
 };
 

@@ -28,10 +28,11 @@
  * retries); -ESRCH/-ENOSPC mean the process is gone (that userfaultfd's
  * threads stop cleanly, stats.dead_contexts counts it).
  *
- * Lifetime: uffd_handler_stop() (and free) joins every thread the handler
- * started, then unregisters every region: a thread that faults there later,
- * or was still blocked, completes as an ordinary fault (anonymous MISSING
- * pages read as zeros, WP writes proceed).
+ * Lifetime: uffd_handler_stop() (and free, started or not) joins every
+ * thread the handler started, then unregisters every region: a thread that
+ * faults there later, or was still blocked, completes as an ordinary fault
+ * (anonymous MISSING pages read as zeros, WP writes proceed).  A start after
+ * a stop registers the regions again (WP protection is not restored).
  *
  * With EVENT_* features negotiated the kernel blocks a thread doing
  * mremap/munmap/madvise/fork until a servicing thread has read the event:
@@ -181,7 +182,10 @@ struct uffd_handler_stats {
 	uint64_t hist[UFFD_HIST_BUCKETS];
 };
 
-/* Sum of every thread's counters so far (consistent per counter). */
+/* Sum of every thread's counters so far (consistent per counter).  A fill
+ * wakes the faulting thread before its counters are added: read them once
+ * the work is done, and allow them a moment to catch up with a thread that
+ * was just woken. */
 int uffd_handler_stats(struct uffd_handler *h, struct uffd_handler_stats *s);
 /* Upper bound (ns) of the bucket holding the q-quantile (0 < q <= 1). */
 uint64_t uffd_stats_quantile_ns(const struct uffd_handler_stats *s, double q);

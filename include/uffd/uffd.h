@@ -189,9 +189,11 @@ char *uffd_describe_missing(uint64_t mask, char *buf, size_t size);
  * Register [addr, addr+len) in the given modes.  addr and len must be
  * page-aligned (4 KiB; the kernel further requires the huge page size on
  * hugetlbfs).  *ioctls (may be NULL) receives UFFD_IOCTL_* allowed there.
- * -EINVAL: bad range or a mode the memory type rejects (MINOR on anonymous
- * memory, a mode whose feature was not negotiated); -ENOMEM: no mapping
- * covers part of the range; -EBUSY: registered on another userfaultfd.
+ * The kernel registers the mapped parts of a range with holes in it, and
+ * does not check that a mode's feature bit was negotiated (6.18).
+ * -EINVAL: bad range, nothing mapped in it, or a mode the memory type
+ * rejects (MINOR on private anonymous memory); -EBUSY: registered on
+ * another userfaultfd.
  */
 int uffd_register(struct uffd *u, void *addr, size_t len, unsigned modes,
 		  uint64_t *ioctls);

@@ -62,6 +62,7 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 		bool *covered)
 {
 	struct uffd *u = r->ctx->u;
+	struct uffd_handler_stats *st = b ? b->st : handler_extra_stats(r->ctx);
 	uint64_t end = r->start + r->len;
 	unsigned flags = b && b->dontwake ? UFFD_DONTWAKE : 0;
 	size_t done = 0;
@@ -96,8 +97,10 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 		done = ret ? 0 : len;
 		break;
 	}
+	if (done && kind != FILL_POISON)
+		STAT_ADD(st, pages_resolved, done / r->page_size);
 	if (done && b)
-		STAT_ADD(b->st, pages_resolved, done / r->page_size);
+		range_set_add(&b->resolved, dst, dst + done);
 	/* What the kernel filled it also woke, unless told DONTWAKE. */
 	if (done && flags)
 		wake(r, b, dst, dst + done);
@@ -106,15 +109,15 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 	case -EEXIST:
 		/* Already resolved (by us earlier or someone else): nobody
 		 * woke its waiters yet. */
+		STAT_ADD(st, eexist, 1);
 		if (b)
-			STAT_ADD(b->st, eexist, 1);
+			range_set_add(&b->resolved, dst + done, dst + done + r->page_size);
 		wake(r, b, dst + done, dst + done + r->page_size);
 		*covered = *covered || fault_addr == dst + done;
 		return 0;
 	case -ENOENT:
 		/* The range went away: drop the fault, let it re-fault. */
-		if (b)
-			STAT_ADD(b->st, enoent, 1);
+		STAT_ADD(st, enoent, 1);
 		wake(r, b, fault_addr, fault_addr + r->page_size);
 		*covered = true;
 		return 0;

@@ -52,12 +52,18 @@ struct uffd_handler {
 	int stop_efd;
 	int stopping;			/* atomic */
 	bool running;
+	bool stopped_once;		/* regions were unregistered by a stop */
 	pthread_mutex_t lock;		/* contexts and workers lists */
 	struct handler_ctx *children;
 	struct worker *workers;
 	struct worker dispatcher;	/* UFFD_WAIT_EPOLL rounds */
 	struct uffd_handler_stats extra; /* uffd_region_* outside callbacks */
 };
+
+struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx)
+{
+	return &ctx->h->extra;
+}
 
 uint64_t now_ns(void)
 {
@@ -214,6 +220,7 @@ struct uffd *uffd_region_uffd(const struct uffd_region *r) { return r->ctx->u; }
 /* ---- events ---------------------------------------------------------- */
 
 static int start_worker(struct uffd_handler *h, struct handler_ctx *ctx);
+static int register_all(struct handler_ctx *ctx);
 
 /* A forked child: its own fd, a copy of the parent's regions, a thread. */
 static void handle_fork(struct handler_ctx *parent, const struct uffd_event *ev,
@@ -229,6 +236,9 @@ static void handle_fork(struct handler_ctx *parent, const struct uffd_event *ev,
 		return;
 	}
 	child->is_child = true;
+	/* The kernel gives the child's fd the flags the parent's fd was
+	 * created with, not the O_NONBLOCK uffd_handler_new() set later. */
+	fcntl(ev->fork.fd, F_SETFL, fcntl(ev->fork.fd, F_GETFL) | O_NONBLOCK);
 	uffd_adopt(&child->child_uffd, ev->fork.fd, parent->u->features);
 	child->u = &child->child_uffd;
 	pthread_rwlock_rdlock(&parent->table.lock);
@@ -259,7 +269,6 @@ static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
 			 struct uffd_handler_stats *st)
 {
 	struct region_table *t = &ctx->table;
-	struct uffd_region *r;
 
 	switch (ev->type) {
 	case UFFD_EV_FORK:
@@ -276,9 +285,7 @@ static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
 		/* Still registered: the next fault there is a fresh MISSING. */
 		STAT_ADD(st, events[2], 1);
 		pthread_rwlock_rdlock(&t->lock);
-		r = region_table_lookup(t, ev->range.start);
-		if (r && r->ops.event)
-			r->ops.event(r, ev);
+		region_table_notify(t, ev->range.start, ev->range.end, ev);
 		pthread_rwlock_unlock(&t->lock);
 		return;
 	case UFFD_EV_UNMAP:
@@ -295,36 +302,55 @@ static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
 
 /* ---- faults ---------------------------------------------------------- */
 
-void batch_add_wake(struct batch *b, uint64_t start, uint64_t end)
+bool range_set_add(struct range_set *s, uint64_t start, uint64_t end)
 {
 	int i;
 
-	for (i = 0; i < b->nwake; i++) {
-		if (start <= b->wake[i].end && end >= b->wake[i].start) {
-			if (start < b->wake[i].start)
-				b->wake[i].start = start;
-			if (end > b->wake[i].end)
-				b->wake[i].end = end;
-			return;
+	for (i = 0; i < s->n; i++) {
+		if (start <= s->r[i].end && end >= s->r[i].start) {
+			if (start < s->r[i].start)
+				s->r[i].start = start;
+			if (end > s->r[i].end)
+				s->r[i].end = end;
+			return true;
 		}
 	}
-	if (b->nwake == WAKE_MAX)
-		batch_flush_wakes(b);
-	b->wake[b->nwake].start = start;
-	b->wake[b->nwake].end = end;
-	b->nwake++;
+	if (s->n == RANGE_SET_MAX)
+		return false;
+	s->r[s->n].start = start;
+	s->r[s->n].end = end;
+	s->n++;
+	return true;
+}
+
+bool range_set_contains(const struct range_set *s, uint64_t addr)
+{
+	int i;
+
+	for (i = 0; i < s->n; i++)
+		if (addr >= s->r[i].start && addr < s->r[i].end)
+			return true;
+	return false;
+}
+
+void batch_add_wake(struct batch *b, uint64_t start, uint64_t end)
+{
+	if (range_set_add(&b->wake, start, end))
+		return;
+	batch_flush_wakes(b);
+	range_set_add(&b->wake, start, end);
 }
 
 void batch_flush_wakes(struct batch *b)
 {
 	int i;
 
-	for (i = 0; i < b->nwake; i++) {
-		uffd_wake(b->ctx->u, (void *)(uintptr_t)b->wake[i].start,
-			  b->wake[i].end - b->wake[i].start);
+	for (i = 0; i < b->wake.n; i++) {
+		uffd_wake(b->ctx->u, (void *)(uintptr_t)b->wake.r[i].start,
+			  b->wake.r[i].end - b->wake.r[i].start);
 		STAT_ADD(b->st, wakes, 1);
 	}
-	b->nwake = 0;
+	b->wake.n = 0;
 }
 
 static int run_callback(struct uffd_fault *f)
@@ -350,6 +376,12 @@ static int service_fault(struct batch *b, const struct uffd_event *ev)
 	struct uffd_region *r;
 	int ret;
 
+	/* Already filled in this batch (read-ahead, or a fill that covered
+	 * several faulting pages): its waiter is, or will be, woken. */
+	if (range_set_contains(&b->resolved, ev->fault.addr)) {
+		STAT_ADD(b->st, coalesced, 1);
+		return 0;
+	}
 	pthread_rwlock_rdlock(&ctx->table.lock);
 	r = region_table_lookup(&ctx->table, ev->fault.addr);
 	if (!r) {
@@ -470,22 +502,19 @@ static bool stopping(struct uffd_handler *h)
 }
 
 /*
- * A child's userfaultfd gives no sign when the child exits.  Re-registering
- * one of its regions in the same modes is a no-op while the child lives and
- * fails once its address space is gone.
+ * A child's userfaultfd gives no sign when the child exits.  Unregistering
+ * a page below mmap_min_addr, where nothing is ever mapped, has no effect
+ * and answers -EINVAL while the child's address space lives; once it is
+ * gone the kernel cannot take a reference to it and answers -ENOMEM (6.18;
+ * older kernels said -ESRCH).
  */
+#define NEVER_MAPPED ((void *)0x1000)
+
 static bool child_gone(struct handler_ctx *ctx)
 {
-	struct uffd_region *r;
-	int ret = 0;
+	int ret = uffd_unregister(ctx->u, NEVER_MAPPED, uffd_page_size());
 
-	pthread_rwlock_rdlock(&ctx->table.lock);
-	r = ctx->table.n ? ctx->table.v[0] : NULL;
-	if (r)
-		ret = uffd_register(ctx->u, (void *)(uintptr_t)r->start, r->len,
-				    r->modes, NULL);
-	pthread_rwlock_unlock(&ctx->table.lock);
-	return !r || ret == -ESRCH || ret == -ENOSPC || ret == -ENOMEM;
+	return ret == -ENOMEM || ret == -ESRCH || ret == -ENOSPC;
 }
 
 static void *worker_main(void *arg)
@@ -510,10 +539,9 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		if (n < 0 && n != -EINTR) {
-			if (n == -ESRCH || n == -ENOSPC || n == -EBADF)
-				ctx_mark_dead(ctx, &w->st);
-			else
-				sched_yield();
+			/* Nothing but a signal makes reading a userfaultfd fail
+			 * transiently: stop servicing this one. */
+			ctx_mark_dead(ctx, &w->st);
 			continue;
 		}
 		if (spin && now_ns() - last < spin_ns) {
@@ -557,6 +585,11 @@ int uffd_handler_start(struct uffd_handler *h)
 
 	if (h->running)
 		return -EBUSY;
+	if (h->stopped_once) {
+		ret = register_all(&h->root);
+		if (ret)
+			return ret;
+	}
 	__atomic_store_n(&h->stopping, 0, __ATOMIC_RELEASE);
 	h->running = true;
 	if (h->opts.wait == UFFD_WAIT_EPOLL)
@@ -577,6 +610,19 @@ static void unregister_all(struct handler_ctx *ctx)
 		uffd_unregister(ctx->u, (void *)(uintptr_t)ctx->table.v[i]->start,
 				ctx->table.v[i]->len);
 	pthread_rwlock_unlock(&ctx->table.lock);
+}
+
+/* After a stop: register the regions again (a no-op where they still are). */
+static int register_all(struct handler_ctx *ctx)
+{
+	int i, ret = 0;
+
+	pthread_rwlock_rdlock(&ctx->table.lock);
+	for (i = 0; i < ctx->table.n && !ret; i++)
+		ret = uffd_register(ctx->u, (void *)(uintptr_t)ctx->table.v[i]->start,
+				    ctx->table.v[i]->len, ctx->table.v[i]->modes, NULL);
+	pthread_rwlock_unlock(&ctx->table.lock);
+	return ret;
 }
 
 /* Fold a finished worker's counters into extra so stats survive it. */
@@ -605,7 +651,7 @@ int uffd_handler_stop(struct uffd_handler *h)
 	uint64_t one = 1;
 
 	if (!h->running)
-		return 0;
+		goto unregister;
 	__atomic_store_n(&h->stopping, 1, __ATOMIC_RELEASE);
 	if (write(h->stop_efd, &one, sizeof(one)) < 0)
 		return -errno;
@@ -628,11 +674,13 @@ int uffd_handler_stop(struct uffd_handler *h)
 	}
 	if (read(h->stop_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
+unregister:
 	unregister_all(&h->root);
 	for (c = h->children; c; c = c->next)
 		if (!ctx_dead(c))
 			unregister_all(c);
 	h->running = false;
+	h->stopped_once = true;
 	return 0;
 }
 

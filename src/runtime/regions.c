@@ -58,6 +58,16 @@ struct uffd_region *region_table_lookup(struct region_table *t, uint64_t addr)
 	return NULL;
 }
 
+void region_table_notify(struct region_table *t, uint64_t start, uint64_t end,
+			 const struct uffd_event *ev)
+{
+	int i;
+
+	for (i = first_ending_after(t, start); i < t->n && t->v[i]->start < end; i++)
+		if (t->v[i]->ops.event)
+			t->v[i]->ops.event(t->v[i], ev);
+}
+
 int region_table_insert(struct region_table *t, struct uffd_region *r)
 {
 	int i = first_ending_after(t, r->start);

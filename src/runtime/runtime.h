@@ -37,6 +37,9 @@ void region_table_remap(struct region_table *t, uint64_t from, uint64_t to,
 			uint64_t len, const struct uffd_event *ev);
 void region_table_unmap(struct region_table *t, uint64_t start, uint64_t end,
 			const struct uffd_event *ev);
+/* Call ops->event of every region overlapping [start, end).  Any lock. */
+void region_table_notify(struct region_table *t, uint64_t start, uint64_t end,
+			 const struct uffd_event *ev);
 
 /* One userfaultfd being serviced: the handler's own, or a forked child's. */
 struct handler_ctx {
@@ -53,14 +56,24 @@ struct handler_ctx {
 /* Counters: one set per servicing thread, updated with relaxed atomics. */
 #define STAT_ADD(st, field, n) __atomic_fetch_add(&(st)->field, (n), __ATOMIC_RELAXED)
 
+/* A few address runs, merged as they are added (a batch's bookkeeping). */
+#define RANGE_SET_MAX 64
+struct range_set {
+	int n;
+	struct { uint64_t start, end; } r[RANGE_SET_MAX];
+};
+/* Add [start, end), merging with a touching run; false when full. */
+bool range_set_add(struct range_set *s, uint64_t start, uint64_t end);
+bool range_set_contains(const struct range_set *s, uint64_t addr);
+
 /* A batch being serviced: what the resolve helpers need to defer wakes. */
-#define WAKE_MAX 64
 struct batch {
 	struct handler_ctx *ctx;
 	struct uffd_handler_stats *st;
 	bool dontwake;			/* more than one fault: wake at the end */
-	int nwake;
-	struct { uint64_t start, end; } wake[WAKE_MAX];
+	struct range_set wake;		/* filled with DONTWAKE, to wake */
+	struct range_set resolved;	/* filled in this batch: later faults
+					   there need no callback */
 };
 
 void batch_add_wake(struct batch *b, uint64_t start, uint64_t end);
@@ -70,5 +83,7 @@ void batch_flush_wakes(struct batch *b);
 int fault_resolve_default(struct uffd_fault *f, bool failed);
 
 uint64_t now_ns(void);
+/* Where fills outside a callback (uffd_region_*) are counted. */
+struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx);
 
 #endif

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What every bench shares: timing, medians, and the output contract of
+ * shared/BENCHMARKS.md (a human table, or JSON lines ending with the
+ * summary {"bench","config","results","ratios"}).
+ */
+#ifndef UFFD_BENCH_H
+#define UFFD_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BENCH_MAX_RESULTS 32
+#define BENCH_MAX_RATIOS 8
+
+struct bench_result {
+	char system[32];
+	char metric[48];
+	double value;
+	const char *unit;
+};
+
+struct bench_report {
+	const char *bench;
+	bool json;
+	char config[512];		/* JSON object text */
+	int nresults, nratios;
+	struct bench_result results[BENCH_MAX_RESULTS];
+	struct { char name[64]; double value; double goal; } ratios[BENCH_MAX_RATIOS];
+};
+
+double bench_now_us(void);
+double bench_median(double *v, int n);
+void bench_result(struct bench_report *r, const char *system, const char *metric,
+		  double value, const char *unit);
+/* A ratio where > 1 means libuffd is better; goal: the value it must reach. */
+void bench_ratio(struct bench_report *r, const char *name, double value, double goal);
+/* Print the table or the JSON lines (summary last).  Returns 0. */
+int bench_print(struct bench_report *r);
+
+#endif
