@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/harness.h"
@@ -84,31 +83,8 @@ static int child_main(int sock)
 	return 0;
 }
 
-/* Reap pid within ms; its exit status, or fail. */
-static int wait_child(pid_t pid, int ms)
-{
-	int status, waited;
-
-	for (waited = 0; waited < ms; waited++) {
-		pid_t got = waitpid(pid, &status, WNOHANG);
-
-		if (got < 0)
-			FAIL("waitpid: %s", strerror(errno));
-		if (got == pid) {
-			if (!WIFEXITED(status))
-				FAIL("child died with signal %d", WTERMSIG(status));
-			return WEXITSTATUS(status);
-		}
-		t_sleep_ms(1);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	FAIL("child did not exit within %d ms", ms);
-}
-
 int main(void)
 {
-	struct uffd_event ev;
 	struct uffd u;
 	char *src, *region;
 	void *child_area;
@@ -132,7 +108,7 @@ int main(void)
 	fd = recv_fd(sv[0], &child_area);
 	if (fd < 0) {
 		kill(pid, SIGKILL);
-		FAIL("child sent no userfaultfd (exit %d)", wait_child(pid, 2000));
+		FAIL("child sent no userfaultfd (exit %d)", t_wait_child(pid, 2000));
 	}
 	region = child_area;
 	CHECK_OK(uffd_adopt(&u, fd, 0));
@@ -140,14 +116,10 @@ int main(void)
 
 	/* While the child lives its fault comes to us and COPY serves it. */
 	CHECK_EQ(write(sv[0], "g", 1), 1);
-	t_read_one(&u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_MISSING);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)(region + PAGE));
-	CHECK_EQ(ev.fault.write, false);
+	t_expect_fault(&u, region + PAGE, UFFD_FAULT_MISSING, false);
 	CHECK_OK(uffd_copy(&u, region + PAGE, src, PAGE, 0, &done));
 	CHECK_EQ(done, PAGE);
-	CHECK_EQ(wait_child(pid, 5000), 0);
+	CHECK_EQ(t_wait_child(pid, 5000), 0);
 
 	/* The child's address space is gone. */
 	done = 1;

@@ -16,26 +16,9 @@
 #include <sys/mman.h>
 
 #include "lib/harness.h"
+#include "lib/mm-job.h"
 
 #define NPAGES 4
-
-struct dontneed_job {
-	pthread_t thread;
-	void *addr;
-	size_t len;
-	int started;		/* atomic: about to call madvise() */
-	int ret, err;
-};
-
-static void *dontneed_main(void *arg)
-{
-	struct dontneed_job *job = arg;
-
-	__atomic_store_n(&job->started, 1, __ATOMIC_RELEASE);
-	job->ret = madvise(job->addr, job->len, MADV_DONTNEED);
-	job->err = job->ret ? errno : 0;
-	return NULL;
-}
 
 static void copy_after_unmap(const char *src)
 {
@@ -80,7 +63,7 @@ static void copy_after_unmap(const char *src)
 
 static void copy_while_event_pending(const char *src)
 {
-	struct dontneed_job job = { .len = PAGE };
+	struct t_mm_job job;
 	struct uffd_event ev;
 	struct uffd u;
 	char *area;
@@ -92,9 +75,7 @@ static void copy_while_event_pending(const char *src)
 	CHECK_OK(uffd_register(&u, area, NPAGES * PAGE, UFFD_REG_MISSING, NULL));
 
 	/* The helper's madvise blocks until its REMOVE message is read. */
-	job.addr = area;
-	if (pthread_create(&job.thread, NULL, dontneed_main, &job))
-		FAIL("pthread_create");
+	t_mm_job_start(&job, T_MM_DONTNEED, area, PAGE, NULL);
 	while (!__atomic_load_n(&job.started, __ATOMIC_ACQUIRE))
 		t_sleep_ms(1);
 	t_sleep_ms(200);
@@ -112,7 +93,7 @@ static void copy_while_event_pending(const char *src)
 	CHECK_EQ(ev.range.start, (uintptr_t)area);
 	CHECK_EQ(ev.range.end, (uintptr_t)(area + PAGE));
 	/* Once madvise has returned the event is complete. */
-	pthread_join(job.thread, NULL);
+	t_mm_job_join(&job);
 	CHECK_EQ(job.ret, 0);
 	CHECK_EQ(job.err, 0);
 

@@ -18,18 +18,6 @@
 
 #define NPAGES 4
 
-static void expect_fault(struct uffd *u, char *page, enum uffd_fault_kind kind,
-			 bool write)
-{
-	struct uffd_event ev;
-
-	t_read_one(u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, kind);
-	CHECK_EQ(ev.fault.write, write);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)page);
-}
-
 int main(void)
 {
 	struct t_access a;
@@ -46,7 +34,7 @@ int main(void)
 
 	/* Page 0: a read fault resolved by COPY|MAP_WP. */
 	t_access_start(&a, area + 10, false, 0);
-	expect_fault(&u, area, UFFD_FAULT_MISSING, false);
+	t_expect_fault(&u, area, UFFD_FAULT_MISSING, false);
 	CHECK_OK(uffd_copy(&u, area, src, PAGE, UFFD_MAP_WP, &done));
 	CHECK_EQ(done, PAGE);
 	CHECK(t_access_wait(&a, 5000));
@@ -54,7 +42,7 @@ int main(void)
 	CHECK_EQ(a.value, src[10]);
 	/* The later write is stopped by the protection. */
 	t_access_start(&a, area + 20, true, 0x71);
-	expect_fault(&u, area, UFFD_FAULT_WP, true);
+	t_expect_fault(&u, area, UFFD_FAULT_WP, true);
 	CHECK(!t_access_wait(&a, 100));
 	CHECK(t_is_filled(area, PAGE, 4));
 	CHECK_OK(uffd_writeprotect(&u, area, PAGE, false, 0));
@@ -65,11 +53,11 @@ int main(void)
 
 	/* Page 1: a write fault resolved by COPY|MAP_WP comes back as WP. */
 	t_access_start(&a, area + PAGE + 30, true, 0x72);
-	expect_fault(&u, area + PAGE, UFFD_FAULT_MISSING, true);
+	t_expect_fault(&u, area + PAGE, UFFD_FAULT_MISSING, true);
 	CHECK_OK(uffd_copy(&u, area + PAGE, src + PAGE, PAGE, UFFD_MAP_WP,
 			   &done));
 	CHECK_EQ(done, PAGE);
-	expect_fault(&u, area + PAGE, UFFD_FAULT_WP, true);
+	t_expect_fault(&u, area + PAGE, UFFD_FAULT_WP, true);
 	CHECK(!t_access_wait(&a, 100));
 	CHECK(memcmp(area + PAGE, src + PAGE, PAGE) == 0);
 	CHECK_OK(uffd_writeprotect(&u, area + PAGE, PAGE, false, 0));
@@ -80,7 +68,7 @@ int main(void)
 
 	/* Page 2: a plain COPY maps it writable: the write just lands. */
 	t_access_start(&a, area + 2 * PAGE + 40, true, 0x73);
-	expect_fault(&u, area + 2 * PAGE, UFFD_FAULT_MISSING, true);
+	t_expect_fault(&u, area + 2 * PAGE, UFFD_FAULT_MISSING, true);
 	CHECK_OK(uffd_copy(&u, area + 2 * PAGE, src + 2 * PAGE, PAGE, 0, NULL));
 	CHECK(t_access_wait(&a, 5000));
 	t_access_join(&a);
@@ -89,7 +77,7 @@ int main(void)
 
 	/* Page 3: DONTWAKE fills the page but the reader sleeps on. */
 	t_access_start(&a, area + 3 * PAGE + 50, false, 0);
-	expect_fault(&u, area + 3 * PAGE, UFFD_FAULT_MISSING, false);
+	t_expect_fault(&u, area + 3 * PAGE, UFFD_FAULT_MISSING, false);
 	CHECK_OK(uffd_copy(&u, area + 3 * PAGE, src + 3 * PAGE, PAGE,
 			   UFFD_DONTWAKE, &done));
 	CHECK_EQ(done, PAGE);

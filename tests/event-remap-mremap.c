@@ -15,30 +15,13 @@
 #include <sys/mman.h>
 
 #include "lib/harness.h"
+#include "lib/mm-job.h"
 
 #define NPAGES 4
 
-struct remap_job {
-	pthread_t thread;
-	void *from, *to;
-	size_t len;
-	void *result;
-	int err;
-};
-
-static void *remap_main(void *arg)
-{
-	struct remap_job *job = arg;
-
-	job->result = mremap(job->from, job->len, job->len,
-			     MREMAP_MAYMOVE | MREMAP_FIXED, job->to);
-	job->err = job->result == MAP_FAILED ? errno : 0;
-	return NULL;
-}
-
 int main(void)
 {
-	struct remap_job job = { .len = NPAGES * PAGE };
+	struct t_mm_job job;
 	struct uffd_event ev;
 	struct t_access a;
 	struct uffd u;
@@ -56,18 +39,15 @@ int main(void)
 	CHECK(dest != MAP_FAILED);
 	CHECK_OK(uffd_register(&u, area, NPAGES * PAGE, UFFD_REG_MISSING, NULL));
 
-	job.from = area;
-	job.to = dest;
-	if (pthread_create(&job.thread, NULL, remap_main, &job))
-		FAIL("pthread_create");
+	t_mm_job_start(&job, T_MM_MREMAP, area, NPAGES * PAGE, dest);
 	t_read_one(&u, &ev, 5000);
 	CHECK_EQ(ev.type, UFFD_EV_REMAP);
 	CHECK_EQ(ev.remap.from, (uintptr_t)area);
 	CHECK_EQ(ev.remap.to, (uintptr_t)dest);
 	CHECK_EQ(ev.remap.len, NPAGES * PAGE);
-	pthread_join(job.thread, NULL);
+	t_mm_job_join(&job);
 	CHECK_EQ(job.err, 0);
-	CHECK(job.result == dest);
+	CHECK(job.res == dest);
 	t_expect_no_event(&u, 50);
 
 	/* The old address is gone: a COPY there finds no registered range. */
@@ -78,11 +58,7 @@ int main(void)
 
 	/* A missing page at the new address faults at the new address. */
 	t_access_start(&a, dest + 2 * PAGE + 5, false, 0);
-	t_read_one(&u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_MISSING);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)(dest + 2 * PAGE));
-	CHECK_EQ(ev.fault.write, false);
+	t_expect_fault(&u, dest + 2 * PAGE, UFFD_FAULT_MISSING, false);
 	CHECK(!t_access_wait(&a, 50));
 	CHECK_OK(uffd_copy(&u, dest + 2 * PAGE, src, PAGE, 0, NULL));
 	CHECK(t_access_wait(&a, 5000));

@@ -13,37 +13,17 @@
 #include <sys/mman.h>
 
 #include "lib/harness.h"
+#include "lib/mm-job.h"
 
 #define NPAGES 4
-
-struct dontneed_job {
-	pthread_t thread;
-	void *addr;
-	size_t len;
-	int ret, err;
-};
-
-static void *dontneed_main(void *arg)
-{
-	struct dontneed_job *job = arg;
-
-	job->ret = madvise(job->addr, job->len, MADV_DONTNEED);
-	job->err = job->ret ? errno : 0;
-	return NULL;
-}
 
 /* Touch one page in a thread: it must fault MISSING there; fill it. */
 static void expect_missing_fault(struct uffd *u, char *page, const char *src)
 {
-	struct uffd_event ev;
 	struct t_access a;
 
 	t_access_start(&a, page + 9, false, 0);
-	t_read_one(u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_MISSING);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)page);
-	CHECK_EQ(ev.fault.write, false);
+	t_expect_fault(u, page, UFFD_FAULT_MISSING, false);
 	CHECK(!t_access_wait(&a, 50));
 	CHECK_OK(uffd_copy(u, page, src, PAGE, 0, NULL));
 	CHECK(t_access_wait(&a, 5000));
@@ -53,8 +33,6 @@ static void expect_missing_fault(struct uffd *u, char *page, const char *src)
 
 int main(void)
 {
-	struct dontneed_job job = { .len = 2 * PAGE };
-	struct uffd_event ev;
 	struct uffd u;
 	char *area, *src;
 	int i;
@@ -67,18 +45,9 @@ int main(void)
 		t_fill(area + i * PAGE, PAGE, 10 + i);
 	CHECK_OK(uffd_register(&u, area, NPAGES * PAGE, UFFD_REG_MISSING, NULL));
 
-	/* Drop pages 1 and 2. */
-	job.addr = area + PAGE;
-	if (pthread_create(&job.thread, NULL, dontneed_main, &job))
-		FAIL("pthread_create");
-	t_read_one(&u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_REMOVE);
-	CHECK_EQ(ev.range.start, (uintptr_t)(area + PAGE));
-	CHECK_EQ(ev.range.end, (uintptr_t)(area + 3 * PAGE));
-	pthread_join(job.thread, NULL);
-	CHECK_EQ(job.ret, 0);
-	CHECK_EQ(job.err, 0);
-	t_expect_no_event(&u, 50);
+	/* Drop pages 1 and 2: one REMOVE of exactly that range. */
+	t_mm_expect_range_event(&u, T_MM_DONTNEED, area + PAGE, 2 * PAGE,
+				UFFD_EV_REMOVE);
 
 	/* Outside the advised range nothing changed (and nothing faults). */
 	CHECK(t_is_filled(area, PAGE, 10));

@@ -58,28 +58,6 @@ static int child_main(char *area)
 	return 0;
 }
 
-/* Reap pid within ms; its exit status, or fail. */
-static int wait_child(pid_t pid, int ms)
-{
-	int status, waited;
-
-	for (waited = 0; waited < ms; waited++) {
-		pid_t got = waitpid(pid, &status, WNOHANG);
-
-		if (got < 0)
-			FAIL("waitpid: %s", strerror(errno));
-		if (got == pid) {
-			if (!WIFEXITED(status))
-				FAIL("child died with signal %d", WTERMSIG(status));
-			return WEXITSTATUS(status);
-		}
-		t_sleep_ms(1);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	FAIL("child did not exit within %d ms", ms);
-}
-
 int main(void)
 {
 	uint64_t features = UFFD_F(UFFD_FEAT_EVENT_FORK) |
@@ -132,16 +110,12 @@ int main(void)
 	CHECK(cu.how & UFFD_OPENED_NONBLOCK);
 
 	/* The child's write to its protected page arrives on the new fd. */
-	t_read_one(&cu, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_WP);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)(area + PAGE));
-	CHECK_EQ(ev.fault.write, true);
+	t_expect_fault(&cu, area + PAGE, UFFD_FAULT_WP, true);
 	CHECK_EQ(waitpid(pid, &status, WNOHANG), 0);	/* still blocked */
 	t_expect_no_event(&u, 20);
 
 	CHECK_OK(uffd_writeprotect(&cu, area + PAGE, PAGE, false, 0));
-	CHECK_EQ(wait_child(pid, 5000), 0);
+	CHECK_EQ(t_wait_child(pid, 5000), 0);
 	t_expect_no_event(&cu, 20);
 	uffd_close(&cu);
 

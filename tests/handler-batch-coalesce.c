@@ -17,20 +17,7 @@
 #include <uffd/handler.h>
 
 #include "lib/harness.h"
-
-/*
- * A fault's pages_resolved/eexist/latency counters are added after the fill
- * that woke its thread: poll (1 s at most) until cond holds, then assert.
- */
-#define WAIT_STATS(h, s, cond) do {					\
-	int _w;								\
-	for (_w = 0; _w < 1000; _w++) {					\
-		CHECK_OK(uffd_handler_stats((h), &(s)));		\
-		if (cond)						\
-			break;						\
-		t_sleep_ms(1);						\
-	}								\
-} while (0)
+#include "lib/handler-stats.h"
 
 #define NTHREADS 8
 
@@ -94,16 +81,6 @@ static void wait_all_blocked(struct reader *rd)
 	}
 }
 
-static uint64_t hist_total(const struct uffd_handler_stats *s)
-{
-	uint64_t t = 0;
-	int i;
-
-	for (i = 0; i < UFFD_HIST_BUCKETS; i++)
-		t += s->hist[i];
-	return t;
-}
-
 int main(void)
 {
 	struct uffd_region_ops ops = { .missing = copy_once };
@@ -113,7 +90,7 @@ int main(void)
 	struct uffd_handler *h;
 	struct uffd u;
 	char *area;
-	int i, waited;
+	int i;
 
 	t_open(&u, 0, 0);
 	area = t_map_anon(2 * PAGE);
@@ -134,10 +111,7 @@ int main(void)
 
 	CHECK_OK(uffd_handler_start(h));
 	for (i = 0; i < NTHREADS; i++) {
-		for (waited = 0; waited < 2000 &&
-		     !__atomic_load_n(&rd[i].done, __ATOMIC_ACQUIRE); waited++)
-			t_sleep_ms(1);
-		if (!__atomic_load_n(&rd[i].done, __ATOMIC_ACQUIRE))
+		if (!t_wait_flag(&rd[i].done, 2000))
 			FAIL("reader %d still blocked 2 s after start", i);
 		pthread_join(rd[i].thread, NULL);
 		CHECK_EQ(rd[i].value, src[64 * i]);
@@ -145,7 +119,7 @@ int main(void)
 	CHECK(t_is_filled(area + PAGE, PAGE, 17));
 	CHECK_EQ(__atomic_load_n(&calls, __ATOMIC_RELAXED), 1);
 
-	WAIT_STATS(h, s, s.pages_resolved == 1 && hist_total(&s) == 1);
+	WAIT_STATS(h, s, s.pages_resolved == 1 && t_hist_total(&s) == 1);
 	CHECK_EQ(s.faults[UFFD_FAULT_MISSING], NTHREADS);
 	CHECK_EQ(s.messages, NTHREADS);
 	CHECK_EQ(s.reads, 1);
@@ -153,7 +127,7 @@ int main(void)
 	CHECK(s.coalesced >= 1);
 	CHECK_EQ(s.pages_resolved, 1);
 	CHECK_EQ(s.eexist, 0);
-	CHECK_EQ(hist_total(&s), 1);
+	CHECK_EQ(t_hist_total(&s), 1);
 	CHECK_OK(uffd_handler_stop(h));
 	uffd_handler_free(h);
 	uffd_close(&u);

@@ -8,87 +8,25 @@
  * and stats.callback_errors == 1.
  *
  * The accessing thread catches SIGBUS with a sigsetjmp/siglongjmp handler
- * (the faults must come from this process: a forked child without
- * EVENT_FORK would not fault into this userfaultfd at all).
+ * (lib/sigbus.c; the faults must come from this process: a forked child
+ * without EVENT_FORK would not fault into this userfaultfd at all).
  */
-#include <setjmp.h>
-#include <signal.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <uffd/handler.h>
 
 #include "lib/harness.h"
+#include "lib/sigbus.h"
 
-#define MEMORY_FAILURE_SYSCTL "/proc/sys/vm/memory_failure_early_kill"
-
-struct probe_access {
-	pthread_t thread;
-	volatile char *addr;
-	int done;		/* atomic: 1 when the attempt finished */
-	bool got_sigbus;
-	int sig_code;
-	void *sig_addr;
-	char value;
-};
-
-static __thread sigjmp_buf *volatile bus_jmp;
-static __thread int bus_code;
-static __thread void *bus_addr;
 static int calls;		/* atomic */
 
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
+/* Read at addr from a new thread; fail unless it finishes within 2 s. */
+static void probe(struct t_sigbus_read *r, char *addr)
 {
-	(void)sig;
-	(void)uc;
-	if (!bus_jmp)
-		FAIL("unexpected SIGBUS, code %d at %p", si->si_code, si->si_addr);
-	bus_code = si->si_code;
-	bus_addr = si->si_addr;
-	siglongjmp(*bus_jmp, 1);
-}
-
-/* Read one byte at p in this thread; true if it raised SIGBUS. */
-static bool read_catching_sigbus(volatile char *p, char *value, int *code, void **addr)
-{
-	sigjmp_buf jmp;
-
-	if (sigsetjmp(jmp, 1)) {
-		bus_jmp = NULL;
-		*code = bus_code;
-		*addr = bus_addr;
-		return true;
-	}
-	bus_jmp = &jmp;
-	*value = *p;
-	bus_jmp = NULL;
-	return false;
-}
-
-static void *probe_main(void *arg)
-{
-	struct probe_access *a = arg;
-
-	a->got_sigbus = read_catching_sigbus(a->addr, &a->value, &a->sig_code,
-					     &a->sig_addr);
-	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-/* Access addr from a new thread; fail unless it finishes within 2 s. */
-static void probe(struct probe_access *a, char *addr)
-{
-	int waited;
-
-	memset(a, 0, sizeof(*a));
-	a->addr = addr;
-	if (pthread_create(&a->thread, NULL, probe_main, a))
-		FAIL("pthread_create");
-	for (waited = 0; waited < 2000 && !__atomic_load_n(&a->done, __ATOMIC_ACQUIRE); waited++)
-		t_sleep_ms(1);
-	if (!__atomic_load_n(&a->done, __ATOMIC_ACQUIRE))
+	t_sigbus_read_start(r, addr);
+	if (!t_sigbus_read_wait(r, 2000))
 		FAIL("access at %p still blocked after 2 s", (void *)addr);
-	pthread_join(a->thread, NULL);
+	t_sigbus_read_join(r);
 }
 
 static int fail_io(struct uffd_fault *f)
@@ -104,12 +42,11 @@ static void run(bool poison, int want_code)
 	struct uffd_region_ops ops = { .missing = fail_io };
 	struct uffd_handler_opts opts = { .threads = 2 };
 	struct uffd_handler_stats s;
-	struct probe_access a;
+	struct t_sigbus_read a;
 	struct uffd_handler *h;
+	struct t_sigbus bus;
 	struct uffd u;
 	char *area, value;
-	void *addr;
-	int code;
 
 	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
 	t_open(&u, poison ? UFFD_F(UFFD_FEAT_POISON) : 0, 0);
@@ -124,11 +61,12 @@ static void run(bool poison, int want_code)
 	CHECK_EQ(__atomic_load_n(&calls, __ATOMIC_RELAXED), 1);
 	if (poison) {
 		CHECK(a.got_sigbus);
-		CHECK_EQ(a.sig_code, want_code);
-		CHECK_EQ((uintptr_t)a.sig_addr, (uintptr_t)(area + 2 * PAGE + 77));
+		CHECK_EQ(a.bus.code, want_code);
+		CHECK_EQ((uintptr_t)a.bus.addr, (uintptr_t)(area + 2 * PAGE + 77));
 		/* The marker stays: SIGBUS again, with no new fault. */
-		CHECK(read_catching_sigbus(area + 3 * PAGE - 1, &value, &code, &addr));
-		CHECK_EQ((uintptr_t)addr, (uintptr_t)(area + 3 * PAGE - 1));
+		CHECK(t_access_catching_sigbus(area + 3 * PAGE - 1, false, &value,
+					       &bus));
+		CHECK_EQ((uintptr_t)bus.addr, (uintptr_t)(area + 3 * PAGE - 1));
 	} else {
 		CHECK(!a.got_sigbus);
 		CHECK_EQ(a.value, 0);
@@ -148,11 +86,9 @@ static void run(bool poison, int want_code)
 
 int main(void)
 {
-	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
-	int want_code = access(MEMORY_FAILURE_SYSCTL, F_OK) == 0 ? BUS_MCEERR_AR :
-								   BUS_ADRERR;
+	int want_code = t_poison_sigbus_code();
 
-	CHECK_OK(sigaction(SIGBUS, &sa, NULL) ? -errno : 0);
+	t_sigbus_catch();
 	run(false, want_code);
 	run(true, want_code);
 	return T_EXIT_PASS;

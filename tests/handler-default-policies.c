@@ -14,20 +14,7 @@
 #include <uffd/handler.h>
 
 #include "lib/harness.h"
-
-/*
- * A fault's pages_resolved/eexist/latency counters are added after the fill
- * that woke its thread: poll (1 s at most) until cond holds, then assert.
- */
-#define WAIT_STATS(h, s, cond) do {					\
-	int _w;								\
-	for (_w = 0; _w < 1000; _w++) {					\
-		CHECK_OK(uffd_handler_stats((h), &(s)));		\
-		if (cond)						\
-			break;						\
-		t_sleep_ms(1);						\
-	}								\
-} while (0)
+#include "lib/handler-stats.h"
 
 static int lazy_calls;		/* atomic */
 

@@ -10,6 +10,7 @@
 #include <uffd/handler.h>
 
 #include "lib/harness.h"
+#include "lib/mm-job.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uffd_region *seen[4];
@@ -38,23 +39,6 @@ static int fill_ones(struct uffd_fault *f)
 
 static const struct uffd_region_ops ops = { .missing = fill_ones, .event = on_event };
 
-struct job {
-	pthread_t thread;
-	char *addr;
-	size_t len;
-	int err;
-	int done;	/* atomic */
-};
-
-static void *dontneed_main(void *arg)
-{
-	struct job *j = arg;
-
-	j->err = madvise(j->addr, j->len, MADV_DONTNEED) ? errno : 0;
-	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 static void read_page(char *p)
 {
 	struct t_access a;
@@ -72,7 +56,7 @@ int main(void)
 	struct uffd_handler_stats s;
 	struct uffd_region *a, *b;
 	struct uffd_handler *h;
-	struct job j = { 0 };
+	struct t_mm_job j;
 	struct uffd u;
 	int i, waited, n;
 	char *p;
@@ -89,15 +73,10 @@ int main(void)
 		read_page(p + i * PAGE);
 
 	/* Drop pages 1 and 2: the last page of a, the first of b. */
-	j.addr = p + PAGE;
-	j.len = 2 * PAGE;
-	if (pthread_create(&j.thread, NULL, dontneed_main, &j))
-		FAIL("pthread_create");
-	for (waited = 0; waited < 2000 && !__atomic_load_n(&j.done, __ATOMIC_ACQUIRE); waited++)
-		t_sleep_ms(1);
-	if (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE))
+	t_mm_job_start(&j, T_MM_DONTNEED, p + PAGE, 2 * PAGE, NULL);
+	if (!t_mm_job_wait(&j, 2000))
 		FAIL("madvise blocked for 2 s: REMOVE not read?");
-	pthread_join(j.thread, NULL);
+	t_mm_job_join(&j);
 	CHECK_EQ(j.err, 0);
 
 	/* The event is applied right after it is read: allow 1 s. */

@@ -29,20 +29,8 @@
 #include <uffd/handler.h>
 
 #include "lib/harness.h"
-
-/*
- * A fault's pages_resolved/eexist/latency counters are added after the fill
- * that woke its thread: poll (1 s at most) until cond holds, then assert.
- */
-#define WAIT_STATS(h, s, cond) do {					\
-	int _w;								\
-	for (_w = 0; _w < 1000; _w++) {					\
-		CHECK_OK(uffd_handler_stats((h), &(s)));		\
-		if (cond)						\
-			break;						\
-		t_sleep_ms(1);						\
-	}								\
-} while (0)
+#include "lib/handler-stats.h"
+#include "lib/mm-job.h"
 
 #define MAXLOG 16
 
@@ -177,52 +165,16 @@ static void check_page(const char *p, uint64_t want, uint64_t want_serial)
 }
 
 /* An mremap/munmap/madvise in an application thread, 2 s deadline. */
-enum op { OP_MREMAP, OP_MUNMAP, OP_DONTNEED };
-
-struct job {
-	pthread_t thread;
-	enum op op;
-	char *addr, *to;
-	size_t len;
-	void *res;
-	int err;
-	int done;	/* atomic */
-};
-
-static void *job_main(void *arg)
+static void run_job(enum t_mm_op op, char *addr, size_t len, char *to)
 {
-	struct job *j = arg;
+	struct t_mm_job j;
 
-	switch (j->op) {
-	case OP_MREMAP:
-		j->res = mremap(j->addr, j->len, j->len, MREMAP_MAYMOVE | MREMAP_FIXED, j->to);
-		j->err = j->res == MAP_FAILED ? errno : 0;
-		break;
-	case OP_MUNMAP:
-		j->err = munmap(j->addr, j->len) ? errno : 0;
-		break;
-	case OP_DONTNEED:
-		j->err = madvise(j->addr, j->len, MADV_DONTNEED) ? errno : 0;
-		break;
-	}
-	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-static void run_job(enum op op, char *addr, size_t len, char *to)
-{
-	struct job j = { .op = op, .addr = addr, .len = len, .to = to };
-	int waited;
-
-	if (pthread_create(&j.thread, NULL, job_main, &j))
-		FAIL("pthread_create");
-	for (waited = 0; waited < 2000 && !__atomic_load_n(&j.done, __ATOMIC_ACQUIRE); waited++)
-		t_sleep_ms(1);
-	if (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE))
+	t_mm_job_start(&j, op, addr, len, to);
+	if (!t_mm_job_wait(&j, 2000))
 		FAIL("op %d on %p blocked for 2 s: event not read?", op, (void *)addr);
-	pthread_join(j.thread, NULL);
+	t_mm_job_join(&j);
 	CHECK_EQ(j.err, 0);
-	if (op == OP_MREMAP)
+	if (op == T_MM_MREMAP)
 		CHECK(j.res == to);
 }
 
@@ -289,7 +241,7 @@ static void remap_whole(void)
 	CHECK_EQ(fr.addr, (uintptr_t)(a + PAGE));
 	check_page(a + PAGE, (uintptr_t)(a + PAGE), 0);
 
-	run_job(OP_MREMAP, a, 8 * PAGE, b);
+	run_job(T_MM_MREMAP, a, 8 * PAGE, b);
 	e = event_at(0);
 	CHECK_EQ(e.ev.type, UFFD_EV_REMAP);
 	CHECK_EQ(e.ev.remap.from, (uintptr_t)a);
@@ -339,7 +291,7 @@ static void remap_middle(void)
 	CHECK(r);
 	CHECK_OK(uffd_handler_start(s.h));
 
-	run_job(OP_MREMAP, c + 4 * PAGE, 4 * PAGE, d);
+	run_job(T_MM_MREMAP, c + 4 * PAGE, 4 * PAGE, d);
 	e = event_at(0);
 	CHECK_EQ(e.ev.type, UFFD_EV_REMAP);
 	CHECK_EQ(e.ev.remap.from, (uintptr_t)(c + 4 * PAGE));
@@ -408,7 +360,7 @@ static void remove_dontneed(void)
 	stats(&s, &st, 1);
 	CHECK_EQ(st.faults[UFFD_FAULT_MISSING], 1);
 
-	run_job(OP_DONTNEED, p + PAGE, PAGE, NULL);
+	run_job(T_MM_DONTNEED, p + PAGE, PAGE, NULL);
 	e = event_at(0);
 	CHECK_EQ(e.ev.type, UFFD_EV_REMOVE);
 	CHECK_EQ(e.ev.range.start, (uintptr_t)(p + PAGE));
@@ -451,7 +403,7 @@ static void unmap_middle(void)
 	CHECK(r);
 	CHECK_OK(uffd_handler_start(s.h));
 
-	run_job(OP_MUNMAP, p + 3 * PAGE, 2 * PAGE, NULL);
+	run_job(T_MM_MUNMAP, p + 3 * PAGE, 2 * PAGE, NULL);
 	e = event_at(0);
 	CHECK_EQ(e.ev.type, UFFD_EV_UNMAP);
 	CHECK_EQ(e.ev.range.start, (uintptr_t)(p + 3 * PAGE));

@@ -15,20 +15,7 @@
 #include <uffd/handler.h>
 
 #include "lib/harness.h"
-
-/*
- * A fault's pages_resolved/eexist/latency counters are added after the fill
- * that woke its thread: poll (1 s at most) until cond holds, then assert.
- */
-#define WAIT_STATS(h, s, cond) do {					\
-	int _w;								\
-	for (_w = 0; _w < 1000; _w++) {					\
-		CHECK_OK(uffd_handler_stats((h), &(s)));		\
-		if (cond)						\
-			break;						\
-		t_sleep_ms(1);						\
-	}								\
-} while (0)
+#include "lib/handler-stats.h"
 
 #define NPAGES 64
 #define NAPP 4
@@ -71,16 +58,6 @@ static void *read_quarter(void *arg)
 	return NULL;
 }
 
-static uint64_t hist_total(const struct uffd_handler_stats *s)
-{
-	uint64_t t = 0;
-	int i;
-
-	for (i = 0; i < UFFD_HIST_BUCKETS; i++)
-		t += s->hist[i];
-	return t;
-}
-
 static void check_stats(const struct uffd_handler_stats *s)
 {
 	int cb = __atomic_load_n(&callbacks, __ATOMIC_RELAXED);
@@ -98,8 +75,8 @@ static void check_stats(const struct uffd_handler_stats *s)
 	CHECK_EQ(cb, s->pages_resolved + s->eexist);
 	/* One latency sample per fault taken from a batch's list: at least
 	 * one per fault not merged, at most one per message. */
-	CHECK(hist_total(s) >= s->faults[UFFD_FAULT_MISSING] - s->coalesced);
-	CHECK(hist_total(s) <= s->faults[UFFD_FAULT_MISSING]);
+	CHECK(t_hist_total(s) >= s->faults[UFFD_FAULT_MISSING] - s->coalesced);
+	CHECK(t_hist_total(s) <= s->faults[UFFD_FAULT_MISSING]);
 	CHECK(s->latency_ns_max > 0);
 	CHECK(s->latency_ns_sum >= s->latency_ns_max);
 	for (i = 0; i < 5; i++)
@@ -120,7 +97,7 @@ int main(void)
 	struct reader rd[NAPP];
 	struct uffd_handler *h;
 	struct uffd u;
-	int i, waited;
+	int i;
 
 	t_open(&u, 0, 0);
 	area = t_map_anon(NPAGES * PAGE);
@@ -152,10 +129,7 @@ int main(void)
 			FAIL("pthread_create");
 	}
 	for (i = 0; i < NAPP; i++) {
-		for (waited = 0; waited < 5000 &&
-		     !__atomic_load_n(&rd[i].done, __ATOMIC_ACQUIRE); waited++)
-			t_sleep_ms(1);
-		if (!__atomic_load_n(&rd[i].done, __ATOMIC_ACQUIRE))
+		if (!t_wait_flag(&rd[i].done, 5000))
 			FAIL("reader %d did not finish within 5 s", i);
 		pthread_join(rd[i].thread, NULL);
 	}
@@ -164,7 +138,7 @@ int main(void)
 
 	WAIT_STATS(h, s, s.pages_resolved == NPAGES &&
 		   s.faults[UFFD_FAULT_MISSING] == s.pages_resolved + s.eexist + s.coalesced &&
-		   hist_total(&s) >= s.faults[UFFD_FAULT_MISSING] - s.coalesced);
+		   t_hist_total(&s) >= s.faults[UFFD_FAULT_MISSING] - s.coalesced);
 	check_stats(&s);
 	CHECK_OK(uffd_handler_stop(h));
 	CHECK_OK(uffd_handler_stats(h, &after));

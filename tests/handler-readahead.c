@@ -14,20 +14,7 @@
 #include <uffd/handler.h>
 
 #include "lib/harness.h"
-
-/*
- * A fault's pages_resolved/eexist/latency counters are added after the fill
- * that woke its thread: poll (1 s at most) until cond holds, then assert.
- */
-#define WAIT_STATS(h, s, cond) do {					\
-	int _w;								\
-	for (_w = 0; _w < 1000; _w++) {					\
-		CHECK_OK(uffd_handler_stats((h), &(s)));		\
-		if (cond)						\
-			break;						\
-		t_sleep_ms(1);						\
-	}								\
-} while (0)
+#include "lib/handler-stats.h"
 
 #define AHEAD 16
 
@@ -74,13 +61,10 @@ static void *scan_main(void *arg)
 static void scan_all(char *area, size_t npages)
 {
 	struct scan sc = { .p = (unsigned char *)area, .npages = npages };
-	int waited;
 
 	if (pthread_create(&sc.thread, NULL, scan_main, &sc))
 		FAIL("pthread_create");
-	for (waited = 0; waited < 3000 && !__atomic_load_n(&sc.done, __ATOMIC_ACQUIRE); waited++)
-		t_sleep_ms(1);
-	if (!__atomic_load_n(&sc.done, __ATOMIC_ACQUIRE))
+	if (!t_wait_flag(&sc.done, 3000))
 		FAIL("scan of %zu pages not done within 3 s", npages);
 	pthread_join(sc.thread, NULL);
 }

@@ -28,11 +28,7 @@ int main(void)
 	CHECK(ioctls & UFFD_IOCTL_WAKE);
 
 	t_access_start(&a, area + PAGE + 100, false, 0);
-	t_read_one(&u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_MISSING);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)(area + PAGE));
-	CHECK_EQ(ev.fault.write, false);
+	t_expect_fault(&u, area + PAGE, UFFD_FAULT_MISSING, false);
 	CHECK(!t_access_wait(&a, 50));
 
 	CHECK_OK(uffd_copy(&u, area + PAGE, src, PAGE, 0, &done));

@@ -27,11 +27,7 @@ int main(void)
 	CHECK(ioctls & UFFD_IOCTL_ZEROPAGE);
 
 	t_access_start(&a, area + 2 * PAGE + 123, false, 0x5a);
-	t_read_one(&u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_MISSING);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)(area + 2 * PAGE));
-	CHECK_EQ(ev.fault.write, false);
+	t_expect_fault(&u, area + 2 * PAGE, UFFD_FAULT_MISSING, false);
 	CHECK(!t_access_wait(&a, 50));
 
 	done = 1;

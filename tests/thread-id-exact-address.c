@@ -45,7 +45,6 @@ static void check_one(struct uffd *u, char *area, int page, bool write,
 	struct faulter f = { .addr = area + page * PAGE + OFFSET,
 			     .write = write, .value = 'x' };
 	struct uffd_event ev;
-	int waited;
 
 	if (pthread_create(&f.thread, NULL, faulter_main, &f))
 		FAIL("pthread_create");
@@ -60,12 +59,7 @@ static void check_one(struct uffd *u, char *area, int page, bool write,
 	CHECK_EQ(ev.fault.tid, want_tid ? f.tid : 0);
 
 	CHECK_OK(uffd_copy(u, area + page * PAGE, src, PAGE, 0, NULL));
-	for (waited = 0; waited < 5000; waited++) {
-		if (__atomic_load_n(&f.done, __ATOMIC_ACQUIRE))
-			break;
-		t_sleep_ms(1);
-	}
-	CHECK(__atomic_load_n(&f.done, __ATOMIC_ACQUIRE));
+	CHECK(t_wait_flag(&f.done, 5000));
 	pthread_join(f.thread, NULL);
 	if (write)
 		CHECK_EQ(area[page * PAGE + OFFSET], 'x');

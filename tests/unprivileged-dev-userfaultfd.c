@@ -56,18 +56,6 @@ static void *pipe_read_main(void *arg)
 	return NULL;
 }
 
-static bool pipe_read_done(struct pipe_read *r, int ms)
-{
-	int waited;
-
-	for (waited = 0; waited < ms * 10; waited++) {
-		if (__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
-			return true;
-		usleep(100);
-	}
-	return __atomic_load_n(&r->done, __ATOMIC_ACQUIRE);
-}
-
 static int open_via_node(void *arg)
 {
 	struct pipe_read r = { 0 };
@@ -106,9 +94,9 @@ static int open_via_node(void *arg)
 	CHECK_EQ(ev.fault.kind, UFFD_FAULT_MISSING);
 	CHECK_EQ(ev.fault.addr, (uintptr_t)area);
 	CHECK_EQ(ev.fault.write, true);
-	CHECK(!pipe_read_done(&r, 50));
+	CHECK(!t_wait_flag(&r.done, 50));
 	CHECK_OK(uffd_copy(&u, area, src, PAGE, 0, NULL));
-	CHECK(pipe_read_done(&r, 2000));
+	CHECK(t_wait_flag(&r.done, 2000));
 	pthread_join(r.thread, NULL);
 	CHECK_EQ(r.ret, 6);
 	CHECK(memcmp(area + 1000, "kernel", 6) == 0);

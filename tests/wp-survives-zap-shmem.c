@@ -15,28 +15,10 @@
 #include <unistd.h>
 
 #include "lib/harness.h"
+#include "lib/workflows.h"
 
 #define NPAGES 4
 #define SEED 3
-
-static void write_faults(struct uffd *u, char *page, size_t off, char value)
-{
-	struct uffd_event ev;
-	struct t_access a;
-
-	t_access_start(&a, page + off, true, value);
-	t_read_one(u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_WP);
-	CHECK_EQ(ev.fault.write, true);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)page);
-	CHECK(!t_access_wait(&a, 100));
-	CHECK_OK(uffd_writeprotect(u, page, PAGE, false, 0));
-	CHECK(t_access_wait(&a, 5000));
-	t_access_join(&a);
-	CHECK_EQ(page[off], value);
-	t_expect_no_event(u, 0);
-}
 
 int main(void)
 {
@@ -58,7 +40,8 @@ int main(void)
 	t_expect_no_event(&u, 0);
 
 	/* Page 2: written right after the zap. */
-	write_faults(&u, area + 2 * PAGE, 50, 0x61);
+	t_wp_write_begin(&u, &a, area + 2 * PAGE, area + 2 * PAGE + 50, 0x61);
+	t_wp_write_end(&u, &a, area + 2 * PAGE, PAGE);
 	CHECK(t_is_filled(area + 2 * PAGE, 50, SEED + 2));
 	CHECK_EQ(view[2 * PAGE + 50], 0x61);
 
@@ -68,7 +51,8 @@ int main(void)
 	t_access_join(&a);
 	t_expect_no_event(&u, 0);
 	CHECK(t_is_filled(area + PAGE, PAGE, SEED + 1));
-	write_faults(&u, area + PAGE, 60, 0x62);
+	t_wp_write_begin(&u, &a, area + PAGE, area + PAGE + 60, 0x62);
+	t_wp_write_end(&u, &a, area + PAGE, PAGE);
 	CHECK(t_is_filled(area + PAGE, 60, SEED + 1));
 	CHECK_EQ(view[PAGE + 60], 0x62);
 

@@ -16,28 +16,18 @@
 #include <sys/mman.h>
 
 #include "lib/harness.h"
+#include "lib/workflows.h"
 
 #define NPAGES 4
 
 /* A worker's write at p must fault WP at page, then land once un-protected. */
 static void write_faults(struct uffd *u, char *page, char *p, char value)
 {
-	struct uffd_event ev;
 	struct t_access a;
 
-	t_access_start(&a, p, true, value);
-	t_read_one(u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_WP);
-	CHECK_EQ(ev.fault.write, true);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)page);
-	CHECK(!t_access_wait(&a, 100));
+	t_wp_write_begin(u, &a, page, p, value);
 	CHECK(t_is_zero(page, PAGE));
-	CHECK_OK(uffd_writeprotect(u, page, PAGE, false, 0));
-	CHECK(t_access_wait(&a, 5000));
-	t_access_join(&a);
-	CHECK_EQ(*p, value);
-	t_expect_no_event(u, 0);
+	t_wp_write_end(u, &a, page, PAGE);
 }
 
 int main(void)

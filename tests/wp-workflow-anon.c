@@ -10,80 +10,31 @@
  *
  * Kernel behaviour libuffd relies on: UFFDIO_WRITEPROTECT with mode 0
  * removes the protection and wakes the writers blocked on that range.
+ *
+ * The steps are t_wp_workflow() (lib/workflows.c), shared with the shmem
+ * and hugetlb variants.
  */
-#include <sys/mman.h>
 
 #include "lib/harness.h"
-
-#define PS PAGE
-#define NPAGES 4
-#define SEED 7
-#define OFF 100		/* where in the page the worker writes */
-
-/* A worker writes at p; the write must complete without a message. */
-static void write_without_fault(struct uffd *u, char *p, char value)
-{
-	struct t_access a;
-
-	t_access_start(&a, p, true, value);
-	CHECK(t_access_wait(&a, 5000));
-	t_access_join(&a);
-	t_expect_no_event(u, 0);
-	CHECK_EQ(*p, value);
-}
-
-/* A worker writes at page+OFF: WP fault, blocked until un-protected. */
-static void write_with_fault(struct uffd *u, char *area, char *page, char value)
-{
-	struct uffd_event ev;
-	struct t_access a;
-
-	t_access_start(&a, page + OFF, true, value);
-	t_read_one(u, &ev, 5000);
-	CHECK_EQ(ev.type, UFFD_EV_FAULT);
-	CHECK_EQ(ev.fault.kind, UFFD_FAULT_WP);
-	CHECK_EQ(ev.fault.write, true);
-	CHECK_EQ(ev.fault.addr, (uintptr_t)page);
-	CHECK(!t_access_wait(&a, 100));
-	/* The handler sees the contents from before the write. */
-	CHECK(t_is_filled(page, PS, SEED + (unsigned)((page - area) / PS)));
-
-	CHECK_OK(uffd_writeprotect(u, page, PS, false, 0));
-	CHECK(t_access_wait(&a, 5000));
-	t_access_join(&a);
-	CHECK_EQ(page[OFF], value);
-	CHECK(t_is_filled(page, OFF, SEED + (unsigned)((page - area) / PS)));
-	t_expect_no_event(u, 0);
-}
+#include "lib/workflows.h"
 
 int main(void)
 {
 	struct uffd u;
-	uint64_t ioctls;
-	char *area;
-	int i;
+	struct t_wp_workflow w = {
+		.u = &u, .ps = PAGE, .npages = 4, .seed = 7,
+		.off = 100,	/* where in the page the worker writes */
+	};
 
 	t_open(&u, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP), 0);
-	area = t_map_anon(NPAGES * PS);
-	CHECK_OK(uffd_register(&u, area, NPAGES * PS, UFFD_REG_WP, &ioctls));
-	CHECK(ioctls & UFFD_IOCTL_WRITEPROTECT);
-	/* Registered but not protected: writes populate without faults. */
-	for (i = 0; i < NPAGES; i++)
-		t_fill(area + i * PS, PS, SEED + i);
-	t_expect_no_event(&u, 0);
-
-	/* Protect all but the last page. */
-	CHECK_OK(uffd_writeprotect(&u, area, (NPAGES - 1) * PS, true, 0));
-	write_with_fault(&u, area, area + 2 * PS, 0x77);
-
-	/* The last page was never protected; page 2 no longer is. */
-	write_without_fault(&u, area + (NPAGES - 1) * PS + OFF, 0x11);
-	write_without_fault(&u, area + 2 * PS + OFF + 1, 0x22);
-	CHECK_EQ(area[2 * PS + OFF], 0x77);
+	w.area = t_map_anon(w.npages * w.ps);
+	t_wp_populate(&w);
+	/* Protect all but the last page; page 2 faults, then no longer. */
+	t_wp_workflow(&w);
 
 	/* Page 1 is still protected and faults on its own. */
-	write_with_fault(&u, area, area + PS, 0x33);
-	CHECK(t_is_filled(area, PS, SEED));
+	t_wp_write_with_fault(&w, 1, 0x33);
+	CHECK(t_is_filled(w.area, w.ps, w.seed));
 	uffd_close(&u);
 	return T_EXIT_PASS;
 }

@@ -16,9 +16,12 @@
  *   MINOR   -> UFFDIO_CONTINUE the page
  * The same default resolution is applied when a callback returns 0 without
  * having resolved the faulting page, and when it returns an error (then, if
- * the userfaultfd has UFFD_FEAT_POISON, a MISSING page is poisoned instead so
- * the access raises SIGBUS; stats.callback_errors counts these).  No fault
- * is ever left blocked because a callback forgot it.
+ * the userfaultfd has UFFD_FEAT_POISON, a MISSING or MINOR page is poisoned
+ * instead so the access raises SIGBUS; stats.callback_errors counts these).
+ * No fault is left blocked because a callback forgot it.  The one exception:
+ * when the default itself fails (CONTINUE of a page that is not in the page
+ * cache) and POISON was not negotiated, the fault waits until the region is
+ * unregistered (uffd_handler_stop) - negotiate POISON to get SIGBUS instead.
  *
  * Races, as the kernel documents them: -EEXIST from a fill means someone else
  * resolved the page (the handler wakes it and counts it); -ENOENT means the
@@ -37,7 +40,15 @@
  * With EVENT_* features negotiated the kernel blocks a thread doing
  * mremap/munmap/madvise/fork until a servicing thread has read the event:
  * never do those on registered memory from inside a callback when the
- * handler has a single thread.
+ * handler has a single thread.  Callbacks run with the region table
+ * read-locked: uffd_handler_add/remove/stop/free from inside any callback
+ * would deadlock.
+ *
+ * FORK: the child's userfaultfd gets its own context with a copy of the
+ * parent's regions (same ops and data) and one servicing thread of its own,
+ * even in UFFD_WAIT_EPOLL mode; it ends when the child's address space is
+ * gone.  A stop unregisters the children's regions too, and a later start
+ * does not bring them back.
  */
 #ifndef LIBUFFD_HANDLER_H
 #define LIBUFFD_HANDLER_H
@@ -74,9 +85,12 @@ struct uffd_region_ops {
 	int  (*missing)(struct uffd_fault *f);
 	int  (*wp)(struct uffd_fault *f);
 	int  (*minor)(struct uffd_fault *f);
-	/* REMAP (r now starts at ev->remap.to), REMOVE, UNMAP (called before r
-	 * shrinks or goes away; a wholly unmapped region is freed after the
-	 * callback returns), FORK (r is the child's copy of a parent region).
+	/* REMAP (called for each piece that moved, after the move: a piece
+	 * that started at ev->remap.from + d now starts at ev->remap.to + d;
+	 * regions the mremap overwrote at the destination are dropped), REMOVE,
+	 * UNMAP (called before r shrinks or goes away; a wholly unmapped
+	 * region is freed after the callback returns), FORK (r is the child's
+	 * copy of a parent region).
 	 * Called from a servicing thread with the region table locked: do not
 	 * add or remove regions from here. */
 	void (*event)(struct uffd_region *r, const struct uffd_event *ev);
@@ -89,7 +103,8 @@ enum uffd_wait {
 	UFFD_WAIT_SPIN_THEN_BLOCK,	/* poll the fd without sleeping for
 					   spin_us after the last message, then
 					   block */
-	UFFD_WAIT_EPOLL,		/* no threads: the caller polls
+	UFFD_WAIT_EPOLL,		/* no threads (but for forked
+					   children): the caller polls
 					   uffd_handler_fd() and calls
 					   uffd_handler_dispatch() */
 };
@@ -169,7 +184,7 @@ struct uffd_handler_stats {
 	uint64_t reads;			/* read(2) calls that returned messages */
 	uint64_t coalesced;		/* duplicate faults merged in a batch */
 	uint64_t pages_resolved;	/* pages filled, continued or unprotected */
-	uint64_t wakes;			/* UFFDIO_WAKE calls */
+	uint64_t wakes;			/* UFFDIO_WAKE calls made */
 	uint64_t retries;		/* -EAGAIN: retried after events */
 	uint64_t eexist;		/* resolved by someone else */
 	uint64_t enoent;		/* dropped: the range went away */

@@ -4,12 +4,12 @@
  * ioctls, decoded messages and PAGEMAP_SCAN.
  *
  * The core maps 1:1 onto the kernel ABI and allocates nothing.  What it adds
- * is explicitness: every call returns 0 (or a count) or a negative errno and
- * never touches the caller's errno; the resolve calls report the bytes they
- * completed even when they fail, and finish a partially completed range
- * themselves so that the error they return is the precise reason the rest
- * could not be done (the kernel itself reports partial progress as a bare
- * EAGAIN).  What the running kernel supports is probed once, lazily, and
+ * is explicitness: every call returns 0 (or a count) or a negative errno, so
+ * nothing depends on errno (which calls may still change); the resolve calls
+ * report the bytes they completed even when they fail, and finish a
+ * partially completed range themselves so that the error they return is the
+ * precise reason the rest could not be done (the kernel itself reports
+ * partial progress as a bare EAGAIN).  What the running kernel supports is probed once, lazily, and
  * cached (see uffd_feature_supported()).
  *
  * Errors that mean something precise when resolving (UFFDIO_COPY, ZEROPAGE,
@@ -148,8 +148,9 @@ struct uffd {
  *      The path can be overridden by the environment variable
  *      LIBUFFD_DEVICE (for containers that place the node elsewhere).
  *   2. userfaultfd(2); skipped with UFFD_VIA_DEV.
- *   3. userfaultfd(UFFD_USER_MODE_ONLY), only with UFFD_ALLOW_USER_ONLY and
- *      only if 1 and 2 were refused with -EPERM/-EACCES.
+ *   3. userfaultfd(UFFD_USER_MODE_ONLY), only with UFFD_ALLOW_USER_ONLY,
+ *      without UFFD_VIA_DEV, and only if userfaultfd(2) was refused with
+ *      -EPERM/-EACCES.
  * With UFFD_USER_ONLY every path is opened with UFFD_USER_MODE_ONLY.
  * u->how says which path succeeded.  The fd is always close-on-exec.
  *
@@ -157,8 +158,11 @@ struct uffd {
  *           u->missing set to the lacking bits (see uffd_describe_missing).
  * wanted:   bits granted when the kernel (and privilege: EVENT_FORK needs
  *           CAP_SYS_PTRACE) allows, silently dropped otherwise.
- * Returns 0, -EOPNOTSUPP, -EPERM (no open path allowed), or another -errno.
- * u->fd is -1 on failure.
+ * Returns 0, -EOPNOTSUPP, -EPERM or -EACCES (no open path allowed: the
+ * syscall's refusal wins over the device's), -ENOENT (UFFD_VIA_DEV and no
+ * device node), or another -errno.  u->fd is -1 on failure.  Without a probe
+ * result (no throwaway fd could be opened) a refused request reports all of
+ * required in u->missing.
  */
 int uffd_open(struct uffd *u, uint64_t required, uint64_t wanted, unsigned flags);
 
@@ -333,7 +337,9 @@ int uffd_pagemap_scan(int pagemap_fd, struct uffd_scan *s,
 		      struct uffd_range *out, int max);
 /*
  * The pages written (PAGE_IS_WRITTEN) in [addr, addr+len) of a WP_ASYNC
- * range; with rearm, write-protect them again in the same walk.
+ * range; with rearm, write-protect them again in the same walk.  Fails if
+ * part of the range is not registered on a WP_ASYNC userfaultfd (where
+ * every page would look written).
  */
 int uffd_pagemap_written(int pagemap_fd, void *addr, size_t len, bool rearm,
 			 struct uffd_range *out, int max, uint64_t *walk_end);

@@ -69,7 +69,7 @@ int uffd_pagemap_written(int pagemap_fd, void *addr, size_t len, bool rearm,
 	struct uffd_scan s = {
 		.addr = addr,
 		.len = len,
-		.flags = rearm ? UFFD_SCAN_WP_MATCHING | UFFD_SCAN_CHECK_WPASYNC : 0,
+		.flags = UFFD_SCAN_CHECK_WPASYNC | (rearm ? UFFD_SCAN_WP_MATCHING : 0),
 		.category_mask = UFFD_PAGE_WRITTEN,
 		.return_mask = UFFD_PAGE_WRITTEN,
 	};

@@ -39,12 +39,15 @@ static const void *zero_source(size_t len)
 }
 
 /* Wake [start, end) now, or with the batch's merged wakes. */
-static void wake(struct uffd_region *r, struct batch *b, uint64_t start, uint64_t end)
+static void wake(struct uffd_region *r, struct batch *b, struct uffd_handler_stats *st,
+		 uint64_t start, uint64_t end)
 {
-	if (b && b->dontwake)
+	if (b && b->dontwake) {
 		batch_add_wake(b, start, end);
-	else
-		uffd_wake(r->ctx->u, (void *)(uintptr_t)start, end - start);
+		return;
+	}
+	uffd_wake(r->ctx->u, (void *)(uintptr_t)start, end - start);
+	STAT_ADD(st, wakes, 1);
 }
 
 static bool is_hugetlb(const struct uffd_region *r)
@@ -103,7 +106,7 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 		range_set_add(&b->resolved, dst, dst + done);
 	/* What the kernel filled it also woke, unless told DONTWAKE. */
 	if (done && flags)
-		wake(r, b, dst, dst + done);
+		wake(r, b, st, dst, dst + done);
 	*covered = fault_addr >= dst && fault_addr < dst + done;
 	switch (ret) {
 	case -EEXIST:
@@ -112,18 +115,18 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 		STAT_ADD(st, eexist, 1);
 		if (b)
 			range_set_add(&b->resolved, dst + done, dst + done + r->page_size);
-		wake(r, b, dst + done, dst + done + r->page_size);
+		wake(r, b, st, dst + done, dst + done + r->page_size);
 		*covered = *covered || fault_addr == dst + done;
 		return 0;
 	case -ENOENT:
 		/* The range went away: drop the fault, let it re-fault. */
 		STAT_ADD(st, enoent, 1);
-		wake(r, b, fault_addr, fault_addr + r->page_size);
+		wake(r, b, st, fault_addr, fault_addr + r->page_size);
 		*covered = true;
 		return 0;
 	case -ESRCH:
 	case -ENOSPC:
-		__atomic_store_n(&r->ctx->dead, 1, __ATOMIC_RELEASE);
+		ctx_mark_dead(r->ctx, st);
 		*covered = true;
 		return ret;
 	default:
@@ -220,19 +223,34 @@ int uffd_region_zero(struct uffd_region *r, void *dst, size_t len)
 	return fill_outside(r, FILL_ZERO, dst, NULL, len);
 }
 
+static bool can_poison(const struct uffd_fault *f)
+{
+	return f->kind != UFFD_FAULT_WP &&
+	       (uffd_region_uffd(f->region)->features & UFFD_F(UFFD_FEAT_POISON));
+}
+
 int fault_resolve_default(struct uffd_fault *f, bool failed)
 {
+	uint64_t page_addr = (uintptr_t)f->addr;
 	size_t page = f->region->page_size;
+	int ret;
 
+	if (failed && can_poison(f))
+		return fault_fill(f, FILL_POISON, page_addr, NULL, page);
 	switch (f->kind) {
 	case UFFD_FAULT_MISSING:
-		if (failed && (uffd_region_uffd(f->region)->features &
-			       UFFD_F(UFFD_FEAT_POISON)))
-			return fault_fill(f, FILL_POISON, (uintptr_t)f->addr, NULL, page);
-		return fault_fill(f, FILL_ZERO, (uintptr_t)f->addr, NULL, page);
+		ret = fault_fill(f, FILL_ZERO, page_addr, NULL, page);
+		break;
 	case UFFD_FAULT_WP:
-		return fault_fill(f, FILL_UNPROTECT, (uintptr_t)f->addr, NULL, page);
+		ret = fault_fill(f, FILL_UNPROTECT, page_addr, NULL, page);
+		break;
 	default:
-		return fault_fill(f, FILL_CONTINUE, (uintptr_t)f->addr, NULL, page);
+		ret = fault_fill(f, FILL_CONTINUE, page_addr, NULL, page);
+		break;
 	}
+	/* The default failed too (CONTINUE of a page not in the page cache):
+	 * SIGBUS rather than a thread blocked until the region goes. */
+	if (ret && ret != -EAGAIN && !f->resolved_ && can_poison(f))
+		ret = fault_fill(f, FILL_POISON, page_addr, NULL, page);
+	return ret;
 }

@@ -102,7 +102,7 @@ static bool ctx_dead(struct handler_ctx *ctx)
 	return __atomic_load_n(&ctx->dead, __ATOMIC_ACQUIRE);
 }
 
-static void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st)
+void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st)
 {
 	if (!__atomic_exchange_n(&ctx->dead, 1, __ATOMIC_ACQ_REL))
 		STAT_ADD(st, dead_contexts, 1);
@@ -197,6 +197,20 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 	return r;
 }
 
+/*
+ * Unregistering wakes threads blocked on MISSING faults there, but not
+ * writers blocked on write-protect (6.18): wake the range too.  Both then
+ * retry as ordinary faults (the kernel drops the uffd-wp bits on unregister).
+ */
+static int unregister_and_wake(struct uffd *u, const struct uffd_region *r)
+{
+	void *addr = (void *)(uintptr_t)r->start;
+	int ret = uffd_unregister(u, addr, r->len);
+
+	uffd_wake(u, addr, r->len);
+	return ret;
+}
+
 int uffd_handler_remove(struct uffd_region *r)
 {
 	struct handler_ctx *ctx = r->ctx;
@@ -205,10 +219,10 @@ int uffd_handler_remove(struct uffd_region *r)
 	pthread_rwlock_wrlock(&ctx->table.lock);
 	region_table_remove(&ctx->table, r);
 	pthread_rwlock_unlock(&ctx->table.lock);
-	/* Unregistering wakes any thread still blocked there. */
-	ret = uffd_unregister(ctx->u, (void *)(uintptr_t)r->start, r->len);
+	ret = unregister_and_wake(ctx->u, r);
 	free(r);
-	return ret == -ENOMEM ? 0 : ret;	/* already unmapped: fine */
+	/* Already unmapped (-EINVAL: nothing there) or the process is gone. */
+	return ret == -ENOMEM || ret == -EINVAL ? 0 : ret;
 }
 
 void *uffd_region_addr(const struct uffd_region *r) { return (void *)(uintptr_t)r->start; }
@@ -607,8 +621,7 @@ static void unregister_all(struct handler_ctx *ctx)
 
 	pthread_rwlock_rdlock(&ctx->table.lock);
 	for (i = 0; i < ctx->table.n; i++)
-		uffd_unregister(ctx->u, (void *)(uintptr_t)ctx->table.v[i]->start,
-				ctx->table.v[i]->len);
+		unregister_and_wake(ctx->u, ctx->table.v[i]);
 	pthread_rwlock_unlock(&ctx->table.lock);
 }
 

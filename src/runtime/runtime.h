@@ -79,6 +79,9 @@ struct batch {
 void batch_add_wake(struct batch *b, uint64_t start, uint64_t end);
 void batch_flush_wakes(struct batch *b);
 
+/* The process behind ctx is gone: its threads stop (counted once). */
+void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st);
+
 /* Default resolution of a fault the callback did not resolve. */
 int fault_resolve_default(struct uffd_fault *f, bool failed);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <grp.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,19 +202,24 @@ void t_access_start(struct t_access *a, void *addr, bool write, char value)
 
 bool t_access_wait(struct t_access *a, int ms)
 {
-	int waited;
-
-	for (waited = 0; waited < ms * 10; waited++) {
-		if (__atomic_load_n(&a->done, __ATOMIC_ACQUIRE))
-			return true;
-		usleep(100);
-	}
-	return __atomic_load_n(&a->done, __ATOMIC_ACQUIRE);
+	return t_wait_flag(&a->done, ms);
 }
 
 void t_access_join(struct t_access *a)
 {
 	pthread_join(a->thread, NULL);
+}
+
+bool t_wait_flag(const int *flag, int ms)
+{
+	int waited;
+
+	for (waited = 0; waited < ms * 10; waited++) {
+		if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+			return true;
+		usleep(100);
+	}
+	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
 }
 
 void t_read_one(struct uffd *u, struct uffd_event *ev, int ms)
@@ -224,6 +230,18 @@ void t_read_one(struct uffd *u, struct uffd_event *ev, int ms)
 		FAIL("uffd_read_events: %s", strerror(-n));
 	if (n == 0)
 		FAIL("no userfaultfd message within %d ms", ms);
+}
+
+void t_expect_fault(struct uffd *u, void *page, enum uffd_fault_kind kind,
+		    bool write)
+{
+	struct uffd_event ev;
+
+	t_read_one(u, &ev, 5000);
+	CHECK_EQ(ev.type, UFFD_EV_FAULT);
+	CHECK_EQ(ev.fault.kind, kind);
+	CHECK_EQ(ev.fault.addr, (uintptr_t)page);
+	CHECK_EQ(ev.fault.write, write);
 }
 
 void t_expect_no_event(struct uffd *u, int ms)
@@ -262,4 +280,25 @@ int t_run_unprivileged(int (*fn)(void *), void *arg)
 	if (!WIFEXITED(status))
 		FAIL("unprivileged child died with signal %d", WTERMSIG(status));
 	return WEXITSTATUS(status);
+}
+
+int t_wait_child(pid_t pid, int ms)
+{
+	int status, waited;
+
+	for (waited = 0; waited < ms; waited++) {
+		pid_t got = waitpid(pid, &status, WNOHANG);
+
+		if (got < 0)
+			FAIL("waitpid: %s", strerror(errno));
+		if (got == pid) {
+			if (!WIFEXITED(status))
+				FAIL("child died with signal %d", WTERMSIG(status));
+			return WEXITSTATUS(status);
+		}
+		t_sleep_ms(1);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	FAIL("child did not exit within %d ms", ms);
 }

@@ -3,8 +3,9 @@
  * What every test program shares: exact-outcome checks that name the line
  * and the values, skip-with-a-reason (exit 77), memory of each kind, a
  * worker thread that touches memory and reports when its access completed,
- * and waiting for one userfaultfd message with a deadline (a hung fault is
- * the typical failure, so no wait in a test is unbounded).
+ * waiting for one userfaultfd message with a deadline, and reaping a child
+ * with a deadline (a hung fault is the typical failure, so no wait in a
+ * test is unbounded).
  */
 #ifndef LIBUFFD_TEST_HARNESS_H
 #define LIBUFFD_TEST_HARNESS_H
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <uffd/uffd.h>
 
 #define T_EXIT_PASS 0
@@ -99,8 +101,17 @@ void t_access_start(struct t_access *a, void *addr, bool write, char value);
 bool t_access_wait(struct t_access *a, int ms);
 void t_access_join(struct t_access *a);
 
+/* Wait up to ms for another thread to set *flag (atomic); true if it did. */
+bool t_wait_flag(const int *flag, int ms);
+
 /* Read exactly one message within ms or fail. */
 void t_read_one(struct uffd *u, struct uffd_event *ev, int ms);
+/*
+ * Read one message within 5 s: it must be a fault of this kind at page (the
+ * start of the page that faulted), with this write flag.
+ */
+void t_expect_fault(struct uffd *u, void *page, enum uffd_fault_kind kind,
+		    bool write);
 /* Fail if any message arrives within ms. */
 void t_expect_no_event(struct uffd *u, int ms);
 
@@ -109,5 +120,11 @@ void t_sleep_ms(int ms);
 
 /* Run fn in a child that drops to uid/gid 65534 (nobody); its exit code. */
 int t_run_unprivileged(int (*fn)(void *), void *arg);
+
+/*
+ * Reap child pid within ms: its exit status.  Fail if it died of a signal,
+ * or if it has not exited by then (it is killed and reaped first).
+ */
+int t_wait_child(pid_t pid, int ms);
 
 #endif
