@@ -375,6 +375,7 @@ enum uffd_track_backend uffd_tracking_backend(void)
 const char *uffd_track_backend_name(enum uffd_track_backend b)
 {
 	static const char *const names[] = {
+		[UFFD_TRACK_AUTO] = "auto",
 		[UFFD_TRACK_WP_ASYNC] = "wp-async+pagemap-scan",
 		[UFFD_TRACK_SYNC_WP] = "sync-wp",
 		[UFFD_TRACK_SOFT_DIRTY] = "soft-dirty",

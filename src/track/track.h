@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Inside the tracker: the ranges, the backend interface, and how backends
+ * hand written pages to a collect.
+ */
+#ifndef LIBUFFD_TRACK_INTERNAL_H
+#define LIBUFFD_TRACK_INTERNAL_H
+
+#include <pthread.h>
+#include <uffd/handler.h>
+#include <uffd/track.h>
+
+#include "util/bitmap.h"
+
+struct uffd_tracker;
+
+/* One tracked range.  Its pages are bits [first_bit, first_bit + pages) of
+ * the tracker's bitmaps, wherever mremap moves the range. */
+struct track_range {
+	struct uffd_tracker *t;
+	struct uffd_region *region;	/* userfaultfd backends */
+	uint64_t start, len;		/* where it is now */
+	size_t first_bit;
+	bool gone;			/* unmapped */
+};
+
+struct track_backend {
+	enum uffd_track_backend kind;
+	/* Set up the backend's state (t->priv) once. */
+	int (*init)(struct uffd_tracker *t);
+	/* Start tracking r: protect it, all clean. */
+	int (*add)(struct uffd_tracker *t, struct track_range *r);
+	/* Report r's written pages with track_emit(); re-protect if rearm. */
+	int (*collect)(struct uffd_tracker *t, struct track_range *r, bool rearm);
+	/* Re-protect all of r and forget its writes. */
+	int (*reset)(struct uffd_tracker *t, struct track_range *r);
+	/* Un-protect everything, free t->priv. */
+	void (*destroy)(struct uffd_tracker *t);
+};
+
+struct emit_sink;
+
+struct uffd_tracker {
+	const struct track_backend *be;
+	struct uffd_track_opts opts;
+	pthread_mutex_t lock;		/* ranges, collects, events */
+	struct track_range **ranges;
+	int nranges;
+	size_t npages;			/* bits in use */
+	struct bitmap dirty;		/* SYNC_WP, MPROTECT: written pages */
+	struct bitmap removed;		/* REMOVE events: report once */
+	struct emit_sink *sink;		/* the collect in progress */
+	/* userfaultfd backends */
+	struct uffd u;
+	struct uffd_handler *h;
+	int pagemap_fd;
+	pthread_rwlock_t arm_lock;	/* SYNC_WP: faults vs rearm */
+	void *priv;			/* MPROTECT, SOFT_DIRTY */
+	/* stats (atomic) */
+	uint64_t collects, pages_reported, write_faults, removed_pages;
+	int overflowed;
+};
+
+extern const struct track_backend track_wp_async, track_sync_wp,
+	track_mprotect, track_soft_dirty;
+
+/* Report [start, end) (byte addresses inside r) as written. */
+void track_emit(struct uffd_tracker *t, struct track_range *r, uint64_t start,
+		uint64_t end);
+/* Report the set bits of bm inside r; clear them if rearm. */
+void track_emit_bits(struct uffd_tracker *t, struct track_range *r,
+		     struct bitmap *bm, bool clear);
+/* Grow the bitmaps to t->npages; 0 or -ENOMEM. */
+int track_grow_bitmaps(struct uffd_tracker *t);
+
+/* Bit of the page at addr in r. */
+static inline size_t track_bit(const struct track_range *r, uint64_t addr)
+{
+	return r->first_bit + (addr - r->start) / 4096;
+}
+
+#endif

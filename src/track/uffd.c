@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The two userfaultfd backends: WP_ASYNC (the kernel resolves write faults,
+ * PAGEMAP_SCAN collects and re-arms) and SYNC_WP (a runtime thread records
+ * each first write and un-protects).
+ *
+ * Both register their ranges through a one-thread runtime handler, which
+ * also reads the REMAP, REMOVE and UNMAP events so the tracker follows the
+ * memory: a removed page is reported once (its contents became zeros), a
+ * moved range is scanned where it went, an unmapped one is dropped.  The
+ * thread sleeps in poll(2): events are rare and WP_ASYNC faults never reach
+ * it.  SYNC_WP orders faults and re-arming with a rwlock: a fault records
+ * its page and un-protects under the read side, a collect reports and
+ * re-protects under the write side, so no write can land unreported
+ * between the two.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "track.h"
+
+#define SCAN_VEC 512	/* runs per PAGEMAP_SCAN call */
+
+#define TRACK_EVENTS (UFFD_F(UFFD_FEAT_EVENT_REMAP) | UFFD_F(UFFD_FEAT_EVENT_REMOVE) | \
+		      UFFD_F(UFFD_FEAT_EVENT_UNMAP))
+
+static void track_event(struct uffd_region *reg, const struct uffd_event *ev);
+static int sync_wp_fault(struct uffd_fault *f);
+
+static const struct uffd_region_ops wp_async_ops = { .event = track_event };
+static const struct uffd_region_ops sync_wp_ops = { .wp = sync_wp_fault,
+						    .event = track_event };
+
+static int open_uffd(struct uffd_tracker *t, uint64_t required)
+{
+	struct uffd_handler_opts o = { .threads = 1, .wait = UFFD_WAIT_BLOCK };
+	int ret;
+
+	ret = uffd_open(&t->u, required, TRACK_EVENTS | UFFD_F(UFFD_FEAT_WP_HUGETLBFS_SHMEM) |
+			UFFD_F(UFFD_FEAT_WP_UNPOPULATED),
+			UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
+	if (ret)
+		return ret;
+	t->h = uffd_handler_new(&t->u, &o);
+	if (!t->h || uffd_handler_start(t->h)) {
+		ret = t->h ? -EAGAIN : -errno;
+		uffd_handler_free(t->h);
+		t->h = NULL;
+		uffd_close(&t->u);
+	}
+	return ret;
+}
+
+static int wp_async_init(struct uffd_tracker *t)
+{
+	int ret;
+
+	if (uffd_feature_supported(UFFD_FEAT_PAGEMAP_SCAN) != 1)
+		return -EOPNOTSUPP;
+	ret = open_uffd(t, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP) | UFFD_F(UFFD_FEAT_WP_ASYNC));
+	if (ret)
+		return ret;
+	t->pagemap_fd = uffd_pagemap_open(0);
+	if (t->pagemap_fd < 0) {
+		ret = t->pagemap_fd;
+		uffd_handler_free(t->h);
+		uffd_close(&t->u);
+	}
+	return ret;
+}
+
+static int sync_wp_init(struct uffd_tracker *t)
+{
+	return open_uffd(t, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP));
+}
+
+static int protect(struct uffd_tracker *t, uint64_t start, uint64_t len)
+{
+	return uffd_writeprotect(&t->u, (void *)(uintptr_t)start, len, true, 0);
+}
+
+static int uffd_add(struct uffd_tracker *t, struct track_range *r,
+		    const struct uffd_region_ops *ops)
+{
+	r->region = uffd_handler_add(t->h, (void *)(uintptr_t)r->start, r->len, 0,
+				     UFFD_REG_WP, ops, r);
+	if (!r->region)
+		return -errno;
+	return protect(t, r->start, r->len);
+}
+
+static int wp_async_add(struct uffd_tracker *t, struct track_range *r)
+{
+	return uffd_add(t, r, &wp_async_ops);
+}
+
+static int sync_wp_add(struct uffd_tracker *t, struct track_range *r)
+{
+	return uffd_add(t, r, &sync_wp_ops);
+}
+
+static int wp_async_collect(struct uffd_tracker *t, struct track_range *r, bool rearm)
+{
+	struct uffd_range vec[SCAN_VEC];
+	uint64_t pos = r->start, end = r->start + r->len;
+
+	while (pos < end) {
+		struct uffd_scan s = {
+			.addr = (void *)(uintptr_t)pos,
+			.len = end - pos,
+			.flags = UFFD_SCAN_CHECK_WPASYNC | (rearm ? UFFD_SCAN_WP_MATCHING : 0),
+			.category_mask = UFFD_PAGE_WRITTEN,
+			.return_mask = UFFD_PAGE_WRITTEN,
+		};
+		int i, n = uffd_pagemap_scan(t->pagemap_fd, &s, vec, SCAN_VEC);
+
+		if (n < 0)
+			return n;
+		for (i = 0; i < n; i++)
+			track_emit(t, r, vec[i].start, vec[i].end);
+		if (s.walk_end <= pos)
+			return -EIO;	/* no progress: should not happen */
+		pos = s.walk_end;
+	}
+	return 0;
+}
+
+static int wp_async_reset(struct uffd_tracker *t, struct track_range *r)
+{
+	return protect(t, r->start, r->len);
+}
+
+static int sync_wp_fault(struct uffd_fault *f)
+{
+	struct track_range *r = f->data;
+	struct uffd_tracker *t = r->t;
+	uint64_t addr = (uintptr_t)f->addr;
+
+	/* A piece split off by a partial mremap/munmap is no longer tracked. */
+	if (addr < r->start || addr >= r->start + r->len)
+		return uffd_fault_unprotect(f, 4096);
+	pthread_rwlock_rdlock(&t->arm_lock);
+	bitmap_set_atomic(&t->dirty, track_bit(r, addr));
+	__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
+	if (t->opts.on_write)
+		t->opts.on_write(f->addr, t->opts.arg);
+	uffd_fault_unprotect(f, 4096);
+	pthread_rwlock_unlock(&t->arm_lock);
+	return 0;
+}
+
+static int sync_wp_collect(struct uffd_tracker *t, struct track_range *r, bool rearm)
+{
+	size_t pos = r->first_bit, end = r->first_bit + r->len / 4096, s, e;
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&t->arm_lock);
+	while (!ret && bitmap_next_run(&t->dirty, &pos, end, &s, &e)) {
+		uint64_t from = r->start + (s - r->first_bit) * 4096;
+
+		track_emit(t, r, from, from + (e - s) * 4096);
+		if (!rearm)
+			continue;
+		ret = protect(t, from, (e - s) * 4096);
+		bitmap_clear_range(&t->dirty, s, e);
+	}
+	pthread_rwlock_unlock(&t->arm_lock);
+	return ret;
+}
+
+static int sync_wp_reset(struct uffd_tracker *t, struct track_range *r)
+{
+	int ret;
+
+	pthread_rwlock_wrlock(&t->arm_lock);
+	ret = protect(t, r->start, r->len);
+	bitmap_clear_range(&t->dirty, r->first_bit, r->first_bit + r->len / 4096);
+	pthread_rwlock_unlock(&t->arm_lock);
+	return ret;
+}
+
+static void uffd_destroy(struct uffd_tracker *t)
+{
+	uffd_handler_free(t->h);	/* unregisters: protection goes too */
+	uffd_close(&t->u);
+	if (t->pagemap_fd >= 0)
+		close(t->pagemap_fd);
+}
+
+/* Mark [start, end) of r as removed (reported once). */
+static void mark_removed(struct track_range *r, uint64_t start, uint64_t end)
+{
+	struct uffd_tracker *t = r->t;
+
+	if (start < r->start)
+		start = r->start;
+	if (end > r->start + r->len)
+		end = r->start + r->len;
+	if (start >= end)
+		return;
+	bitmap_set_range(&t->removed, track_bit(r, start), track_bit(r, end));
+	__atomic_fetch_add(&t->removed_pages, (end - start) / 4096, __ATOMIC_RELAXED);
+}
+
+/*
+ * Runs in the servicing thread with the region table locked.  A partial
+ * mremap or munmap splits a region: the pieces no longer in [r->start,
+ * r->start + r->len) are reported once as written and then left untracked.
+ */
+static void track_event(struct uffd_region *reg, const struct uffd_event *ev)
+{
+	struct track_range *r = uffd_region_data(reg);
+	struct uffd_tracker *t = r->t;
+	uint64_t start, end;
+
+	pthread_mutex_lock(&t->lock);
+	switch (ev->type) {
+	case UFFD_EV_REMOVE:
+		mark_removed(r, ev->range.start, ev->range.end);
+		break;
+	case UFFD_EV_REMAP:
+		if (reg == r->region) {		/* the whole range moved */
+			r->start = (uintptr_t)uffd_region_addr(reg);
+			break;
+		}
+		/* A piece moved away: report it where it was, drop it. */
+		start = (uintptr_t)uffd_region_addr(reg) - ev->remap.to + ev->remap.from;
+		mark_removed(r, start, start + uffd_region_len(reg));
+		if ((uintptr_t)uffd_region_addr(r->region) == r->start)
+			r->len = uffd_region_len(r->region);
+		break;
+	case UFFD_EV_UNMAP:
+		start = ev->range.start > r->start ? ev->range.start : r->start;
+		end = ev->range.end < r->start + r->len ? ev->range.end : r->start + r->len;
+		if (start <= r->start && end >= r->start + r->len) {
+			r->gone = true;
+		} else if (start <= r->start) {		/* the head went */
+			r->first_bit += (end - r->start) / 4096;
+			r->len -= end - r->start;
+			r->start = end;
+		} else {			/* the tail, or a hole: keep the head */
+			mark_removed(r, end, r->start + r->len);
+			r->len = start - r->start;
+		}
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+const struct track_backend track_wp_async = {
+	.kind = UFFD_TRACK_WP_ASYNC,
+	.init = wp_async_init,
+	.add = wp_async_add,
+	.collect = wp_async_collect,
+	.reset = wp_async_reset,
+	.destroy = uffd_destroy,
+};
+
+const struct track_backend track_sync_wp = {
+	.kind = UFFD_TRACK_SYNC_WP,
+	.init = sync_wp_init,
+	.add = sync_wp_add,
+	.collect = sync_wp_collect,
+	.reset = sync_wp_reset,
+	.destroy = uffd_destroy,
+};
