@@ -42,7 +42,7 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) \
 	-Iinclude -Isrc -fPIC -MMD -MP
 LDLIBS := -pthread -lm
 
-LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c))
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c src/checker/*.c src/image/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_SCRIPTS := $(filter-out tests/runtests.sh,$(sort $(wildcard tests/*.sh)))

@@ -9,6 +9,7 @@
 #include "uffd.h"
 
 int bench_fault(int argc, char **argv);
+int bench_track(int argc, char **argv);
 
 static const struct {
 	const char *name;
@@ -16,6 +17,7 @@ static const struct {
 	int (*run)(int argc, char **argv);
 } benches[] = {
 	{ "fault", "us per MISSING fault: raw loops, libuffd, kernel first touch", bench_fault },
+	{ "track", "dirty tracking per backend: ns per written page, collect+re-arm, survival", bench_track },
 	{ NULL, NULL, NULL },
 };
 

@@ -152,6 +152,15 @@ int  uffd_handler_start(struct uffd_handler *h);
 int  uffd_handler_stop(struct uffd_handler *h);
 void uffd_handler_free(struct uffd_handler *h);
 
+/*
+ * Wait until every event already read from the userfaultfd has been
+ * applied (region table updated, event callbacks returned).  The kernel
+ * lets an mremap/munmap/madvise return once its event is read, so a thread
+ * that just did one calls this before trusting the table.  Not from a
+ * callback.  Returns 0.
+ */
+int uffd_handler_sync(struct uffd_handler *h);
+
 /* UFFD_WAIT_EPOLL: the fd to watch for POLLIN, and one round of servicing
  * (returns messages handled, 0 if none were queued, or -errno). */
 int uffd_handler_fd(struct uffd_handler *h);

@@ -31,14 +31,20 @@
  * page.
  *
  * Changes to the tracked memory (both userfaultfd backends follow them
- * through the kernel's events): MADV_DONTNEED/REMOVE of a tracked page
- * reports it as written (its contents changed to zeros); mremap moves the
- * tracked range with the memory; munmap stops tracking what went away.
+ * through the kernel's events, and every call waits until the events the
+ * kernel has handed over are applied): MADV_DONTNEED/REMOVE of a tracked
+ * page reports it as written once (its contents changed to zeros); mremap
+ * moves the tracked pages with the memory, a part of a range as well as
+ * all of it; munmap stops tracking what went away and keeps the rest.
+ * MPROTECT and SOFT_DIRTY do not follow them.
  *
- * Transparent huge pages are tracked at huge-page granularity by the
- * kernel: one written byte reports all 512 pages of a 2 MiB THP.  Set
- * no_thp to MADV_NOHUGEPAGE the tracked ranges (the default is to leave
- * them as they are).
+ * MPROTECT limits: at most 1024 ranges in the process (-ENOSPC beyond),
+ * ranges may not overlap (-EEXIST), and each written page costs a VMA.
+ *
+ * Transparent huge pages: on 6.18 the kernel splits a write-protected THP
+ * at the first write, so one written byte reports one page; kernels that
+ * track at huge-page granularity report all 512.  Set no_thp to
+ * MADV_NOHUGEPAGE the tracked ranges (the default leaves them alone).
  */
 #ifndef LIBUFFD_TRACK_H
 #define LIBUFFD_TRACK_H

@@ -198,8 +198,7 @@ static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 			 * that thread holds read_lock until it has. */
 			if (synced)
 				return -EINVAL;
-			pthread_mutex_lock(&ctx->read_lock);
-			pthread_mutex_unlock(&ctx->read_lock);
+			uffd_handler_sync(ctx->h);
 			synced = true;
 			continue;
 		}

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "util/clock.h"
 
 #define DEFAULT_BATCH 64
 #define MAX_BATCH 64
@@ -67,10 +68,7 @@ struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx)
 
 uint64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	return mono_ns();
 }
 
 static int ctx_init(struct handler_ctx *ctx, struct uffd_handler *h, struct uffd *u)
@@ -713,6 +711,26 @@ void uffd_handler_free(struct uffd_handler *h)
 	pthread_mutex_destroy(&h->lock);
 	close(h->stop_efd);
 	free(h);
+}
+
+/* Events are read and applied under read_lock: holding it once means any
+ * event read before is applied. */
+static void sync_ctx(struct handler_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->read_lock);
+	pthread_mutex_unlock(&ctx->read_lock);
+}
+
+int uffd_handler_sync(struct uffd_handler *h)
+{
+	struct handler_ctx *c;
+
+	sync_ctx(&h->root);
+	pthread_mutex_lock(&h->lock);
+	for (c = h->children; c; c = c->next)
+		sync_ctx(c);
+	pthread_mutex_unlock(&h->lock);
+	return 0;
 }
 
 int uffd_handler_fd(struct uffd_handler *h)

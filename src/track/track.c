@@ -10,6 +10,7 @@
  * sorts and merges the runs once at the end.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -47,10 +48,14 @@ struct uffd_tracker *uffd_track_new(const struct uffd_track_opts *o)
 	t->u.fd = -1;
 	t->pagemap_fd = -1;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->add_lock, NULL);
+	pthread_rwlock_init(&t->ranges_lock, NULL);
 	pthread_rwlock_init(&t->arm_lock, NULL);
 	ret = t->be ? t->be->init(t) : -EINVAL;
 	if (ret) {
 		pthread_mutex_destroy(&t->lock);
+		pthread_mutex_destroy(&t->add_lock);
+		pthread_rwlock_destroy(&t->ranges_lock);
 		pthread_rwlock_destroy(&t->arm_lock);
 		free(t);
 		errno = -ret;
@@ -69,17 +74,72 @@ size_t uffd_track_pages(const struct uffd_tracker *t)
 	return t->npages;
 }
 
+/* Called with ranges_lock held for writing; arm_lock keeps SYNC_WP's
+ * fault handler off the dirty bitmap while it moves. */
 int track_grow_bitmaps(struct uffd_tracker *t)
 {
-	int ret = bitmap_resize(&t->dirty, t->npages);
+	int ret;
 
+	pthread_rwlock_wrlock(&t->arm_lock);
+	ret = bitmap_resize(&t->dirty, t->npages);
+	pthread_rwlock_unlock(&t->arm_lock);
 	return ret ? ret : bitmap_resize(&t->removed, t->npages);
+}
+
+/* Let the events the kernel has already handed over be applied first:
+ * mremap/munmap/madvise return as soon as their event is read. */
+static void sync_events(struct uffd_tracker *t)
+{
+	if (t->h)
+		uffd_handler_sync(t->h);
+}
+
+static int append_range(struct uffd_tracker *t, struct track_range *r)
+{
+	struct track_range **v = realloc(t->ranges, (t->nranges + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	t->ranges = v;
+	t->ranges[t->nranges++] = r;
+	return 0;
+}
+
+struct track_range *track_lookup(struct uffd_tracker *t, uint64_t addr)
+{
+	struct track_range *r = t->adding;
+	int i;
+
+	if (r && addr >= r->start && addr < r->start + r->len)
+		return r;
+	for (i = 0; i < t->nranges; i++) {
+		r = t->ranges[i];
+		if (!r->gone && addr >= r->start && addr < r->start + r->len)
+			return r;
+	}
+	return NULL;
+}
+
+struct track_range *track_split_off(struct uffd_tracker *t, uint64_t start, uint64_t len,
+				    size_t first_bit)
+{
+	struct track_range *piece = calloc(1, sizeof(*piece));
+
+	if (!piece)
+		return NULL;
+	*piece = (struct track_range){ .t = t, .start = start, .len = len,
+				       .first_bit = first_bit };
+	if (append_range(t, piece)) {
+		free(piece);
+		return NULL;
+	}
+	return piece;
 }
 
 int uffd_track_add(struct uffd_tracker *t, void *addr, size_t len)
 {
 	uint64_t start = (uintptr_t)addr;
-	struct track_range *r, **v;
+	struct track_range *r;
 	int ret;
 
 	if (!len || (start | len) % 4096 || start + len < start)
@@ -88,32 +148,31 @@ int uffd_track_add(struct uffd_tracker *t, void *addr, size_t len)
 	if (!r)
 		return -ENOMEM;
 	*r = (struct track_range){ .t = t, .start = start, .len = len };
-	/* Reserve the range's bits.  The backend registers it outside the
-	 * lock: an event callback holding the region table takes this lock. */
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->add_lock);
+	sync_events(t);
+	/* Reserve the range's bits; one add at a time, so a failure can give
+	 * them back.  The backend registers the range without ranges_lock:
+	 * an event callback holding the region table takes it. */
+	pthread_rwlock_wrlock(&t->ranges_lock);
 	r->first_bit = t->npages;
 	t->npages += len / 4096;
 	ret = track_grow_bitmaps(t);
-	pthread_mutex_unlock(&t->lock);
+	t->adding = r;		/* its first faults may come before the append */
+	pthread_rwlock_unlock(&t->ranges_lock);
 	if (!ret && t->opts.no_thp && madvise(addr, len, MADV_NOHUGEPAGE))
 		ret = -errno;
 	if (!ret)
 		ret = t->be->add(t, r);
+	pthread_rwlock_wrlock(&t->ranges_lock);
+	t->adding = NULL;
+	if (!ret)
+		ret = append_range(t, r);
 	if (ret)
-		goto out_free;	/* its bits stay unused */
-	pthread_mutex_lock(&t->lock);
-	v = realloc(t->ranges, (t->nranges + 1) * sizeof(*v));
-	if (v) {
-		t->ranges = v;
-		t->ranges[t->nranges++] = r;
-		r = NULL;
-	}
-	pthread_mutex_unlock(&t->lock);
-	if (!r)
-		return 0;
-	ret = -ENOMEM;
-out_free:
-	free(r);
+		t->npages -= len / 4096;
+	pthread_rwlock_unlock(&t->ranges_lock);
+	pthread_mutex_unlock(&t->add_lock);
+	if (ret)
+		free(r);
 	return ret;
 }
 
@@ -187,6 +246,30 @@ static void finish_ranges(struct uffd_track_result *res)
 		res->pages += (res->ranges[i].end - res->ranges[i].start) / 4096;
 }
 
+/*
+ * Pages zeroed by MADV_DONTNEED/REMOVE: reported once; on rearm protected
+ * again where the backend needs it (an anonymous zap drops the uffd-wp
+ * bit; WP_ASYNC's PAGEMAP_SCAN re-arms empty entries itself).
+ */
+static int emit_removed(struct uffd_tracker *t, struct track_range *r, bool rearm)
+{
+	size_t pos = r->first_bit, end = r->first_bit + r->len / 4096, a, b;
+	int ret = 0;
+
+	while (!ret && bitmap_next_run(&t->removed, &pos, end, &a, &b)) {
+		uint64_t from = r->start + (a - r->first_bit) * 4096;
+
+		track_emit(t, r, from, from + (b - a) * 4096);
+		if (!rearm)
+			continue;
+		if (t->be->protect)
+			ret = t->be->protect(t, from, (b - a) * 4096);
+		if (!ret)
+			bitmap_clear_range(&t->removed, a, b);
+	}
+	return ret;
+}
+
 static int collect(struct uffd_tracker *t, unsigned flags, struct emit_sink *sink)
 {
 	bool rearm = flags & UFFD_TRACK_REARM;
@@ -195,16 +278,27 @@ static int collect(struct uffd_tracker *t, unsigned flags, struct emit_sink *sin
 	if (flags & ~UFFD_TRACK_REARM)
 		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
-	t->sink = sink;
-	for (i = 0; i < t->nranges && !ret && !sink->err; i++) {
-		struct track_range *r = t->ranges[i];
+	/* -EAGAIN: an event is pending (see uffd.c protect()).  What was
+	 * reported and re-armed stays so; the next pass reports the rest. */
+	do {
+		if (ret == -EAGAIN)
+			sched_yield();
+		ret = 0;
+		sync_events(t);
+		pthread_rwlock_rdlock(&t->ranges_lock);
+		t->sink = sink;
+		for (i = 0; i < t->nranges && !ret && !sink->err; i++) {
+			struct track_range *r = t->ranges[i];
 
-		if (r->gone)
-			continue;
-		ret = t->be->collect(t, r, rearm);
-		track_emit_bits(t, r, &t->removed, rearm);
-	}
-	t->sink = NULL;
+			if (r->gone)
+				continue;
+			ret = t->be->collect(t, r, rearm);
+			if (!ret)
+				ret = emit_removed(t, r, rearm);
+		}
+		t->sink = NULL;
+		pthread_rwlock_unlock(&t->ranges_lock);
+	} while (ret == -EAGAIN);
 	if (!ret && __atomic_load_n(&t->overflowed, __ATOMIC_RELAXED)) {
 		ret = -ENOSPC;
 		if (rearm)
@@ -260,14 +354,24 @@ int uffd_track_reset(struct uffd_tracker *t)
 	int i, ret = 0;
 
 	pthread_mutex_lock(&t->lock);
-	for (i = 0; i < t->nranges && !ret; i++) {
-		struct track_range *r = t->ranges[i];
+	do {
+		if (ret == -EAGAIN)
+			sched_yield();
+		ret = 0;
+		sync_events(t);
+		pthread_rwlock_rdlock(&t->ranges_lock);
+		for (i = 0; i < t->nranges && !ret; i++) {
+			struct track_range *r = t->ranges[i];
 
-		if (r->gone)
-			continue;
-		ret = t->be->reset(t, r);
-		bitmap_clear_range(&t->removed, r->first_bit, r->first_bit + r->len / 4096);
-	}
+			if (r->gone)
+				continue;
+			ret = t->be->reset(t, r);
+			if (!ret)
+				bitmap_clear_range(&t->removed, r->first_bit,
+						   r->first_bit + r->len / 4096);
+		}
+		pthread_rwlock_unlock(&t->ranges_lock);
+	} while (ret == -EAGAIN);
 	__atomic_store_n(&t->overflowed, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&t->lock);
 	return ret;
@@ -279,11 +383,12 @@ int uffd_track_stats(struct uffd_tracker *t, struct uffd_track_stats *s)
 
 	memset(s, 0, sizeof(*s));
 	s->backend = t->be->kind;
-	pthread_mutex_lock(&t->lock);
+	sync_events(t);
+	pthread_rwlock_rdlock(&t->ranges_lock);
 	for (i = 0; i < t->nranges; i++)
 		if (!t->ranges[i]->gone)
 			s->tracked_bytes += t->ranges[i]->len;
-	pthread_mutex_unlock(&t->lock);
+	pthread_rwlock_unlock(&t->ranges_lock);
 	s->collects = __atomic_load_n(&t->collects, __ATOMIC_RELAXED);
 	s->pages_reported = __atomic_load_n(&t->pages_reported, __ATOMIC_RELAXED);
 	s->write_faults = __atomic_load_n(&t->write_faults, __ATOMIC_RELAXED);
@@ -305,6 +410,8 @@ void uffd_track_free(struct uffd_tracker *t)
 	bitmap_free(&t->dirty);
 	bitmap_free(&t->removed);
 	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->add_lock);
+	pthread_rwlock_destroy(&t->ranges_lock);
 	pthread_rwlock_destroy(&t->arm_lock);
 	free(t);
 }

@@ -34,6 +34,8 @@ struct track_backend {
 	int (*collect)(struct uffd_tracker *t, struct track_range *r, bool rearm);
 	/* Re-protect all of r and forget its writes. */
 	int (*reset)(struct uffd_tracker *t, struct track_range *r);
+	/* Optional: re-protect [start, start+len) (removed pages, on rearm). */
+	int (*protect)(struct uffd_tracker *t, uint64_t start, uint64_t len);
 	/* Un-protect everything, free t->priv. */
 	void (*destroy)(struct uffd_tracker *t);
 };
@@ -43,9 +45,15 @@ struct emit_sink;
 struct uffd_tracker {
 	const struct track_backend *be;
 	struct uffd_track_opts opts;
-	pthread_mutex_t lock;		/* ranges, collects, events */
+	pthread_mutex_t lock;		/* one collect or reset at a time */
+	pthread_mutex_t add_lock;	/* one add at a time */
+	/* The ranges and their geometry, and the bitmaps' size: read by
+	 * faults and collects, written by adds and by events (mremap, munmap
+	 * and madvise of tracked memory).  Taken before arm_lock. */
+	pthread_rwlock_t ranges_lock;
 	struct track_range **ranges;
 	int nranges;
+	struct track_range *adding;	/* registered, not yet in ranges */
 	size_t npages;			/* bits in use */
 	struct bitmap dirty;		/* SYNC_WP, MPROTECT: written pages */
 	struct bitmap removed;		/* REMOVE events: report once */
@@ -54,7 +62,8 @@ struct uffd_tracker {
 	struct uffd u;
 	struct uffd_handler *h;
 	int pagemap_fd;
-	pthread_rwlock_t arm_lock;	/* SYNC_WP: faults vs rearm */
+	pthread_rwlock_t arm_lock;	/* SYNC_WP: faults vs rearm, and
+					   the dirty bitmap's storage */
 	void *priv;			/* MPROTECT, SOFT_DIRTY */
 	/* stats (atomic) */
 	uint64_t collects, pages_reported, write_faults, removed_pages;
@@ -72,6 +81,14 @@ void track_emit_bits(struct uffd_tracker *t, struct track_range *r,
 		     struct bitmap *bm, bool clear);
 /* Grow the bitmaps to t->npages; 0 or -ENOMEM. */
 int track_grow_bitmaps(struct uffd_tracker *t);
+
+/* The range holding addr, or NULL.  Caller holds ranges_lock. */
+struct track_range *track_lookup(struct uffd_tracker *t, uint64_t addr);
+/* A new range for [start, start+len) of bits from first_bit, appended to
+ * the ranges (mremap/munmap split one).  Caller holds ranges_lock for
+ * writing.  NULL on ENOMEM. */
+struct track_range *track_split_off(struct uffd_tracker *t, uint64_t start, uint64_t len,
+				    size_t first_bit);
 
 /* Bit of the page at addr in r. */
 static inline size_t track_bit(const struct track_range *r, uint64_t addr)

@@ -15,6 +15,7 @@
  * between the two.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,6 +76,12 @@ static int sync_wp_init(struct uffd_tracker *t)
 	return open_uffd(t, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP));
 }
 
+/*
+ * -EAGAIN means an event is queued and not yet read.  Callers holding
+ * ranges_lock return it (collect and reset drop the lock and try again:
+ * the tracker's thread may need the lock to finish the event before it
+ * reads the next); uffd_add holds nothing and simply retries.
+ */
 static int protect(struct uffd_tracker *t, uint64_t start, uint64_t len)
 {
 	return uffd_writeprotect(&t->u, (void *)(uintptr_t)start, len, true, 0);
@@ -83,11 +90,15 @@ static int protect(struct uffd_tracker *t, uint64_t start, uint64_t len)
 static int uffd_add(struct uffd_tracker *t, struct track_range *r,
 		    const struct uffd_region_ops *ops)
 {
+	int ret;
+
 	r->region = uffd_handler_add(t->h, (void *)(uintptr_t)r->start, r->len, 0,
 				     UFFD_REG_WP, ops, r);
 	if (!r->region)
 		return -errno;
-	return protect(t, r->start, r->len);
+	while ((ret = protect(t, r->start, r->len)) == -EAGAIN)
+		sched_yield();
+	return ret;
 }
 
 static int wp_async_add(struct uffd_tracker *t, struct track_range *r)
@@ -133,21 +144,26 @@ static int wp_async_reset(struct uffd_tracker *t, struct track_range *r)
 
 static int sync_wp_fault(struct uffd_fault *f)
 {
-	struct track_range *r = f->data;
-	struct uffd_tracker *t = r->t;
+	struct uffd_tracker *t = ((struct track_range *)f->data)->t;
 	uint64_t addr = (uintptr_t)f->addr;
+	struct track_range *r;
+	int ret;
 
-	/* A piece split off by a partial mremap/munmap is no longer tracked. */
-	if (addr < r->start || addr >= r->start + r->len)
-		return uffd_fault_unprotect(f, 4096);
-	pthread_rwlock_rdlock(&t->arm_lock);
-	bitmap_set_atomic(&t->dirty, track_bit(r, addr));
-	__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
-	if (t->opts.on_write)
-		t->opts.on_write(f->addr, t->opts.arg);
-	uffd_fault_unprotect(f, 4096);
-	pthread_rwlock_unlock(&t->arm_lock);
-	return 0;
+	/* By address: a range split by mremap/munmap has several pieces. */
+	pthread_rwlock_rdlock(&t->ranges_lock);
+	r = track_lookup(t, addr);
+	if (r) {
+		pthread_rwlock_rdlock(&t->arm_lock);
+		bitmap_set_atomic(&t->dirty, track_bit(r, addr));
+		__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
+		if (t->opts.on_write)
+			t->opts.on_write(f->addr, t->opts.arg);
+	}
+	ret = uffd_fault_unprotect(f, 4096);
+	if (r)
+		pthread_rwlock_unlock(&t->arm_lock);
+	pthread_rwlock_unlock(&t->ranges_lock);
+	return ret;
 }
 
 static int sync_wp_collect(struct uffd_tracker *t, struct track_range *r, bool rearm)
@@ -163,7 +179,8 @@ static int sync_wp_collect(struct uffd_tracker *t, struct track_range *r, bool r
 		if (!rearm)
 			continue;
 		ret = protect(t, from, (e - s) * 4096);
-		bitmap_clear_range(&t->dirty, s, e);
+		if (!ret)	/* else still dirty: reported again next time */
+			bitmap_clear_range(&t->dirty, s, e);
 	}
 	pthread_rwlock_unlock(&t->arm_lock);
 	return ret;
@@ -188,66 +205,108 @@ static void uffd_destroy(struct uffd_tracker *t)
 		close(t->pagemap_fd);
 }
 
-/* Mark [start, end) of r as removed (reported once). */
+/* Mark [start, end) of r as removed (reported once); counts new pages. */
 static void mark_removed(struct track_range *r, uint64_t start, uint64_t end)
 {
 	struct uffd_tracker *t = r->t;
+	size_t bit;
 
 	if (start < r->start)
 		start = r->start;
 	if (end > r->start + r->len)
 		end = r->start + r->len;
-	if (start >= end)
-		return;
-	bitmap_set_range(&t->removed, track_bit(r, start), track_bit(r, end));
-	__atomic_fetch_add(&t->removed_pages, (end - start) / 4096, __ATOMIC_RELAXED);
+	for (bit = track_bit(r, start); start < end; start += 4096, bit++) {
+		if (bitmap_test(&t->removed, bit))
+			continue;
+		bitmap_set_atomic(&t->removed, bit);
+		__atomic_fetch_add(&t->removed_pages, 1, __ATOMIC_RELAXED);
+	}
 }
 
 /*
- * Runs in the servicing thread with the region table locked.  A partial
- * mremap or munmap splits a region: the pieces no longer in [r->start,
- * r->start + r->len) are reported once as written and then left untracked.
+ * Take [start, end) out of r, keeping the bits of what stays: r keeps the
+ * part below start (or above end, if nothing is below), a new range the
+ * part above end when a hole is punched.
+ */
+static void cut(struct uffd_tracker *t, struct track_range *r, uint64_t start, uint64_t end)
+{
+	uint64_t r_end = r->start + r->len;
+
+	if (start <= r->start && end >= r_end) {
+		r->gone = true;
+	} else if (start <= r->start) {		/* the head goes */
+		r->first_bit += (end - r->start) / 4096;
+		r->len = r_end - end;
+		r->start = end;
+	} else {
+		if (end < r_end)		/* a hole: the tail stays apart */
+			track_split_off(t, end, r_end - end, track_bit(r, end));
+		r->len = start - r->start;
+	}
+}
+
+/* Apply an mremap: the pages in [from, from+len) are now at to. */
+static void remap(struct uffd_tracker *t, uint64_t from, uint64_t to, uint64_t len)
+{
+	int i, n = t->nranges;
+
+	for (i = 0; i < n; i++) {
+		struct track_range *r = t->ranges[i];
+		uint64_t lo, hi;
+
+		if (r->gone)
+			continue;
+		lo = r->start > from ? r->start : from;
+		hi = r->start + r->len < from + len ? r->start + r->len : from + len;
+		if (lo >= hi)
+			continue;
+		if (lo == r->start && hi == r->start + r->len) {
+			r->start = r->start - from + to;	/* all of it moved */
+			continue;
+		}
+		track_split_off(t, lo - from + to, hi - lo, track_bit(r, lo));
+		cut(t, r, lo, hi);
+	}
+}
+
+/*
+ * Runs in the tracker's servicing thread, once per region the event
+ * touches: everything is done by address, so doing it again is harmless.
  */
 static void track_event(struct uffd_region *reg, const struct uffd_event *ev)
 {
-	struct track_range *r = uffd_region_data(reg);
-	struct uffd_tracker *t = r->t;
-	uint64_t start, end;
+	struct uffd_tracker *t = ((struct track_range *)uffd_region_data(reg))->t;
+	int i, n;
 
-	pthread_mutex_lock(&t->lock);
+	pthread_rwlock_wrlock(&t->ranges_lock);
+	n = t->nranges;
 	switch (ev->type) {
 	case UFFD_EV_REMOVE:
-		mark_removed(r, ev->range.start, ev->range.end);
+		for (i = 0; i < n; i++)
+			if (!t->ranges[i]->gone)
+				mark_removed(t->ranges[i], ev->range.start, ev->range.end);
 		break;
 	case UFFD_EV_REMAP:
-		if (reg == r->region) {		/* the whole range moved */
-			r->start = (uintptr_t)uffd_region_addr(reg);
-			break;
-		}
-		/* A piece moved away: report it where it was, drop it. */
-		start = (uintptr_t)uffd_region_addr(reg) - ev->remap.to + ev->remap.from;
-		mark_removed(r, start, start + uffd_region_len(reg));
-		if ((uintptr_t)uffd_region_addr(r->region) == r->start)
-			r->len = uffd_region_len(r->region);
+		remap(t, ev->remap.from, ev->remap.to, ev->remap.len);
 		break;
 	case UFFD_EV_UNMAP:
-		start = ev->range.start > r->start ? ev->range.start : r->start;
-		end = ev->range.end < r->start + r->len ? ev->range.end : r->start + r->len;
-		if (start <= r->start && end >= r->start + r->len) {
-			r->gone = true;
-		} else if (start <= r->start) {		/* the head went */
-			r->first_bit += (end - r->start) / 4096;
-			r->len -= end - r->start;
-			r->start = end;
-		} else {			/* the tail, or a hole: keep the head */
-			mark_removed(r, end, r->start + r->len);
-			r->len = start - r->start;
+		for (i = 0; i < n; i++) {
+			struct track_range *r = t->ranges[i];
+
+			if (!r->gone && ev->range.start < r->start + r->len &&
+			    ev->range.end > r->start)
+				cut(t, r, ev->range.start, ev->range.end);
 		}
 		break;
 	default:
 		break;
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_rwlock_unlock(&t->ranges_lock);
+}
+
+static int sync_wp_protect(struct uffd_tracker *t, uint64_t start, uint64_t len)
+{
+	return protect(t, start, len);
 }
 
 const struct track_backend track_wp_async = {
@@ -265,5 +324,6 @@ const struct track_backend track_sync_wp = {
 	.add = sync_wp_add,
 	.collect = sync_wp_collect,
 	.reset = sync_wp_reset,
+	.protect = sync_wp_protect,
 	.destroy = uffd_destroy,
 };

@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * uffd bench track: what dirty tracking costs with each backend, and how
+ * many written pages each survives between two collects.
+ *
+ * One populated region (every page touched first, so what is timed is
+ * write tracking, not first touch) is tracked by each backend in turn.
+ * For each fraction of its pages (1%, 10%, 50%), rounds write one byte to
+ * that many distinct pages picked at random (fixed seed: every backend sees
+ * the same pages), then collect with UFFD_TRACK_REARM.  Reported: the
+ * write loop's time per written page, and the collect+re-arm time per GiB
+ * tracked (and GB/s), medians over the rounds.  Every collect must name
+ * exactly the pages written, or the bench fails (exit 1).  mprotect runs
+ * out of VMAs near vm.max_map_count / 2 written pages: where it does, the
+ * fraction reports the write at which it failed instead of a time.
+ *
+ * Survival writes every other page (isolated pages: one result range per
+ * page, the worst case for the result) and collects once:
+ *   - the default backend on private anonymous memory, as many pages as
+ *     half of MemAvailable allows (2M = 8 GiB resident by default);
+ *   - the default backend on 4M pages of shared memory: one 2 GiB memfd
+ *     mapped 16 times.  Write protection is per mapping (per PTE), so each
+ *     alias page is a distinct tracked page that must be reported on its
+ *     own, while RAM holds the memfd once.  4M distinct private pages would
+ *     need 16 GiB resident, too much for this 24 GiB machine;
+ *   - sync-wp on private memory (~30 us per write: 256k pages);
+ *   - mprotect until it overflows (checked after each write).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <uffd/track.h>
+
+#include "bench.h"
+#include "../tools/uffd.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define PAGE_SZ 4096UL
+#define SURVIVAL_GOAL (4UL << 20)	/* written pages between collects (issue) */
+#define PICK_SEED 0x747261636bULL
+#define MAX_ROUNDS 16
+#define NFRAC 3
+#define NBACKENDS 4
+
+static const int fraction_pct[NFRAC] = { 1, 10, 50 };
+
+struct track_cfg {
+	size_t region_bytes;
+	int rounds;
+	size_t anon_pages;	/* survival, default backend, private memory */
+	size_t shmem_bytes;	/* survival, default backend, one memfd ... */
+	int shmem_aliases;	/* ... mapped this many times */
+	size_t sync_pages;	/* survival, sync-wp */
+};
+
+/* The region every fraction runs on, and the pages picked in it. */
+struct region {
+	char *p;
+	size_t len, npages;
+	uint32_t *perm;		/* perm[0..k): the pages written this round */
+	uint8_t *mark;		/* scratch for the data check */
+	uint64_t rng;
+};
+
+struct frac_result {
+	bool done;		/* measured; else failed_at says where it broke */
+	double ns_per_page, collect_us;
+	uint64_t failed_at;
+};
+
+struct survival {
+	bool ran;
+	size_t asked, written, survived;
+	size_t failed_at;	/* 0, or the written page that broke it */
+	int err;		/* what the collect returned at failure */
+	double write_ns, collect_ms;
+};
+
+static char *map_anon(size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, len, MADV_NOHUGEPAGE);	/* 4 KiB pages: one write, one page */
+	return p;
+}
+
+/* Touch every stride-th page, so the timed writes find them populated. */
+static void touch_pages(char *p, size_t len, size_t stride)
+{
+	volatile char *v = p;
+	size_t off;
+
+	if (stride == 1 && !madvise(p, len, MADV_POPULATE_WRITE))
+		return;
+	for (off = 0; off < len; off += stride * PAGE_SZ)
+		v[off] = 1;
+}
+
+static struct uffd_tracker *tracker_new(enum uffd_track_backend b)
+{
+	struct uffd_track_opts o = { .backend = b, .no_thp = true };
+
+	return uffd_track_new(&o);
+}
+
+static uint64_t next_rand(uint64_t *state)	/* splitmix64 */
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void pick_reset(struct region *r, uint64_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < r->npages; i++)
+		r->perm[i] = i;
+	r->rng = seed;
+}
+
+/* Partial Fisher-Yates: perm[0..k) becomes k distinct random pages. */
+static void pick_pages(struct region *r, size_t k)
+{
+	size_t i;
+
+	for (i = 0; i < k; i++) {
+		size_t j = i + next_rand(&r->rng) % (r->npages - i);
+		uint32_t tmp = r->perm[i];
+
+		r->perm[i] = r->perm[j];
+		r->perm[j] = tmp;
+	}
+}
+
+static double write_picked(struct region *r, size_t k, char val)
+{
+	volatile char *v = r->p;
+	double t0 = bench_now_us();
+	size_t i;
+
+	for (i = 0; i < k; i++)
+		v[(size_t)r->perm[i] * PAGE_SZ] = val;
+	return bench_now_us() - t0;
+}
+
+/* Does res name exactly the k pages picked? */
+static bool result_is_picked(struct region *r, size_t k, const struct uffd_track_result *res)
+{
+	uintptr_t base = (uintptr_t)r->p;
+	bool ok = res->pages == k;
+	size_t i, seen = 0;
+
+	for (i = 0; i < k; i++)
+		r->mark[r->perm[i]] = 1;
+	for (i = 0; ok && i < res->nranges; i++) {
+		uint64_t a;
+
+		for (a = res->ranges[i].start; ok && a < res->ranges[i].end; a += PAGE_SZ) {
+			uint64_t page = (a - base) / PAGE_SZ;	/* wraps if below */
+
+			ok = page < r->npages && r->mark[page];
+			seen++;
+		}
+	}
+	for (i = 0; i < k; i++)
+		r->mark[r->perm[i]] = 0;
+	return ok && seen == k;
+}
+
+/* One backend, one fraction: 0, -EOPNOTSUPP (backend unavailable),
+ * -EBADMSG (a collect named the wrong pages) or another -errno. */
+static int run_fraction(enum uffd_track_backend b, struct region *r, size_t k,
+			int rounds, struct frac_result *out)
+{
+	struct uffd_track_result res = { 0 };
+	struct uffd_tracker *t = tracker_new(b);
+	double wr[MAX_ROUNDS], co[MAX_ROUNDS];
+	int round, ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!t)
+		return -errno;
+	ret = uffd_track_add(t, r->p, r->len);
+	pick_reset(r, PICK_SEED + k);
+	for (round = 0; !ret && round < rounds; round++) {
+		double t0;
+
+		pick_pages(r, k);
+		wr[round] = write_picked(r, k, round + 2);
+		t0 = bench_now_us();
+		ret = uffd_track_collect(t, UFFD_TRACK_REARM, &res);
+		co[round] = bench_now_us() - t0;
+		if (ret == -ENOSPC) {		/* mprotect ran out of VMAs */
+			struct uffd_track_stats st;
+
+			uffd_track_stats(t, &st);
+			out->failed_at = st.write_faults;
+			ret = 0;
+			goto out;
+		}
+		if (!ret && !result_is_picked(r, k, &res))
+			ret = -EBADMSG;
+	}
+	if (!ret) {
+		out->done = true;
+		out->ns_per_page = bench_median(wr, rounds) * 1e3 / k;
+		out->collect_us = bench_median(co, rounds);
+	}
+out:
+	uffd_track_result_free(&res);
+	uffd_track_free(t);
+	return ret;
+}
+
+/* Is every range one page, at an even page of an area, among the first
+ * `written` pages in write order?  With res->pages == written, that is
+ * exactly the pages written. */
+static bool result_is_every_other(char *const *areas, int nareas, size_t area_len,
+				  size_t written, const struct uffd_track_result *res)
+{
+	size_t per_area = area_len / PAGE_SZ / 2, i;
+	int ai;
+
+	if (res->pages != written || res->nranges != written)
+		return false;
+	for (i = 0; i < res->nranges; i++) {
+		uint64_t a = res->ranges[i].start;
+
+		if (res->ranges[i].end != a + PAGE_SZ)
+			return false;
+		for (ai = 0; ai < nareas; ai++) {
+			uint64_t page = (a - (uintptr_t)areas[ai]) / PAGE_SZ;
+
+			if (page < area_len / PAGE_SZ) {
+				if (page % 2 || ai * per_area + page / 2 >= written)
+					return false;
+				break;
+			}
+		}
+		if (ai == nareas)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Track the areas, write every other page up to s->asked pages (the areas'
+ * even pages are populated already), collect once.  mprotect is watched
+ * after each write and stopped where it overflows.  Returns 0 (s says how
+ * far it went) or -errno when the bench itself could not run or a collect
+ * named the wrong pages (-EBADMSG).
+ */
+static int survive(enum uffd_track_backend b, char *const *areas, int nareas,
+		   size_t area_len, struct survival *s)
+{
+	size_t per_area = area_len / PAGE_SZ / 2, n = 0, i;
+	bool watch = b == UFFD_TRACK_MPROTECT;
+	struct uffd_track_result res = { 0 };
+	struct uffd_tracker *t = tracker_new(b);
+	struct uffd_track_stats st;
+	double t0, t1;
+	int ai, ret = 0;
+
+	if (!t)
+		return -errno;
+	for (ai = 0; ai < nareas && !ret; ai++)
+		ret = uffd_track_add(t, areas[ai], area_len);
+	if (ret)
+		goto out;
+	t0 = bench_now_us();
+	for (ai = 0; ai < nareas && n < s->asked && !s->failed_at; ai++) {
+		volatile char *v = areas[ai];
+
+		for (i = 0; i < per_area && n < s->asked; i++) {
+			v[2 * i * PAGE_SZ] = 2;
+			n++;
+			if (watch && !uffd_track_stats(t, &st) && st.overflowed) {
+				s->failed_at = n;
+				break;
+			}
+		}
+	}
+	t1 = bench_now_us();
+	ret = uffd_track_collect(t, UFFD_TRACK_REARM, &res);
+	s->collect_ms = (bench_now_us() - t1) / 1e3;
+	s->write_ns = (t1 - t0) * 1e3 / n;
+	s->written = n;
+	s->ran = true;
+	if (s->failed_at) {
+		/* The documented overflow: -ENOSPC, everything reported. */
+		s->survived = n - 1;
+		s->err = ret;
+		ret = ret == -ENOSPC && res.pages == nareas * area_len / PAGE_SZ ? 0 : -EBADMSG;
+	} else if (ret) {
+		s->failed_at = n;
+		s->err = ret;
+		ret = 0;
+	} else if (result_is_every_other(areas, nareas, area_len, n, &res)) {
+		s->survived = n;
+	} else {
+		ret = -EBADMSG;
+	}
+out:
+	uffd_track_result_free(&res);
+	uffd_track_free(t);
+	return ret;
+}
+
+/* Private anonymous memory: every other page of 2 * s->asked pages. */
+static int survive_anon(enum uffd_track_backend b, struct survival *s)
+{
+	size_t len = 2 * s->asked * PAGE_SZ;
+	char *area = map_anon(len);
+	int ret;
+
+	if (!area)
+		return -ENOMEM;
+	touch_pages(area, len, 2);
+	ret = survive(b, &area, 1, len, s);
+	munmap(area, len);
+	return ret;
+}
+
+/* One memfd mapped `aliases` times: every other page of each mapping. */
+static int survive_shmem(enum uffd_track_backend b, size_t bytes, int aliases,
+			 struct survival *s)
+{
+	char *areas[64];
+	int fd, i, n = 0, ret = -ENOMEM;
+
+	fd = memfd_create("uffd-bench-track", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, bytes))
+		goto out;
+	for (n = 0; n < aliases; n++) {
+		areas[n] = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (areas[n] == MAP_FAILED)
+			goto out;
+		madvise(areas[n], bytes, MADV_NOHUGEPAGE);
+		touch_pages(areas[n], bytes, 2);
+	}
+	ret = survive(b, areas, aliases, bytes, s);
+out:
+	for (i = 0; i < n; i++)
+		munmap(areas[i], bytes);
+	close(fd);
+	return ret;
+}
+
+static long read_long(const char *path, const char *key)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key))) {
+			v = strtol(line + strlen(key), NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+static void report_survival(struct bench_report *rep, const char *sys, const char *metric,
+			    const struct survival *s)
+{
+	char m[48];
+
+	if (!s->ran)
+		return;
+	if (!s->failed_at || s->survived) {
+		bench_result(rep, sys, metric, s->survived, "pages");
+		if (!rep->json)
+			printf("  %-26s   (%zu asked, %.0f ns/write, collect %.1f ms)\n",
+			       "", s->asked, s->write_ns, s->collect_ms);
+	}
+	if (s->failed_at) {
+		snprintf(m, sizeof(m), "%s_failed_at", metric);
+		bench_result(rep, sys, m, s->failed_at,
+			     s->err == -ENOSPC ? "pages (-ENOSPC)" : "pages (error)");
+	}
+}
+
+static int usage(FILE *f, int status)
+{
+	fprintf(f, "usage: uffd bench track [--json] [--quick] [--size MiB] [--rounds N]\n"
+		   "                        [--anon-pages N] [--shmem-mib M] [--sync-pages N]\n\n"
+		   "Dirty tracking per backend: ns per written page, collect+re-arm per GiB\n"
+		   "(1%%, 10%%, 50%% of the region written), written pages survived.\n"
+		   "Page counts of 0 skip that survival run.\n");
+	return status;
+}
+
+int bench_track(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "size", required_argument, NULL, 's' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "anon-pages", required_argument, NULL, 'a' },
+		{ "shmem-mib", required_argument, NULL, 'm' },
+		{ "sync-pages", required_argument, NULL, 'y' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const enum uffd_track_backend all[NBACKENDS] = {
+		UFFD_TRACK_WP_ASYNC, UFFD_TRACK_SYNC_WP, UFFD_TRACK_MPROTECT,
+		UFFD_TRACK_SOFT_DIRTY,
+	};
+	struct track_cfg cfg = { 1UL << 30, 5, 2UL << 20, 2UL << 30, 16, 256UL << 10 };
+	struct bench_report rep = { .bench = "track" };
+	struct frac_result fr[NBACKENDS][NFRAC];
+	struct survival anon = { 0 }, shmem = { 0 }, sync = { 0 }, mprot = { 0 };
+	enum uffd_track_backend order[NBACKENDS], def = uffd_tracking_backend();
+	bool avail[NBACKENDS] = { 0 }, anon_capped = false, bad = false;
+	char unavail[128] = "";
+	double ratio, worst_gbps = 0;
+	struct region r = { 0 };
+	long avail_kib, max_map;
+	int c, i, f, nord = 0, ret;
+
+	while ((c = getopt_long(argc, argv, "jqs:r:a:m:y:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': rep.json = true; break;
+		case 'q': cfg = (struct track_cfg){ 64UL << 20, 3, 64UL << 10, 256UL << 20, 16,
+						    16UL << 10 }; break;
+		case 's': cfg.region_bytes = strtoul(optarg, NULL, 0) << 20; break;
+		case 'r': cfg.rounds = atoi(optarg); break;
+		case 'a': cfg.anon_pages = strtoul(optarg, NULL, 0); break;
+		case 'm': cfg.shmem_bytes = strtoul(optarg, NULL, 0) << 20; break;
+		case 'y': cfg.sync_pages = strtoul(optarg, NULL, 0); break;
+		case 'h': return usage(stdout, EXIT_OK);
+		default: return usage(stderr, EXIT_USAGE);
+		}
+	}
+	if (optind < argc || cfg.rounds < 1 || cfg.rounds > MAX_ROUNDS ||
+	    cfg.region_bytes < (1UL << 20) || cfg.region_bytes > (64UL << 30))
+		return usage(stderr, EXIT_USAGE);
+
+	/* Half of what is free now, so the other users of the machine live. */
+	avail_kib = read_long("/proc/meminfo", "MemAvailable:");
+	if (avail_kib > 0 && cfg.anon_pages > (size_t)avail_kib / 2 / 4) {
+		cfg.anon_pages = (size_t)avail_kib / 2 / 4 & ~((64UL << 10) - 1);
+		anon_capped = true;
+	}
+	max_map = read_long("/proc/sys/vm/max_map_count", "");
+	mprot.asked = max_map > 0 ? (size_t)max_map / 2 + 4096 : 64UL << 10;
+	anon.asked = cfg.anon_pages;
+	shmem.asked = cfg.shmem_aliases * (cfg.shmem_bytes / PAGE_SZ / 2);
+	sync.asked = cfg.sync_pages;
+
+	order[nord++] = def;
+	for (i = 0; i < NBACKENDS; i++)
+		if (all[i] != def)
+			order[nord++] = all[i];
+	if (!rep.json)
+		printf("uffd bench track: %zu MiB region, %d rounds, written 1%%/10%%/50%% "
+		       "of its pages at random, default backend %s\n\n",
+		       cfg.region_bytes >> 20, cfg.rounds, uffd_track_backend_name(def));
+
+	r.len = cfg.region_bytes;
+	r.npages = r.len / PAGE_SZ;
+	r.p = map_anon(r.len);
+	r.perm = malloc(r.npages * sizeof(*r.perm));
+	r.mark = calloc(r.npages, 1);
+	if (!r.p || !r.perm || !r.mark) {
+		fprintf(stderr, "uffd bench track: out of memory\n");
+		return EXIT_FAILED;
+	}
+	touch_pages(r.p, r.len, 1);
+
+	for (i = 0; i < nord; i++) {
+		const char *name = uffd_track_backend_name(order[i]);
+		char metric[48];
+
+		for (f = 0; f < NFRAC; f++) {
+			size_t k = r.npages * fraction_pct[f] / 100;
+
+			ret = run_fraction(order[i], &r, k ? k : 1, cfg.rounds, &fr[i][f]);
+			if (ret == -EOPNOTSUPP)
+				break;
+			if (ret) {
+				fprintf(stderr, "uffd bench track: %s, %d%%: %s\n", name,
+					fraction_pct[f], ret == -EBADMSG ?
+					"collect did not report exactly the pages written" :
+					strerror(-ret));
+				bad = true;
+			}
+		}
+		avail[i] = f == NFRAC;
+		if (!avail[i]) {
+			snprintf(unavail + strlen(unavail), sizeof(unavail) - strlen(unavail),
+				 "%s\"%s\"", unavail[0] ? "," : "", name);
+			if (!rep.json)
+				printf("  %-26s not run: unavailable here (%s)\n", name,
+				       strerror(-ret));
+			continue;
+		}
+		for (f = 0; f < NFRAC; f++) {
+			struct frac_result *x = &fr[i][f];
+
+			if (!x->done && x->failed_at) {
+				snprintf(metric, sizeof(metric), "failed_at_pages_%dpct",
+					 fraction_pct[f]);
+				bench_result(&rep, name, metric, x->failed_at, "pages (-ENOSPC)");
+				continue;
+			}
+			if (!x->done)
+				continue;
+			snprintf(metric, sizeof(metric), "ns_per_written_page_%dpct",
+				 fraction_pct[f]);
+			bench_result(&rep, name, metric, x->ns_per_page, "ns");
+			snprintf(metric, sizeof(metric), "collect_ms_per_gib_%dpct",
+				 fraction_pct[f]);
+			bench_result(&rep, name, metric,
+				     x->collect_us / 1e3 / ((double)r.len / (1UL << 30)), "ms");
+			if (i == 0) {
+				double gbps = r.len / x->collect_us / 1e3;
+
+				snprintf(metric, sizeof(metric), "collect_gbps_%dpct",
+					 fraction_pct[f]);
+				bench_result(&rep, name, metric, gbps, "GB/s");
+				if (!worst_gbps || gbps < worst_gbps)
+					worst_gbps = gbps;
+			}
+		}
+	}
+	munmap(r.p, r.len);
+	free(r.perm);
+	free(r.mark);
+
+	/* Survival: the default backend, sync-wp, mprotect (where available). */
+	if (!rep.json)
+		printf("\n  written pages between two collects (every other page)%s:\n",
+		       anon_capped ? "; private run capped to half of MemAvailable" : "");
+	for (i = 0; i < nord; i++) {
+		const char *name = uffd_track_backend_name(order[i]);
+
+		ret = 0;
+		if (!avail[i])
+			continue;
+		if (i == 0 && anon.asked) {
+			ret = survive_anon(order[i], &anon);
+			report_survival(&rep, name, "survived_pages_anon", &anon);
+		}
+		if (i == 0 && shmem.asked && !ret) {
+			ret = survive_shmem(order[i], cfg.shmem_bytes, cfg.shmem_aliases, &shmem);
+			report_survival(&rep, name, "survived_pages_shmem_alias", &shmem);
+		}
+		if (order[i] == UFFD_TRACK_SYNC_WP && sync.asked) {
+			ret = survive_anon(order[i], &sync);
+			report_survival(&rep, name, "survived_pages_anon", &sync);
+		}
+		if (order[i] == UFFD_TRACK_MPROTECT) {
+			ret = survive_anon(order[i], &mprot);
+			report_survival(&rep, name, "max_written_pages", &mprot);
+		}
+		if (ret) {
+			fprintf(stderr, "uffd bench track: %s survival: %s\n", name,
+				ret == -EBADMSG ? "collect did not report exactly the pages "
+				"written" : strerror(-ret));
+			bad = true;
+		}
+	}
+
+	/* Goals (issue): >= 20x cheaper per written page than mprotect,
+	 * collect+re-arm >= 10 GB/s, no failure up to 4M written pages.  The
+	 * per-page ratio is the worst over the fractions both survived. */
+	for (i = 1; i < nord; i++) {
+		const char *rname = order[i] == UFFD_TRACK_MPROTECT ? "mprotect_over_default_per_page" :
+			order[i] == UFFD_TRACK_SYNC_WP ? "sync_wp_over_default_per_page" :
+			order[i] == UFFD_TRACK_SOFT_DIRTY ? "soft_dirty_over_default_per_page" : NULL;
+
+		ratio = 0;
+		for (f = 0; f < NFRAC && avail[0] && avail[i] && rname; f++)
+			if (fr[0][f].done && fr[i][f].done &&
+			    (!ratio || fr[i][f].ns_per_page / fr[0][f].ns_per_page < ratio))
+				ratio = fr[i][f].ns_per_page / fr[0][f].ns_per_page;
+		if (ratio)
+			bench_ratio(&rep, rname, ratio, order[i] == UFFD_TRACK_MPROTECT ? 20 : 1);
+	}
+	if (worst_gbps)
+		bench_ratio(&rep, "collect_gbps_over_10", worst_gbps / 10, 1);
+	if (anon.ran || shmem.ran)
+		bench_ratio(&rep, "default_survived_over_4m_pages",
+			    (double)(anon.survived > shmem.survived ? anon.survived :
+				     shmem.survived) / SURVIVAL_GOAL, 1);
+
+	snprintf(rep.config, sizeof(rep.config),
+		 "{\"region_mib\":%zu,\"rounds\":%d,\"fractions_pct\":[1,10,50],"
+		 "\"default_backend\":\"%s\",\"unavailable\":[%s],\"max_map_count\":%ld,"
+		 "\"survival\":{\"pattern\":\"every other page\",\"anon_pages\":%zu,"
+		 "\"anon_capped_by_memavailable\":%s,\"shmem_alias_pages\":%zu,"
+		 "\"shmem_mib\":%zu,\"shmem_aliases\":%d,\"sync_wp_pages\":%zu}}",
+		 cfg.region_bytes >> 20, cfg.rounds, uffd_track_backend_name(def), unavail,
+		 max_map, anon.asked, anon_capped ? "true" : "false", shmem.asked,
+		 cfg.shmem_bytes >> 20, cfg.shmem_aliases, sync.asked);
+	bench_print(&rep);
+	return bad ? EXIT_FAILED : EXIT_OK;
+}
