@@ -42,7 +42,8 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) \
 	-Iinclude -Isrc -fPIC -MMD -MP
 LDLIBS := -pthread -lm
 
-LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c src/checker/*.c src/image/*.c))
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c \
+	src/checker/*.c src/image/*.c src/snapshot/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_SCRIPTS := $(filter-out tests/runtests.sh,$(sort $(wildcard tests/*.sh)))
@@ -111,7 +112,8 @@ demo: $(TOOL)
 
 install: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/libuffd.pc
 	install -d $(DESTDIR)$(INCDIR)/uffd $(DESTDIR)$(LIBDIR)/pkgconfig \
-		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5
 	install -m 644 include/uffd/*.h $(DESTDIR)$(INCDIR)/uffd/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
@@ -121,6 +123,7 @@ install: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/libuffd.pc
 	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 
 clean:
 	rm -rf build

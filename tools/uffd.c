@@ -11,6 +11,10 @@ static const struct subcommand commands[] = {
 	{ "probe", "what this kernel supports and how libuffd will use it", cmd_probe },
 	{ "demo", "a tour: each working capability on a built-in workload", cmd_demo },
 	{ "bench", "benchmarks against the peers (uffd bench --help)", cmd_bench },
+	{ "snapshot-info", "what a memory image (and its chain) holds; verify it",
+	  cmd_snapshot_info },
+	{ "restore", "restore a memory image into this process, eagerly or lazily",
+	  cmd_restore },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -21,7 +25,7 @@ static void usage(FILE *f)
 
 	fprintf(f, "usage: uffd SUBCOMMAND [options]   (uffd SUBCOMMAND --help)\n\n");
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
 }
 
 void json_str(FILE *f, const char *key, const char *value, bool comma)

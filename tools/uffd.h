@@ -20,6 +20,8 @@ struct subcommand {
 int cmd_probe(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_snapshot_info(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /* One line: kernel, open path, features, tracking backend (probe.c). */
 void probe_summary(FILE *f);

@@ -78,7 +78,7 @@
 struct mp_range {
 	struct uffd_tracker *t;
 	uint64_t start, end;
-	size_t first_bit;	/* to find it from its track_range */
+	size_t first_bit;	/* with start: to find it from its track_range */
 	size_t npages;
 	int slot;		/* in the registry */
 	int busy;		/* spin flag: handler vs collect */
@@ -386,8 +386,10 @@ static struct mp_range *find_range(struct uffd_tracker *t, const struct track_ra
 	int i;
 
 	pthread_mutex_lock(&mt->lock);
+	/* Bits of a failed add are given back: match the address too. */
 	for (i = 0; i < mt->nranges && !m; i++)
-		if (mt->ranges[i]->first_bit == r->first_bit)
+		if (mt->ranges[i]->first_bit == r->first_bit &&
+		    mt->ranges[i]->start == r->start)
 			m = mt->ranges[i];
 	pthread_mutex_unlock(&mt->lock);
 	return m;

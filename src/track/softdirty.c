@@ -81,7 +81,7 @@ static int stash_range(struct uffd_tracker *t, struct track_range *r)
 }
 
 /* Stash every range's writes, then clear the bits of the whole process.
- * Called with t->lock held. */
+ * Called with t->lock and ranges_lock held. */
 static int stash_and_clear(struct uffd_tracker *t)
 {
 	int i, fd, ret = 0;
@@ -100,13 +100,16 @@ static int stash_and_clear(struct uffd_tracker *t)
 	return ret;
 }
 
-/* r is not among t->ranges yet: its bits are clear, its pages now too. */
+/* r is not among t->ranges yet: its bits are clear, its pages now too.
+ * t->lock keeps collects and resets out, as they are when they clear. */
 static int sd_add(struct uffd_tracker *t, struct track_range *r)
 {
 	int ret;
 
 	pthread_mutex_lock(&t->lock);
+	pthread_rwlock_rdlock(&t->ranges_lock);
 	ret = stash_and_clear(t);
+	pthread_rwlock_unlock(&t->ranges_lock);
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }

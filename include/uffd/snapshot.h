@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libuffd live snapshots: a consistent image of memory at one instant,
+ * written while the program keeps running, without fork.
+ *
+ * The instant is the end of a short pause.  Before it, with the program
+ * running, every page is write-protected and writes are let through but
+ * remembered (precopy); during the pause only the pages written meanwhile
+ * are protected again, so the pause is proportional to what the program
+ * wrote in those milliseconds, not to its size.  After it, a servicing
+ * thread copies each page into a bounded in-memory buffer the first time
+ * the program writes to it and un-protects it at once (the writer never
+ * waits for I/O); a background thread streams the protected pages in
+ * address order and the buffered ones as they come, un-protecting what it
+ * has written.  When the buffer is full the faulting thread's page is
+ * written to the file synchronously (uffd_snap_stats.sync_writes counts it).
+ *
+ * Pages that were never touched or are all zeros are recorded as holes.
+ * The image is committed (fsync, rename) only when complete; a failure or
+ * a cancel leaves no file behind.
+ */
+#ifndef LIBUFFD_SNAPSHOT_H
+#define LIBUFFD_SNAPSHOT_H
+
+#include <uffd/image.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct uffd_snap;
+
+struct uffd_snap_stats {
+	uint64_t pause_ns;		/* the program's writers were stopped */
+	uint64_t protect_ns;		/* write-protecting before the pause */
+	uint64_t precopy_dirty;		/* pages re-protected in the pause */
+	uint64_t pages;			/* pages in the regions */
+	uint64_t pages_present;		/* not holes at the instant */
+	uint64_t copied_before_write;	/* by the fault handler */
+	uint64_t written_background;	/* streamed by the writer thread */
+	uint64_t sync_writes;		/* buffer full: written in the fault */
+	uint64_t zero_pages;		/* present but all zeros: holes */
+	uint64_t bytes;			/* image file size so far */
+	uint64_t buffer_peak_bytes;	/* most of the buffer in use */
+	uint64_t extra_bytes;		/* buffer + bookkeeping allocated */
+	uint64_t duration_ns;		/* begin to durable */
+	bool done;
+	int error;			/* 0, or the -errno that ended it */
+};
+
+struct uffd_snap_opts {
+	const char *path;			/* the image to write */
+	const struct uffd_image_region *regions;	/* what to snapshot */
+	int nregions;
+	size_t buffer_bytes;			/* copy-before-write buffer (0: 64 MiB) */
+	/* Stop and restart the program's writers around the instant (both
+	 * NULL: the caller guarantees nothing writes during begin). */
+	void (*pause)(void *arg);
+	void (*resume)(void *arg);
+	void *arg;
+	bool no_precopy;			/* protect everything in the pause */
+};
+
+/*
+ * Take a snapshot: returns after the instant, with the image being written
+ * in the background.  NULL with errno (EINVAL bad regions, EOPNOTSUPP no
+ * write-protect here, EBUSY a region is registered elsewhere, or the
+ * image file's error).
+ */
+struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o);
+/* Wait until durable: 0, -ETIMEDOUT (timeout_ms >= 0 passed), or the error. */
+int uffd_snap_wait(struct uffd_snap *s, int timeout_ms);
+/* Stop early: the image is abandoned (no file); memory is un-protected. */
+int uffd_snap_cancel(struct uffd_snap *s);
+int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st);
+/* Cancel if still running, and free. */
+void uffd_snap_free(struct uffd_snap *s);
+
+/* ---- restore ---------------------------------------------------------- */
+
+struct uffd_restore;
+
+/* uffd_restore_open() flags */
+#define UFFD_RESTORE_LAZY	(1u << 0) /* map now, fill on first touch
+					     (+ a background prefetch) */
+#define UFFD_RESTORE_ANYWHERE	(1u << 1) /* new mappings wherever the kernel
+					     puts them, not the image's
+					     addresses */
+
+/*
+ * Map the regions of an image (or the chain it ends) as private anonymous
+ * memory - at the recorded addresses (failing with EEXIST if something is
+ * mapped there), or anywhere with UFFD_RESTORE_ANYWHERE - and fill them:
+ * eagerly before returning, or lazily: MISSING faults are served from the
+ * image (holes as zero pages) while a background thread prefetches the
+ * rest in address order.  NULL with errno.
+ */
+struct uffd_restore *uffd_restore_open(const char *path, unsigned flags);
+/* Where region i now lives, and how many regions there are. */
+void *uffd_restore_addr(const struct uffd_restore *r, int region);
+int uffd_restore_regions(const struct uffd_restore *r);
+/* Lazy: wait until every page is in (0, -ETIMEDOUT, or the error). */
+int uffd_restore_wait(struct uffd_restore *r, int timeout_ms);
+
+struct uffd_restore_stats {
+	uint64_t pages;			/* in the regions */
+	uint64_t faulted;		/* served on first touch */
+	uint64_t prefetched;		/* filled by the background thread */
+	uint64_t zero;			/* holes and zero pages */
+	uint64_t duration_ns;		/* open to all pages in */
+	bool done;
+};
+int uffd_restore_stats(struct uffd_restore *r, struct uffd_restore_stats *st);
+/* Finish (lazy: waits for the prefetch) and release the bookkeeping; the
+ * restored memory stays mapped.  unmap: also unmap the regions. */
+void uffd_restore_close(struct uffd_restore *r, bool unmap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

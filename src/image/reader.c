@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Reading a memory image (layout: format.h and man/uffd-image.5).
+ *
+ * Opening checks the header, the region table and the trailer, and builds
+ * an index by walking the chunks: only each 32-byte chunk header is read,
+ * since the popcount of its present bitmap says how much data to skip to
+ * reach the next one.  The index is, per region, the chunks sorted by first
+ * page, so a page is found by binary search and read with one pread.  Data
+ * CRCs are checked by uffd_image_verify(), which streams the whole file
+ * through one buffer (open reads them only to blame one of two chunks that
+ * claim the same page).
+ *
+ * Every failure names an offset.  The last 32 bytes are read first: when
+ * they are a sound trailer the file has its full length, so a chunk that
+ * runs past it is itself corrupt (its offset is reported); when they are
+ * not, a chunk that runs past the end means the file was cut short, and the
+ * offset reported is where the data ends.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "util/crc32c.h"
+
+/* A chunk, as the index keeps it. */
+struct img_chunk {
+	uint64_t offset;	/* of its header in the file */
+	uint64_t first;		/* page index in its region */
+	uint64_t present, zero;
+	uint32_t count;
+};
+
+/* One region's chunks, sorted by first page (they never overlap). */
+struct img_region_index {
+	struct img_chunk *chunks;
+	size_t n, cap;
+};
+
+struct uffd_image {
+	int fd;
+	struct uffd_image_info info;
+	struct uffd_image_region *regions;	/* info.regions */
+	struct img_region_index *index;		/* one per region */
+	uint32_t chunk_pages;			/* from the header */
+	uint64_t chunks_start, chunks_end;	/* chunks_end: the trailer */
+	uint8_t trailer[IMG_TRAILER_SIZE];
+};
+
+/* Read-ahead of uffd_image_verify(): chunks and pages pass through it. */
+#define VERIFY_BUF_SIZE (1u << 20)
+
+/* The failure at a file offset: EBADMSG, the offset for the caller. */
+static int bad_at(uint64_t *bad, uint64_t off)
+{
+	*bad = off;
+	return -EBADMSG;
+}
+
+static int read_header(struct uffd_image *img, uint64_t size, uint64_t *bad)
+{
+	uint8_t h[IMG_REGIONS_OFF], *name = h + IMG_PARENT_OFF;
+	struct uffd_image_info *info = &img->info;
+	size_t want = size < sizeof(h) ? size : sizeof(h);
+	uint32_t flags, chunk_pages;
+	ssize_t n;
+	size_t len;
+
+	n = img_pread_full(img->fd, h, want, 0);
+	if (n < 0)
+		return n;
+	if (memcmp(h, IMG_MAGIC, n < IMG_MAGIC_LEN ? n : IMG_MAGIC_LEN))
+		return bad_at(bad, 0);
+	if (n < IMG_HDR_SIZE)
+		return bad_at(bad, n);
+	if (get_le32(h + IMG_HDR_VERSION) != UFFD_IMAGE_VERSION) {
+		*bad = IMG_HDR_VERSION;
+		return -EPROTO;
+	}
+	if ((size_t)n < sizeof(h))
+		return bad_at(bad, n);
+	if (get_le32(h + IMG_HDR_CRC) != img_header_crc(h))
+		return bad_at(bad, 0);
+
+	/* Sound CRC, nonsense values: a writer bug, pointed at exactly. */
+	flags = get_le32(h + IMG_HDR_FLAGS);
+	chunk_pages = get_le32(h + IMG_HDR_CHUNK_PAGES);
+	info->version = UFFD_IMAGE_VERSION;
+	info->delta = flags & IMG_FLAG_DELTA;
+	info->nregions = get_le32(h + IMG_HDR_NREGIONS);
+	info->id = get_le64(h + IMG_HDR_ID);
+	info->parent_id = get_le64(h + IMG_HDR_PARENT_ID);
+	info->instant_ns = get_le64(h + IMG_HDR_INSTANT);
+	img->chunk_pages = chunk_pages;
+	if (flags & ~IMG_FLAGS_KNOWN)
+		return bad_at(bad, IMG_HDR_FLAGS);
+	if (!img_page_size_valid(get_le32(h + IMG_HDR_PAGE_SIZE)))
+		return bad_at(bad, IMG_HDR_PAGE_SIZE);
+	if (get_le32(h + IMG_HDR_NREGIONS) < 1 ||
+	    get_le32(h + IMG_HDR_NREGIONS) > UFFD_IMAGE_MAX_REGIONS)
+		return bad_at(bad, IMG_HDR_NREGIONS);
+	if (chunk_pages < 1 || chunk_pages > IMG_CHUNK_PAGES)
+		return bad_at(bad, IMG_HDR_CHUNK_PAGES);
+	if (get_le32(h + IMG_HDR_RESERVED1))
+		return bad_at(bad, IMG_HDR_RESERVED1);
+	if (!info->id)
+		return bad_at(bad, IMG_HDR_ID);
+	if (get_le32(h + IMG_HDR_RESERVED2))
+		return bad_at(bad, IMG_HDR_RESERVED2);
+	if (info->delta != (info->parent_id != 0))
+		return bad_at(bad, IMG_HDR_PARENT_ID);
+
+	/* A delta names a file in its directory: a plain name, NUL-padded. */
+	len = strnlen((char *)name, IMG_PARENT_SIZE);
+	if (len == IMG_PARENT_SIZE || (info->delta && !len) || (!info->delta && len) ||
+	    memchr(name, '/', len) || !strcmp((char *)name, ".") ||
+	    !strcmp((char *)name, ".."))
+		return bad_at(bad, IMG_PARENT_OFF);
+	while (len < IMG_PARENT_SIZE)
+		if (name[len++])
+			return bad_at(bad, IMG_PARENT_OFF);
+	memcpy(info->parent, name, IMG_PARENT_SIZE);
+	return 0;
+}
+
+static int read_regions(struct uffd_image *img, uint64_t *bad)
+{
+	size_t table_len = (size_t)img->info.nregions * IMG_REGION_SIZE;
+	uint8_t *table, *e;
+	ssize_t n;
+	int i, err = 0;
+
+	table = malloc(table_len + IMG_CRC_SIZE);
+	img->regions = calloc(img->info.nregions, sizeof(*img->regions));
+	if (!table || !img->regions) {
+		free(table);
+		return -ENOMEM;
+	}
+	n = img_pread_full(img->fd, table, table_len + IMG_CRC_SIZE, IMG_REGIONS_OFF);
+	if (n < 0) {
+		err = n;
+		goto out;
+	}
+	if ((size_t)n < table_len + IMG_CRC_SIZE) {
+		err = bad_at(bad, IMG_REGIONS_OFF + n);
+		goto out;
+	}
+	if (get_le32(table + table_len) != crc32c(0, table, table_len)) {
+		err = bad_at(bad, IMG_REGIONS_OFF);
+		goto out;
+	}
+	for (i = 0; i < img->info.nregions; i++) {
+		struct uffd_image_region *r = &img->regions[i];
+
+		e = table + i * IMG_REGION_SIZE;
+		r->addr = get_le64(e + IMG_REGION_ADDR);
+		r->len = get_le64(e + IMG_REGION_LEN);
+		r->page_size = get_le32(e + IMG_REGION_PAGE_SIZE);
+		r->flags = get_le32(e + IMG_REGION_FLAGS);
+		if (!img_region_valid(r) || get_le64(e + IMG_REGION_RESERVED)) {
+			err = bad_at(bad, IMG_REGIONS_OFF + i * IMG_REGION_SIZE);
+			goto out;
+		}
+	}
+	img->info.regions = img->regions;
+out:
+	free(table);
+	return err;
+}
+
+/*
+ * A chunk header that makes sense for this image: a region it has, 1 to
+ * chunk_pages pages inside it, each either present or zero.  Its length
+ * (header, data, CRC) in *len.
+ */
+static bool chunk_header_valid(const struct uffd_image *img,
+			       const struct img_chunk_header *h, uint64_t *len)
+{
+	const struct uffd_image_region *r;
+	uint64_t npages;
+
+	if (h->region >= (uint32_t)img->info.nregions || !h->count ||
+	    h->count > img->chunk_pages)
+		return false;
+	r = &img->regions[h->region];
+	npages = r->len / r->page_size;
+	if (h->first >= npages || h->count > npages - h->first ||
+	    (h->present & h->zero) || (h->present | h->zero) != img_count_mask(h->count))
+		return false;
+	*len = IMG_CHUNK_HDR_SIZE + IMG_CRC_SIZE +
+	       (uint64_t)__builtin_popcountll(h->present) * r->page_size;
+	return true;
+}
+
+static bool trailer_sound(const uint8_t *t)
+{
+	return !memcmp(t, IMG_TRAILER_MAGIC, IMG_MAGIC_LEN) &&
+	       get_le32(t + IMG_TRAILER_CRC) == crc32c(0, t, IMG_TRAILER_CRC) &&
+	       !get_le32(t + IMG_TRAILER_RESERVED);
+}
+
+static int index_add(struct img_region_index *ix, const struct img_chunk *c)
+{
+	struct img_chunk *grown;
+	size_t cap;
+
+	if (ix->n == ix->cap) {
+		cap = ix->cap ? 2 * ix->cap : 16;
+		grown = realloc(ix->chunks, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		ix->chunks = grown;
+		ix->cap = cap;
+	}
+	ix->chunks[ix->n++] = *c;
+	return 0;
+}
+
+/* Walk the chunk headers from the region table to the trailer. */
+static int scan_chunks(struct uffd_image *img, uint64_t size, uint64_t *bad)
+{
+	uint8_t raw[IMG_CHUNK_HDR_SIZE];
+	struct img_chunk_header h;
+	struct img_chunk c;
+	uint64_t p = img->chunks_start, room, len;
+	bool sound;
+	ssize_t n;
+	int err;
+
+	if (size < p + IMG_TRAILER_SIZE)
+		return bad_at(bad, size);
+	n = img_pread_full(img->fd, img->trailer, IMG_TRAILER_SIZE, size - IMG_TRAILER_SIZE);
+	if (n < 0)
+		return n;
+	sound = n == IMG_TRAILER_SIZE && trailer_sound(img->trailer);
+
+	for (;;) {
+		room = size - p;	/* bytes left for chunks */
+		if (sound)
+			room -= IMG_TRAILER_SIZE;
+		if (sound && !room)
+			break;
+		if (!sound && room < IMG_CHUNK_HDR_SIZE)
+			return bad_at(bad, size);	/* cut inside a chunk or the trailer */
+		n = img_pread_full(img->fd, raw, sizeof(raw), p);
+		if (n < 0)
+			return n;
+		if (n < (ssize_t)sizeof(raw))
+			return bad_at(bad, p + n);
+		if (!img_decode_chunk_header(raw, &h) || !chunk_header_valid(img, &h, &len))
+			return bad_at(bad, p);	/* also: a garbled trailer */
+		if (len > room)
+			return bad_at(bad, sound ? p : size);
+
+		c = (struct img_chunk){ .offset = p, .first = h.first, .present = h.present,
+					.zero = h.zero, .count = h.count };
+		err = index_add(&img->index[h.region], &c);
+		if (err)
+			return err;
+		img->info.chunks++;
+		img->info.pages += h.count;
+		img->info.zero_pages += __builtin_popcountll(h.zero);
+		p += len;
+	}
+	img->chunks_end = p;
+	if (get_le64(img->trailer + IMG_TRAILER_CHUNKS) != img->info.chunks ||
+	    get_le64(img->trailer + IMG_TRAILER_PAGES) != img->info.pages)
+		return bad_at(bad, p);
+	return 0;
+}
+
+/*
+ * A buffered sequential reader: verify and the overlap check read chunks
+ * through it, so many small chunks cost one pread per megabyte.
+ */
+struct stream {
+	int fd;
+	uint8_t *buf;
+	uint64_t start;		/* file offset of buf[0] */
+	size_t len;		/* valid bytes in buf */
+};
+
+/*
+ * Point *p at the n (<= VERIFY_BUF_SIZE) bytes at off: 0, -ENODATA (the
+ * file ends before them) or -errno.
+ */
+static int stream_get(struct stream *s, uint64_t off, size_t n, const uint8_t **p)
+{
+	ssize_t got;
+
+	if (off < s->start || off + n > s->start + s->len) {
+		got = img_pread_full(s->fd, s->buf, VERIFY_BUF_SIZE, off);
+		if (got < 0)
+			return got;
+		s->start = off;
+		s->len = got;
+		if ((size_t)got < n)
+			return -ENODATA;
+	}
+	*p = s->buf + (off - s->start);
+	return 0;
+}
+
+/*
+ * Check the chunk at off: a sound header and a matching CRC32C of header
+ * and data.  0 with the next chunk's offset in *next, -EBADMSG, -ENODATA
+ * (cut short) or -errno.
+ */
+static int check_chunk(const struct uffd_image *img, struct stream *s, uint64_t off,
+		       uint64_t *next)
+{
+	struct img_chunk_header h;
+	const uint8_t *p;
+	uint64_t len, data, piece;
+	uint32_t crc;
+	int err;
+
+	err = stream_get(s, off, IMG_CHUNK_HDR_SIZE, &p);
+	if (err)
+		return err;
+	if (!img_decode_chunk_header(p, &h) || !chunk_header_valid(img, &h, &len))
+		return -EBADMSG;
+	crc = crc32c(0, p, IMG_CHUNK_HDR_SIZE);
+	for (data = off + IMG_CHUNK_HDR_SIZE; data < off + len - IMG_CRC_SIZE; data += piece) {
+		piece = off + len - IMG_CRC_SIZE - data;
+		if (piece > VERIFY_BUF_SIZE)
+			piece = VERIFY_BUF_SIZE;
+		err = stream_get(s, data, piece, &p);
+		if (err)
+			return err;
+		crc = crc32c(crc, p, piece);
+	}
+	err = stream_get(s, off + len - IMG_CRC_SIZE, IMG_CRC_SIZE, &p);
+	if (err)
+		return err;
+	if (get_le32(p) != crc)
+		return -EBADMSG;
+	*next = off + len;
+	return 0;
+}
+
+/* Where the data ends now: for a file cut short after it was opened. */
+static int cut_short(const struct uffd_image *img, uint64_t *bad)
+{
+	struct stat st;
+
+	if (fstat(img->fd, &st))
+		return -errno;
+	return bad_at(bad, st.st_size);
+}
+
+static int stream_open(struct stream *s, int fd)
+{
+	*s = (struct stream){ .fd = fd, .buf = malloc(VERIFY_BUF_SIZE) };
+	return s->buf ? 0 : -ENOMEM;
+}
+
+static int cmp_chunk_first(const void *a, const void *b)
+{
+	const struct img_chunk *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/*
+ * Two chunks that claim the same page: the file is corrupt, and the chunk
+ * whose CRC fails is the one to blame (else the later one in the file).
+ */
+static int blame_overlap(struct uffd_image *img, const struct img_chunk *a,
+			 const struct img_chunk *b, uint64_t *bad)
+{
+	const struct img_chunk *first = a->offset < b->offset ? a : b;
+	const struct img_chunk *second = first == a ? b : a;
+	struct stream s;
+	uint64_t next;
+	int err;
+
+	err = stream_open(&s, img->fd);
+	if (err)
+		return err;
+	if (check_chunk(img, &s, first->offset, &next))
+		err = bad_at(bad, first->offset);
+	else
+		err = bad_at(bad, second->offset);
+	free(s.buf);
+	return err;
+}
+
+static int sort_index(struct uffd_image *img, uint64_t *bad)
+{
+	struct img_region_index *ix;
+	size_t i;
+	int r;
+
+	for (r = 0; r < img->info.nregions; r++) {
+		ix = &img->index[r];
+		if (ix->n > 1)
+			qsort(ix->chunks, ix->n, sizeof(*ix->chunks), cmp_chunk_first);
+		for (i = 1; i < ix->n; i++)
+			if (ix->chunks[i - 1].first + ix->chunks[i - 1].count >
+			    ix->chunks[i].first)
+				return blame_overlap(img, &ix->chunks[i - 1],
+						     &ix->chunks[i], bad);
+	}
+	return 0;
+}
+
+struct uffd_image *uffd_image_open(const char *path, uint64_t *bad_offset)
+{
+	struct uffd_image *img;
+	uint64_t bad_local;
+	uint64_t *bad = bad_offset ? bad_offset : &bad_local;
+	struct stat st;
+	int err;
+
+	if (!path) {
+		errno = EINVAL;
+		return NULL;
+	}
+	img = calloc(1, sizeof(*img));
+	if (!img) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	img->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (img->fd < 0) {
+		err = -errno;
+		goto out_free;
+	}
+	if (fstat(img->fd, &st)) {
+		err = -errno;
+		goto out_free;
+	}
+	img->info.file_size = st.st_size;
+	err = read_header(img, st.st_size, bad);
+	if (err)
+		goto out_free;
+	img->chunks_start = img_chunks_start(img->info.nregions);
+	err = read_regions(img, bad);
+	if (err)
+		goto out_free;
+	img->index = calloc(img->info.nregions, sizeof(*img->index));
+	if (!img->index) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	err = scan_chunks(img, st.st_size, bad);
+	if (!err)
+		err = sort_index(img, bad);
+	if (err)
+		goto out_free;
+	return img;
+
+out_free:
+	uffd_image_close(img);
+	errno = -err;
+	return NULL;
+}
+
+void uffd_image_close(struct uffd_image *img)
+{
+	int r;
+
+	if (!img)
+		return;
+	if (img->fd >= 0)
+		close(img->fd);
+	for (r = 0; img->index && r < img->info.nregions; r++)
+		free(img->index[r].chunks);
+	free(img->index);
+	free(img->regions);
+	free(img);
+}
+
+int uffd_image_info(struct uffd_image *img, struct uffd_image_info *info)
+{
+	if (!img || !info)
+		return -EINVAL;
+	*info = img->info;
+	return 0;
+}
+
+int uffd_image_verify(struct uffd_image *img, uint64_t *bad_offset)
+{
+	uint8_t trailer[IMG_TRAILER_SIZE];
+	uint64_t bad_local;
+	uint64_t *bad = bad_offset ? bad_offset : &bad_local;
+	uint64_t p, next;
+	struct stream s;
+	ssize_t n;
+	int err;
+
+	if (!img)
+		return -EINVAL;
+	err = stream_open(&s, img->fd);
+	if (err)
+		return err;
+	for (p = img->chunks_start; p < img->chunks_end; p = next) {
+		err = check_chunk(img, &s, p, &next);
+		if (err == -EBADMSG)
+			err = bad_at(bad, p);
+		if (err)
+			break;
+	}
+	free(s.buf);
+	if (err == -ENODATA)
+		return cut_short(img, bad);
+	if (err)
+		return err;
+	n = img_pread_full(img->fd, trailer, sizeof(trailer), img->chunks_end);
+	if (n < 0)
+		return n;
+	if (n < (ssize_t)sizeof(trailer))
+		return cut_short(img, bad);
+	if (memcmp(trailer, img->trailer, sizeof(trailer)))
+		return bad_at(bad, img->chunks_end);
+	return 0;
+}
+
+/* The chunk of region holding page, or NULL: binary search by first page. */
+static const struct img_chunk *find_chunk(const struct img_region_index *ix, uint64_t page)
+{
+	size_t lo = 0, hi = ix->n, mid;
+
+	/* the last chunk with first <= page */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ix->chunks[mid].first <= page)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo || page >= ix->chunks[lo - 1].first + ix->chunks[lo - 1].count)
+		return NULL;
+	return &ix->chunks[lo - 1];
+}
+
+int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void *buf)
+{
+	const struct uffd_image_region *r;
+	const struct img_chunk *c;
+	uint64_t bit, before;
+	ssize_t n;
+
+	if (!img || !buf || region < 0 || region >= img->info.nregions)
+		return -EINVAL;
+	r = &img->regions[region];
+	if (page >= r->len / r->page_size)
+		return -EINVAL;
+	c = find_chunk(&img->index[region], page);
+	if (!c)
+		return -ENOENT;
+	bit = page - c->first;
+	if (c->zero & (1ULL << bit)) {
+		memset(buf, 0, r->page_size);
+		return 0;
+	}
+	before = __builtin_popcountll(c->present & ((1ULL << bit) - 1));
+	n = img_pread_full(img->fd, buf, r->page_size,
+			   c->offset + IMG_CHUNK_HDR_SIZE + before * r->page_size);
+	if (n < 0)
+		return n;
+	return (size_t)n == r->page_size ? 1 : -EBADMSG;
+}

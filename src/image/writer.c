@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Writing a memory image (layout: format.h and man/uffd-image.5).
+ *
+ * Many threads put pages at once, and the lock is held only to reserve
+ * space: under the mutex a put checks and sets its pages' bits in the
+ * region's bitmap of written pages (a second put of a page is -EEXIST) and
+ * moves the end of the file past its chunk; it then writes the chunk with
+ * one pwritev at the offset it reserved, outside the lock, so chunks never
+ * interleave and I/O runs in parallel.  The file is built as NAME.tmp-PID
+ * and only a complete one (trailer written, fsynced) is renamed to NAME.
+ * The first I/O error is remembered: it fails every later put and the
+ * commit, which then unlinks the temporary file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "util/bitmap.h"
+#include "util/crc32c.h"
+
+struct uffd_image_writer {
+	pthread_mutex_t lock;
+	int fd;
+	char *path;
+	char *tmp_path;
+	int nregions;
+	struct uffd_image_region *regions;
+	struct bitmap *written;		/* per region: pages put so far */
+	uint64_t end;			/* where the next chunk goes */
+	uint64_t chunks, pages;
+	int error;			/* first I/O error, or 0 */
+};
+
+/* Write all of iov at off, retrying short writes and EINTR: 0 or -errno. */
+static int pwritev_full(int fd, struct iovec *iov, int iovcnt, uint64_t off)
+{
+	ssize_t n;
+
+	while (iovcnt > 0) {
+		n = pwritev(fd, iov, iovcnt, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;	/* no progress and no error: give up */
+		off += n;
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= n;
+		}
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return pwritev_full(fd, &iov, 1, off);
+}
+
+/* A random non-zero id that is not avoid (the parent's). */
+static uint64_t new_image_id(uint64_t avoid)
+{
+	static uint64_t counter;
+	struct timespec ts;
+	uint64_t id = 0;
+
+	while (!id || id == avoid) {
+		if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id)) {
+			/* no entropy yet: time, pid and a counter still differ */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			id = (uint64_t)ts.tv_sec * 1000000007ULL ^ ts.tv_nsec ^
+			     (uint64_t)getpid() << 40 ^
+			     __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) << 20;
+		}
+	}
+	return id;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * The parent of a delta: it must be an image in the directory the new one
+ * is written to (chains find parents by file name there), with the same
+ * region table.  Its id goes into the header.  0 or -errno.
+ */
+static int check_parent(const char *path, const char *parent,
+			const struct uffd_image_region *regions, int nregions,
+			uint64_t *parent_id)
+{
+	const char *name = img_basename(parent);
+	struct uffd_image_info info;
+	struct uffd_image *img;
+	struct stat a, b;
+	char *dir, *there;
+	int err = 0;
+
+	if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	if (strlen(name) >= UFFD_IMAGE_PARENT_MAX)
+		return -ENAMETOOLONG;
+	dir = img_dirname(path);
+	there = dir ? img_join(dir, name) : NULL;
+	free(dir);
+	if (!there)
+		return -ENOMEM;
+	if (stat(parent, &a))
+		err = -errno;
+	else if (stat(there, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		err = -EINVAL;	/* not where a chain will look for it */
+	free(there);
+	if (err)
+		return err;
+
+	img = uffd_image_open(parent, NULL);
+	if (!img)
+		return -errno;
+	uffd_image_info(img, &info);
+	if (!img_regions_equal(info.regions, info.nregions, regions, nregions))
+		err = -EINVAL;
+	*parent_id = info.id;
+	uffd_image_close(img);
+	return err;
+}
+
+/* Header, parent name, region table and its CRC: the first bytes of the file. */
+static int write_head(struct uffd_image_writer *w, const char *parent,
+		      uint64_t id, uint64_t parent_id, uint64_t instant_ns)
+{
+	size_t len = img_chunks_start(w->nregions);
+	uint8_t *buf = calloc(1, len), *table = buf + IMG_REGIONS_OFF;
+	size_t table_len = (size_t)w->nregions * IMG_REGION_SIZE;
+	long sys_page = sysconf(_SC_PAGESIZE);
+	int i, err;
+
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, IMG_MAGIC, IMG_MAGIC_LEN);
+	put_le32(buf + IMG_HDR_VERSION, UFFD_IMAGE_VERSION);
+	put_le32(buf + IMG_HDR_FLAGS, parent ? IMG_FLAG_DELTA : 0);
+	put_le32(buf + IMG_HDR_PAGE_SIZE, sys_page > 0 ? sys_page : 4096);
+	put_le32(buf + IMG_HDR_NREGIONS, w->nregions);
+	put_le32(buf + IMG_HDR_CHUNK_PAGES, IMG_CHUNK_PAGES);
+	put_le64(buf + IMG_HDR_ID, id);
+	put_le64(buf + IMG_HDR_PARENT_ID, parent_id);
+	put_le64(buf + IMG_HDR_INSTANT, instant_ns);
+	if (parent)
+		strcpy((char *)buf + IMG_PARENT_OFF, img_basename(parent));
+	put_le32(buf + IMG_HDR_CRC, img_header_crc(buf));
+
+	for (i = 0; i < w->nregions; i++)
+		img_encode_region(table + i * IMG_REGION_SIZE, &w->regions[i]);
+	put_le32(table + table_len, crc32c(0, table, table_len));
+
+	err = pwrite_full(w->fd, buf, len, 0);
+	free(buf);
+	w->end = len;
+	return err;
+}
+
+static void writer_free(struct uffd_image_writer *w)
+{
+	int i;
+
+	if (w->fd >= 0)
+		close(w->fd);
+	for (i = 0; w->written && i < w->nregions; i++)
+		bitmap_free(&w->written[i]);
+	free(w->written);
+	free(w->regions);
+	free(w->path);
+	free(w->tmp_path);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+struct uffd_image_writer *uffd_image_create(const char *path,
+					    const struct uffd_image_region *regions,
+					    int nregions, const char *parent,
+					    uint64_t instant_ns)
+{
+	struct uffd_image_writer *w;
+	uint64_t parent_id = 0;
+	int i, err;
+
+	if (!path || !regions || nregions < 1 || nregions > UFFD_IMAGE_MAX_REGIONS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (i = 0; i < nregions; i++) {
+		if (!img_region_valid(&regions[i])) {
+			errno = EINVAL;
+			return NULL;
+		}
+	}
+	if (parent) {
+		err = check_parent(path, parent, regions, nregions, &parent_id);
+		if (err) {
+			errno = -err;
+			return NULL;
+		}
+	}
+
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	w->fd = -1;
+	w->nregions = nregions;
+	w->path = strdup(path);
+	w->regions = malloc(nregions * sizeof(*regions));
+	w->written = calloc(nregions, sizeof(*w->written));
+	if (!w->path || !w->regions || !w->written ||
+	    asprintf(&w->tmp_path, "%s.tmp-%d", path, (int)getpid()) < 0) {
+		w->tmp_path = NULL;
+		err = -ENOMEM;
+		goto out_free;
+	}
+	memcpy(w->regions, regions, nregions * sizeof(*regions));
+	for (i = 0; i < nregions; i++) {
+		err = bitmap_resize(&w->written[i], regions[i].len / regions[i].page_size);
+		if (err)
+			goto out_free;
+	}
+
+	w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		err = -errno;
+		goto out_free;
+	}
+	err = write_head(w, parent, new_image_id(parent_id), parent_id,
+			 instant_ns ? instant_ns : now_ns());
+	if (err)
+		goto out_unlink;
+	return w;
+
+out_unlink:
+	unlink(w->tmp_path);
+out_free:
+	writer_free(w);
+	errno = -err;
+	return NULL;
+}
+
+/* Remember the first I/O error; every later call fails with it. */
+static int writer_fail(struct uffd_image_writer *w, int err)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!w->error)
+		w->error = err;
+	err = w->error;
+	pthread_mutex_unlock(&w->lock);
+	return err;
+}
+
+/*
+ * Claim the pages [first, first + count) and len bytes of file: the
+ * chunk's offset in *off, or -EEXIST / the remembered error.
+ */
+static int reserve_chunk(struct uffd_image_writer *w, int region, uint64_t first,
+			 uint32_t count, uint64_t len, uint64_t *off)
+{
+	struct bitmap *written = &w->written[region];
+	uint64_t i;
+	int err = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->error) {
+		err = w->error;
+		goto out;
+	}
+	for (i = first; i < first + count; i++) {
+		if (bitmap_test(written, i)) {
+			err = -EEXIST;
+			goto out;
+		}
+	}
+	bitmap_set_range(written, first, first + count);
+	*off = w->end;
+	__atomic_store_n(&w->end, w->end + len, __ATOMIC_RELAXED);
+	w->chunks++;
+	w->pages += count;
+out:
+	pthread_mutex_unlock(&w->lock);
+	return err;
+}
+
+int uffd_image_put(struct uffd_image_writer *w, int region, uint64_t first,
+		   uint32_t count, const void *data, uint64_t zero_mask)
+{
+	uint8_t hdr[IMG_CHUNK_HDR_SIZE], crc_le[IMG_CRC_SIZE];
+	struct img_chunk_header ch;
+	struct iovec iov[3];
+	uint64_t npages, mask, data_len, off;
+	uint32_t page_size, crc;
+	int err;
+
+	if (!w || region < 0 || region >= w->nregions || !count || count > IMG_CHUNK_PAGES)
+		return -EINVAL;
+	page_size = w->regions[region].page_size;
+	npages = w->regions[region].len / page_size;
+	mask = img_count_mask(count);
+	if (first >= npages || count > npages - first || (zero_mask & ~mask))
+		return -EINVAL;
+	ch = (struct img_chunk_header){
+		.region = region,
+		.count = count,
+		.first = first,
+		.present = mask & ~zero_mask,
+		.zero = zero_mask,
+	};
+	if (ch.present && !data)
+		return -EINVAL;
+	data_len = (uint64_t)__builtin_popcountll(ch.present) * page_size;
+
+	err = reserve_chunk(w, region, first, count,
+			    IMG_CHUNK_HDR_SIZE + data_len + IMG_CRC_SIZE, &off);
+	if (err)
+		return err;
+
+	img_encode_chunk_header(hdr, &ch);
+	crc = crc32c(0, hdr, sizeof(hdr));
+	crc = crc32c(crc, data, data_len);
+	put_le32(crc_le, crc);
+	iov[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(hdr) };
+	iov[1] = (struct iovec){ .iov_base = (void *)data, .iov_len = data_len };
+	iov[2] = (struct iovec){ .iov_base = crc_le, .iov_len = sizeof(crc_le) };
+	err = pwritev_full(w->fd, iov, 3, off);
+	return err ? writer_fail(w, err) : 0;
+}
+
+int uffd_image_put_page(struct uffd_image_writer *w, int region, uint64_t page,
+			const void *data)
+{
+	return uffd_image_put(w, region, page, 1, data, data ? 0 : 1);
+}
+
+static int write_trailer(struct uffd_image_writer *w)
+{
+	uint8_t t[IMG_TRAILER_SIZE] = { 0 };
+
+	memcpy(t, IMG_TRAILER_MAGIC, IMG_MAGIC_LEN);
+	put_le64(t + IMG_TRAILER_CHUNKS, w->chunks);
+	put_le64(t + IMG_TRAILER_PAGES, w->pages);
+	put_le32(t + IMG_TRAILER_CRC, crc32c(0, t, IMG_TRAILER_CRC));
+	return pwrite_full(w->fd, t, sizeof(t), w->end);
+}
+
+/* fsync the directory holding path, so the rename itself is durable. */
+static int sync_dir_of(const char *path)
+{
+	char *dir = img_dirname(path);
+	int fd, err = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int uffd_image_commit(struct uffd_image_writer *w)
+{
+	int err, fd;
+
+	if (!w)
+		return -EINVAL;
+	err = w->error;
+	if (!err)
+		err = write_trailer(w);
+	if (!err && fsync(w->fd))
+		err = -errno;
+	fd = w->fd;
+	w->fd = -1;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(w->tmp_path, w->path))
+		err = -errno;
+	if (err) {
+		unlink(w->tmp_path);
+		goto out;
+	}
+	err = sync_dir_of(w->path);
+	if (err)
+		unlink(w->path);	/* not known to be durable: claim nothing */
+out:
+	writer_free(w);
+	return err;
+}
+
+void uffd_image_abort(struct uffd_image_writer *w)
+{
+	if (!w)
+		return;
+	unlink(w->tmp_path);
+	writer_free(w);
+}
+
+uint64_t uffd_image_bytes(const struct uffd_image_writer *w)
+{
+	return w ? __atomic_load_n(&w->end, __ATOMIC_RELAXED) : 0;
+}

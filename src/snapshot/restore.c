@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Restoring an image (or a chain of base and deltas) into memory.
+ *
+ * Eager restore reads every page into fresh mappings before returning.
+ * Lazy restore maps the regions empty and registers them for MISSING
+ * faults: the first touch of a page is served from the image (a hole as a
+ * zero page), and a background thread walks the pages in address order
+ * copying in whatever is still missing - EEXIST from a page the program
+ * already faulted in is just skipped.  Either way each page is read from
+ * the newest image in the chain that holds it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <uffd/handler.h>
+#include <uffd/snapshot.h>
+
+#include "util/clock.h"
+
+struct restore_region {
+	struct uffd_restore *r;
+	int index;
+	char *addr;
+	struct uffd_image_region ir;
+	struct uffd_region *region;
+};
+
+struct uffd_restore {
+	struct uffd_image_chain *chain;
+	int nregions;
+	struct restore_region *regions;
+	unsigned flags;
+	struct uffd u;
+	struct uffd_handler *h;
+	pthread_t prefetcher;
+	bool prefetching;
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	int done, error;		/* atomic */
+	uint64_t t0;
+	struct uffd_restore_stats st;
+};
+
+/* Read a page from the chain: 1 data in buf, 0 zero, -errno. */
+static int read_page(struct uffd_restore *r, int region, uint64_t page, void *buf)
+{
+	return uffd_image_chain_read_page(r->chain, region, page, buf);
+}
+
+static int map_region(struct uffd_restore *r, struct restore_region *rr)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	void *want = NULL, *p;
+
+	if (rr->ir.page_size != 4096)
+		return -EOPNOTSUPP;	/* hugetlbfs images: not yet */
+	if (!(r->flags & UFFD_RESTORE_ANYWHERE)) {
+		want = (void *)(uintptr_t)rr->ir.addr;
+		flags |= MAP_FIXED_NOREPLACE;
+	}
+	p = mmap(want, rr->ir.len, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	if (want && p != want) {	/* old kernels ignore NOREPLACE */
+		munmap(p, rr->ir.len);
+		return -EEXIST;
+	}
+	rr->addr = p;
+	return 0;
+}
+
+static int fill_eagerly(struct uffd_restore *r, struct restore_region *rr)
+{
+	uint64_t page, npages = rr->ir.len / rr->ir.page_size;
+
+	for (page = 0; page < npages; page++) {
+		int ret = read_page(r, rr->index, page, rr->addr + page * rr->ir.page_size);
+
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			r->st.zero++;
+	}
+	return 0;
+}
+
+/* A MISSING fault: the page from the image, or zeros. */
+static int restore_missing(struct uffd_fault *f)
+{
+	struct restore_region *rr = f->data;
+	struct uffd_restore *r = rr->r;
+	uint64_t page = ((char *)f->addr - rr->addr) / rr->ir.page_size;
+	char buf[4096] __attribute__((aligned(64)));
+	int ret = read_page(r, rr->index, page, buf);
+
+	__atomic_fetch_add(&r->st.faulted, 1, __ATOMIC_RELAXED);
+	if (ret < 0)
+		return ret;	/* SIGBUS through POISON, see handler.h */
+	if (ret == 0) {
+		__atomic_fetch_add(&r->st.zero, 1, __ATOMIC_RELAXED);
+		return uffd_fault_zero(f, rr->ir.page_size);
+	}
+	return uffd_fault_copy(f, buf, rr->ir.page_size);
+}
+
+static const struct uffd_region_ops restore_ops = { .missing = restore_missing };
+
+static void set_done(struct uffd_restore *r, int err)
+{
+	pthread_mutex_lock(&r->lock);
+	__atomic_store_n(&r->error, err, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->st.duration_ns, mono_ns() - r->t0, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&r->done_cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void *prefetch_main(void *arg)
+{
+	struct uffd_restore *r = arg;
+	char buf[4096] __attribute__((aligned(64)));
+	int i, err = 0;
+
+	for (i = 0; i < r->nregions && !err; i++) {
+		struct restore_region *rr = &r->regions[i];
+		uint64_t page, npages = rr->ir.len / rr->ir.page_size;
+
+		for (page = 0; page < npages && !err; page++) {
+			char *dst = rr->addr + page * rr->ir.page_size;
+			int ret = read_page(r, i, page, buf);
+
+			if (ret < 0) {
+				err = ret;
+				break;
+			}
+			ret = ret ? uffd_region_copy(rr->region, dst, buf, rr->ir.page_size) :
+				    uffd_region_zero(rr->region, dst, rr->ir.page_size);
+			if (ret == 0)
+				__atomic_fetch_add(&r->st.prefetched, 1, __ATOMIC_RELAXED);
+			else if (ret != -EEXIST)
+				err = ret;
+		}
+	}
+	/* Everything is in: no fault can happen there any more. */
+	if (!err)
+		uffd_handler_stop(r->h);
+	set_done(r, err);
+	return NULL;
+}
+
+static int start_lazy(struct uffd_restore *r)
+{
+	struct uffd_handler_opts ho = { .threads = 1 };
+	int i, ret;
+
+	ret = uffd_open(&r->u, 0, UFFD_F(UFFD_FEAT_POISON), UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
+	if (ret)
+		return ret;
+	r->h = uffd_handler_new(&r->u, &ho);
+	if (!r->h)
+		return -errno;
+	for (i = 0; i < r->nregions; i++) {
+		struct restore_region *rr = &r->regions[i];
+
+		rr->region = uffd_handler_add(r->h, rr->addr, rr->ir.len, 0, UFFD_REG_MISSING,
+					      &restore_ops, rr);
+		if (!rr->region)
+			return -errno;
+	}
+	ret = uffd_handler_start(r->h);
+	if (ret)
+		return ret;
+	ret = -pthread_create(&r->prefetcher, NULL, prefetch_main, r);
+	if (!ret)
+		r->prefetching = true;
+	return ret;
+}
+
+static void destroy(struct uffd_restore *r, bool unmap)
+{
+	int i;
+
+	if (r->prefetching)
+		pthread_join(r->prefetcher, NULL);
+	uffd_handler_free(r->h);
+	uffd_close(&r->u);
+	for (i = 0; unmap && r->regions && i < r->nregions; i++)
+		if (r->regions[i].addr)
+			munmap(r->regions[i].addr, r->regions[i].ir.len);
+	free(r->regions);
+	uffd_image_chain_close(r->chain);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->done_cond);
+	free(r);
+}
+
+struct uffd_restore *uffd_restore_open(const char *path, unsigned flags)
+{
+	struct uffd_image_info info;
+	struct uffd_restore *r;
+	int i, ret;
+
+	if (flags & ~(UFFD_RESTORE_LAZY | UFFD_RESTORE_ANYWHERE)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->flags = flags;
+	r->u.fd = -1;
+	r->t0 = mono_ns();
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->done_cond, NULL);
+	r->chain = uffd_image_chain_open(path, NULL);
+	if (!r->chain) {
+		ret = -errno;
+		goto out_err;
+	}
+	ret = uffd_image_info(uffd_image_chain_get(r->chain, 0), &info);
+	if (ret)
+		goto out_err;
+	r->nregions = info.nregions;
+	r->regions = calloc(info.nregions, sizeof(*r->regions));
+	if (!r->regions) {
+		ret = -ENOMEM;
+		goto out_err;
+	}
+	for (i = 0; i < r->nregions; i++) {
+		struct restore_region *rr = &r->regions[i];
+
+		rr->r = r;
+		rr->index = i;
+		rr->ir = info.regions[i];
+		r->st.pages += rr->ir.len / rr->ir.page_size;
+		ret = map_region(r, rr);
+		if (ret)
+			goto out_err;
+	}
+	if (flags & UFFD_RESTORE_LAZY) {
+		ret = start_lazy(r);
+		if (ret)
+			goto out_err;
+		return r;
+	}
+	for (i = 0; i < r->nregions && !ret; i++)
+		ret = fill_eagerly(r, &r->regions[i]);
+	if (ret)
+		goto out_err;
+	set_done(r, 0);
+	return r;
+out_err:
+	destroy(r, true);
+	errno = -ret;
+	return NULL;
+}
+
+void *uffd_restore_addr(const struct uffd_restore *r, int region)
+{
+	return region >= 0 && region < r->nregions ? r->regions[region].addr : NULL;
+}
+
+int uffd_restore_regions(const struct uffd_restore *r)
+{
+	return r->nregions;
+}
+
+int uffd_restore_wait(struct uffd_restore *r, int timeout_ms)
+{
+	int ret = wait_done(&r->lock, &r->done_cond, &r->done, timeout_ms);
+
+	return ret ? ret : __atomic_load_n(&r->error, __ATOMIC_RELAXED);
+}
+
+int uffd_restore_stats(struct uffd_restore *r, struct uffd_restore_stats *st)
+{
+	st->pages = r->st.pages;
+	st->faulted = __atomic_load_n(&r->st.faulted, __ATOMIC_RELAXED);
+	st->prefetched = __atomic_load_n(&r->st.prefetched, __ATOMIC_RELAXED);
+	st->zero = __atomic_load_n(&r->st.zero, __ATOMIC_RELAXED);
+	st->done = __atomic_load_n(&r->done, __ATOMIC_ACQUIRE);
+	st->duration_ns = st->done ? __atomic_load_n(&r->st.duration_ns, __ATOMIC_RELAXED) :
+				     mono_ns() - r->t0;
+	return 0;
+}
+
+void uffd_restore_close(struct uffd_restore *r, bool unmap)
+{
+	if (r)
+		destroy(r, unmap);
+}

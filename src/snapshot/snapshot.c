@@ -1,0 +1,649 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Live snapshots: copy-before-write on userfaultfd write-protect.
+ *
+ * Every page has a state byte: UNSAVED (its contents at the instant are
+ * still in memory, protected), COPYING (someone is copying it now) or SAVED
+ * (copied: it may be written).  Whoever moves a page from UNSAVED to
+ * COPYING - the fault handler on the first write after the instant, or the
+ * background writer streaming in address order - copies it, marks it SAVED,
+ * and only then un-protects it; the other party waits for SAVED.  So no
+ * write can land on a page before its instant contents are copied, and no
+ * page is copied twice.
+ *
+ * Before the instant the same fault handler only remembers which pages
+ * were written (dirty) and lets the write through: the program runs while
+ * everything is protected, and the pause re-protects just the dirty pages.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <uffd/handler.h>
+#include <uffd/snapshot.h>
+
+#include "util/clock.h"
+
+#include "util/bitmap.h"
+#include "util/pagecopy.h"
+
+#define DEFAULT_BUFFER (64UL << 20)
+#define WINDOW_PAGES 64		/* pages per image chunk / unprotect */
+
+enum page_state { UNSAVED = 0, COPYING, SAVED };
+enum phase { PRECOPY, AFTER_INSTANT };
+
+struct snap_region {
+	struct uffd_snap *s;
+	int index;
+	struct uffd_region *region;
+	uint64_t start, len;
+	size_t page_size, npages;
+	uint8_t *state;			/* enum page_state per page */
+	struct bitmap present;		/* not a hole at the instant */
+	struct bitmap dirty;		/* written during precopy */
+};
+
+/* A copied page waiting for the writer. */
+struct slot {
+	struct snap_region *r;
+	uint64_t page;
+	struct slot *next;
+};
+
+struct uffd_snap {
+	struct uffd_snap_opts opts;
+	struct uffd u;
+	struct uffd_handler *h;
+	struct uffd_image_writer *w;
+	int nregions;
+	struct snap_region *regions;
+	int phase;			/* atomic enum phase */
+
+	/* the copy-before-write buffer */
+	size_t slot_size, nslots;
+	char *buffer;			/* nslots + 2 pages: the last two are */
+	char *sync_page, *stream_page;	/* the handler's and the writer's */
+	struct slot *slots;
+	pthread_rwlock_t arm_lock;	/* precopy faults vs re-protecting */
+	pthread_mutex_t lock;
+	pthread_cond_t ready_cond;
+	struct slot *free_list, *ready_head, *ready_tail;
+	size_t slots_in_use;
+
+	pthread_t writer;
+	bool writer_started;
+	int cancel;			/* atomic */
+	int done;			/* atomic */
+	pthread_cond_t done_cond;
+
+	uint64_t t_begin;
+	struct uffd_snap_stats st;	/* counters updated atomically */
+};
+
+#define ST_ADD(s, field, n) __atomic_fetch_add(&(s)->st.field, (n), __ATOMIC_RELAXED)
+
+static void *page_addr(const struct snap_region *r, uint64_t page)
+{
+	return (void *)(uintptr_t)(r->start + page * r->page_size);
+}
+
+static bool all_zero(const void *p, size_t len)
+{
+	const uint64_t *w = p;
+	size_t i;
+
+	for (i = 0; i < len / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* ---- the buffer --------------------------------------------------------- */
+
+static struct slot *slot_get(struct uffd_snap *s)
+{
+	struct slot *sl;
+
+	pthread_mutex_lock(&s->lock);
+	sl = s->free_list;
+	if (sl) {
+		s->free_list = sl->next;
+		s->slots_in_use++;
+		if (s->slots_in_use * s->slot_size > s->st.buffer_peak_bytes)
+			__atomic_store_n(&s->st.buffer_peak_bytes, s->slots_in_use * s->slot_size,
+					 __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return sl;
+}
+
+static char *slot_data(struct uffd_snap *s, struct slot *sl)
+{
+	return s->buffer + (size_t)(sl - s->slots) * s->slot_size;
+}
+
+static void slot_ready(struct uffd_snap *s, struct slot *sl)
+{
+	pthread_mutex_lock(&s->lock);
+	sl->next = NULL;
+	if (s->ready_tail)
+		s->ready_tail->next = sl;
+	else
+		s->ready_head = sl;
+	s->ready_tail = sl;
+	pthread_cond_signal(&s->ready_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static struct slot *slot_take_ready(struct uffd_snap *s)
+{
+	struct slot *sl;
+
+	pthread_mutex_lock(&s->lock);
+	sl = s->ready_head;
+	if (sl) {
+		s->ready_head = sl->next;
+		if (!s->ready_head)
+			s->ready_tail = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return sl;
+}
+
+static void slot_put(struct uffd_snap *s, struct slot *sl)
+{
+	pthread_mutex_lock(&s->lock);
+	sl->next = s->free_list;
+	s->free_list = sl;
+	s->slots_in_use--;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- saving one page ------------------------------------------------------ */
+
+static void fail(struct uffd_snap *s, int err)
+{
+	int zero = 0;
+
+	__atomic_compare_exchange_n(&s->st.error, &zero, err, false,
+				    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+/* Write a page's instant contents (data) to the image, or a hole. */
+static void put(struct uffd_snap *s, struct snap_region *r, uint64_t page, const void *data)
+{
+	int ret;
+
+	if (all_zero(data, r->page_size)) {
+		ST_ADD(s, zero_pages, 1);
+		return;
+	}
+	ret = uffd_image_put_page(s->w, r->index, page, data);
+	if (ret)
+		fail(s, ret);
+}
+
+/* Wait for a page another thread is copying. */
+static void wait_saved(struct snap_region *r, uint64_t page)
+{
+	while (__atomic_load_n(&r->state[page], __ATOMIC_ACQUIRE) != SAVED)
+		sched_yield();
+}
+
+/*
+ * The first write after the instant: save the page, then let the write
+ * through.  Holes need no copy: they were zero at the instant.
+ */
+static void save_before_write(struct uffd_snap *s, struct snap_region *r, uint64_t page)
+{
+	uint8_t unsaved = UNSAVED;
+	struct slot *sl;
+
+	if (!__atomic_compare_exchange_n(&r->state[page], &unsaved, COPYING, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		wait_saved(r, page);
+		return;
+	}
+	if (!bitmap_test(&r->present, page)) {
+		__atomic_store_n(&r->state[page], SAVED, __ATOMIC_RELEASE);
+		return;
+	}
+	sl = slot_get(s);
+	if (sl) {
+		copy_protected_page(slot_data(s, sl), page_addr(r, page), r->page_size);
+		sl->r = r;
+		sl->page = page;
+		/* Queued before SAVED: a writer that saw every page SAVED has
+		 * every copy in its queue. */
+		slot_ready(s, sl);
+		__atomic_store_n(&r->state[page], SAVED, __ATOMIC_RELEASE);
+		ST_ADD(s, copied_before_write, 1);
+		return;
+	}
+	/* Buffer full: this thread waits for one write, the policy says so.
+	 * (One servicing thread: its spare page is its own.) */
+	copy_protected_page(s->sync_page, page_addr(r, page), r->page_size);
+	put(s, r, page, s->sync_page);
+	__atomic_store_n(&r->state[page], SAVED, __ATOMIC_RELEASE);
+	ST_ADD(s, sync_writes, 1);
+}
+
+static int snap_wp_fault(struct uffd_fault *f)
+{
+	struct snap_region *r = f->data;
+	struct uffd_snap *s = r->s;
+	uint64_t page = ((uintptr_t)f->addr - r->start) / r->page_size;
+
+	int ret;
+
+	if (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) == AFTER_INSTANT) {
+		save_before_write(s, r, page);
+		return uffd_fault_unprotect(f, r->page_size);
+	}
+	/* Remember and let through, atomically with respect to a re-protect
+	 * (else: bit set, re-protect clears it, we un-protect: lost). */
+	pthread_rwlock_rdlock(&s->arm_lock);
+	bitmap_set_atomic(&r->dirty, page);
+	ret = uffd_fault_unprotect(f, r->page_size);
+	pthread_rwlock_unlock(&s->arm_lock);
+	return ret;
+}
+
+static const struct uffd_region_ops snap_ops = { .wp = snap_wp_fault };
+
+/* ---- the background writer ------------------------------------------------ */
+
+static void drain_ready(struct uffd_snap *s)
+{
+	struct slot *sl;
+
+	while ((sl = slot_take_ready(s))) {
+		put(s, sl->r, sl->page, slot_data(s, sl));
+		slot_put(s, sl);
+	}
+}
+
+/*
+ * Save the still-unsaved pages of one window in address order, then
+ * un-protect the window so later writes there cost nothing.
+ */
+static void stream_window(struct uffd_snap *s, struct snap_region *r, uint64_t first,
+			  uint64_t count)
+{
+	uint64_t i;
+
+	for (i = first; i < first + count; i++) {
+		uint8_t unsaved = UNSAVED;
+
+		if (!__atomic_compare_exchange_n(&r->state[i], &unsaved, COPYING, false,
+						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			continue;
+		if (bitmap_test(&r->present, i)) {
+			copy_protected_page(s->stream_page, page_addr(r, i), r->page_size);
+			put(s, r, i, s->stream_page);
+			ST_ADD(s, written_background, 1);
+		}
+		__atomic_store_n(&r->state[i], SAVED, __ATOMIC_RELEASE);
+	}
+	for (i = first; i < first + count; i++)
+		wait_saved(r, i);
+	uffd_writeprotect(&s->u, page_addr(r, first), count * r->page_size, false, 0);
+}
+
+static void finish(struct uffd_snap *s, int err)
+{
+	if (err)
+		fail(s, err);
+	pthread_mutex_lock(&s->lock);
+	__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *writer_main(void *arg)
+{
+	struct uffd_snap *s = arg;
+	int i, err = 0;
+
+	for (i = 0; i < s->nregions && !err; i++) {
+		struct snap_region *r = &s->regions[i];
+		uint64_t page;
+
+		for (page = 0; page < r->npages; page += WINDOW_PAGES) {
+			uint64_t n = r->npages - page < WINDOW_PAGES ? r->npages - page : WINDOW_PAGES;
+
+			drain_ready(s);
+			if (__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE)) {
+				err = -ECANCELED;
+				break;
+			}
+			if ((err = __atomic_load_n(&s->st.error, __ATOMIC_RELAXED)))
+				break;
+			stream_window(s, r, page, n);
+		}
+	}
+	/*
+	 * Done, failed or cancelled: stop servicing before the image goes.
+	 * After a success every page is SAVED, so un-registering lets nothing
+	 * through that was not copied; after a failure nothing matters but
+	 * leaving no thread blocked (the stop wakes them).
+	 */
+	uffd_handler_stop(s->h);
+	drain_ready(s);
+	if (!err)
+		err = __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->st.bytes, uffd_image_bytes(s->w), __ATOMIC_RELAXED);
+	if (err)
+		uffd_image_abort(s->w);
+	else
+		err = uffd_image_commit(s->w);
+	s->w = NULL;
+	__atomic_store_n(&s->st.duration_ns, mono_ns() - s->t_begin, __ATOMIC_RELAXED);
+	finish(s, err);
+	return NULL;
+}
+
+/* ---- begin ------------------------------------------------------------- */
+
+/* Which pages hold something (present or swapped): the rest are holes. */
+static int scan_present(struct snap_region *r)
+{
+	struct uffd_range vec[512];
+	uint64_t pos = r->start, end = r->start + r->len;
+	int fd = uffd_pagemap_open(0), n, i, ret = 0;
+
+	if (fd < 0) {	/* no pagemap: treat everything as present */
+		bitmap_set_range(&r->present, 0, r->npages);
+		return 0;
+	}
+	while (pos < end) {
+		struct uffd_scan sc = {
+			.addr = (void *)(uintptr_t)pos, .len = end - pos,
+			.category_anyof_mask = UFFD_PAGE_PRESENT | UFFD_PAGE_SWAPPED,
+			.return_mask = UFFD_PAGE_PRESENT | UFFD_PAGE_SWAPPED,
+		};
+
+		n = uffd_pagemap_scan(fd, &sc, vec, 512);
+		if (n < 0) {
+			bitmap_set_range(&r->present, 0, r->npages);
+			break;
+		}
+		for (i = 0; i < n; i++)
+			bitmap_set_range(&r->present, (vec[i].start - r->start) / r->page_size,
+					 (vec[i].end - r->start + r->page_size - 1) / r->page_size);
+		if (sc.walk_end <= pos)
+			break;
+		pos = sc.walk_end;
+	}
+	close(fd);
+	return ret;
+}
+
+/* Re-protect the pages written during precopy; they count as present. */
+static int reprotect_dirty(struct uffd_snap *s, struct snap_region *r, uint64_t *count)
+{
+	size_t pos = 0, a, b;
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&s->arm_lock);
+	while (!ret && bitmap_next_run(&r->dirty, &pos, r->npages, &a, &b)) {
+		ret = uffd_writeprotect(&s->u, page_addr(r, a), (b - a) * r->page_size, true, 0);
+		bitmap_clear_range(&r->dirty, a, b);
+		bitmap_set_range(&r->present, a, b);
+		*count += b - a;
+	}
+	pthread_rwlock_unlock(&s->arm_lock);
+	return ret;
+}
+
+static int setup_region(struct uffd_snap *s, int i, const struct uffd_image_region *ir)
+{
+	struct snap_region *r = &s->regions[i];
+
+	r->s = s;
+	r->index = i;
+	r->start = ir->addr;
+	r->len = ir->len;
+	r->page_size = ir->page_size ? ir->page_size : 4096;
+	if (!r->len || (r->start | r->len) % r->page_size)
+		return -EINVAL;
+	r->npages = r->len / r->page_size;
+	r->state = calloc(r->npages, 1);
+	if (!r->state || bitmap_resize(&r->present, r->npages) ||
+	    bitmap_resize(&r->dirty, r->npages))
+		return -ENOMEM;
+	s->st.pages += r->npages;
+	s->st.extra_bytes += r->npages + 2 * BITMAP_WORDS(r->npages) * 8;
+	if (r->page_size > s->slot_size)
+		s->slot_size = r->page_size;
+	r->region = uffd_handler_add(s->h, (void *)(uintptr_t)r->start, r->len, r->page_size,
+				     UFFD_REG_WP, &snap_ops, r);
+	return r->region ? 0 : -errno;
+}
+
+static int setup_buffer(struct uffd_snap *s)
+{
+	size_t bytes = s->opts.buffer_bytes ? s->opts.buffer_bytes : DEFAULT_BUFFER;
+	size_t i;
+
+	s->nslots = bytes / s->slot_size;
+	if (s->nslots < 1)
+		s->nslots = 1;
+	/* Reserved, not touched: only the slots used take memory. */
+	s->buffer = mmap(NULL, (s->nslots + 2) * s->slot_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s->buffer == MAP_FAILED) {
+		s->buffer = NULL;
+		return -ENOMEM;
+	}
+	s->sync_page = s->buffer + s->nslots * s->slot_size;
+	s->stream_page = s->sync_page + s->slot_size;
+	s->slots = calloc(s->nslots, sizeof(*s->slots));
+	if (!s->slots)
+		return -ENOMEM;
+	for (i = s->nslots; i-- > 0;) {
+		s->slots[i].next = s->free_list;
+		s->free_list = &s->slots[i];
+	}
+	s->st.extra_bytes += s->nslots * sizeof(*s->slots);
+	return 0;
+}
+
+static void destroy(struct uffd_snap *s)
+{
+	int i;
+
+	uffd_handler_free(s->h);
+	uffd_close(&s->u);
+	if (s->w)
+		uffd_image_abort(s->w);
+	for (i = 0; s->regions && i < s->nregions; i++) {
+		free(s->regions[i].state);
+		bitmap_free(&s->regions[i].present);
+		bitmap_free(&s->regions[i].dirty);
+	}
+	free(s->regions);
+	if (s->buffer)
+		munmap(s->buffer, (s->nslots + 2) * s->slot_size);
+	free(s->slots);
+	pthread_rwlock_destroy(&s->arm_lock);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->ready_cond);
+	pthread_cond_destroy(&s->done_cond);
+	free(s);
+}
+
+static int protect_all(struct uffd_snap *s)
+{
+	int i, ret = 0;
+
+	for (i = 0; i < s->nregions && !ret; i++)
+		ret = uffd_writeprotect(&s->u, page_addr(&s->regions[i], 0),
+					s->regions[i].len, true, 0);
+	return ret;
+}
+
+/* The pause: everything protected again, the instant is now. */
+static int instant(struct uffd_snap *s)
+{
+	uint64_t t0, dirty = 0;
+	int i, ret = 0;
+
+	if (s->opts.pause)
+		s->opts.pause(s->opts.arg);
+	t0 = mono_ns();
+	if (s->opts.no_precopy) {
+		ret = protect_all(s);
+		for (i = 0; i < s->nregions && !ret; i++)
+			scan_present(&s->regions[i]);
+	}
+	for (i = 0; i < s->nregions && !ret; i++)
+		ret = reprotect_dirty(s, &s->regions[i], &dirty);
+	__atomic_store_n(&s->phase, AFTER_INSTANT, __ATOMIC_RELEASE);
+	s->st.pause_ns = mono_ns() - t0;
+	if (s->opts.resume)
+		s->opts.resume(s->opts.arg);
+	s->st.precopy_dirty = dirty;
+	return ret;
+}
+
+struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
+{
+	struct uffd_handler_opts ho = { .threads = 1 };
+	struct uffd_snap *s;
+	uint64_t t0;
+	int i, ret;
+
+	if (!o || !o->path || !o->regions || o->nregions <= 0 ||
+	    o->nregions > UFFD_IMAGE_MAX_REGIONS || !o->pause != !o->resume) {
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->opts = *o;
+	s->t_begin = mono_ns();
+	s->slot_size = 4096;
+	s->u.fd = -1;
+	pthread_rwlock_init(&s->arm_lock, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->ready_cond, NULL);
+	pthread_cond_init(&s->done_cond, NULL);
+	/* WP_UNPOPULATED: a never-touched page must fault on its first write
+	 * too, or its later contents could not be kept out of the image. */
+	ret = uffd_open(&s->u, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP) |
+			UFFD_F(UFFD_FEAT_WP_UNPOPULATED),
+			UFFD_F(UFFD_FEAT_WP_HUGETLBFS_SHMEM), UFFD_NONBLOCK);
+	if (ret)
+		goto out_err;
+	s->h = uffd_handler_new(&s->u, &ho);
+	s->regions = calloc(o->nregions, sizeof(*s->regions));
+	if (!s->h || !s->regions) {
+		ret = -ENOMEM;
+		goto out_err;
+	}
+	s->nregions = o->nregions;
+	for (i = 0; i < o->nregions; i++) {
+		ret = setup_region(s, i, &o->regions[i]);
+		if (ret)
+			goto out_err;
+	}
+	ret = setup_buffer(s);
+	if (ret)
+		goto out_err;
+	s->w = uffd_image_create(o->path, o->regions, o->nregions, NULL, 0);
+	if (!s->w) {
+		ret = -errno;
+		goto out_err;
+	}
+	ret = uffd_handler_start(s->h);
+	if (ret)
+		goto out_err;
+	/*
+	 * Precopy: protect everything while the program runs, then once more
+	 * what it wrote meanwhile, so the pause has little left to do.  Which
+	 * pages hold data is read after protecting: a page populated later
+	 * faults (WP_UNPOPULATED) and is counted through its dirty bit.
+	 */
+	if (!o->no_precopy) {
+		uint64_t dirty = 0;
+
+		t0 = mono_ns();
+		ret = protect_all(s);
+		for (i = 0; i < s->nregions && !ret; i++)
+			scan_present(&s->regions[i]);
+		for (i = 0; i < s->nregions && !ret; i++)
+			ret = reprotect_dirty(s, &s->regions[i], &dirty);
+		s->st.protect_ns = mono_ns() - t0;
+		if (ret)
+			goto out_err;
+	}
+	ret = instant(s);
+	if (ret)
+		goto out_err;
+	for (i = 0; i < s->nregions; i++) {
+		size_t w;
+
+		for (w = 0; w < BITMAP_WORDS(s->regions[i].npages); w++)
+			s->st.pages_present += __builtin_popcountll(s->regions[i].present.words[w]);
+	}
+	ret = -pthread_create(&s->writer, NULL, writer_main, s);
+	if (ret)
+		goto out_err;
+	s->writer_started = true;
+	return s;
+out_err:
+	destroy(s);
+	errno = -ret;
+	return NULL;
+}
+
+int uffd_snap_wait(struct uffd_snap *s, int timeout_ms)
+{
+	int ret = wait_done(&s->lock, &s->done_cond, &s->done, timeout_ms);
+
+	return ret ? ret : __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
+}
+
+int uffd_snap_cancel(struct uffd_snap *s)
+{
+	int ret;
+
+	__atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+	ret = uffd_snap_wait(s, -1);
+	/* Finished before the cancel was seen: the image exists. */
+	return ret == -ECANCELED || ret == 0 ? 0 : ret;
+}
+
+int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st)
+{
+	const uint64_t *src = (const uint64_t *)&s->st;
+	uint64_t *dst = (uint64_t *)st;
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < offsetof(struct uffd_snap_stats, done) / 8; i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	st->done = __atomic_load_n(&s->done, __ATOMIC_ACQUIRE);
+	st->error = __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
+	if (!st->done)
+		st->duration_ns = mono_ns() - s->t_begin;
+	return 0;
+}
+
+void uffd_snap_free(struct uffd_snap *s)
+{
+	if (!s)
+		return;
+	if (s->writer_started) {
+		if (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+			__atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+		pthread_join(s->writer, NULL);
+	}
+	destroy(s);
+}
