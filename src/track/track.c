@@ -214,7 +214,7 @@ void track_emit_bits(struct uffd_tracker *t, struct track_range *r,
 	while (bitmap_next_run(bm, &pos, end, &s, &e)) {
 		track_emit(t, r, r->start + (s - r->first_bit) * 4096,
 			   r->start + (e - r->first_bit) * 4096);
-		if (clear)
+		if (clear && !t->sink->err)	/* not reported: keep them */
 			bitmap_clear_range(bm, s, e);
 	}
 }
@@ -260,7 +260,7 @@ static int emit_removed(struct uffd_tracker *t, struct track_range *r, bool rear
 		uint64_t from = r->start + (a - r->first_bit) * 4096;
 
 		track_emit(t, r, from, from + (b - a) * 4096);
-		if (!rearm)
+		if (!rearm || t->sink->err)
 			continue;
 		if (t->be->protect)
 			ret = t->be->protect(t, from, (b - a) * 4096);
@@ -273,11 +273,16 @@ static int emit_removed(struct uffd_tracker *t, struct track_range *r, bool rear
 static int collect(struct uffd_tracker *t, unsigned flags, struct emit_sink *sink)
 {
 	bool rearm = flags & UFFD_TRACK_REARM;
+	int overflowed;
 	int i, ret = 0;
 
 	if (flags & ~UFFD_TRACK_REARM)
 		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
+	/* Read (and with rearm, clear) the overflow before the pass: one
+	 * during it marks every page written and is reported next time. */
+	overflowed = rearm ? __atomic_exchange_n(&t->overflowed, 0, __ATOMIC_RELAXED) :
+			     __atomic_load_n(&t->overflowed, __ATOMIC_RELAXED);
 	/* -EAGAIN: an event is pending (see uffd.c protect()).  What was
 	 * reported and re-armed stays so; the next pass reports the rest. */
 	do {
@@ -299,11 +304,8 @@ static int collect(struct uffd_tracker *t, unsigned flags, struct emit_sink *sin
 		t->sink = NULL;
 		pthread_rwlock_unlock(&t->ranges_lock);
 	} while (ret == -EAGAIN);
-	if (!ret && __atomic_load_n(&t->overflowed, __ATOMIC_RELAXED)) {
+	if (!ret && overflowed)
 		ret = -ENOSPC;
-		if (rearm)
-			__atomic_store_n(&t->overflowed, 0, __ATOMIC_RELAXED);
-	}
 	pthread_mutex_unlock(&t->lock);
 	__atomic_fetch_add(&t->collects, 1, __ATOMIC_RELAXED);
 	return ret ? ret : sink->err;

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Incremental checkpoints: a dirty tracker says which pages changed, and
+ * only those go into the next image.
+ *
+ * The pages to write are kept in a "pending" bitmap that outlives a failed
+ * checkpoint: a collect re-arms the tracker, so the pages it reported are
+ * ORed into pending and leave it only when an image holding them has been
+ * committed.  The first checkpoint starts with every page pending.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uffd/checkpoint.h>
+
+#include "util/bitmap.h"
+#include "util/clock.h"
+
+#define PAGE 4096
+#define PUT_MAX 64	/* pages per uffd_image_put */
+
+struct uffd_ckpt {
+	struct uffd_image_region *regions;
+	int nregions;
+	size_t *first_bit;		/* of each region in the tracker's order */
+	struct uffd_tracker *t;
+	struct uffd_ckpt_opts opts;
+	struct bitmap pending;
+	uint64_t *collected;		/* one collect's bitmap */
+	int seq;
+	char *prev_path;
+	char data[PUT_MAX * PAGE];	/* one put's worth of pages */
+};
+
+struct uffd_ckpt *uffd_ckpt_new(const struct uffd_image_region *regions, int nregions,
+				const struct uffd_ckpt_opts *o)
+{
+	struct uffd_track_opts to = { 0 };
+	struct uffd_ckpt *c;
+	int i, ret = 0;
+
+	if (!regions || nregions <= 0 || nregions > UFFD_IMAGE_MAX_REGIONS ||
+	    (o && !o->pause != !o->resume)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (i = 0; i < nregions; i++)
+		if (regions[i].page_size != PAGE) {
+			errno = EINVAL;
+			return NULL;
+		}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (o)
+		c->opts = *o;
+	to.backend = c->opts.backend;
+	c->regions = malloc(nregions * sizeof(*regions));
+	c->first_bit = calloc(nregions, sizeof(*c->first_bit));
+	c->t = uffd_track_new(&to);
+	if (!c->regions || !c->first_bit || !c->t) {
+		ret = -errno;
+		goto out_err;
+	}
+	memcpy(c->regions, regions, nregions * sizeof(*regions));
+	c->nregions = nregions;
+	for (i = 0; i < nregions && !ret; i++) {
+		c->first_bit[i] = uffd_track_pages(c->t);
+		ret = uffd_track_add(c->t, (void *)(uintptr_t)regions[i].addr, regions[i].len);
+	}
+	if (!ret)
+		ret = bitmap_resize(&c->pending, uffd_track_pages(c->t));
+	c->collected = calloc(BITMAP_WORDS(uffd_track_pages(c->t)), sizeof(uint64_t));
+	if (!ret && !c->collected)
+		ret = -ENOMEM;
+	if (ret)
+		goto out_err;
+	bitmap_set_range(&c->pending, 0, c->pending.nbits);	/* the base: all */
+	return c;
+out_err:
+	uffd_ckpt_free(c);
+	errno = ret ? -ret : ENOMEM;
+	return NULL;
+}
+
+static bool page_is_zero(const char *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	int i;
+
+	for (i = 0; i < PAGE / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/*
+ * Put pages [first, first+count) of region i: the non-zero ones as data,
+ * the zero ones as zero (a delta) or not at all (a base: holes).
+ */
+static int put_run(struct uffd_ckpt *c, struct uffd_image_writer *w, int i,
+		   uint64_t first, uint32_t count, uint64_t *pages)
+{
+	const char *mem = (const char *)(uintptr_t)c->regions[i].addr;
+	uint64_t zero_mask = 0;
+	uint32_t k, ndata = 0;
+
+	for (k = 0; k < count; k++) {
+		const char *page = mem + (first + k) * PAGE;
+
+		if (page_is_zero(page)) {
+			zero_mask |= 1ULL << k;
+			continue;
+		}
+		memcpy(c->data + ndata++ * PAGE, page, PAGE);
+	}
+	if (c->seq == 0) {
+		/* A base leaves zero pages out: split around them. */
+		uint32_t at = 0, d = 0;
+
+		while (at < count) {
+			uint32_t n = 0;
+			int ret;
+
+			while (at + n < count && !(zero_mask & (1ULL << (at + n))))
+				n++;
+			if (n) {
+				ret = uffd_image_put(w, i, first + at, n, c->data + d * PAGE, 0);
+				if (ret)
+					return ret;
+				d += n;
+				*pages += n;
+			}
+			at += n + 1;	/* skip the zero page that ended the run */
+		}
+		return 0;
+	}
+	*pages += count;
+	return uffd_image_put(w, i, first, count, c->data, zero_mask);
+}
+
+/* Write every pending page, region by region, in address order. */
+static int write_pending(struct uffd_ckpt *c, struct uffd_image_writer *w, uint64_t *pages)
+{
+	int i, ret = 0;
+
+	for (i = 0; i < c->nregions && !ret; i++) {
+		size_t base = c->first_bit[i], end = base + c->regions[i].len / PAGE;
+		size_t pos = base, a, b;
+
+		while (!ret && bitmap_next_run(&c->pending, &pos, end, &a, &b)) {
+			for (; a < b && !ret; a += PUT_MAX) {
+				uint32_t n = b - a < PUT_MAX ? b - a : PUT_MAX;
+
+				ret = put_run(c, w, i, a - base, n, pages);
+			}
+		}
+	}
+	return ret;
+}
+
+int uffd_ckpt_take(struct uffd_ckpt *c, const char *path, struct uffd_ckpt_stats *st)
+{
+	struct uffd_image_writer *w;
+	uint64_t t0 = mono_ns(), t_pause, pages = 0;
+	size_t i, words = BITMAP_WORDS(c->pending.nbits);
+	int ret;
+
+	if (!path)
+		return -EINVAL;
+	if (c->opts.pause)
+		c->opts.pause(c->opts.arg);
+	t_pause = mono_ns();
+	ret = uffd_track_collect_bitmap(c->t, UFFD_TRACK_REARM, c->collected,
+					c->pending.nbits, NULL);
+	/* -ENOSPC (mprotect ran out of VMAs) still reported every page. */
+	if (!ret || ret == -ENOSPC) {
+		for (i = 0; i < words; i++)
+			c->pending.words[i] |= c->collected[i];
+		ret = 0;
+	}
+	w = ret ? NULL : uffd_image_create(path, c->regions, c->nregions,
+					   c->seq ? c->prev_path : NULL, 0);
+	if (!ret && !w)
+		ret = -errno;
+	if (!ret)
+		ret = write_pending(c, w, &pages);
+	if (c->opts.resume)
+		c->opts.resume(c->opts.arg);
+	if (st) {
+		memset(st, 0, sizeof(*st));
+		st->sequence = c->seq;
+		st->pages_written = pages;
+		st->pause_ns = mono_ns() - t_pause;
+		st->bytes = w ? uffd_image_bytes(w) : 0;
+	}
+	if (ret) {
+		if (w)
+			uffd_image_abort(w);
+		return ret;
+	}
+	ret = uffd_image_commit(w);
+	if (ret)
+		return ret;
+	memset(c->pending.words, 0, words * sizeof(uint64_t));
+	free(c->prev_path);
+	c->prev_path = strdup(path);
+	c->seq++;
+	if (st)
+		st->duration_ns = mono_ns() - t0;
+	return c->prev_path ? 0 : -ENOMEM;
+}
+
+void uffd_ckpt_free(struct uffd_ckpt *c)
+{
+	if (!c)
+		return;
+	uffd_track_free(c->t);
+	bitmap_free(&c->pending);
+	free(c->collected);
+	free(c->regions);
+	free(c->first_bit);
+	free(c->prev_path);
+	free(c);
+}
