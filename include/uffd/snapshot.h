@@ -104,7 +104,7 @@ int uffd_restore_wait(struct uffd_restore *r, int timeout_ms);
 
 struct uffd_restore_stats {
 	uint64_t pages;			/* in the regions */
-	uint64_t faulted;		/* served on first touch */
+	uint64_t faulted;		/* touched before the prefetch came */
 	uint64_t prefetched;		/* filled by the background thread */
 	uint64_t zero;			/* holes and zero pages */
 	uint64_t duration_ns;		/* open to all pages in */

@@ -119,6 +119,22 @@ static void set_done(struct uffd_restore *r, int err)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/*
+ * Fill one page unless a fault got there first (-EEXIST: the core call, not
+ * the runtime's uffd_region_copy, which counts that as success).  -EAGAIN
+ * (an event is pending) cannot last: nothing maps or unmaps these regions.
+ */
+static int prefetch_page(struct uffd_restore *r, char *dst, const void *data, size_t len)
+{
+	int ret;
+
+	do {
+		ret = data ? uffd_copy(&r->u, dst, data, len, 0, NULL) :
+			     uffd_zeropage(&r->u, dst, len, 0, NULL);
+	} while (ret == -EAGAIN);
+	return ret;
+}
+
 static void *prefetch_main(void *arg)
 {
 	struct uffd_restore *r = arg;
@@ -137,8 +153,7 @@ static void *prefetch_main(void *arg)
 				err = ret;
 				break;
 			}
-			ret = ret ? uffd_region_copy(rr->region, dst, buf, rr->ir.page_size) :
-				    uffd_region_zero(rr->region, dst, rr->ir.page_size);
+			ret = prefetch_page(r, dst, ret ? buf : NULL, rr->ir.page_size);
 			if (ret == 0)
 				__atomic_fetch_add(&r->st.prefetched, 1, __ATOMIC_RELAXED);
 			else if (ret != -EEXIST)
