@@ -44,6 +44,7 @@ struct uffd_snap_stats {
 	uint64_t buffer_peak_bytes;	/* most of the buffer in use */
 	uint64_t extra_bytes;		/* buffer + bookkeeping allocated */
 	uint64_t duration_ns;		/* begin to durable */
+	uint64_t skipped_regions;	/* skip_unprotectable: left out */
 	bool done;
 	int error;			/* 0, or the -errno that ended it */
 };
@@ -59,6 +60,10 @@ struct uffd_snap_opts {
 	void (*resume)(void *arg);
 	void *arg;
 	bool no_precopy;			/* protect everything in the pause */
+	bool skip_unprotectable;		/* leave out regions the kernel will
+						   not write-protect (counted in
+						   stats.skipped_regions) instead
+						   of failing */
 };
 
 /*
@@ -75,6 +80,17 @@ int uffd_snap_cancel(struct uffd_snap *s);
 int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st);
 /* Cancel if still running, and free. */
 void uffd_snap_free(struct uffd_snap *s);
+
+/*
+ * The regions of "all writable private and shared anonymous memory of this
+ * process" from /proc/self/maps, for uffd_snap_opts.regions (*out is
+ * malloc'd: free it).  Left out, one line each in skipped (if not NULL):
+ * file-backed mappings, kernel mappings, the main thread's stack, and the
+ * static data of shared libraries.  Call it just before uffd_snap_begin():
+ * the snapshot's own state is allocated after it, outside these regions.
+ * Returns the number of regions or -errno.
+ */
+int uffd_snap_all_regions(struct uffd_image_region **out, char *skipped, size_t skipped_len);
 
 /* ---- restore ---------------------------------------------------------- */
 

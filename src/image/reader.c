@@ -32,6 +32,7 @@ struct img_chunk {
 	uint64_t first;		/* page index in its region */
 	uint64_t present, zero;
 	uint32_t count;
+	int verified;		/* atomic: CRC checked by a read_page */
 };
 
 /* One region's chunks, sorted by first page (they never overlap). */
@@ -538,10 +539,49 @@ static const struct img_chunk *find_chunk(const struct img_region_index *ix, uin
 	return &ix->chunks[lo - 1];
 }
 
+/*
+ * The first read of any page of a chunk checks the chunk's CRC (reading
+ * all of it once), so restoring never hands out damaged data; a chunk is
+ * checked once however many threads read it.
+ */
+static int verify_chunk_once(struct uffd_image *img, struct img_chunk *c, uint32_t page_size)
+{
+	uint64_t len = (uint64_t)__builtin_popcountll(c->present) * page_size +
+		       IMG_CHUNK_HDR_SIZE, pos, piece;
+	uint8_t crc_le[IMG_CRC_SIZE], *buf;
+	uint32_t crc = 0;
+	ssize_t n;
+	int ret = 0;
+
+	if (__atomic_load_n(&c->verified, __ATOMIC_ACQUIRE))
+		return 0;
+	buf = malloc(len < VERIFY_BUF_SIZE ? len : VERIFY_BUF_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	for (pos = 0; pos < len && !ret; pos += piece) {
+		piece = len - pos < VERIFY_BUF_SIZE ? len - pos : VERIFY_BUF_SIZE;
+		n = img_pread_full(img->fd, buf, piece, c->offset + pos);
+		if (n < 0)
+			ret = n;
+		else if ((uint64_t)n != piece)
+			ret = -EBADMSG;
+		else
+			crc = crc32c(crc, buf, piece);
+	}
+	free(buf);
+	if (ret)
+		return ret;
+	n = img_pread_full(img->fd, crc_le, IMG_CRC_SIZE, c->offset + len);
+	if (n != IMG_CRC_SIZE || get_le32(crc_le) != crc)
+		return n < 0 ? (int)n : -EBADMSG;
+	__atomic_store_n(&c->verified, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
 int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void *buf)
 {
 	const struct uffd_image_region *r;
-	const struct img_chunk *c;
+	struct img_chunk *c;
 	uint64_t bit, before;
 	ssize_t n;
 
@@ -550,9 +590,12 @@ int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void
 	r = &img->regions[region];
 	if (page >= r->len / r->page_size)
 		return -EINVAL;
-	c = find_chunk(&img->index[region], page);
+	c = (struct img_chunk *)find_chunk(&img->index[region], page);
 	if (!c)
 		return -ENOENT;
+	n = verify_chunk_once(img, c, r->page_size);
+	if (n)
+		return n;
 	bit = page - c->first;
 	if (c->zero & (1ULL << bit)) {
 		memset(buf, 0, r->page_size);

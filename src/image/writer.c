@@ -25,6 +25,7 @@
 
 #include "format.h"
 #include "util/bitmap.h"
+#include "util/mmalloc.h"
 #include "util/crc32c.h"
 
 struct uffd_image_writer {
@@ -189,12 +190,12 @@ static void writer_free(struct uffd_image_writer *w)
 		close(w->fd);
 	for (i = 0; w->written && i < w->nregions; i++)
 		bitmap_free(&w->written[i]);
-	free(w->written);
-	free(w->regions);
+	mm_free(w->written);
+	mm_free(w->regions);
 	free(w->path);
 	free(w->tmp_path);
 	pthread_mutex_destroy(&w->lock);
-	free(w);
+	mm_free(w);
 }
 
 struct uffd_image_writer *uffd_image_create(const char *path,
@@ -224,7 +225,7 @@ struct uffd_image_writer *uffd_image_create(const char *path,
 		}
 	}
 
-	w = calloc(1, sizeof(*w));
+	w = mm_zalloc(sizeof(*w));
 	if (!w) {
 		errno = ENOMEM;
 		return NULL;
@@ -233,8 +234,8 @@ struct uffd_image_writer *uffd_image_create(const char *path,
 	w->fd = -1;
 	w->nregions = nregions;
 	w->path = strdup(path);
-	w->regions = malloc(nregions * sizeof(*regions));
-	w->written = calloc(nregions, sizeof(*w->written));
+	w->regions = mm_zalloc(nregions * sizeof(*regions));
+	w->written = mm_zalloc(nregions * sizeof(*w->written));
 	if (!w->path || !w->regions || !w->written ||
 	    asprintf(&w->tmp_path, "%s.tmp-%d", path, (int)getpid()) < 0) {
 		w->tmp_path = NULL;

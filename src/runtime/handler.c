@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "util/mmalloc.h"
 #include "util/clock.h"
 
 #define DEFAULT_BATCH 64
@@ -40,6 +41,7 @@ struct worker {
 	struct uffd_handler *h;
 	struct handler_ctx *ctx;
 	pthread_t thread;
+	void *stack;
 	bool started;
 	struct uffd_handler_stats st;
 	int nretry;
@@ -115,7 +117,7 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 		errno = EBADF;
 		return NULL;
 	}
-	h = calloc(1, sizeof(*h));
+	h = mm_zalloc(sizeof(*h));
 	if (!h)
 		return NULL;
 	if (o)
@@ -149,7 +151,7 @@ out_efd:
 	close(h->stop_efd);
 out_free:
 	ret = errno;
-	free(h);
+	mm_free(h);
 	errno = ret;
 	return NULL;
 }
@@ -168,7 +170,7 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 		errno = EINVAL;
 		return NULL;
 	}
-	r = calloc(1, sizeof(*r));
+	r = mm_zalloc(sizeof(*r));
 	if (!r)
 		return NULL;
 	*r = (struct uffd_region){ .ctx = &h->root, .start = start, .len = len,
@@ -179,7 +181,7 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 	ret = region_table_insert(&h->root.table, r);
 	pthread_rwlock_unlock(&h->root.table.lock);
 	if (ret) {
-		free(r);
+		mm_free(r);
 		errno = ret == -EEXIST ? EINVAL : -ret;
 		return NULL;
 	}
@@ -188,7 +190,7 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 		pthread_rwlock_wrlock(&h->root.table.lock);
 		region_table_remove(&h->root.table, r);
 		pthread_rwlock_unlock(&h->root.table.lock);
-		free(r);
+		mm_free(r);
 		errno = -ret;
 		return NULL;
 	}
@@ -218,7 +220,7 @@ int uffd_handler_remove(struct uffd_region *r)
 	region_table_remove(&ctx->table, r);
 	pthread_rwlock_unlock(&ctx->table.lock);
 	ret = unregister_and_wake(ctx->u, r);
-	free(r);
+	mm_free(r);
 	/* Already unmapped (-EINVAL: nothing there) or the process is gone. */
 	return ret == -ENOMEM || ret == -EINVAL ? 0 : ret;
 }
@@ -239,11 +241,11 @@ static void handle_fork(struct handler_ctx *parent, const struct uffd_event *ev,
 			struct uffd_handler_stats *st)
 {
 	struct uffd_handler *h = parent->h;
-	struct handler_ctx *child = malloc(sizeof(*child));
+	struct handler_ctx *child = mm_zalloc(sizeof(*child));
 	int i;
 
 	if (!child || ctx_init(child, h, NULL)) {
-		free(child);
+		mm_free(child);
 		close(ev->fork.fd);	/* the child's faults complete normally */
 		return;
 	}
@@ -255,14 +257,14 @@ static void handle_fork(struct handler_ctx *parent, const struct uffd_event *ev,
 	child->u = &child->child_uffd;
 	pthread_rwlock_rdlock(&parent->table.lock);
 	for (i = 0; i < parent->table.n; i++) {
-		struct uffd_region *copy = malloc(sizeof(*copy));
+		struct uffd_region *copy = mm_zalloc(sizeof(*copy));
 
 		if (!copy)
 			break;
 		*copy = *parent->table.v[i];
 		copy->ctx = child;
 		if (region_table_insert(&child->table, copy))
-			free(copy);
+			mm_free(copy);
 	}
 	pthread_rwlock_unlock(&parent->table.lock);
 	for (i = 0; i < child->table.n; i++)
@@ -571,16 +573,16 @@ static void *worker_main(void *arg)
 
 static int start_worker(struct uffd_handler *h, struct handler_ctx *ctx)
 {
-	struct worker *w = calloc(1, sizeof(*w));
+	struct worker *w = mm_zalloc(sizeof(*w));
 	int ret;
 
 	if (!w)
 		return -ENOMEM;
 	w->h = h;
 	w->ctx = ctx;
-	ret = -pthread_create(&w->thread, NULL, worker_main, w);
+	ret = mm_thread_create(&w->thread, &w->stack, worker_main, w);
 	if (ret) {
-		free(w);
+		mm_free(w);
 		return ret;
 	}
 	w->started = true;
@@ -677,9 +679,9 @@ int uffd_handler_stop(struct uffd_handler *h)
 		while (w) {
 			struct worker *next = w->next;
 
-			pthread_join(w->thread, NULL);
+			mm_thread_join(w->thread, w->stack);
 			fold_stats(&h->extra, &w->st);
-			free(w);
+			mm_free(w);
 			w = next;
 		}
 	}
@@ -705,12 +707,12 @@ void uffd_handler_free(struct uffd_handler *h)
 	for (c = h->children; c; c = next) {
 		next = c->next;
 		ctx_destroy(c);
-		free(c);
+		mm_free(c);
 	}
 	ctx_destroy(&h->root);
 	pthread_mutex_destroy(&h->lock);
 	close(h->stop_efd);
-	free(h);
+	mm_free(h);
 }
 
 /* Events are read and applied under read_lock: holding it once means any

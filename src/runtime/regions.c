@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "runtime.h"
+#include "util/mmalloc.h"
 
 int region_table_init(struct region_table *t)
 {
@@ -26,8 +27,8 @@ void region_table_destroy(struct region_table *t)
 	int i;
 
 	for (i = 0; i < t->n; i++)
-		free(t->v[i]);
-	free(t->v);
+		mm_free(t->v[i]);
+	mm_free(t->v);
 	pthread_rwlock_destroy(&t->lock);
 	t->v = NULL;
 	t->n = t->cap = 0;
@@ -76,7 +77,7 @@ int region_table_insert(struct region_table *t, struct uffd_region *r)
 		return -EEXIST;
 	if (t->n == t->cap) {
 		int cap = t->cap ? 2 * t->cap : 8;
-		struct uffd_region **v = realloc(t->v, cap * sizeof(*v));
+		struct uffd_region **v = mm_realloc(t->v, cap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
@@ -105,7 +106,7 @@ void region_table_remove(struct region_table *t, struct uffd_region *r)
 /* A new region for [start, start+len) with r's ops and data. */
 static struct uffd_region *split_off(struct uffd_region *r, uint64_t start, uint64_t len)
 {
-	struct uffd_region *piece = malloc(sizeof(*piece));
+	struct uffd_region *piece = mm_zalloc(sizeof(*piece));
 
 	if (piece) {
 		*piece = *r;
@@ -148,15 +149,15 @@ static void cut_range(struct region_table *t, uint64_t start, uint64_t end,
 				region_table_remove(t, r);
 				r->start = hi;
 				r->len = rend - hi;
-				free(tail);
+				mm_free(tail);
 				tail = r;
 			}
 			if (tail && region_table_insert(t, tail))
-				free(tail);
+				mm_free(tail);
 			i = first_ending_after(t, hi);
 		}
 		if (cut && moved) {
-			struct uffd_region **v = realloc(*cut, (*ncut + 1) * sizeof(*v));
+			struct uffd_region **v = mm_realloc(*cut, (*ncut + 1) * sizeof(*v));
 
 			if (v) {
 				*cut = v;
@@ -164,7 +165,7 @@ static void cut_range(struct region_table *t, uint64_t start, uint64_t end,
 				continue;
 			}
 		}
-		free(moved);
+		mm_free(moved);
 	}
 }
 
@@ -186,11 +187,11 @@ void region_table_remap(struct region_table *t, uint64_t from, uint64_t to,
 	for (i = 0; i < ncut; i++) {
 		cut[i]->start = cut[i]->start - from + to;
 		if (region_table_insert(t, cut[i])) {
-			free(cut[i]);
+			mm_free(cut[i]);
 			continue;
 		}
 		if (cut[i]->ops.event)
 			cut[i]->ops.event(cut[i], ev);
 	}
-	free(cut);
+	mm_free(cut);
 }

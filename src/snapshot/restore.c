@@ -148,16 +148,21 @@ static void *prefetch_main(void *arg)
 		for (page = 0; page < npages && !err; page++) {
 			char *dst = rr->addr + page * rr->ir.page_size;
 			int ret = read_page(r, i, page, buf);
+			bool zero;
 
 			if (ret < 0) {
 				err = ret;
 				break;
 			}
-			ret = prefetch_page(r, dst, ret ? buf : NULL, rr->ir.page_size);
-			if (ret == 0)
+			zero = ret == 0;
+			ret = prefetch_page(r, dst, zero ? NULL : buf, rr->ir.page_size);
+			if (ret == 0) {
 				__atomic_fetch_add(&r->st.prefetched, 1, __ATOMIC_RELAXED);
-			else if (ret != -EEXIST)
+				if (zero)
+					__atomic_fetch_add(&r->st.zero, 1, __ATOMIC_RELAXED);
+			} else if (ret != -EEXIST) {
 				err = ret;
+			}
 		}
 	}
 	/* Everything is in: no fault can happen there any more. */

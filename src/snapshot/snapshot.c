@@ -28,6 +28,7 @@
 #include "util/clock.h"
 
 #include "util/bitmap.h"
+#include "util/mmalloc.h"
 #include "util/pagecopy.h"
 
 #define DEFAULT_BUFFER (64UL << 20)
@@ -40,6 +41,7 @@ struct snap_region {
 	struct uffd_snap *s;
 	int index;
 	struct uffd_region *region;
+	struct uffd_image_region image;	/* as recorded in the image */
 	uint64_t start, len;
 	size_t page_size, npages;
 	uint8_t *state;			/* enum page_state per page */
@@ -68,13 +70,13 @@ struct uffd_snap {
 	char *buffer;			/* nslots + 2 pages: the last two are */
 	char *sync_page, *stream_page;	/* the handler's and the writer's */
 	struct slot *slots;
-	pthread_rwlock_t arm_lock;	/* precopy faults vs re-protecting */
 	pthread_mutex_t lock;
 	pthread_cond_t ready_cond;
 	struct slot *free_list, *ready_head, *ready_tail;
 	size_t slots_in_use;
 
 	pthread_t writer;
+	void *writer_stack;
 	bool writer_started;
 	int cancel;			/* atomic */
 	int done;			/* atomic */
@@ -244,13 +246,19 @@ static int snap_wp_fault(struct uffd_fault *f)
 		save_before_write(s, r, page);
 		return uffd_fault_unprotect(f, r->page_size);
 	}
-	/* Remember and let through, atomically with respect to a re-protect
-	 * (else: bit set, re-protect clears it, we un-protect: lost). */
-	pthread_rwlock_rdlock(&s->arm_lock);
+	/*
+	 * Remember, let through, remember again, and only then wake the
+	 * writer.  reprotect_dirty() clears a run's bits before protecting
+	 * it, so however the two interleave the page ends up protected or
+	 * with its bit set, never writable and forgotten; and the writer,
+	 * which the instant's pause waits for, moves only after the last set.
+	 */
 	bitmap_set_atomic(&r->dirty, page);
-	ret = uffd_fault_unprotect(f, r->page_size);
-	pthread_rwlock_unlock(&s->arm_lock);
-	return ret;
+	ret = uffd_writeprotect(&s->u, f->addr, r->page_size, false, UFFD_DONTWAKE);
+	bitmap_set_atomic(&r->dirty, page);
+	uffd_wake(&s->u, f->addr, r->page_size);
+	/* Resolved here, with the core calls: nothing for the runtime to do. */
+	return ret ? ret : UFFD_FAULT_DEFERRED;
 }
 
 static const struct uffd_region_ops snap_ops = { .wp = snap_wp_fault };
@@ -349,8 +357,14 @@ static void *writer_main(void *arg)
 
 /* ---- begin ------------------------------------------------------------- */
 
-/* Which pages hold something (present or swapped): the rest are holes. */
-static int scan_present(struct snap_region *r)
+/*
+ * Which pages hold something: the rest are holes.  categories: before the
+ * regions are protected, PRESENT | SWAPPED; after, PRESENT only, because
+ * protecting a hole leaves a marker that PAGEMAP_SCAN reports as swapped.
+ * begin() scans before and after protecting, so a page populated in
+ * between is seen, and one populated later faults and is seen as dirty.
+ */
+static int scan_present(struct snap_region *r, uint64_t categories)
 {
 	struct uffd_range vec[512];
 	uint64_t pos = r->start, end = r->start + r->len;
@@ -363,8 +377,8 @@ static int scan_present(struct snap_region *r)
 	while (pos < end) {
 		struct uffd_scan sc = {
 			.addr = (void *)(uintptr_t)pos, .len = end - pos,
-			.category_anyof_mask = UFFD_PAGE_PRESENT | UFFD_PAGE_SWAPPED,
-			.return_mask = UFFD_PAGE_PRESENT | UFFD_PAGE_SWAPPED,
+			.category_anyof_mask = categories,
+			.return_mask = categories,
 		};
 
 		n = uffd_pagemap_scan(fd, &sc, vec, 512);
@@ -389,15 +403,22 @@ static int reprotect_dirty(struct uffd_snap *s, struct snap_region *r, uint64_t 
 	size_t pos = 0, a, b;
 	int ret = 0;
 
-	pthread_rwlock_wrlock(&s->arm_lock);
+	/* Clear, then protect: see snap_wp_fault(). */
 	while (!ret && bitmap_next_run(&r->dirty, &pos, r->npages, &a, &b)) {
-		ret = uffd_writeprotect(&s->u, page_addr(r, a), (b - a) * r->page_size, true, 0);
 		bitmap_clear_range(&r->dirty, a, b);
 		bitmap_set_range(&r->present, a, b);
+		ret = uffd_writeprotect(&s->u, page_addr(r, a), (b - a) * r->page_size, true, 0);
 		*count += b - a;
 	}
-	pthread_rwlock_unlock(&s->arm_lock);
 	return ret;
+}
+
+static void release_region(struct snap_region *r)
+{
+	mm_free(r->state);
+	bitmap_free(&r->present);
+	bitmap_free(&r->dirty);
+	memset(r, 0, sizeof(*r));
 }
 
 static int setup_region(struct uffd_snap *s, int i, const struct uffd_image_region *ir)
@@ -406,23 +427,26 @@ static int setup_region(struct uffd_snap *s, int i, const struct uffd_image_regi
 
 	r->s = s;
 	r->index = i;
+	r->image = *ir;
 	r->start = ir->addr;
 	r->len = ir->len;
 	r->page_size = ir->page_size ? ir->page_size : 4096;
 	if (!r->len || (r->start | r->len) % r->page_size)
 		return -EINVAL;
 	r->npages = r->len / r->page_size;
-	r->state = calloc(r->npages, 1);
+	r->state = mm_zalloc(r->npages);
 	if (!r->state || bitmap_resize(&r->present, r->npages) ||
 	    bitmap_resize(&r->dirty, r->npages))
 		return -ENOMEM;
+	r->region = uffd_handler_add(s->h, (void *)(uintptr_t)r->start, r->len, r->page_size,
+				     UFFD_REG_WP, &snap_ops, r);
+	if (!r->region)
+		return -errno;
 	s->st.pages += r->npages;
 	s->st.extra_bytes += r->npages + 2 * BITMAP_WORDS(r->npages) * 8;
 	if (r->page_size > s->slot_size)
 		s->slot_size = r->page_size;
-	r->region = uffd_handler_add(s->h, (void *)(uintptr_t)r->start, r->len, r->page_size,
-				     UFFD_REG_WP, &snap_ops, r);
-	return r->region ? 0 : -errno;
+	return 0;
 }
 
 static int setup_buffer(struct uffd_snap *s)
@@ -442,7 +466,7 @@ static int setup_buffer(struct uffd_snap *s)
 	}
 	s->sync_page = s->buffer + s->nslots * s->slot_size;
 	s->stream_page = s->sync_page + s->slot_size;
-	s->slots = calloc(s->nslots, sizeof(*s->slots));
+	s->slots = mm_zalloc(s->nslots * sizeof(*s->slots));
 	if (!s->slots)
 		return -ENOMEM;
 	for (i = s->nslots; i-- > 0;) {
@@ -453,6 +477,22 @@ static int setup_buffer(struct uffd_snap *s)
 	return 0;
 }
 
+/* The image of the regions actually protected, in their order. */
+static struct uffd_image_writer *create_image(struct uffd_snap *s)
+{
+	struct uffd_image_region *v = malloc(s->nregions * sizeof(*v));
+	struct uffd_image_writer *w;
+	int i;
+
+	if (!v)
+		return NULL;
+	for (i = 0; i < s->nregions; i++)
+		v[i] = s->regions[i].image;
+	w = uffd_image_create(s->opts.path, v, s->nregions, NULL, 0);
+	free(v);
+	return w;
+}
+
 static void destroy(struct uffd_snap *s)
 {
 	int i;
@@ -461,20 +501,16 @@ static void destroy(struct uffd_snap *s)
 	uffd_close(&s->u);
 	if (s->w)
 		uffd_image_abort(s->w);
-	for (i = 0; s->regions && i < s->nregions; i++) {
-		free(s->regions[i].state);
-		bitmap_free(&s->regions[i].present);
-		bitmap_free(&s->regions[i].dirty);
-	}
-	free(s->regions);
+	for (i = 0; s->regions && i < s->nregions; i++)
+		release_region(&s->regions[i]);
+	mm_free(s->regions);
 	if (s->buffer)
 		munmap(s->buffer, (s->nslots + 2) * s->slot_size);
-	free(s->slots);
-	pthread_rwlock_destroy(&s->arm_lock);
+	mm_free(s->slots);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->ready_cond);
 	pthread_cond_destroy(&s->done_cond);
-	free(s);
+	mm_free(s);
 }
 
 static int protect_all(struct uffd_snap *s)
@@ -499,7 +535,7 @@ static int instant(struct uffd_snap *s)
 	if (s->opts.no_precopy) {
 		ret = protect_all(s);
 		for (i = 0; i < s->nregions && !ret; i++)
-			scan_present(&s->regions[i]);
+			scan_present(&s->regions[i], UFFD_PAGE_PRESENT);
 	}
 	for (i = 0; i < s->nregions && !ret; i++)
 		ret = reprotect_dirty(s, &s->regions[i], &dirty);
@@ -523,14 +559,13 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 		errno = EINVAL;
 		return NULL;
 	}
-	s = calloc(1, sizeof(*s));
+	s = mm_zalloc(sizeof(*s));
 	if (!s)
 		return NULL;
 	s->opts = *o;
 	s->t_begin = mono_ns();
 	s->slot_size = 4096;
 	s->u.fd = -1;
-	pthread_rwlock_init(&s->arm_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->ready_cond, NULL);
 	pthread_cond_init(&s->done_cond, NULL);
@@ -542,21 +577,26 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 	if (ret)
 		goto out_err;
 	s->h = uffd_handler_new(&s->u, &ho);
-	s->regions = calloc(o->nregions, sizeof(*s->regions));
+	s->regions = mm_zalloc(o->nregions * sizeof(*s->regions));
 	if (!s->h || !s->regions) {
 		ret = -ENOMEM;
 		goto out_err;
 	}
-	s->nregions = o->nregions;
 	for (i = 0; i < o->nregions; i++) {
-		ret = setup_region(s, i, &o->regions[i]);
-		if (ret)
+		ret = setup_region(s, s->nregions, &o->regions[i]);
+		if (!ret) {
+			s->nregions++;
+			continue;
+		}
+		release_region(&s->regions[s->nregions]);
+		if (!o->skip_unprotectable || ret == -ENOMEM)
 			goto out_err;
+		s->st.skipped_regions++;
 	}
-	ret = setup_buffer(s);
+	ret = s->nregions ? setup_buffer(s) : -EINVAL;
 	if (ret)
 		goto out_err;
-	s->w = uffd_image_create(o->path, o->regions, o->nregions, NULL, 0);
+	s->w = create_image(s);
 	if (!s->w) {
 		ret = -errno;
 		goto out_err;
@@ -564,19 +604,17 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 	ret = uffd_handler_start(s->h);
 	if (ret)
 		goto out_err;
-	/*
-	 * Precopy: protect everything while the program runs, then once more
-	 * what it wrote meanwhile, so the pause has little left to do.  Which
-	 * pages hold data is read after protecting: a page populated later
-	 * faults (WP_UNPOPULATED) and is counted through its dirty bit.
-	 */
+	/* Precopy: protect everything while the program runs, then once more
+	 * what it wrote meanwhile, so the pause has little left to do. */
+	for (i = 0; i < s->nregions; i++)
+		scan_present(&s->regions[i], UFFD_PAGE_PRESENT | UFFD_PAGE_SWAPPED);
 	if (!o->no_precopy) {
 		uint64_t dirty = 0;
 
 		t0 = mono_ns();
 		ret = protect_all(s);
 		for (i = 0; i < s->nregions && !ret; i++)
-			scan_present(&s->regions[i]);
+			scan_present(&s->regions[i], UFFD_PAGE_PRESENT);
 		for (i = 0; i < s->nregions && !ret; i++)
 			ret = reprotect_dirty(s, &s->regions[i], &dirty);
 		s->st.protect_ns = mono_ns() - t0;
@@ -592,7 +630,7 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 		for (w = 0; w < BITMAP_WORDS(s->regions[i].npages); w++)
 			s->st.pages_present += __builtin_popcountll(s->regions[i].present.words[w]);
 	}
-	ret = -pthread_create(&s->writer, NULL, writer_main, s);
+	ret = mm_thread_create(&s->writer, &s->writer_stack, writer_main, s);
 	if (ret)
 		goto out_err;
 	s->writer_started = true;
@@ -643,7 +681,7 @@ void uffd_snap_free(struct uffd_snap *s)
 	if (s->writer_started) {
 		if (!__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
 			__atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
-		pthread_join(s->writer, NULL);
+		mm_thread_join(s->writer, s->writer_stack);
 	}
 	destroy(s);
 }

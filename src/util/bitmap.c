@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bitmap.h"
+#include "mmalloc.h"
 
 int bitmap_resize(struct bitmap *b, size_t nbits)
 {
@@ -11,7 +12,8 @@ int bitmap_resize(struct bitmap *b, size_t nbits)
 	uint64_t *w;
 
 	if (want > old) {
-		w = realloc(b->words, want * sizeof(*w));
+		/* mm_realloc zeroes what it adds (see mmalloc.h for why). */
+		w = mm_realloc(b->words, want * sizeof(*w));
 		if (!w)
 			return -ENOMEM;
 		memset(w + old, 0, (want - old) * sizeof(*w));
@@ -23,7 +25,7 @@ int bitmap_resize(struct bitmap *b, size_t nbits)
 
 void bitmap_free(struct bitmap *b)
 {
-	free(b->words);
+	mm_free(b->words);
 	b->words = NULL;
 	b->nbits = 0;
 }

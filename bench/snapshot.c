@@ -1,0 +1,935 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * uffd bench snapshot: a live snapshot with libuffd next to fork() - the
+ * way Redis BGSAVE saves - on the same running workload.
+ *
+ * The workload is the consistency checker: 2 writer threads stamping
+ * random pages of a private anonymous table whose every page holds data
+ * (fill 1.0), so fork copies page tables for all of it and a first write
+ * after the instant is a real copy-on-write.  Each round, per size:
+ *
+ *   libuffd   uffd_snap_begin() with the checker's pause/resume callbacks,
+ *             then uffd_snap_wait();
+ *   fork      pause the writers (marking the instant), fork(), resume; the
+ *             child writes the image from its copy of the table (64-page
+ *             chunks, all-zero pages left out as holes), commits it (fsync,
+ *             rename) and tells the parent through a pipe;
+ *   baseline  the same writers with no snapshot, for as long as the
+ *             round's snapshots took on average (within BASELINE_MIN_US..
+ *             BASELINE_MAX_US).
+ *
+ * libuffd and fork take turns going first.  Measured, medians of rounds:
+ *
+ *   pause       entering the pause to the writers' resume returning, timed
+ *               outside the library (wrapped callbacks); for fork the
+ *               pause, fork() and the resume;
+ *   extra       the peak of Pss + page tables over every process involved,
+ *               minus this process's before the snapshot.  Pss splits a
+ *               shared page between its sharers, so parent + child is the
+ *               real memory and copy-on-write copies show up as growth.
+ *               The image's page cache is counted on neither side;
+ *   throughput  checker writes per second from the start of the snapshot
+ *               to durable, over the same round's baseline;
+ *   durable     start of the snapshot to the image committed;
+ *   touched     the pages written during the snapshot (counted from their
+ *               versions at durable), and writes per page.
+ *
+ * The extra-memory goal is for writers that touch half the pages; these
+ * touch nearly all of them.  fork copies each page written once, so its
+ * extra is also reported cut down to half the pages, and the goal's ratio
+ * uses that (libuffd's stays as measured, with all pages written).
+ *
+ * Every image is verified by the checker against its instant; a bad image
+ * or a failed snapshot fails the bench (exit 1) once results are printed.
+ *
+ * Reading smaps_rollup walks the page tables: ~20 ms for a 4 GiB process
+ * here, so sampling every 5 ms would take one of the two CPUs from the
+ * workload.  The monitor samples every 5 ms or every SAMPLE_DUTY reads'
+ * time, whichever is longer (a tenth of a CPU at most; it runs in the
+ * baseline too), and takes a last sample at durable, with the fork child
+ * still alive.  Both systems only grow until then (copy-on-write copies;
+ * copy-before-write buffer pages, which stay mapped), so the last sample
+ * is the peak that sparse samples could miss.  It starts after the pause,
+ * so that its reads (which hold the mmap lock) never delay fork().
+ *
+ * Between runs the writers stop, the image is verified and deleted, and
+ * MADV_POPULATE_WRITE makes every page writable again: after a fork the
+ * parent's pages stay read-only until written, and the next run's writers
+ * would pay one fault per page.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uffd/checker.h>
+#include <uffd/image.h>
+#include <uffd/snapshot.h>
+
+#include "bench.h"
+#include "../tools/uffd.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define PAGE_SZ			4096UL
+#define WRITERS			2
+#define CHUNK_PAGES		64		/* the image format's largest chunk */
+#define MAX_SIZES		2
+#define MAX_ROUNDS		15
+#define SETTLE_US		200000		/* writers up to speed before a measure */
+#define SAMPLE_MIN_US		5000
+#define SAMPLE_DUTY		10		/* interval >= 10 reads: <= 10% of a CPU */
+#define BASELINE_MIN_US		500000
+#define BASELINE_MAX_US		5000000		/* writes/s is steady: no need for more */
+
+/* Goals (issue): as ratios where >= goal is met. */
+#define GOAL_PAUSE		4.0		/* libuffd pause <= 25% of fork's */
+#define GOAL_EXTRA		20.0		/* libuffd extra <= 5% of fork's */
+#define GOAL_THROUGHPUT		0.8		/* of the baseline, during the snapshot */
+
+enum { SYS_LIBUFFD, SYS_FORK, NSYS };
+static const char *const sys_names[NSYS] = { "libuffd", "fork" };
+
+struct snap_cfg {
+	size_t sizes[MAX_SIZES];
+	int nsizes, rounds;
+	const char *dir;		/* NULL: a new one under /var/tmp */
+};
+
+/* One snapshot. */
+struct run {
+	double pause_ms;
+	double extra_mib;
+	double rate;			/* writes/s, start to durable */
+	double durable_s;
+	double touch;			/* writes per page */
+	double touched;			/* fraction of the pages written */
+	double extra_half_mib;		/* extra, the copies cut to half the pages */
+	double throughput;		/* rate over the round's baseline */
+	double inside_ms;		/* libuffd: uffd_snap_stats.pause_ns */
+	struct uffd_snap_stats st;	/* libuffd (printed, not reported) */
+};
+
+struct size_result {
+	size_t bytes;
+	int nruns[NSYS], nbase;
+	struct run runs[NSYS][MAX_ROUNDS];
+	double base_rate[MAX_ROUNDS];
+	struct run med[NSYS];
+};
+
+static void sleep_us(double us)
+{
+	struct timespec ts = { (time_t)(us / 1e6), (long)(fmod(us, 1e6) * 1e3) };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* ---- memory: Pss + page tables --------------------------------------------- */
+
+/* The kB value of the line starting with key, or -1. */
+static long proc_kib(const char *path, const char *key)
+{
+	size_t klen = strlen(key);
+	char line[256];
+	long v = -1;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen)) {
+			v = strtol(line + klen, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* Pss + VmPTE of a process (0: this one) in KiB, or -1 (it is gone). */
+static long mem_kib(pid_t pid)
+{
+	char rollup[64], status[64];
+	long pss, pte;
+
+	if (pid) {
+		snprintf(rollup, sizeof(rollup), "/proc/%d/smaps_rollup", (int)pid);
+		snprintf(status, sizeof(status), "/proc/%d/status", (int)pid);
+	} else {
+		snprintf(rollup, sizeof(rollup), "/proc/self/smaps_rollup");
+		snprintf(status, sizeof(status), "/proc/self/status");
+	}
+	pss = proc_kib(rollup, "Pss:");
+	pte = proc_kib(status, "VmPTE:");
+	return pss < 0 || pte < 0 ? -1 : pss + pte;
+}
+
+struct mem_monitor {
+	pthread_t thread;
+	pid_t child;			/* 0: this process alone */
+	long base_kib, peak_kib;
+	bool stop;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;		/* CLOCK_MONOTONIC */
+};
+
+static void monitor_sample(struct mem_monitor *m)
+{
+	long self = mem_kib(0), child = m->child ? mem_kib(m->child) : 0;
+
+	if (self < 0 || child < 0)
+		return;
+	pthread_mutex_lock(&m->lock);
+	if (self + child > m->peak_kib)
+		m->peak_kib = self + child;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void *monitor_main(void *arg)
+{
+	struct mem_monitor *m = arg;
+
+	pthread_mutex_lock(&m->lock);
+	while (!m->stop) {
+		double t0, wait_us;
+		struct timespec ts;
+
+		pthread_mutex_unlock(&m->lock);
+		t0 = bench_now_us();
+		monitor_sample(m);
+		wait_us = (bench_now_us() - t0) * SAMPLE_DUTY;
+		if (wait_us < SAMPLE_MIN_US)
+			wait_us = SAMPLE_MIN_US;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)(wait_us * 1e3);
+		ts.tv_sec += ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_mutex_lock(&m->lock);
+		while (!m->stop && pthread_cond_timedwait(&m->wake, &m->lock, &ts) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+static int monitor_start(struct mem_monitor *m, long base_kib, pid_t child)
+{
+	pthread_condattr_t attr;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	m->base_kib = m->peak_kib = base_kib;
+	m->child = child;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	ret = -pthread_create(&m->thread, NULL, monitor_main, m);
+	if (ret) {
+		pthread_mutex_destroy(&m->lock);
+		pthread_cond_destroy(&m->wake);
+	}
+	return ret;
+}
+
+/* Stop sampling, take the last sample; the peak over the base, in MiB. */
+static double monitor_finish(struct mem_monitor *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	pthread_cond_signal(&m->wake);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->thread, NULL);
+	monitor_sample(m);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->wake);
+	return (m->peak_kib - m->base_kib) / 1024.0;
+}
+
+/* ---- what the writers did --------------------------------------------------- */
+
+/*
+ * Pause the writers and count the pages written since the instant.  With
+ * fill 1.0 the pre-fill stamped versions 1..npages and every write takes
+ * the next version (checker.h), so a page written after the instant has a
+ * version above npages + the writes done by then.  Counting pages, not
+ * writes: the writers do not keep the same pace (a writer descheduled
+ * behind fork's child leaves its half of the pages untouched while the
+ * other one rewrites its own), so writes per page overstates it.
+ */
+static double touched_since(struct uffd_checker *c, uint64_t instant_writes)
+{
+	const char *area = uffd_checker_area(c);
+	size_t npages = uffd_checker_len(c) / PAGE_SZ, p, n = 0;
+	uint64_t instant = npages + instant_writes;
+
+	uffd_checker_pause(c);
+	for (p = 0; p < npages; p++)
+		n += __atomic_load_n((const uint64_t *)(area + p * PAGE_SZ),
+				     __ATOMIC_RELAXED) > instant;
+	return (double)n / npages;
+}
+
+/*
+ * What the workload did and cost, from the snapshot's start (t0, w0) to
+ * durable (t1, w1).  The extra memory is also given as it would be with
+ * half the pages written: fork copies each page written once, so its
+ * extra shrinks by a page per page written beyond half (libuffd's is
+ * left as measured: the fewer pages written, the less it copies).
+ */
+static void account(struct run *r, struct uffd_checker *c, double t0, double t1,
+		    uint64_t w0, uint64_t w1, uint64_t instant_writes)
+{
+	double table_mib = uffd_checker_len(c) / 1048576.0;
+
+	r->durable_s = (t1 - t0) / 1e6;
+	r->rate = (w1 - w0) / r->durable_s;
+	r->touch = (double)(w1 - w0) / (uffd_checker_len(c) / PAGE_SZ);
+	r->touched = touched_since(c, instant_writes);
+	r->extra_half_mib = r->touched > 0.5 ? r->extra_mib - (r->touched - 0.5) * table_mib :
+					       r->extra_mib;
+}
+
+/* ---- libuffd --------------------------------------------------------------- */
+
+/* The checker's callbacks, timed from outside the library. */
+struct timed_pause {
+	struct uffd_checker *c;
+	double entered_us, resumed_us;
+	uint64_t instant_writes;
+};
+
+static void timed_pause_cb(void *arg)
+{
+	struct timed_pause *tp = arg;
+
+	tp->entered_us = bench_now_us();
+	uffd_checker_pause_cb(tp->c);
+	tp->instant_writes = uffd_checker_writes(tp->c);	/* all parked */
+}
+
+static void timed_resume_cb(void *arg)
+{
+	struct timed_pause *tp = arg;
+
+	uffd_checker_resume_cb(tp->c);
+	tp->resumed_us = bench_now_us();
+}
+
+static int run_libuffd(struct uffd_checker *c, const char *path, struct run *r,
+		       char *msg, size_t msglen)
+{
+	size_t len = uffd_checker_len(c);
+	struct uffd_image_region reg = {
+		(uintptr_t)uffd_checker_area(c), len, PAGE_SZ, UFFD_IMAGE_ANON,
+	};
+	struct timed_pause tp = { .c = c };
+	struct uffd_snap_opts o = {
+		.path = path, .regions = &reg, .nregions = 1,
+		.pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp,
+	};
+	long base = mem_kib(0);
+	struct mem_monitor m;
+	struct uffd_snap *s;
+	uint64_t w0, w1;
+	double t0, t1;
+	int ret;
+
+	w0 = uffd_checker_writes(c);
+	t0 = bench_now_us();
+	s = uffd_snap_begin(&o);
+	if (!s) {
+		ret = -errno;
+		snprintf(msg, msglen, "libuffd: uffd_snap_begin: %s", strerror(errno));
+		return ret;
+	}
+	ret = monitor_start(&m, base, 0);
+	if (ret) {
+		uffd_snap_free(s);
+		snprintf(msg, msglen, "libuffd: monitor thread: %s", strerror(-ret));
+		return ret;
+	}
+	ret = uffd_snap_wait(s, -1);
+	t1 = bench_now_us();
+	w1 = uffd_checker_writes(c);
+	r->extra_mib = monitor_finish(&m);
+	uffd_snap_stats(s, &r->st);
+	uffd_snap_free(s);
+	if (ret) {
+		snprintf(msg, msglen, "libuffd: the snapshot failed: %s", strerror(-ret));
+		return ret;
+	}
+	r->pause_ms = (tp.resumed_us - tp.entered_us) / 1e3;
+	r->inside_ms = r->st.pause_ns / 1e6;
+	account(r, c, t0, t1, w0, w1, tp.instant_writes);
+	return 0;
+}
+
+/* ---- fork ------------------------------------------------------------------ */
+
+static bool page_is_zero(const char *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	size_t i;
+
+	for (i = 0; i < PAGE_SZ / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/*
+ * The child: the image of its copy of the table, as BGSAVE writes its
+ * dump.  Runs of non-zero pages go straight from memory in chunks of up to
+ * 64 pages; zero pages are left out (holes).  0 or -errno.
+ */
+static int child_write_image(const char *path, const char *area, size_t len)
+{
+	struct uffd_image_region reg = { (uintptr_t)area, len, PAGE_SZ, UFFD_IMAGE_ANON };
+	struct uffd_image_writer *w = uffd_image_create(path, &reg, 1, NULL, 0);
+	size_t npages = len / PAGE_SZ, first, count, i, end;
+	int ret = 0;
+
+	if (!w)
+		return -errno;
+	for (first = 0; !ret && first < npages; first += CHUNK_PAGES) {
+		count = npages - first < CHUNK_PAGES ? npages - first : CHUNK_PAGES;
+		for (i = 0; !ret && i < count; i = end) {
+			while (i < count && page_is_zero(area + (first + i) * PAGE_SZ))
+				i++;
+			for (end = i; end < count &&
+			     !page_is_zero(area + (first + end) * PAGE_SZ); end++)
+				;
+			if (end > i)
+				ret = uffd_image_put(w, 0, first + i, end - i,
+						     area + (first + i) * PAGE_SZ, 0);
+		}
+	}
+	if (ret) {
+		uffd_image_abort(w);
+		return ret;
+	}
+	return uffd_image_commit(w);
+}
+
+/*
+ * The child reports its result (0 or an errno) with one byte on done, then
+ * waits for go to close: the parent takes its last memory sample while the
+ * child still shares the table.
+ */
+static __attribute__((noreturn)) void child_main(const char *path, const char *area,
+						 size_t len, int done_fd, int go_fd)
+{
+	int ret = child_write_image(path, area, len);
+	char st = ret >= 0 ? 0 : -ret < 256 ? -ret : EIO;
+
+	if (write(done_fd, &st, 1) == 1)
+		while (read(go_fd, &st, 1) > 0)
+			;
+	_exit(0);
+}
+
+static void close_pair(int fd[2])
+{
+	if (fd[0] >= 0)
+		close(fd[0]);
+	if (fd[1] >= 0)
+		close(fd[1]);
+	fd[0] = fd[1] = -1;
+}
+
+static int run_fork(struct uffd_checker *c, const char *path, struct run *r,
+		    char *msg, size_t msglen)
+{
+	const char *area = uffd_checker_area(c);
+	size_t len = uffd_checker_len(c);
+	int done[2] = { -1, -1 }, go[2] = { -1, -1 }, status = 0, ret;
+	double t0, t_resumed, t1;
+	long base = mem_kib(0);
+	struct mem_monitor m;
+	uint64_t w0, w1, instant_writes;
+	char st = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(done, O_CLOEXEC) || pipe2(go, O_CLOEXEC)) {
+		ret = -errno;
+		snprintf(msg, msglen, "fork: pipe: %s", strerror(errno));
+		goto out;
+	}
+	fflush(stdout);
+	w0 = uffd_checker_writes(c);
+	t0 = bench_now_us();
+	uffd_checker_pause_cb(c);		/* pause and mark the instant */
+	instant_writes = uffd_checker_writes(c);
+	pid = fork();
+	if (pid == 0) {
+		close(done[0]);
+		close(go[1]);
+		child_main(path, area, len, done[1], go[0]);
+	}
+	uffd_checker_resume_cb(c);
+	t_resumed = bench_now_us();
+	if (pid < 0) {
+		ret = -errno;
+		snprintf(msg, msglen, "fork: %s", strerror(errno));
+		goto out;
+	}
+	close(done[1]);
+	close(go[0]);
+	done[1] = go[0] = -1;
+	ret = monitor_start(&m, base, pid);	/* failing: the child still has to end */
+	do
+		n = read(done[0], &st, 1);
+	while (n < 0 && errno == EINTR);
+	t1 = bench_now_us();
+	w1 = uffd_checker_writes(c);
+	r->extra_mib = ret ? 0 : monitor_finish(&m);
+	if (!ret && n == 1 && !st)
+		account(r, c, t0, t1, w0, w1, instant_writes);
+	close_pair(go);				/* the child may exit now */
+	waitpid(pid, &status, 0);
+	if (ret) {
+		snprintf(msg, msglen, "fork: monitor thread: %s", strerror(-ret));
+	} else if (n != 1) {
+		ret = -ECHILD;
+		snprintf(msg, msglen, "fork: the child died (wait status 0x%x)", status);
+	} else if (st) {
+		ret = -st;
+		snprintf(msg, msglen, "fork: the child's image: %s", strerror(st));
+	} else {
+		r->pause_ms = (t_resumed - t0) / 1e3;
+	}
+out:
+	close_pair(done);
+	close_pair(go);
+	return ret;
+}
+
+/* ---- rounds ---------------------------------------------------------------- */
+
+static int verify_image(struct uffd_checker *c, const char *path, char *msg, size_t msglen)
+{
+	struct uffd_image_chain *chain;
+	uint64_t bad = 0;
+	char why[256] = "";
+	int ret;
+
+	chain = uffd_image_chain_open(path, &bad);
+	if (!chain) {
+		ret = -errno;
+		snprintf(msg, msglen, "cannot open the image: %s (offset %llu)",
+			 strerror(errno), (unsigned long long)bad);
+		return ret;
+	}
+	ret = uffd_checker_verify_image(c, chain, 0, why, sizeof(why));
+	uffd_image_chain_close(chain);
+	if (ret)
+		snprintf(msg, msglen, "the image is not the table at its instant: %s", why);
+	return ret;
+}
+
+/* Writers running, one snapshot, writers stopped, the image checked and
+ * deleted, every page made writable again.  0 or -errno with msg. */
+static int measure(struct uffd_checker *c, int sys, const char *path, struct run *r,
+		   char *msg, size_t msglen)
+{
+	char why[300] = "";
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	ret = uffd_checker_start(c);
+	if (ret) {
+		snprintf(msg, msglen, "checker: %s", strerror(-ret));
+		return ret;
+	}
+	sleep_us(SETTLE_US);
+	ret = sys == SYS_LIBUFFD ? run_libuffd(c, path, r, why, sizeof(why)) :
+				   run_fork(c, path, r, why, sizeof(why));
+	uffd_checker_stop(c);
+	if (!ret) {
+		ret = verify_image(c, path, why, sizeof(why));
+		if (ret)
+			snprintf(msg, msglen, "%s: %s", sys_names[sys], why);
+	} else {
+		snprintf(msg, msglen, "%s", why);
+	}
+	unlink(path);
+	madvise(uffd_checker_area(c), uffd_checker_len(c), MADV_POPULATE_WRITE);
+	return ret;
+}
+
+/* Writes per second with no snapshot, the memory monitor running as in
+ * a snapshot (it costs the same share of a CPU). */
+static double baseline_rate(struct uffd_checker *c, double window_us)
+{
+	struct mem_monitor m;
+	uint64_t w0, w1;
+	double t0, t1;
+	bool sampled;
+
+	if (uffd_checker_start(c))
+		return 0;
+	sleep_us(SETTLE_US);
+	sampled = !monitor_start(&m, 0, 0);
+	w0 = uffd_checker_writes(c);
+	t0 = bench_now_us();
+	sleep_us(window_us);
+	w1 = uffd_checker_writes(c);
+	t1 = bench_now_us();
+	if (sampled)
+		monitor_finish(&m);
+	uffd_checker_stop(c);
+	return (w1 - w0) / ((t1 - t0) / 1e6);
+}
+
+static void print_run(const struct size_result *sr, int sys, int round, const struct run *r)
+{
+	printf("  %5zu MiB round %d %-8s pause %8.2f ms", sr->bytes >> 20, round + 1,
+	       sys_names[sys], r->pause_ms);
+	if (sys == SYS_LIBUFFD)
+		printf(" (inside %.2f)", r->inside_ms);
+	else
+		printf("%16s", "");
+	printf("  extra %7.1f MiB  %6.2f M writes/s  durable %6.2f s  touched %3.0f%%"
+	       " (%.1f writes/page)\n", r->extra_mib, r->rate / 1e6, r->durable_s,
+	       r->touched * 100, r->touch);
+	if (sys == SYS_LIBUFFD)
+		printf("%29s precopy dirty %llu, copied before write %llu, sync writes %llu,"
+		       " buffer peak %.1f MiB\n", "",
+		       (unsigned long long)r->st.precopy_dirty,
+		       (unsigned long long)r->st.copied_before_write,
+		       (unsigned long long)r->st.sync_writes, r->st.buffer_peak_bytes / 1048576.0);
+	fflush(stdout);
+}
+
+static double median_field(const struct run *runs, int n, size_t offset)
+{
+	double v[MAX_ROUNDS];
+	int i;
+
+	for (i = 0; i < n; i++)
+		v[i] = *(const double *)((const char *)&runs[i] + offset);
+	return n ? bench_median(v, n) : 0;
+}
+
+static void take_medians(struct size_result *sr)
+{
+	static const size_t fields[] = {
+		offsetof(struct run, pause_ms), offsetof(struct run, extra_mib),
+		offsetof(struct run, rate), offsetof(struct run, durable_s),
+		offsetof(struct run, touch), offsetof(struct run, touched),
+		offsetof(struct run, extra_half_mib), offsetof(struct run, throughput),
+		offsetof(struct run, inside_ms),
+	};
+	size_t f;
+	int s;
+
+	for (s = 0; s < NSYS; s++)
+		for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+			*(double *)((char *)&sr->med[s] + fields[f]) =
+				median_field(sr->runs[s], sr->nruns[s], fields[f]);
+}
+
+/*
+ * All rounds at one size.  Returns 0, or -errno when the table could not
+ * be made; a failed snapshot or a bad image is remembered in fail_msg
+ * (the first one) and the rounds go on.
+ */
+static int run_size(struct size_result *sr, int rounds, const char *path, bool human,
+		    char *fail_msg, size_t fail_len)
+{
+	struct uffd_checker_opts co = {
+		.bytes = sr->bytes, .writers = WRITERS, .mem = UFFD_CHECKER_ANON, .fill = 1.0,
+	};
+	struct uffd_checker *c = uffd_checker_new(&co);
+	char msg[512];
+	int round, k;
+
+	if (!c)
+		return -errno;
+	/* 4 KiB pages, as the snapshot's bookkeeping and fork's COW see them. */
+	madvise(uffd_checker_area(c), sr->bytes, MADV_NOHUGEPAGE);
+	for (round = 0; round < rounds; round++) {
+		int this_round[NSYS] = { -1, -1 }, ran = 0;
+		double durable_us = 0, window, base;
+
+		for (k = 0; k < NSYS; k++) {
+			int sys = (round + k) % NSYS;	/* take turns going first */
+			struct run *r = &sr->runs[sys][sr->nruns[sys]];
+
+			msg[0] = 0;
+			if (measure(c, sys, path, r, msg, sizeof(msg))) {
+				fprintf(stderr, "uffd bench snapshot: %zu MiB round %d: %s\n",
+					sr->bytes >> 20, round + 1, msg);
+				if (!fail_msg[0])
+					snprintf(fail_msg, fail_len, "%zu MiB round %d: %s",
+						 sr->bytes >> 20, round + 1, msg);
+				if (!r->durable_s)	/* no snapshot: nothing measured */
+					continue;
+			}
+			if (human)
+				print_run(sr, sys, round, r);
+			durable_us += r->durable_s * 1e6;
+			ran++;
+			this_round[sys] = sr->nruns[sys]++;
+		}
+		window = ran ? durable_us / ran : BASELINE_MIN_US;
+		window = window < BASELINE_MIN_US ? BASELINE_MIN_US :
+			 window > BASELINE_MAX_US ? BASELINE_MAX_US : window;
+		base = baseline_rate(c, window);
+		sr->base_rate[sr->nbase++] = base;
+		if (human)
+			printf("  %5zu MiB round %d baseline %31s %6.2f M writes/s over %.2f s\n",
+			       sr->bytes >> 20, round + 1, "", base / 1e6, window / 1e6);
+		for (k = 0; k < NSYS; k++)
+			if (this_round[k] >= 0 && base > 0)
+				sr->runs[k][this_round[k]].throughput =
+					sr->runs[k][this_round[k]].rate / base;
+	}
+	uffd_checker_free(c);
+	take_medians(sr);
+	return 0;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void report_size(struct bench_report *rep, const struct size_result *sr)
+{
+	static const struct {
+		const char *metric;
+		size_t offset;
+		const char *unit;
+		int only;		/* -1: both systems */
+		double scale;
+	} metrics[] = {
+		{ "pause_ms", offsetof(struct run, pause_ms), "ms", -1, 1 },
+		{ "pause_inside_ms", offsetof(struct run, inside_ms), "ms", SYS_LIBUFFD, 1 },
+		{ "extra_mib", offsetof(struct run, extra_mib), "MiB", -1, 1 },
+		{ "extra_mib_half_touched", offsetof(struct run, extra_half_mib), "MiB",
+		  SYS_FORK, 1 },
+		{ "throughput_ratio", offsetof(struct run, throughput), "x baseline", -1, 1 },
+		{ "durable_s", offsetof(struct run, durable_s), "s", -1, 1 },
+		{ "touch_ratio", offsetof(struct run, touch), "writes/page", -1, 1 },
+		{ "touched_pct", offsetof(struct run, touched), "% of pages", -1, 100 },
+	};
+	char name[48];
+	size_t i;
+	int s;
+
+	for (s = 0; s < NSYS; s++) {
+		if (!sr->nruns[s])
+			continue;
+		for (i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+			if (metrics[i].only >= 0 && s != metrics[i].only)
+				continue;
+			snprintf(name, sizeof(name), "%s_%zumib", metrics[i].metric, sr->bytes >> 20);
+			bench_result(rep, sys_names[s], name, metrics[i].scale *
+				     *(const double *)((const char *)&sr->med[s] + metrics[i].offset),
+				     metrics[i].unit);
+		}
+	}
+	if (sr->nbase) {
+		double v[MAX_ROUNDS];
+
+		memcpy(v, sr->base_rate, sr->nbase * sizeof(v[0]));
+		snprintf(name, sizeof(name), "writes_per_s_%zumib", sr->bytes >> 20);
+		bench_result(rep, "baseline", name, bench_median(v, sr->nbase), "writes/s");
+	}
+}
+
+static bool both_ran(const struct size_result *sr)
+{
+	return sr->nruns[SYS_LIBUFFD] && sr->nruns[SYS_FORK];
+}
+
+/*
+ * Goals: the pause at the largest size (the issue's "at 4 GiB"), extra
+ * memory and throughput at the worst size.  Extra memory is the goal's
+ * case, "writers touch half the pages": fork's as it would be with half
+ * the pages written (they write more here), libuffd's as measured.
+ */
+static void report_ratios(struct bench_report *rep, const struct size_result *res, int n)
+{
+	const struct size_result *big = &res[n - 1];
+	double extra = 0, thr = 0;
+	bool have_extra = false, have_thr = false;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		const struct run *lib = &res[i].med[SYS_LIBUFFD], *frk = &res[i].med[SYS_FORK];
+		/* a page: the least libuffd could be said to use */
+		double e = frk->extra_half_mib / fmax(lib->extra_mib, PAGE_SZ / 1048576.0);
+
+		if (both_ran(&res[i]) && (!have_extra || e < extra)) {
+			extra = e;
+			have_extra = true;
+		}
+		if (res[i].nruns[SYS_LIBUFFD] && (!have_thr || lib->throughput < thr)) {
+			thr = lib->throughput;
+			have_thr = true;
+		}
+	}
+	if (both_ran(big) && big->med[SYS_LIBUFFD].pause_ms > 0)
+		bench_ratio(rep, "fork_pause_over_libuffd_4g",
+			    big->med[SYS_FORK].pause_ms / big->med[SYS_LIBUFFD].pause_ms, GOAL_PAUSE);
+	if (have_extra)
+		bench_ratio(rep, "fork_extra_over_libuffd", extra, GOAL_EXTRA);
+	if (have_thr)
+		bench_ratio(rep, "throughput_ratio_libuffd_over_0.8", thr / GOAL_THROUGHPUT, 1);
+	if (both_ran(big))
+		bench_ratio(rep, "fork_durable_over_libuffd",
+			    big->med[SYS_FORK].durable_s / big->med[SYS_LIBUFFD].durable_s, 0);
+}
+
+/* "[true,false]": did the writers touch about half the pages, per size? */
+static void half_touched(char *buf, size_t len, const struct size_result *res, int n, int sys)
+{
+	size_t off = 0;
+	int i;
+
+	off += snprintf(buf + off, len - off, "[");
+	for (i = 0; i < n && off < len; i++)
+		off += snprintf(buf + off, len - off, "%s%s", i ? "," : "",
+				!res[i].nruns[sys] ? "null" :
+				res[i].med[sys].touched >= 0.5 ? "true" : "false");
+	if (off < len)
+		snprintf(buf + off, len - off, "]");
+}
+
+static void make_config(struct bench_report *rep, const struct snap_cfg *cfg,
+			const struct size_result *res)
+{
+	char sizes[24], lib[16], frk[16];
+	size_t off = 0;
+	int i;
+
+	for (i = 0; i < cfg->nsizes; i++)
+		off += snprintf(sizes + off, sizeof(sizes) - off, "%s%zu", i ? "," : "",
+				cfg->sizes[i] >> 20);
+	half_touched(lib, sizeof(lib), res, cfg->nsizes, SYS_LIBUFFD);
+	half_touched(frk, sizeof(frk), res, cfg->nsizes, SYS_FORK);
+	snprintf(rep->config, sizeof(rep->config),
+		 "{\"sizes_mib\":[%s],\"rounds\":%d,\"writers\":%d,\"fill\":1.0,"
+		 "\"mem\":\"private anon\",\"fork_image\":\"64-page chunks, "
+		 "zero pages as holes\",\"extra\":\"peak Pss+VmPTE of all processes minus "
+		 "before; image page cache not counted\",\"sample\":\"every max(5 ms, %d reads)"
+		 " + at durable\",\"extra_goal\":\"fork cut to half the pages\",\"half_touched\":{\"libuffd\":%s,\"fork\":%s},"
+		 "\"pause_goal_at_mib\":%zu,\"no_goal\":[\"fork_durable_over_libuffd\"]}",
+		 sizes, cfg->rounds, WRITERS, SAMPLE_DUTY, lib, frk,
+		 cfg->sizes[cfg->nsizes - 1] >> 20);
+}
+
+static int usage(FILE *f, int status)
+{
+	fprintf(f, "usage: uffd bench snapshot [--json] [--quick] [--size MiB] [--rounds N]\n"
+		   "                           [--dir DIR]\n\n"
+		   "A live snapshot of the checker workload with libuffd and with fork()\n"
+		   "(the child writes the image, as Redis BGSAVE does): pause, extra memory,\n"
+		   "writer throughput during the snapshot, time until the image is durable.\n"
+		   "Default: 1024 and 4096 MiB, 3 rounds; --quick: 128 MiB, 2 rounds.\n"
+		   "Images go to a new directory under /var/tmp (or DIR) and are deleted.\n");
+	return status;
+}
+
+int bench_snapshot(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "size", required_argument, NULL, 's' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct snap_cfg cfg = { { 1UL << 30, 4UL << 30 }, 2, 3, NULL };
+	struct bench_report rep = { .bench = "snapshot" };
+	static struct size_result res[MAX_SIZES];
+	char dir[256], path[300], fail_msg[600] = "";
+	size_t size = 0;
+	int c, i, ret;
+
+	while ((c = getopt_long(argc, argv, "jqs:r:d:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': rep.json = true; break;
+		case 'q': cfg.sizes[0] = 128UL << 20; cfg.nsizes = 1; cfg.rounds = 2; break;
+		case 's': size = strtoul(optarg, NULL, 0) << 20; break;
+		case 'r': cfg.rounds = atoi(optarg); break;
+		case 'd': cfg.dir = optarg; break;
+		case 'h': return usage(stdout, EXIT_OK);
+		default: return usage(stderr, EXIT_USAGE);
+		}
+	}
+	if (size) {
+		cfg.sizes[0] = size;
+		cfg.nsizes = 1;
+	}
+	if (optind < argc || cfg.rounds < 1 || cfg.rounds > MAX_ROUNDS ||
+	    cfg.sizes[0] < (1UL << 20) || cfg.sizes[0] > (64UL << 30) ||
+	    (cfg.dir && strlen(cfg.dir) >= sizeof(dir)))
+		return usage(stderr, EXIT_USAGE);
+
+	if (cfg.dir) {
+		snprintf(dir, sizeof(dir), "%s", cfg.dir);
+	} else {
+		snprintf(dir, sizeof(dir), "/var/tmp/uffd-bench-snapshot.XXXXXX");
+		if (!mkdtemp(dir)) {
+			fprintf(stderr, "uffd bench snapshot: mkdtemp %s: %s\n", dir,
+				strerror(errno));
+			return EXIT_FAILED;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/snapshot.img", dir);
+	if (!rep.json) {
+		printf("uffd bench snapshot: checker table of ");
+		for (i = 0; i < cfg.nsizes; i++)
+			printf("%s%zu", i ? ", " : "", cfg.sizes[i] >> 20);
+		printf(" MiB (fill 1.0, %d writers, private anon), %d rounds, images in %s\n\n",
+		       WRITERS, cfg.rounds, dir);
+	}
+
+	for (i = 0; i < cfg.nsizes; i++) {
+		res[i].bytes = cfg.sizes[i];
+		ret = run_size(&res[i], cfg.rounds, path, !rep.json, fail_msg, sizeof(fail_msg));
+		if (ret) {
+			fprintf(stderr, "uffd bench snapshot: the %zu MiB table: %s\n",
+				cfg.sizes[i] >> 20, strerror(-ret));
+			if (!fail_msg[0])
+				snprintf(fail_msg, sizeof(fail_msg), "no %zu MiB table: %s",
+					 cfg.sizes[i] >> 20, strerror(-ret));
+			cfg.nsizes = i;
+			break;
+		}
+	}
+	if (!cfg.dir)
+		rmdir(dir);
+
+	if (!rep.json)
+		printf("\n  medians of %d rounds:\n", cfg.rounds);
+	for (i = 0; i < cfg.nsizes; i++)
+		report_size(&rep, &res[i]);
+	if (cfg.nsizes) {
+		report_ratios(&rep, res, cfg.nsizes);
+		make_config(&rep, &cfg, res);
+	} else {
+		snprintf(rep.config, sizeof(rep.config), "{}");
+	}
+	bench_print(&rep);
+	if (fail_msg[0]) {
+		fprintf(stderr, "uffd bench snapshot: FAILED: %s\n", fail_msg);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
