@@ -103,9 +103,10 @@ int main(void)
 	CHECK_EQ(st.error, -ECANCELED);
 	CHECK_EQ(uffd_snap_wait(s, 0), -ECANCELED);
 	CHECK_EQ(st.pages, NPAGES);
-	/* Cancelled, not finished first: the writer thread stopped early. */
-	CHECK(st.written_background + st.copied_before_write + st.sync_writes <
-	      st.pages_present);
+	/* Cancelled, not finished first: the writer thread stopped early
+	 * (the fault handler, which saves whole groups of pages, may well
+	 * have saved the rest: the writers touch every page at once). */
+	CHECK(st.written_background < st.pages_present);
 
 	/* Neither the image nor its temporary file. */
 	CHECK_EQ(access(path, F_OK), -1);

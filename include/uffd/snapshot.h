@@ -53,7 +53,8 @@ struct uffd_snap_opts {
 	const char *path;			/* the image to write */
 	const struct uffd_image_region *regions;	/* what to snapshot */
 	int nregions;
-	size_t buffer_bytes;			/* copy-before-write buffer (0: 64 MiB) */
+	size_t buffer_bytes;			/* copy-before-write buffer (0: 1/64
+						   of the regions, 1 to 64 MiB) */
 	/* Stop and restart the program's writers around the instant (both
 	 * NULL: the caller guarantees nothing writes during begin). */
 	void (*pause)(void *arg);

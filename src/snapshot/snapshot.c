@@ -32,7 +32,9 @@
 #include "util/pagecopy.h"
 
 #define DEFAULT_BUFFER (64UL << 20)
+#define MIN_BUFFER (1UL << 20)
 #define WINDOW_PAGES 64		/* pages per image chunk / unprotect */
+#define FAULT_GROUP 16		/* pages saved and un-protected per fault */
 
 enum page_state { UNSAVED = 0, COPYING, SAVED };
 enum phase { PRECOPY, AFTER_INSTANT };
@@ -234,6 +236,65 @@ static void save_before_write(struct uffd_snap *s, struct snap_region *r, uint64
 	ST_ADD(s, sync_writes, 1);
 }
 
+/*
+ * Save a neighbour of a faulting page while a buffer slot is free (the
+ * slot is taken first: a claimed page must not go back to UNSAVED, the
+ * writer thread may be waiting for it).  true when it is SAVED.
+ */
+static bool save_neighbour(struct uffd_snap *s, struct snap_region *r, uint64_t page)
+{
+	uint8_t unsaved = UNSAVED;
+	struct slot *sl;
+
+	if (__atomic_load_n(&r->state[page], __ATOMIC_ACQUIRE) != UNSAVED) {
+		wait_saved(r, page);
+		return true;
+	}
+	sl = slot_get(s);
+	if (!sl)
+		return false;
+	if (!__atomic_compare_exchange_n(&r->state[page], &unsaved, COPYING, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		slot_put(s, sl);
+		wait_saved(r, page);
+		return true;
+	}
+	if (!bitmap_test(&r->present, page)) {
+		slot_put(s, sl);
+	} else {
+		copy_protected_page(slot_data(s, sl), page_addr(r, page), r->page_size);
+		sl->r = r;
+		sl->page = page;
+		slot_ready(s, sl);
+		ST_ADD(s, copied_before_write, 1);
+	}
+	__atomic_store_n(&r->state[page], SAVED, __ATOMIC_RELEASE);
+	return true;
+}
+
+/*
+ * After the instant: save the faulting page, and its group of neighbours
+ * while the buffer has room, then un-protect the group in one call.  A
+ * program that writes everywhere then takes one fault per group, not per
+ * page; one that does not costs some buffer for pages saved early.
+ */
+static int save_group(struct uffd_fault *f, struct snap_region *r, uint64_t page)
+{
+	struct uffd_snap *s = r->s;
+	uint64_t first = page & ~(uint64_t)(FAULT_GROUP - 1), i, n;
+	bool all = true;
+
+	n = r->npages - first < FAULT_GROUP ? r->npages - first : FAULT_GROUP;
+	save_before_write(s, r, page);
+	for (i = first; i < first + n && all; i++)
+		if (i != page)
+			all = save_neighbour(s, r, i);
+	if (!all)
+		return uffd_fault_unprotect(f, r->page_size);
+	return uffd_writeprotect(&s->u, page_addr(r, first), n * r->page_size, false, 0) ?:
+	       UFFD_FAULT_DEFERRED;
+}
+
 static int snap_wp_fault(struct uffd_fault *f)
 {
 	struct snap_region *r = f->data;
@@ -242,10 +303,8 @@ static int snap_wp_fault(struct uffd_fault *f)
 
 	int ret;
 
-	if (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) == AFTER_INSTANT) {
-		save_before_write(s, r, page);
-		return uffd_fault_unprotect(f, r->page_size);
-	}
+	if (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) == AFTER_INSTANT)
+		return save_group(f, r, page);
 	/*
 	 * Remember, let through, remember again, and only then wake the
 	 * writer.  reprotect_dirty() clears a run's bits before protecting
@@ -451,7 +510,13 @@ static int setup_region(struct uffd_snap *s, int i, const struct uffd_image_regi
 
 static int setup_buffer(struct uffd_snap *s)
 {
-	size_t bytes = s->opts.buffer_bytes ? s->opts.buffer_bytes : DEFAULT_BUFFER;
+	size_t bytes = s->opts.buffer_bytes;
+
+	/* Default: 1/64 of what is snapshotted, within [1 MiB, 64 MiB]. */
+	if (!bytes) {
+		bytes = s->st.pages * 4096 / 64;
+		bytes = bytes < MIN_BUFFER ? MIN_BUFFER : bytes > DEFAULT_BUFFER ? DEFAULT_BUFFER : bytes;
+	}
 	size_t i;
 
 	s->nslots = bytes / s->slot_size;
