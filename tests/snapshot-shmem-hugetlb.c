@@ -87,10 +87,26 @@ static void overwrite(char *area)
 		t_fill(area + i * HPAGE, HPAGE, NEW_SEED + i);
 }
 
+static void no_pause(void *arg)
+{
+	(void)arg;
+}
+
+/*
+ * Called at the instant, before the snapshot's writer thread exists: this
+ * write is sure to meet a protected page (the fault handler copies it).
+ */
+__attribute__((no_sanitize("thread"), noinline))
+static void write_last_page_at_instant(void *area)
+{
+	t_fill((char *)area + (HUGE_PAGES - 1) * HPAGE, HPAGE, NEW_SEED + HUGE_PAGES - 1);
+}
+
 static int hugetlb_region(const char *path)
 {
 	struct uffd_image_region reg = { 0, HUGE_PAGES * HPAGE, HPAGE, UFFD_IMAGE_HUGETLB };
-	struct uffd_snap_opts so = { .path = path, .regions = &reg, .nregions = 1 };
+	struct uffd_snap_opts so = { .path = path, .regions = &reg, .nregions = 1,
+				     .pause = no_pause, .resume = write_last_page_at_instant };
 	struct uffd_image_info info;
 	struct uffd_snap_stats st;
 	char *area;
@@ -107,6 +123,7 @@ static int hugetlb_region(const char *path)
 	for (i = 0; i < HUGE_PAGES; i++)
 		t_fill(area + i * HPAGE, HPAGE, i + 1);
 	reg.addr = (uintptr_t)area;
+	so.arg = area;
 
 	s = uffd_snap_begin(&so);
 	if (!s)
@@ -122,7 +139,7 @@ static int hugetlb_region(const char *path)
 	CHECK_EQ(st.zero_pages, 0);
 	CHECK_EQ(st.copied_before_write + st.written_background + st.sync_writes,
 		 HUGE_PAGES);
-	/* A write met a protected page. */
+	/* A write met a protected page (at least the one at the instant). */
 	CHECK(st.copied_before_write + st.sync_writes >= 1);
 	uffd_snap_free(s);
 	for (i = 0; i < HUGE_PAGES; i++)
