@@ -231,8 +231,10 @@ static void finish_ranges(struct uffd_track_result *res)
 {
 	size_t i, n = 0;
 
-	qsort(res->ranges, res->nranges, sizeof(res->ranges[0]), cmp_range);
 	res->pages = 0;
+	if (!res->nranges)
+		return;		/* ranges may still be NULL: qsort wants a pointer */
+	qsort(res->ranges, res->nranges, sizeof(res->ranges[0]), cmp_range);
 	for (i = 0; i < res->nranges; i++) {
 		if (n && res->ranges[i].start <= res->ranges[n - 1].end) {
 			if (res->ranges[i].end > res->ranges[n - 1].end)
