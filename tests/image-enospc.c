@@ -7,7 +7,6 @@
  * exists afterwards.  And when the chunks fit but the trailer does not,
  * commit itself fails with -ENOSPC and removes the temporary file.
  */
-#include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <uffd/image.h>
@@ -77,18 +76,9 @@ static int run_in_namespace(const char *dir)
 {
 	int ret;
 
-	if (unshare(CLONE_NEWNS)) {
-		fprintf(stderr, "SKIP: unshare(CLONE_NEWNS): %s\n", strerror(errno));
-		return T_EXIT_SKIP;
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
-		fprintf(stderr, "SKIP: make mounts private: %s\n", strerror(errno));
-		return T_EXIT_SKIP;
-	}
-	if (mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700")) {
-		fprintf(stderr, "SKIP: mount tmpfs: %s\n", strerror(errno));
-		return T_EXIT_SKIP;
-	}
+	ret = t_private_tmpfs(dir, "64k");
+	if (ret)
+		return ret;
 	puts_fail(dir);
 	trailer_fails(dir);
 	ret = umount(dir);

@@ -9,7 +9,6 @@
  * page: the write counter grows and a pause (which every writer must reach)
  * completes.
  */
-#include <sched.h>
 #include <sys/mount.h>
 #include <unistd.h>
 #include <uffd/checker.h>
@@ -98,18 +97,9 @@ static int run_in_namespace(const char *dir)
 {
 	int ret;
 
-	if (unshare(CLONE_NEWNS)) {
-		fprintf(stderr, "SKIP: unshare(CLONE_NEWNS): %s\n", strerror(errno));
-		return T_EXIT_SKIP;
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
-		fprintf(stderr, "SKIP: make mounts private: %s\n", strerror(errno));
-		return T_EXIT_SKIP;
-	}
-	if (mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700")) {
-		fprintf(stderr, "SKIP: mount tmpfs: %s\n", strerror(errno));
-		return T_EXIT_SKIP;
-	}
+	ret = t_private_tmpfs(dir, "256k");
+	if (ret)
+		return ret;
 	ret = snapshot_to_full_disk(dir);
 	if (umount(dir))
 		FAIL("umount %s: %s", dir, strerror(errno));

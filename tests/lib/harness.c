@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The shared test helpers declared in harness.h. */
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -301,4 +303,24 @@ int t_wait_child(pid_t pid, int ms)
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	FAIL("child did not exit within %d ms", ms);
+}
+
+int t_private_tmpfs(const char *dir, const char *size)
+{
+	char opts[64];
+
+	if (unshare(CLONE_NEWNS)) {
+		fprintf(stderr, "SKIP: unshare(CLONE_NEWNS): %s\n", strerror(errno));
+		return T_EXIT_SKIP;
+	}
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		fprintf(stderr, "SKIP: make mounts private: %s\n", strerror(errno));
+		return T_EXIT_SKIP;
+	}
+	snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
+	if (mount("tmpfs", dir, "tmpfs", 0, opts)) {
+		fprintf(stderr, "SKIP: mount tmpfs: %s\n", strerror(errno));
+		return T_EXIT_SKIP;
+	}
+	return 0;
 }

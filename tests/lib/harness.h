@@ -118,6 +118,13 @@ void t_expect_no_event(struct uffd *u, int ms);
 /* Milliseconds sleep. */
 void t_sleep_ms(int ms);
 
+/*
+ * In a new mount namespace (call it in a child: the mount goes with it),
+ * mount a private tmpfs of the given size ("64k") at dir.  0, or
+ * T_EXIT_SKIP after saying on stderr why it could not.
+ */
+int t_private_tmpfs(const char *dir, const char *size);
+
 /* Run fn in a child that drops to uid/gid 65534 (nobody); its exit code. */
 int t_run_unprivileged(int (*fn)(void *), void *arg);
 
