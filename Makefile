@@ -42,8 +42,16 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) \
 	-Iinclude -Isrc -fPIC -MMD -MP
 LDLIBS := -pthread -lm
 
+# liburing (optional): the file store's batches go through io_uring.
+HAVE_LIBURING := $(shell printf '\043include <liburing.h>\nint main(void){struct io_uring r;return io_uring_queue_init(1,&r,0);}' | \
+	$(CC) -x c - -o /dev/null -luring >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_LIBURING),1)
+ALL_CFLAGS += -DHAVE_LIBURING
+LDLIBS += -luring
+endif
+
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c \
-	src/checker/*.c src/image/*.c src/snapshot/*.c))
+	src/checker/*.c src/image/*.c src/snapshot/*.c src/pager/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_SCRIPTS := $(filter-out tests/runtests.sh,$(sort $(wildcard tests/*.sh)))
@@ -61,9 +69,14 @@ STATIC := $(BUILD)/libuffd.a
 SONAME := libuffd.so.$(VERSION_MAJOR)
 SHARED := $(BUILD)/libuffd.so.$(VERSION)
 TOOL := $(BUILD)/uffd
+# The umap-compatible library: LLNL umap's C API over the pager.
+UMAP_SRCS := $(sort $(wildcard src/umap/*.c))
+UMAP_OBJS := $(UMAP_SRCS:%.c=$(BUILD)/obj/%.o)
+UMAP_SHARED := $(BUILD)/libumap.so.1
 
 .PHONY: all check demo install clean
-all: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc
+all: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc \
+	$(if $(UMAP_SRCS),$(BUILD)/libumap.so)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -84,9 +97,24 @@ $(BUILD)/libuffd.so: $(SHARED)
 	$(Q)ln -sf libuffd.so.$(VERSION) $(BUILD)/$(SONAME)
 	$(Q)ln -sf libuffd.so.$(VERSION) $@
 
+# libumap links libuffd in statically so an umap application needs only it.
+$(UMAP_SHARED): $(UMAP_OBJS) $(STATIC) src/umap/libumap.map
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libumap.so.1 \
+		-Wl,--version-script,src/umap/libumap.map -Wl,-z,defs \
+		-o $@ $(UMAP_OBJS) $(STATIC) $(LDLIBS)
+
+$(BUILD)/libumap.so: $(UMAP_SHARED)
+	$(Q)ln -sf libumap.so.1 $@
+
 $(TOOL): $(TOOL_OBJS) $(STATIC)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(STATIC) $(LDLIBS)
+
+# The umap tests are umap programs: they link the umap objects too.
+$(BUILD)/tests/umap-%: $(BUILD)/obj/tests/umap-%.o $(TESTLIB_OBJS) $(UMAP_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(UMAP_OBJS) $(STATIC) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -102,7 +130,8 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
 
 $(BUILD)/libuffd.pc: libuffd.pc.in Makefile
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(LDLIBS)|' $< > $@
 
 check: all
 	$(Q)BUILD=$(BUILD) SRCDIR=$(CURDIR) tests/runtests.sh $(BUILD)/tests $(notdir $(TESTS))

@@ -172,6 +172,9 @@ int uffd_handler_dispatch(struct uffd_handler *h);
 int uffd_fault_copy(struct uffd_fault *f, const void *src, size_t len);
 /* Copy to another address of the fault's region (read-ahead elsewhere). */
 int uffd_fault_copy_at(struct uffd_fault *f, void *dst, const void *src, size_t len);
+/* Copy mapping the pages write-protected (the region has UFFD_REG_WP): the
+ * first write to each then raises a WP fault. */
+int uffd_fault_copy_wp(struct uffd_fault *f, void *dst, const void *src, size_t len);
 int uffd_fault_zero(struct uffd_fault *f, size_t len);
 int uffd_fault_continue(struct uffd_fault *f, size_t len);
 int uffd_fault_unprotect(struct uffd_fault *f, size_t len);
@@ -180,6 +183,7 @@ int uffd_fault_unprotect(struct uffd_fault *f, size_t len);
  * -EAGAIN (events pending) is retried for up to a second while the
  * servicing threads read the events. */
 int uffd_region_copy(struct uffd_region *r, void *dst, const void *src, size_t len);
+int uffd_region_copy_wp(struct uffd_region *r, void *dst, const void *src, size_t len);
 int uffd_region_zero(struct uffd_region *r, void *dst, size_t len);
 
 /* Latency histogram: bucket i counts services that took [2^i, 2^(i+1)) ns

@@ -18,7 +18,7 @@
 
 #include "runtime.h"
 
-enum fill_kind { FILL_COPY, FILL_ZERO, FILL_CONTINUE, FILL_UNPROTECT, FILL_POISON };
+enum fill_kind { FILL_COPY, FILL_COPY_WP, FILL_ZERO, FILL_CONTINUE, FILL_UNPROTECT, FILL_POISON };
 
 /* Zeros to copy from where UFFDIO_ZEROPAGE does not exist (hugetlbfs). */
 static const void *zero_source(size_t len)
@@ -84,7 +84,9 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 	}
 	switch (kind) {
 	case FILL_COPY:
-		ret = uffd_copy(u, (void *)(uintptr_t)dst, src, len, flags, &done);
+	case FILL_COPY_WP:
+		ret = uffd_copy(u, (void *)(uintptr_t)dst, src, len,
+				flags | (kind == FILL_COPY_WP ? UFFD_MAP_WP : 0), &done);
 		break;
 	case FILL_ZERO:
 		ret = uffd_zeropage(u, (void *)(uintptr_t)dst, len, flags, &done);
@@ -156,6 +158,11 @@ int uffd_fault_copy_at(struct uffd_fault *f, void *dst, const void *src, size_t 
 	return fault_fill(f, FILL_COPY, (uintptr_t)dst, src, len);
 }
 
+int uffd_fault_copy_wp(struct uffd_fault *f, void *dst, const void *src, size_t len)
+{
+	return fault_fill(f, FILL_COPY_WP, (uintptr_t)dst, src, len);
+}
+
 int uffd_fault_zero(struct uffd_fault *f, size_t len)
 {
 	return fault_fill(f, FILL_ZERO, (uintptr_t)f->addr, NULL, len);
@@ -215,6 +222,11 @@ static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 int uffd_region_copy(struct uffd_region *r, void *dst, const void *src, size_t len)
 {
 	return fill_outside(r, FILL_COPY, dst, src, len);
+}
+
+int uffd_region_copy_wp(struct uffd_region *r, void *dst, const void *src, size_t len)
+{
+	return fill_outside(r, FILL_COPY_WP, dst, src, len);
 }
 
 int uffd_region_zero(struct uffd_region *r, void *dst, size_t len)

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libuffd pager: map a store (a file, memory, another process) that is
+ * larger than RAM into the address space through a bounded buffer that user
+ * space fills and evicts.
+ *
+ * A map is anonymous memory registered for MISSING and WP faults.  The
+ * first touch of a page reads it from the store (servicing threads read in
+ * the faulting path, no hand-off to another thread; a sequential run of
+ * faults grows a read-ahead window and reads the next window in the
+ * background).  Pages are mapped write-protected: the first write faults
+ * once and marks the page dirty.
+ *
+ * Eviction is a two-list CLOCK, as the kernel does it, because user space
+ * cannot see the hardware accessed bit: when the buffer passes the high
+ * water mark a thread deactivates the oldest resident pages (copies each to
+ * a private shadow and zaps it from the map: the next touch is a cheap
+ * fault that maps it back, no I/O, and counts as a reference), and evicts
+ * inactive pages nobody touched, writing dirty ones back first, until the
+ * buffer is at the low water mark.  An inactive page can not be written, so
+ * write-back never races with the program.
+ *
+ * Errors: a page the store can not read (EIO, or wholly past the store's
+ * end) raises SIGBUS in the thread that touched it (UFFDIO_POISON) and
+ * calls on_error if set; a short read at the end is zero-filled, as mmap
+ * does.  A failed write-back keeps the page resident and dirty, counts it
+ * in stats.write_errors and is returned by the next flush or unmap.
+ */
+#ifndef LIBUFFD_PAGER_H
+#define LIBUFFD_PAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One I/O of a batch (uffd_store_ops.read_batch / write_batch). */
+struct uffd_store_io {
+	void *buf;
+	size_t len;
+	uint64_t off;
+	ssize_t res;		/* out: bytes done, or -errno */
+};
+
+/*
+ * Where a map's data lives.  read/write return bytes done (a read may be
+ * short only at the end of the store) or -errno, and may be called from
+ * several threads at once.  The batch variants, when set, run every I/O of
+ * the batch concurrently (io_uring) and return when all are done; without
+ * them the pager loops over read/write.
+ */
+struct uffd_store_ops {
+	ssize_t (*read)(void *store, void *buf, size_t len, uint64_t off);
+	ssize_t (*write)(void *store, const void *buf, size_t len, uint64_t off);
+	int64_t (*size)(void *store);		/* bytes, or -errno */
+	int     (*flush)(void *store);		/* durable: 0 or -errno */
+	int     (*read_batch)(void *store, struct uffd_store_io *io, int n);
+	int     (*write_batch)(void *store, struct uffd_store_io *io, int n);
+	void    (*close)(void *store);		/* uffd_store_free */
+};
+
+struct uffd_store {
+	const struct uffd_store_ops *ops;
+	void *data;
+	const char *kind;	/* "file", "memory", "socket", ... */
+};
+
+/* Built-in stores.  NULL with errno on failure. */
+#define UFFD_STORE_DIRECT	(1u << 0) /* file: O_DIRECT (no page cache)
+					     when the file system allows */
+#define UFFD_STORE_URING	(1u << 1) /* file: batches through io_uring
+					     (when built with liburing) */
+/* Opens path with open_flags (O_RDONLY or O_RDWR, O_CREAT ...). */
+struct uffd_store *uffd_store_file(const char *path, int open_flags, unsigned flags);
+/* A store over an fd the caller keeps owning. */
+struct uffd_store *uffd_store_fd(int fd, unsigned flags);
+/* len bytes of memory (zeros), or the caller's buffer when buf != NULL. */
+struct uffd_store *uffd_store_memory(void *buf, size_t len);
+/* The memory a server process exports over a Unix stream socket
+ * (uffd_store_serve). */
+struct uffd_store *uffd_store_socket(const char *socket_path);
+/* Serve len bytes at buf to uffd_store_socket clients on socket_path until
+ * *stop becomes true (checked at least every 100 ms).  0 or -errno. */
+int uffd_store_serve(const char *socket_path, void *buf, size_t len,
+		     volatile bool *stop);
+void uffd_store_free(struct uffd_store *s);
+
+struct uffd_pager;
+
+struct uffd_pager_opts {
+	size_t buffer_bytes;	/* resident pages at most (0: 256 MiB) */
+	size_t page_size;	/* default for maps (0: 4 KiB) */
+	int fillers;		/* fault-servicing threads (0: 1) */
+	int evictors;		/* eviction threads (0: 1) */
+	int high_water;		/* % of the buffer that wakes eviction (0: 90) */
+	int low_water;		/* % eviction brings it down to (0: 70) */
+	size_t read_ahead;	/* largest read-ahead window, bytes (0: 1 MiB;
+				   UFFD_PAGER_NO_READ_AHEAD: none) */
+	int max_fault_events;	/* messages per read (0: 64) */
+	/* A page could not be read (err < 0) or written back.  Called from a
+	 * pager thread; the access that needed it gets SIGBUS. */
+	void (*on_error)(void *addr, size_t len, int err, void *arg);
+	void *arg;
+};
+#define UFFD_PAGER_NO_READ_AHEAD ((size_t)-1)
+
+/* NULL with errno (EOPNOTSUPP: no userfaultfd write-protect here). */
+struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o);
+/* Unmaps everything (writing dirty pages back), stops every thread. */
+int uffd_pager_free(struct uffd_pager *p);
+
+/* uffd_pager_map flags */
+#define UFFD_PAGER_PRIVATE	(1u << 0) /* writes are never written back */
+#define UFFD_PAGER_OWN_STORE	(1u << 1) /* unmap frees the store */
+
+/*
+ * Map len bytes of the store from byte offset off (both multiples of
+ * page_size; 0 = the pager's) with prot PROT_READ or
+ * PROT_READ|PROT_WRITE.  Returns the address, or NULL with errno (EINVAL
+ * unaligned, EACCES write to a read-only store, ENOMEM).
+ */
+void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
+		     size_t len, int prot, unsigned flags, size_t page_size);
+/* Write dirty pages back, forget the map.  0 or the first write error. */
+int uffd_pager_unmap(struct uffd_pager *p, void *addr);
+/* Write back the dirty pages of [addr, addr+len) (len 0: the whole map)
+ * and flush the store; pages stay resident.  0 or -errno. */
+int uffd_pager_flush(struct uffd_pager *p, void *addr, size_t len);
+
+struct uffd_pager_range {
+	void *addr;
+	size_t len;
+};
+/* Read these ranges in now (the caller waits); pinned pages are never
+ * evicted until unmap.  Returns pages read, or -errno. */
+#define UFFD_PAGER_PIN		(1u << 0)
+long uffd_pager_prefetch(struct uffd_pager *p, const struct uffd_pager_range *r,
+			 int n, unsigned flags);
+/* Write back and drop [addr, addr+len) from the buffer.  0 or -errno. */
+int uffd_pager_evict(struct uffd_pager *p, void *addr, size_t len);
+
+struct uffd_pager_stats {
+	uint64_t faults;	/* MISSING faults serviced */
+	uint64_t wp_faults;	/* first writes (pages marked dirty) */
+	uint64_t hits;		/* faults served without reading the store
+				   (reactivated or already filled) */
+	uint64_t fills;		/* pages read from the store */
+	uint64_t read_ahead;	/* of those, beyond the faulting page */
+	uint64_t evictions;	/* pages dropped from the buffer */
+	uint64_t deactivations;	/* pages moved to the inactive list */
+	uint64_t writebacks;	/* pages written to the store */
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t read_errors;
+	uint64_t write_errors;
+	uint64_t resident_bytes;	/* now */
+	uint64_t resident_peak_bytes;
+};
+int uffd_pager_stats(struct uffd_pager *p, struct uffd_pager_stats *s);
+/* The effective configuration (defaults filled in). */
+void uffd_pager_config(struct uffd_pager *p, struct uffd_pager_opts *o);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
