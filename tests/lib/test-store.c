@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "test-store.h"
+
+uint64_t t_word(uint64_t off, unsigned seed)
+{
+	uint64_t x = off * 0x9e3779b97f4a7c15ULL ^ (seed + 1) * 0xbf58476d1ce4e5b9ULL;
+
+	x ^= x >> 31;
+	return x * 0x94d049bb133111ebULL;
+}
+
+static void count(unsigned *counts, uint64_t off, size_t len)
+{
+	uint64_t p;
+
+	for (p = off / PAGE; p * PAGE < off + len; p++)
+		__atomic_fetch_add(&counts[p], 1, __ATOMIC_RELAXED);
+}
+
+static ssize_t ts_read(void *store, void *buf, size_t len, uint64_t off)
+{
+	struct t_store *s = store;
+	uint64_t p;
+
+	if (off >= s->len)
+		return 0;
+	if (len > s->len - off)
+		len = s->len - off;
+	for (p = off / PAGE; p * PAGE < off + len; p++)
+		if ((int)p == __atomic_load_n(&s->fail_read_page, __ATOMIC_RELAXED))
+			return -EIO;
+	if (s->delay_us)
+		usleep(s->delay_us);
+	memcpy(buf, s->data + off, len);
+	count(s->reads, off, len);
+	return len;
+}
+
+static ssize_t ts_write(void *store, const void *buf, size_t len, uint64_t off)
+{
+	struct t_store *s = store;
+
+	if (__atomic_load_n(&s->fail_writes, __ATOMIC_RELAXED))
+		return -EIO;
+	if (off >= s->len)
+		return -EINVAL;
+	if (len > s->len - off)
+		len = s->len - off;
+	memcpy(s->data + off, buf, len);
+	count(s->writes, off, len);
+	return len;
+}
+
+static int64_t ts_size(void *store)
+{
+	return ((struct t_store *)store)->len;
+}
+
+static const struct uffd_store_ops ts_ops = {
+	.read = ts_read,
+	.write = ts_write,
+	.size = ts_size,
+};
+
+struct t_store *t_store_new(size_t len, unsigned seed)
+{
+	struct t_store *s = calloc(1, sizeof(*s));
+	size_t pages = (len + PAGE - 1) / PAGE, i;
+
+	CHECK(s);
+	s->data = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(s->data != MAP_FAILED);
+	s->reads = calloc(pages, sizeof(unsigned));
+	s->writes = calloc(pages, sizeof(unsigned));
+	CHECK(s->reads && s->writes);
+	s->len = len;
+	s->fail_read_page = -1;
+	for (i = 0; i + 8 <= len; i += 8)
+		*(uint64_t *)(s->data + i) = t_word(i, seed);
+	s->store = (struct uffd_store){ .ops = &ts_ops, .data = s, .kind = "test" };
+	return s;
+}
+
+void t_store_free(struct t_store *s)
+{
+	munmap(s->data, (s->len + PAGE - 1) / PAGE * PAGE);
+	free(s->reads);
+	free(s->writes);
+	free(s);
+}
+
+unsigned long t_store_reads(const struct t_store *s)
+{
+	unsigned long n = 0;
+	size_t i;
+
+	for (i = 0; i < (s->len + PAGE - 1) / PAGE; i++)
+		n += t_reads(s, i);
+	return n;
+}
+
+unsigned long t_store_writes(const struct t_store *s)
+{
+	unsigned long n = 0;
+	size_t i;
+
+	for (i = 0; i < (s->len + PAGE - 1) / PAGE; i++)
+		n += t_writes(s, i);
+	return n;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A store for pager tests: memory that counts every read and write per
+ * 4 KiB page and can be told to fail, so a test can assert exactly which
+ * pages the pager read and wrote back.
+ */
+#ifndef LIBUFFD_TEST_STORE_H
+#define LIBUFFD_TEST_STORE_H
+
+#include <uffd/pager.h>
+
+#include "harness.h"
+
+struct t_store {
+	struct uffd_store store;
+	char *data;
+	size_t len;
+	unsigned *reads, *writes;	/* per 4 KiB page */
+	int fail_read_page;		/* atomic; -1: none; reads of it give -EIO */
+	int fail_writes;		/* atomic: writes fail with -EIO */
+	int delay_us;			/* each read sleeps this long */
+};
+
+/* len bytes, each 8-byte word t_word(offset, seed). */
+struct t_store *t_store_new(size_t len, unsigned seed);
+void t_store_free(struct t_store *s);
+uint64_t t_word(uint64_t off, unsigned seed);
+/* A page's counts, read as the pager's threads write them (atomically:
+ * the order comes from the kernel's fault wake, which sanitizers can not
+ * see). */
+static inline unsigned t_reads(const struct t_store *s, size_t page)
+{
+	return __atomic_load_n(&s->reads[page], __ATOMIC_RELAXED);
+}
+
+static inline unsigned t_writes(const struct t_store *s, size_t page)
+{
+	return __atomic_load_n(&s->writes[page], __ATOMIC_RELAXED);
+}
+
+/* Totals over all pages. */
+unsigned long t_store_reads(const struct t_store *s);
+unsigned long t_store_writes(const struct t_store *s);
+
+#endif
