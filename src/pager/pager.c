@@ -57,6 +57,11 @@ enum page_state {
 #define PF_REF		(3u << PF_REF_SHIFT)
 #define REF_FILLED	1u
 #define REF_REUSED	3u
+/* Read ahead, not asked for: it goes on the inactive queue as it is
+ * mapped, and when its turn comes it is dropped, clean and unwritten,
+ * rather than deactivated (use-once, as the kernel treats read-ahead): a
+ * stream costs no copies to the shadow.  The hand leaves it alone. */
+#define PF_STREAM	(1u << 5)
 
 #define BATCH_PAGES	64		/* pages deactivated or evicted per round */
 #define DEFAULT_BUFFER	(256UL << 20)
@@ -94,11 +99,13 @@ struct pmap {
 	struct pmap *next;
 };
 
-/* An inactive-queue entry; stale once the page was reactivated (gen). */
+/* An inactive-queue entry (or a read-ahead page's: drop); stale once the
+ * page was reactivated, written or refilled (gen, state). */
 struct qent {
 	struct pmap *m;
 	size_t idx;
 	uint8_t gen;
+	bool drop;
 };
 
 struct ra_req {
@@ -115,6 +122,7 @@ struct uffd_pager {
 	pthread_cond_t work;		/* evictors and the read-ahead thread */
 	struct pmap *maps;
 	size_t resident, resident_peak, inactive, pinned;	/* bytes */
+	size_t stream_bytes;		/* mapped pages marked PF_STREAM */
 	size_t high, low;				/* bytes */
 	size_t min_evict;		/* pages evicted at least per zap: 16,
 					   or 1/64 of a small buffer */
@@ -307,6 +315,22 @@ static void report_error(struct pmap *m, size_t idx, size_t n, int err, bool wri
 		m->p->o.on_error(page_addr(m, idx), n * m->psize, err, m->p->o.arg);
 }
 
+/* Read-ahead marks (PF_STREAM), counted: the hand has nothing to do when
+ * every mapped page is one.  Under the lock. */
+static void stream_set(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	if (!(m->pflags[idx] & PF_STREAM))
+		p->stream_bytes += m->psize;
+	m->pflags[idx] |= PF_STREAM;
+}
+
+static void stream_clear(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	if (m->pflags[idx] & PF_STREAM)
+		p->stream_bytes -= m->psize;
+	m->pflags[idx] &= ~PF_STREAM;
+}
+
 /*
  * Dirty marks, under the lock.  A dirty page of a private map is the only
  * copy of the change, so it can not be evicted: it counts as pinned.
@@ -316,6 +340,7 @@ static void set_dirty(struct uffd_pager *p, struct pmap *m, size_t idx)
 	if (m->pflags[idx] & PF_DIRTY)
 		return;
 	m->pflags[idx] |= PF_DIRTY;
+	stream_clear(p, m, idx);
 	if (m->flags & UFFD_PAGER_PRIVATE)
 		p->pinned += m->psize;
 }
@@ -341,7 +366,12 @@ static void unuse(struct uffd_pager *p, struct pmap *m)
 
 static bool qent_live(const struct qent *e)
 {
-	return e->m && e->m->gen[e->idx] == e->gen && e->m->state[e->idx] == P_INACTIVE;
+	if (!e->m || e->m->gen[e->idx] != e->gen)
+		return false;
+	if (e->drop)
+		return e->m->state[e->idx] == P_ACTIVE &&
+		       (e->m->pflags[e->idx] & (PF_STREAM | PF_DIRTY | PF_PINNED)) == PF_STREAM;
+	return e->m->state[e->idx] == P_INACTIVE;
 }
 
 /* Drop stale entries (pages touched since), keeping the order. */
@@ -358,8 +388,8 @@ static void queue_compact(struct uffd_pager *p)
 	p->qlen = n;
 }
 
-/* Append page idx (just made INACTIVE) to the inactive queue. */
-static int queue_push(struct uffd_pager *p, struct pmap *m, size_t idx)
+/* Append page idx (just made INACTIVE, or read ahead: drop) to the queue. */
+static int queue_push(struct uffd_pager *p, struct pmap *m, size_t idx, bool drop)
 {
 	if (p->qlen == p->qcap && p->qlen > 2 * (p->inactive / uffd_page_size()) + 64)
 		queue_compact(p);
@@ -376,7 +406,7 @@ static int queue_push(struct uffd_pager *p, struct pmap *m, size_t idx)
 		p->qhead = 0;
 		p->qcap = ncap;
 	}
-	p->q[(p->qhead + p->qlen) % p->qcap] = (struct qent){ m, idx, ++m->gen[idx] };
+	p->q[(p->qhead + p->qlen) % p->qcap] = (struct qent){ m, idx, ++m->gen[idx], drop };
 	p->qlen++;
 	return 0;
 }
@@ -452,6 +482,7 @@ struct run {
 	size_t idx, n;
 	bool dirty;		/* some page of it */
 	int err;
+	bool drop;		/* clean read-ahead: evict, no shadow copy */
 };
 
 /*
@@ -490,7 +521,7 @@ static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 		for (k = r[i].idx; k < r[i].idx + r[i].n; k++) {
 			m->state[k] = r[i].err ? P_ACTIVE : P_INACTIVE;
 			if (!r[i].err)
-				queue_push(p, m, k);
+				queue_push(p, m, k, false);
 		}
 		if (!r[i].err) {
 			p->inactive += r[i].n * m->psize;
@@ -516,6 +547,9 @@ static size_t deactivate_some(struct uffd_pager *p)
 
 	/* Shadow pages still to be freed must go before any is reused. */
 	zap_flush(p, &p->shadow_zap);
+	/* Nothing the hand may take: all inactive or read ahead. */
+	if (p->resident <= p->inactive + p->stream_bytes)
+		return 0;
 	if (p->inactive < inactive_target(p) &&
 	    (inactive_target(p) - p->inactive) / uffd_page_size() < want)
 		want = (inactive_target(p) - p->inactive) / uffd_page_size() + 1;
@@ -543,7 +577,7 @@ static size_t deactivate_some(struct uffd_pager *p)
 		start = p->hand_idx;
 		while (start + n < m->npages && n < want - done &&
 		       m->state[start + n] == P_ACTIVE &&
-		       !(m->pflags[start + n] & (PF_PINNED | PF_REF)))
+		       !(m->pflags[start + n] & (PF_PINNED | PF_REF | PF_STREAM)))
 			n++;
 		if (!n) {
 			/* Second chance for a page mapped since the last turn. */
@@ -559,7 +593,7 @@ static size_t deactivate_some(struct uffd_pager *p)
 		scanned += n;
 		set_state(m, start, n, P_BUSY);
 		m->users++;
-		r[nr++] = (struct run){ m, start, n, dirty, 0 };
+		r[nr++] = (struct run){ m, start, n, dirty, 0, false };
 		done += n;
 	}
 	if (!nr)
@@ -583,6 +617,11 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 	for (i = 0; i < nr; i++) {
 		struct pmap *m = r[i].m;
 
+		if (r[i].drop) {
+			/* Mapped, clean and write-protected: just zap it. */
+			zap_add(p, &z, page_addr(m, r[i].idx), r[i].n * m->psize);
+			continue;
+		}
 		if (r[i].dirty && !(m->flags & UFFD_PAGER_PRIVATE))
 			r[i].err = store_write(m, r[i].idx, r[i].n, shadow_addr(m, r[i].idx));
 		if (!r[i].err)
@@ -601,8 +640,10 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 			}
 			m->state[k] = P_EMPTY;
 			clear_dirty(p, m, k);
+			stream_clear(p, m, k);
 			p->resident -= m->psize;
-			p->inactive -= m->psize;
+			if (!r[i].drop)
+				p->inactive -= m->psize;
 		}
 		if (r[i].err && !m->error)
 			m->error = r[i].err;
@@ -619,16 +660,17 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 
 /* Add inactive page idx of m to the runs (merging with the last); each
  * run holds a use of its map.  Lock held. */
-static int add_to_runs(struct run *r, int nr, struct pmap *m, size_t idx)
+static int add_to_runs(struct run *r, int nr, struct pmap *m, size_t idx, bool drop)
 {
 	bool dirty = m->pflags[idx] & PF_DIRTY;
 	struct run *last = nr ? &r[nr - 1] : NULL;
 
-	if (last && last->m == m && last->idx + last->n == idx && last->dirty == dirty) {
+	if (last && last->m == m && last->idx + last->n == idx && last->dirty == dirty &&
+	    last->drop == drop) {
 		last->n++;
 		return nr;
 	}
-	r[nr] = (struct run){ m, idx, 1, dirty, 0 };
+	r[nr] = (struct run){ m, idx, 1, dirty, 0, drop };
 	m->users++;
 	return nr + 1;
 }
@@ -672,7 +714,7 @@ static bool evict_to(struct uffd_pager *p, size_t goal)
 			}
 			idle = 0;
 			e.m->state[e.idx] = P_BUSY;
-			nr = add_to_runs(r, nr, e.m, e.idx);
+			nr = add_to_runs(r, nr, e.m, e.idx, e.drop);
 			want--;
 		}
 		if (!nr) {
@@ -789,13 +831,19 @@ static void unclaim(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 
 /* Pages [idx, idx+n) are mapped; the faulting one is dirty if written. */
 static void publish(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
-		    size_t fault_idx, bool write_fault)
+		    size_t fault_idx, bool write_fault, bool read_ahead)
 {
 	size_t i;
 
 	set_state(m, idx, n, P_ACTIVE);
-	for (i = idx; i < idx + n; i++)
+	for (i = idx; i < idx + n; i++) {
+		stream_clear(p, m, i);
 		m->pflags[i] = (m->pflags[i] & ~PF_REF) | REF_FILLED << PF_REF_SHIFT;
+		if (read_ahead && i != fault_idx && !(m->pflags[i] & PF_PINNED)) {
+			stream_set(p, m, i);
+			queue_push(p, m, i, true);
+		}
+	}
 	if (write_fault && fault_idx >= idx && fault_idx < idx + n)
 		set_dirty(p, m, fault_idx);
 	pthread_cond_broadcast(&p->changed);
@@ -843,7 +891,7 @@ static int map_in(struct pmap *m, struct uffd_fault *f, size_t idx, size_t n,
  */
 static int map_read(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 		    size_t idx, size_t n, const char *buf, ssize_t got,
-		    size_t fault_idx, bool write_fault)
+		    size_t fault_idx, bool write_fault, bool read_ahead)
 {
 	size_t full = got > 0 ? (size_t)got / m->psize : 0;
 	int ret;
@@ -856,7 +904,7 @@ static int map_read(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 		return ret;
 	}
 	if (full)
-		publish(p, m, idx, full, fault_idx, write_fault);
+		publish(p, m, idx, full, fault_idx, write_fault, read_ahead);
 	if (full < n) {
 		/* Past the end of the store, or a read error: the faulting
 		 * page is poisoned by the caller (and stays so), the others
@@ -883,8 +931,9 @@ static int fill_claimed(struct uffd_pager *p, struct pmap *m, struct uffd_fault 
 {
 	char *buf = bounce_get(p, n * m->psize);
 
+	/* Around a fault it is read-ahead; a prefetch was asked for. */
 	return map_read(p, m, f, idx, n, buf, buf ? store_read(m, idx, n, buf) : -ENOMEM,
-			fault_idx, write_fault);
+			fault_idx, write_fault, f != NULL);
 }
 
 /*
@@ -919,7 +968,7 @@ static void fill_chunks(struct uffd_pager *p, struct pmap *m, const struct ra_ch
 
 		if (buf && nc > 1 && m->store->ops->read_batch)
 			got = read_done(m, io[i].buf, io[i].len, got);
-		map_read(p, m, NULL, c[i].idx, c[i].n, io[i].buf, got, SIZE_MAX, false);
+		map_read(p, m, NULL, c[i].idx, c[i].n, io[i].buf, got, SIZE_MAX, false, true);
 	}
 }
 
@@ -1446,6 +1495,7 @@ static int writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, siz
 					err = w[k].err;
 			} else if (drop) {
 				m->state[pg] = P_EMPTY;
+				stream_clear(p, m, pg);
 				if (m->pflags[pg] & PF_PINNED)
 					p->pinned -= m->psize;
 				m->pflags[pg] &= ~PF_PINNED;
