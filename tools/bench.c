@@ -11,6 +11,7 @@
 int bench_fault(int argc, char **argv);
 int bench_track(int argc, char **argv);
 int bench_snapshot(int argc, char **argv);
+int bench_pager(int argc, char **argv);
 
 static const struct {
 	const char *name;
@@ -20,6 +21,7 @@ static const struct {
 	{ "fault", "us per MISSING fault: raw loops, libuffd, kernel first touch", bench_fault },
 	{ "track", "dirty tracking per backend: ns per written page, collect+re-arm, survival", bench_track },
 	{ "snapshot", "live snapshot vs fork: pause, extra memory, writer throughput, durable", bench_snapshot },
+	{ "pager", "file 4x memory: libuffd pager vs mmap in a cgroup, us/page, hit rate", bench_pager },
 	{ NULL, NULL, NULL },
 };
 
