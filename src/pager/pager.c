@@ -70,6 +70,7 @@ enum page_state {
 #define ASYNC_RA_WINDOWS 4		/* windows read ahead in the background */
 #define RA_BATCH	8		/* of those, reads in flight at once */
 #define ZAP_MAX		64		/* ranges zapped with one TLB flush */
+#define RESERVE_WAITS	250		/* 2 ms waits for room, at most */
 
 struct zap {
 	struct iovec v[ZAP_MAX];
@@ -703,10 +704,11 @@ static bool evict_to(struct uffd_pager *p, size_t goal)
 		if (want < p->min_evict)
 			want = p->min_evict;
 		while (want && nr < ZAP_MAX && queue_pop(p, &e)) {
-			if (e.m->dying ||
+			if (e.m->dying || (e.m->pflags[e.idx] & PF_PINNED) ||
 			    ((e.m->flags & UFFD_PAGER_PRIVATE) &&
 			     (e.m->pflags[e.idx] & PF_DIRTY))) {
-				/* Going, or the only copy of a private change.
+				/* Going, pinned (since it was deactivated), or
+				 * the only copy of a private change.
 				 * Bound the walk over such entries. */
 				if (++idle > (int)(p->qlen + BATCH_PAGES))
 					break;
@@ -752,12 +754,17 @@ static void reserve(struct uffd_pager *p, struct pmap *m, size_t bytes)
 {
 	size_t cap = p->o.buffer_bytes;
 
+	int waits = 0;
+
 	/* (A dying map's pages can not be evicted: its unmap is waiting for
-	 * this fill, so let it through.) */
+	 * this fill, so let it through.  And a fault is never kept waiting
+	 * for room for long: past RESERVE_WAITS the buffer is overrun.) */
 	while (p->resident + bytes > cap && !p->stopping && !m->dying &&
-	       p->pinned + bytes < cap) {
-		if (!evict_to(p, cap - bytes))
+	       p->pinned + bytes < cap && waits < RESERVE_WAITS) {
+		if (!evict_to(p, cap - bytes)) {
 			timed_wait(&p->changed, &p->lock, 2);
+			waits++;
+		}
 	}
 	account(p, bytes);
 }
@@ -1568,6 +1575,27 @@ int uffd_pager_evict(struct uffd_pager *p, void *addr, size_t len)
 	return writeback_range(p, m, idx, n, true);
 }
 
+/* Take a map's remaining pages out of the buffer's accounts.  Lock held. */
+static void forget_pages(struct uffd_pager *p, struct pmap *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->npages; i++) {
+		if (m->state[i] == P_ACTIVE || m->state[i] == P_INACTIVE)
+			p->resident -= m->psize;
+		if (m->state[i] == P_INACTIVE)
+			p->inactive -= m->psize;
+		/* (Pinned, and a private change: each was counted.) */
+		if (m->pflags[i] & PF_PINNED)
+			p->pinned -= m->psize;
+		if ((m->pflags[i] & PF_DIRTY) && (m->flags & UFFD_PAGER_PRIVATE))
+			p->pinned -= m->psize;
+		stream_clear(p, m, i);
+		m->state[i] = P_EMPTY;
+		m->pflags[i] = 0;
+	}
+}
+
 int uffd_pager_unmap(struct uffd_pager *p, void *addr)
 {
 	struct pmap *m, **pp;
@@ -1591,6 +1619,9 @@ int uffd_pager_unmap(struct uffd_pager *p, void *addr)
 		m->error = ret;
 	r2 = uffd_handler_remove(m->region);
 	pthread_mutex_lock(&p->lock);
+	/* No fault can reach the map now, but one that came during the
+	 * write-back may have filled a page again: it goes with the map. */
+	forget_pages(p, m);
 	for (pp = &p->maps; *pp; pp = &(*pp)->next)
 		if (*pp == m) {
 			*pp = m->next;
