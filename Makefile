@@ -139,11 +139,14 @@ check: all
 demo: $(TOOL)
 	$(TOOL) demo
 
-install: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/libuffd.pc
-	install -d $(DESTDIR)$(INCDIR)/uffd $(DESTDIR)$(LIBDIR)/pkgconfig \
+install: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/libuffd.pc $(UMAP_SHARED)
+	install -d $(DESTDIR)$(INCDIR)/uffd $(DESTDIR)$(INCDIR)/umap $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5
 	install -m 644 include/uffd/*.h $(DESTDIR)$(INCDIR)/uffd/
+	install -m 644 include/umap/*.h $(DESTDIR)$(INCDIR)/umap/
+	install -m 755 $(UMAP_SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libumap.so.1 $(DESTDIR)$(LIBDIR)/libumap.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libuffd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make install puts a usable libuffd where pkg-config finds it: headers
 # under include/uffd/, libuffd.so with soname libuffd.so.0 exporting only
-# uffd_* symbols, libuffd.a, libuffd.pc, the uffd tool and man pages; a
+# uffd_* symbols, libuffd.a, libuffd.pc, the uffd tool, man pages and the
+# umap-compatible header and library; a
 # program built with `pkg-config --cflags --libs libuffd` against the
 # installed shared library handles a MISSING fault.
 set -u
@@ -16,7 +17,9 @@ MAKEFLAGS= MAKELEVEL= make -s -C "$src" install SAN= PREFIX=/usr DESTDIR="$tmp/r
 root=$tmp/root
 for f in usr/include/uffd/uffd.h usr/include/uffd/handler.h usr/lib/libuffd.a \
 	 usr/lib/libuffd.so usr/lib/libuffd.so.0 usr/lib/pkgconfig/libuffd.pc \
-	 usr/bin/uffd usr/share/man/man3/uffd_copy.3 usr/share/man/man1/uffd.1; do
+	 usr/bin/uffd usr/share/man/man3/uffd_copy.3 usr/share/man/man1/uffd.1 \
+	 usr/include/umap/umap.h usr/lib/libumap.so.1 usr/share/man/man3/umap.3 \
+	 usr/share/man/man3/uffd_pager_new.3; do
 	[ -e "$root/$f" ] || fail "missing $f"
 done
 soname=$(readelf -d "$root/usr/lib/libuffd.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')

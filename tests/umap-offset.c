@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * umap()'s offset is honoured (LLNL umap ignores it and always maps from
+ * byte 0): a map from page 10 reads the file's pages 10.. and its writes
+ * land there and nowhere else.  A length that is not a whole number of
+ * pages is rounded up, as mmap does; an offset that is not page aligned,
+ * or negative, is EINVAL.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+#include <umap/umap.h>
+
+#include "lib/harness.h"
+
+#define FILE_PAGES	32
+#define FILE_BYTES	(FILE_PAGES * PAGE)
+#define MAP_FROM	10	/* page */
+#define MAP_PAGES	8
+
+static void check_bytes(const char *what, const unsigned char *got,
+			const unsigned char *want, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (got[i] != want[i])
+			FAIL("%s: byte %zu (page %zu) is 0x%02x, want 0x%02x",
+			     what, i, i / PAGE, got[i], want[i]);
+}
+
+static void *map_or_skip(size_t len, int prot, int fd, off_t off)
+{
+	void *p = umap(NULL, len, prot, UMAP_PRIVATE, fd, off);
+
+	if (p == UMAP_FAILED && (errno == EOPNOTSUPP || errno == EPERM))
+		SKIP("the pager is not available here: %s", strerror(errno));
+	if (p == UMAP_FAILED)
+		FAIL("umap(len %zu, offset %lld): %s", len, (long long)off,
+		     strerror(errno));
+	return p;
+}
+
+int main(void)
+{
+	static unsigned char file[FILE_BYTES], got[FILE_BYTES];
+	char path[] = "/tmp/umap-offset-XXXXXX";
+	unsigned char *map;
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0);
+	unlink(path);
+	t_fill(file, FILE_BYTES, 7);
+	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
+
+	/* Reads come from the offset. */
+	map = map_or_skip(MAP_PAGES * PAGE, PROT_READ | PROT_WRITE, fd,
+			  MAP_FROM * PAGE);
+	check_bytes("map from page 10", map, file + MAP_FROM * PAGE,
+		    MAP_PAGES * PAGE);
+
+	/* Writes go back to the offset, and only there. */
+	t_fill(file + MAP_FROM * PAGE, PAGE, 8);
+	t_fill(file + (MAP_FROM + MAP_PAGES - 1) * PAGE, PAGE, 9);
+	memcpy(map, file + MAP_FROM * PAGE, PAGE);
+	memcpy(map + (MAP_PAGES - 1) * PAGE,
+	       file + (MAP_FROM + MAP_PAGES - 1) * PAGE, PAGE);
+	CHECK_EQ(uunmap(map, MAP_PAGES * PAGE), 0);
+	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
+	check_bytes("file after uunmap", got, file, FILE_BYTES);
+
+	/* Two pages and a bit from page 4: three whole pages of the file. */
+	map = map_or_skip(2 * PAGE + 100, PROT_READ, fd, 4 * PAGE);
+	check_bytes("rounded-up map", map, file + 4 * PAGE, 3 * PAGE);
+	CHECK_EQ(uunmap(map, 2 * PAGE + 100), 0);
+
+	errno = 0;
+	CHECK(umap(NULL, PAGE, PROT_READ, UMAP_PRIVATE, fd, 100) == UMAP_FAILED);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(umap(NULL, PAGE, PROT_READ, UMAP_PRIVATE, fd, -(off_t)PAGE) ==
+	      UMAP_FAILED);
+	CHECK_EQ(errno, EINVAL);
+
+	close(fd);
+	return T_EXIT_PASS;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * UMAP_NO_WRITEBACK (libuffd's flag; mmap's MAP_PRIVATE) keeps writes in
+ * memory: the map reads back what was written, also after the buffer has
+ * cycled, and the file never changes: not at umap_flush, not at uunmap,
+ * not with a read-only fd (which only such a map may write).  For contrast,
+ * the same writes through an UMAP_PRIVATE map, which umap writes back, do
+ * reach the file.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+#include <umap/umap.h>
+
+#include "lib/harness.h"
+
+#define FILE_PAGES	32
+#define FILE_BYTES	(FILE_PAGES * PAGE)
+#define WRITTEN_PAGES	8	/* well inside the buffer */
+
+static void check_bytes(const char *what, const unsigned char *got,
+			const unsigned char *want, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (got[i] != want[i])
+			FAIL("%s: byte %zu (page %zu) is 0x%02x, want 0x%02x",
+			     what, i, i / PAGE, got[i], want[i]);
+}
+
+static unsigned char *map_or_skip(int prot, int flags, int fd)
+{
+	void *p = umap(NULL, FILE_BYTES, prot, flags, fd, 0);
+
+	if (p == UMAP_FAILED && (errno == EOPNOTSUPP || errno == EPERM))
+		SKIP("the pager is not available here: %s", strerror(errno));
+	if (p == UMAP_FAILED)
+		FAIL("umap(flags 0x%x): %s", flags, strerror(errno));
+	return p;
+}
+
+int main(void)
+{
+	static unsigned char file[FILE_BYTES], written[WRITTEN_PAGES * PAGE];
+	static unsigned char got[FILE_BYTES];
+	char path[] = "/tmp/umap-private-XXXXXX";
+	unsigned char *map;
+	int fd, rdonly;
+
+	CHECK_OK(setenv("UMAP_BUFSIZE", "16", 1));
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	rdonly = open(path, O_RDONLY);
+	CHECK(rdonly >= 0);
+	unlink(path);
+	t_fill(file, FILE_BYTES, 5);
+	t_fill(written, sizeof(written), 6);
+	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
+
+	map = map_or_skip(PROT_READ | PROT_WRITE,
+			  UMAP_PRIVATE | UMAP_NO_WRITEBACK, fd);
+	check_bytes("private map before writing", map, file, FILE_BYTES);
+	memcpy(map, written, sizeof(written));
+	check_bytes("private map after writing", map, written,
+		    sizeof(written));
+	check_bytes("private map past the writes", map + sizeof(written),
+		    file + sizeof(written), FILE_BYTES - sizeof(written));
+	/* That read cycled the buffer: the writes must have survived it. */
+	check_bytes("private map after eviction", map, written,
+		    sizeof(written));
+	CHECK_EQ(umap_flush(), 0);
+	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
+	check_bytes("file after umap_flush", got, file, FILE_BYTES);
+	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
+	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
+	check_bytes("file after uunmap", got, file, FILE_BYTES);
+
+	/* A read-only fd: writable only without write-back. */
+	errno = 0;
+	CHECK(umap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE,
+		   rdonly, 0) == UMAP_FAILED);
+	CHECK_EQ(errno, EACCES);
+	map = map_or_skip(PROT_READ | PROT_WRITE,
+			  UMAP_PRIVATE | UMAP_NO_WRITEBACK, rdonly);
+	memcpy(map, written, sizeof(written));
+	check_bytes("read-only fd, private map", map, written,
+		    sizeof(written));
+	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
+	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
+	check_bytes("file after the read-only fd's map", got, file,
+		    FILE_BYTES);
+
+	/* The contrast: UMAP_PRIVATE alone writes back, as in umap. */
+	map = map_or_skip(PROT_READ | PROT_WRITE, UMAP_PRIVATE, fd);
+	memcpy(map, written, sizeof(written));
+	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
+	memcpy(file, written, sizeof(written));
+	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
+	check_bytes("file after an UMAP_PRIVATE map", got, file, FILE_BYTES);
+
+	close(rdonly);
+	close(fd);
+	return T_EXIT_PASS;
+}

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * An umap program's round trip through a buffer a quarter of the file
+ * (never more than which is mapped): every byte read through umap() is the
+ * file's, and every byte written reaches the file (at umap_flush while
+ * mapped, at uunmap for what is written after), as LLNL umap does with the
+ * UMAP_PRIVATE flag every umap program passes.  uunmap of an address that
+ * starts no map fails with EINVAL.
+ */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <umap/umap.h>
+
+#include "lib/harness.h"
+
+#define BUF_PAGES	64
+#define FILE_PAGES	(4 * BUF_PAGES)
+#define FILE_BYTES	(FILE_PAGES * PAGE)
+#define REWRITTEN	8	/* pages written again after the flush */
+
+/* Fail at the first byte where got and want differ, naming its offset. */
+static void check_bytes(const char *what, const unsigned char *got,
+			const unsigned char *want, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (got[i] != want[i])
+			FAIL("%s: byte %zu (page %zu) is 0x%02x, want 0x%02x",
+			     what, i, i / PAGE, got[i], want[i]);
+}
+
+/* Pages of the map that are in memory now (mincore(2)). */
+static size_t pages_mapped(void *map)
+{
+	static unsigned char vec[FILE_PAGES];
+	size_t n = 0;
+
+	CHECK_OK(mincore(map, FILE_BYTES, vec));
+	for (size_t i = 0; i < FILE_PAGES; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+static int temp_file(const void *data, size_t len)
+{
+	char path[] = "/tmp/umap-read-write-XXXXXX";
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0);
+	unlink(path);
+	CHECK_EQ(pwrite(fd, data, len, 0), (ssize_t)len);
+	return fd;
+}
+
+static void *map_or_skip(size_t len, int prot, int flags, int fd, off_t off)
+{
+	void *p = umap(NULL, len, prot, flags, fd, off);
+
+	if (p == UMAP_FAILED && (errno == EOPNOTSUPP || errno == EPERM))
+		SKIP("the pager is not available here: %s", strerror(errno));
+	if (p == UMAP_FAILED)
+		FAIL("umap: %s", strerror(errno));
+	return p;
+}
+
+int main(void)
+{
+	unsigned char *want = malloc(FILE_BYTES), *got = malloc(FILE_BYTES);
+	unsigned char *map;
+	struct stat st;
+	int fd;
+
+	CHECK(want && got);
+	CHECK_OK(setenv("UMAP_BUFSIZE", "64", 1));
+	CHECK_EQ(umapcfg_get_max_pages_in_buffer(), BUF_PAGES);
+	CHECK_EQ(umapcfg_get_umap_page_size(), PAGE);
+
+	t_fill(want, FILE_BYTES, 1);
+	fd = temp_file(want, FILE_BYTES);
+	map = map_or_skip(FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE,
+			  fd, 0);
+	CHECK_EQ((uintptr_t)map % PAGE, 0);
+
+	/* Reading all of it cycles the buffer four times, and no more than
+	 * the buffer is ever mapped. */
+	check_bytes("first read", map, want, FILE_BYTES);
+	CHECK(pages_mapped(map) > 0);
+	CHECK(pages_mapped(map) <= BUF_PAGES);
+
+	/* Writing all of it evicts dirty pages, which must come back. */
+	t_fill(want, FILE_BYTES, 2);
+	memcpy(map, want, FILE_BYTES);
+	check_bytes("read after write", map, want, FILE_BYTES);
+
+	CHECK_EQ(umap_flush(), 0);
+	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
+	check_bytes("file after umap_flush", got, want, FILE_BYTES);
+
+	/* Pages dirtied after the flush are written at uunmap. */
+	t_fill(want, REWRITTEN * PAGE, 3);
+	memcpy(map, want, REWRITTEN * PAGE);
+	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
+	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
+	check_bytes("file after uunmap", got, want, FILE_BYTES);
+	CHECK_OK(fstat(fd, &st));
+	CHECK_EQ(st.st_size, FILE_BYTES);
+
+	/* The map is gone: unmapping it again, or anything else, is EINVAL. */
+	errno = 0;
+	CHECK_EQ(uunmap(map, FILE_BYTES), -1);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK_EQ(uunmap(want, PAGE), -1);
+	CHECK_EQ(errno, EINVAL);
+
+	close(fd);
+	free(want);
+	free(got);
+	return T_EXIT_PASS;
+}
