@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BENCH_MAX_RESULTS 32
-#define BENCH_MAX_RATIOS 8
+#define BENCH_MAX_RESULTS 48
+#define BENCH_MAX_RATIOS 12
 
 struct bench_result {
 	char system[32];

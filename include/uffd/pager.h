@@ -11,14 +11,16 @@
  * background).  Pages are mapped write-protected: the first write faults
  * once and marks the page dirty.
  *
- * Eviction is a two-list CLOCK, as the kernel does it, because user space
- * cannot see the hardware accessed bit: when the buffer passes the high
- * water mark a thread deactivates the oldest resident pages (copies each to
+ * Eviction is a two-list CLOCK, as the kernel does it, with the accessed
+ * bit, which user space cannot see, learnt by taking pages away: past half
+ * full a thread deactivates the pages a clock hand reaches (copies each to
  * a private shadow and zaps it from the map: the next touch is a cheap
- * fault that maps it back, no I/O, and counts as a reference), and evicts
- * inactive pages nobody touched, writing dirty ones back first, until the
- * buffer is at the low water mark.  An inactive page can not be written, so
- * write-back never races with the program.
+ * fault that maps it back, no I/O, and counts as a reference); past the
+ * high water mark inactive pages nobody touched are evicted, oldest first,
+ * dirty ones written back, down to the low water mark.  An inactive page
+ * can not be written, so write-back never races with the program.
+ * Read-ahead pages are use-once: dropped without a copy when their turn
+ * comes.  See uffd_pager_new(3).
  *
  * Errors: a page the store can not read (EIO, or wholly past the store's
  * end) raises SIGBUS in the thread that touched it (UFFDIO_POISON) and

@@ -124,6 +124,11 @@ struct uffd_pager {
 	struct pmap *maps;
 	size_t resident, resident_peak, inactive, pinned;	/* bytes */
 	size_t stream_bytes;		/* mapped pages marked PF_STREAM */
+	/* The hand skips its turn when the last one found nothing to take
+	 * and took no reference away, until a page may have become its to
+	 * take (a page mapped without PF_STREAM: eligible_gen moves). */
+	uint64_t eligible_gen, idle_gen;
+	bool hand_idle;
 	size_t high, low;				/* bytes */
 	size_t min_evict;		/* pages evicted at least per zap: 16,
 					   or 1/64 of a small buffer */
@@ -341,6 +346,8 @@ static void set_dirty(struct uffd_pager *p, struct pmap *m, size_t idx)
 	if (m->pflags[idx] & PF_DIRTY)
 		return;
 	m->pflags[idx] |= PF_DIRTY;
+	if (m->pflags[idx] & PF_STREAM)
+		p->eligible_gen++;
 	stream_clear(p, m, idx);
 	if (m->flags & UFFD_PAGER_PRIVATE)
 		p->pinned += m->psize;
@@ -524,6 +531,7 @@ static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 			if (!r[i].err)
 				queue_push(p, m, k, false);
 		}
+		p->eligible_gen += r[i].err != 0;
 		if (!r[i].err) {
 			p->inactive += r[i].n * m->psize;
 			ST_ADD(p, deactivations, r[i].n);
@@ -543,13 +551,16 @@ static size_t deactivate_some(struct uffd_pager *p)
 {
 	size_t done = 0, scanned = 0, total = 0, want = BATCH_PAGES;
 	struct run r[ZAP_MAX];
+	bool counted_down = false;
 	struct pmap *m;
 	int nr = 0;
 
 	/* Shadow pages still to be freed must go before any is reused. */
 	zap_flush(p, &p->shadow_zap);
-	/* Nothing the hand may take: all inactive or read ahead. */
-	if (p->resident <= p->inactive + p->stream_bytes)
+	/* Nothing the hand may take: all inactive or read ahead, or nothing
+	 * new since a turn that found nothing. */
+	if (p->resident <= p->inactive + p->stream_bytes ||
+	    (p->hand_idle && p->idle_gen == p->eligible_gen))
 		return 0;
 	if (p->inactive < inactive_target(p) &&
 	    (inactive_target(p) - p->inactive) / uffd_page_size() < want)
@@ -582,8 +593,10 @@ static size_t deactivate_some(struct uffd_pager *p)
 			n++;
 		if (!n) {
 			/* Second chance for a page mapped since the last turn. */
-			if (m->state[start] == P_ACTIVE && (m->pflags[start] & PF_REF))
+			if (m->state[start] == P_ACTIVE && (m->pflags[start] & PF_REF)) {
 				m->pflags[start] -= 1u << PF_REF_SHIFT;
+				counted_down = true;
+			}
 			p->hand_idx++;
 			scanned++;
 			continue;
@@ -597,6 +610,9 @@ static size_t deactivate_some(struct uffd_pager *p)
 		r[nr++] = (struct run){ m, start, n, dirty, 0, false };
 		done += n;
 	}
+	/* A whole turn with nothing to take or count down: rest. */
+	p->hand_idle = !nr && !counted_down && scanned >= total;
+	p->idle_gen = p->eligible_gen;
 	if (!nr)
 		return 0;
 	pthread_mutex_unlock(&p->lock);
@@ -846,9 +862,13 @@ static void publish(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 	for (i = idx; i < idx + n; i++) {
 		stream_clear(p, m, i);
 		m->pflags[i] = (m->pflags[i] & ~PF_REF) | REF_FILLED << PF_REF_SHIFT;
-		if (read_ahead && i != fault_idx && !(m->pflags[i] & PF_PINNED)) {
+		/* In a window (n > 1) the faulting page is part of the
+		 * stream too. */
+		if (read_ahead && (i != fault_idx || n > 1) && !(m->pflags[i] & PF_PINNED)) {
 			stream_set(p, m, i);
 			queue_push(p, m, i, true);
+		} else {
+			p->eligible_gen++;
 		}
 	}
 	if (write_fault && fault_idx >= idx && fault_idx < idx + n)
@@ -1077,6 +1097,7 @@ static int reactivate(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f
 		 * flushes these first): queued while the page is still BUSY. */
 		zap_add(p, &p->shadow_zap, shadow_addr(m, idx), m->psize);
 		m->state[idx] = P_ACTIVE;
+		p->eligible_gen++;
 		m->pflags[idx] = (m->pflags[idx] & ~PF_REF) | REF_REUSED << PF_REF_SHIFT;
 		if (write_fault)
 			set_dirty(p, m, idx);
@@ -1183,6 +1204,7 @@ static int on_wp(struct uffd_fault *f)
 		ret = uffd_fault_unprotect(f, uffd_page_size());
 	pthread_mutex_lock(&p->lock);
 	m->state[idx] = P_ACTIVE;
+	p->eligible_gen++;
 	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
 	return ret;
@@ -1498,6 +1520,7 @@ static int writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, siz
 			if (w[k].err) {
 				set_dirty(p, m, pg);
 				m->state[pg] = w[k].was;
+				p->eligible_gen++;
 				if (!err)
 					err = w[k].err;
 			} else if (drop) {
@@ -1512,6 +1535,7 @@ static int writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, siz
 				ST_ADD(p, evictions, 1);
 			} else {
 				m->state[pg] = w[k].was;
+				p->eligible_gen++;
 			}
 		}
 		pthread_cond_broadcast(&p->changed);
