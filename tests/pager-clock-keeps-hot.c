@@ -34,10 +34,7 @@ int main(void)
 	unsigned long extra = 0;
 	char *map;
 
-	p = uffd_pager_new(&o);
-	if (!p && (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("no userfaultfd write-protect here: %s", strerror(errno));
-	CHECK(p);
+	p = t_pager_new(&o);
 	map = uffd_pager_map(p, &ts->store, 0, NPAGES * PAGE, PROT_READ, 0, 0);
 	CHECK(map);
 	while (cold < NPAGES) {

@@ -17,15 +17,6 @@
 #define MAP_FROM	10	/* page */
 #define MAP_PAGES	8
 
-static void check_bytes(const char *what, const unsigned char *got,
-			const unsigned char *want, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (got[i] != want[i])
-			FAIL("%s: byte %zu (page %zu) is 0x%02x, want 0x%02x",
-			     what, i, i / PAGE, got[i], want[i]);
-}
-
 static void *map_or_skip(size_t len, int prot, int fd, off_t off)
 {
 	void *p = umap(NULL, len, prot, UMAP_PRIVATE, fd, off);
@@ -53,7 +44,7 @@ int main(void)
 	/* Reads come from the offset. */
 	map = map_or_skip(MAP_PAGES * PAGE, PROT_READ | PROT_WRITE, fd,
 			  MAP_FROM * PAGE);
-	check_bytes("map from page 10", map, file + MAP_FROM * PAGE,
+	t_check_bytes("map from page 10", map, file + MAP_FROM * PAGE,
 		    MAP_PAGES * PAGE);
 
 	/* Writes go back to the offset, and only there. */
@@ -64,11 +55,11 @@ int main(void)
 	       file + (MAP_FROM + MAP_PAGES - 1) * PAGE, PAGE);
 	CHECK_EQ(uunmap(map, MAP_PAGES * PAGE), 0);
 	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
-	check_bytes("file after uunmap", got, file, FILE_BYTES);
+	t_check_bytes("file after uunmap", got, file, FILE_BYTES);
 
 	/* Two pages and a bit from page 4: three whole pages of the file. */
 	map = map_or_skip(2 * PAGE + 100, PROT_READ, fd, 4 * PAGE);
-	check_bytes("rounded-up map", map, file + 4 * PAGE, 3 * PAGE);
+	t_check_bytes("rounded-up map", map, file + 4 * PAGE, 3 * PAGE);
 	CHECK_EQ(uunmap(map, 2 * PAGE + 100), 0);
 
 	errno = 0;

@@ -17,15 +17,6 @@
 #define FILE_BYTES	(FILE_PAGES * PAGE)
 #define WRITTEN_PAGES	8	/* well inside the buffer */
 
-static void check_bytes(const char *what, const unsigned char *got,
-			const unsigned char *want, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (got[i] != want[i])
-			FAIL("%s: byte %zu (page %zu) is 0x%02x, want 0x%02x",
-			     what, i, i / PAGE, got[i], want[i]);
-}
-
 static unsigned char *map_or_skip(int prot, int flags, int fd)
 {
 	void *p = umap(NULL, FILE_BYTES, prot, flags, fd, 0);
@@ -57,21 +48,21 @@ int main(void)
 
 	map = map_or_skip(PROT_READ | PROT_WRITE,
 			  UMAP_PRIVATE | UMAP_NO_WRITEBACK, fd);
-	check_bytes("private map before writing", map, file, FILE_BYTES);
+	t_check_bytes("private map before writing", map, file, FILE_BYTES);
 	memcpy(map, written, sizeof(written));
-	check_bytes("private map after writing", map, written,
+	t_check_bytes("private map after writing", map, written,
 		    sizeof(written));
-	check_bytes("private map past the writes", map + sizeof(written),
+	t_check_bytes("private map past the writes", map + sizeof(written),
 		    file + sizeof(written), FILE_BYTES - sizeof(written));
 	/* That read cycled the buffer: the writes must have survived it. */
-	check_bytes("private map after eviction", map, written,
+	t_check_bytes("private map after eviction", map, written,
 		    sizeof(written));
 	CHECK_EQ(umap_flush(), 0);
 	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
-	check_bytes("file after umap_flush", got, file, FILE_BYTES);
+	t_check_bytes("file after umap_flush", got, file, FILE_BYTES);
 	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
 	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
-	check_bytes("file after uunmap", got, file, FILE_BYTES);
+	t_check_bytes("file after uunmap", got, file, FILE_BYTES);
 
 	/* A read-only fd: writable only without write-back. */
 	errno = 0;
@@ -81,11 +72,11 @@ int main(void)
 	map = map_or_skip(PROT_READ | PROT_WRITE,
 			  UMAP_PRIVATE | UMAP_NO_WRITEBACK, rdonly);
 	memcpy(map, written, sizeof(written));
-	check_bytes("read-only fd, private map", map, written,
+	t_check_bytes("read-only fd, private map", map, written,
 		    sizeof(written));
 	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
 	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
-	check_bytes("file after the read-only fd's map", got, file,
+	t_check_bytes("file after the read-only fd's map", got, file,
 		    FILE_BYTES);
 
 	/* The contrast: UMAP_PRIVATE alone writes back, as in umap. */
@@ -94,7 +85,7 @@ int main(void)
 	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
 	memcpy(file, written, sizeof(written));
 	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
-	check_bytes("file after an UMAP_PRIVATE map", got, file, FILE_BYTES);
+	t_check_bytes("file after an UMAP_PRIVATE map", got, file, FILE_BYTES);
 
 	close(rdonly);
 	close(fd);

@@ -20,16 +20,6 @@
 #define FILE_BYTES	(FILE_PAGES * PAGE)
 #define REWRITTEN	8	/* pages written again after the flush */
 
-/* Fail at the first byte where got and want differ, naming its offset. */
-static void check_bytes(const char *what, const unsigned char *got,
-			const unsigned char *want, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (got[i] != want[i])
-			FAIL("%s: byte %zu (page %zu) is 0x%02x, want 0x%02x",
-			     what, i, i / PAGE, got[i], want[i]);
-}
-
 /* Pages of the map that are in memory now (mincore(2)). */
 static size_t pages_mapped(void *map)
 {
@@ -84,25 +74,25 @@ int main(void)
 
 	/* Reading all of it cycles the buffer four times, and no more than
 	 * the buffer is ever mapped. */
-	check_bytes("first read", map, want, FILE_BYTES);
+	t_check_bytes("first read", map, want, FILE_BYTES);
 	CHECK(pages_mapped(map) > 0);
 	CHECK(pages_mapped(map) <= BUF_PAGES);
 
 	/* Writing all of it evicts dirty pages, which must come back. */
 	t_fill(want, FILE_BYTES, 2);
 	memcpy(map, want, FILE_BYTES);
-	check_bytes("read after write", map, want, FILE_BYTES);
+	t_check_bytes("read after write", map, want, FILE_BYTES);
 
 	CHECK_EQ(umap_flush(), 0);
 	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
-	check_bytes("file after umap_flush", got, want, FILE_BYTES);
+	t_check_bytes("file after umap_flush", got, want, FILE_BYTES);
 
 	/* Pages dirtied after the flush are written at uunmap. */
 	t_fill(want, REWRITTEN * PAGE, 3);
 	memcpy(map, want, REWRITTEN * PAGE);
 	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
 	CHECK_EQ(pread(fd, got, FILE_BYTES, 0), FILE_BYTES);
-	check_bytes("file after uunmap", got, want, FILE_BYTES);
+	t_check_bytes("file after uunmap", got, want, FILE_BYTES);
 	CHECK_OK(fstat(fd, &st));
 	CHECK_EQ(st.st_size, FILE_BYTES);
 

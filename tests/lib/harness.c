@@ -324,3 +324,14 @@ int t_private_tmpfs(const char *dir, const char *size)
 	}
 	return 0;
 }
+
+void t_check_bytes(const char *what, const void *got, const void *want, size_t len)
+{
+	const unsigned char *g = got, *w = want;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (g[i] != w[i])
+			FAIL("%s: byte %zu (page %zu) is 0x%02x, want 0x%02x",
+			     what, i, i / PAGE, g[i], w[i]);
+}

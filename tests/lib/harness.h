@@ -84,6 +84,8 @@ void *t_map_hugetlb(size_t npages, int *fd);
 void t_fill(void *p, size_t len, unsigned seed);
 bool t_is_filled(const void *p, size_t len, unsigned seed);
 bool t_is_zero(const void *p, size_t len);
+/* Fail at the first byte where got and want differ, naming its offset. */
+void t_check_bytes(const char *what, const void *got, const void *want, size_t len);
 
 /*
  * A thread that performs one access (read or write of one byte) at addr and

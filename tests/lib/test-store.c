@@ -93,22 +93,33 @@ void t_store_free(struct t_store *s)
 	free(s);
 }
 
-unsigned long t_store_reads(const struct t_store *s)
+static unsigned long total(const struct t_store *s, const unsigned *counts)
 {
 	unsigned long n = 0;
 	size_t i;
 
 	for (i = 0; i < (s->len + PAGE - 1) / PAGE; i++)
-		n += t_reads(s, i);
+		n += __atomic_load_n(&counts[i], __ATOMIC_RELAXED);
 	return n;
+}
+
+unsigned long t_store_reads(const struct t_store *s)
+{
+	return total(s, s->reads);
 }
 
 unsigned long t_store_writes(const struct t_store *s)
 {
-	unsigned long n = 0;
-	size_t i;
+	return total(s, s->writes);
+}
 
-	for (i = 0; i < (s->len + PAGE - 1) / PAGE; i++)
-		n += t_writes(s, i);
-	return n;
+struct uffd_pager *t_pager_new(const struct uffd_pager_opts *o)
+{
+	struct uffd_pager *p = uffd_pager_new(o);
+
+	if (!p && (errno == EOPNOTSUPP || errno == EPERM))
+		SKIP("no userfaultfd write-protect here: %s", strerror(errno));
+	if (!p)
+		FAIL("uffd_pager_new: %s", strerror(errno));
+	return p;
 }

@@ -38,6 +38,9 @@ static inline unsigned t_writes(const struct t_store *s, size_t page)
 	return __atomic_load_n(&s->writes[page], __ATOMIC_RELAXED);
 }
 
+/* A pager with these options, or skip (no userfaultfd write-protect). */
+struct uffd_pager *t_pager_new(const struct uffd_pager_opts *o);
+
 /* Totals over all pages. */
 unsigned long t_store_reads(const struct t_store *s);
 unsigned long t_store_writes(const struct t_store *s);
