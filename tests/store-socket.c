@@ -22,64 +22,19 @@
 #include <uffd/pager.h>
 
 #include "lib/image-files.h"
+#include "lib/test-store.h"
 
 #define MEM_LEN (6 * (1UL << 20) + 100)	/* more than one request's 4 MiB */
 #define THREADS 2
 #define READS 500
 
 static const char *sock_path;
-static volatile bool stop_serving;
-
-static void on_term(int sig)
-{
-	stop_serving = true;
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
-}
-
-/* A server child exporting MEM_LEN bytes of pattern 7; SIGTERM stops it. */
-static pid_t start_server(void)
-{
-	struct uffd_store *s = NULL;
-	pid_t pid = fork();
-	char *mem;
-	int i;
-
-	CHECK(pid >= 0);
-	if (!pid) {
-		mem = mmap(NULL, MEM_LEN, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (mem == MAP_FAILED)
-			_exit(2);
-		t_fill(mem, MEM_LEN, 7);
-		signal(SIGTERM, on_term);
-		_exit(uffd_store_serve(sock_path, mem, MEM_LEN, &stop_serving) ? 3 : 0);
-	}
-	/* Ready when a client gets in. */
-	for (i = 0; i < 5000 && !s; i++) {
-		s = uffd_store_socket(sock_path);
-		if (!s)
-			t_sleep_ms(1);
-	}
-	if (!s)
-		FAIL("server did not come up: %s", strerror(errno));
-	uffd_store_free(s);
-	return pid;
-}
-
-static void kill_server(pid_t pid)
-{
-	int status;
-
-	CHECK_OK(kill(pid, SIGKILL));
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
 static void read_write(struct uffd_store *s)
@@ -252,7 +207,7 @@ static pid_t server_dies(struct uffd_store *s, pid_t pid)
 	char buf[PAGE];
 	uint64_t t0;
 
-	kill_server(pid);
+	t_serve_kill(pid);
 	t0 = now_ms();
 	CHECK_EQ(s->ops->read(s->data, buf, PAGE, 0), -EIO);
 	CHECK_EQ(s->ops->write(s->data, buf, PAGE, 0), -EIO);
@@ -262,7 +217,7 @@ static pid_t server_dies(struct uffd_store *s, pid_t pid)
 	CHECK(!uffd_store_socket(sock_path));
 	CHECK_EQ(errno, ECONNREFUSED);
 
-	pid = start_server();		/* binds over the stale socket file */
+	pid = t_serve_start(sock_path, MEM_LEN, 7);		/* binds over the stale socket file */
 	CHECK_EQ(s->ops->read(s->data, buf, PAGE, 0), PAGE);
 	CHECK(t_is_filled(buf, PAGE, 7));	/* the new server's memory */
 	return pid;
@@ -283,7 +238,7 @@ static void server_hangs(struct uffd_store *s, pid_t pid)
 	took = now_ms() - t0;
 	if (took < 4500 || took > 8000)
 		FAIL("read of a stopped server failed after %" PRIu64 " ms", took);
-	kill_server(pid);
+	t_serve_kill(pid);
 	t0 = now_ms();
 	CHECK_EQ(s->ops->read(s->data, buf, PAGE, 0), -EIO);
 	CHECK(now_ms() - t0 < 1000);
@@ -292,7 +247,7 @@ static void server_hangs(struct uffd_store *s, pid_t pid)
 static void server_stops(void)
 {
 	struct uffd_store *s;
-	pid_t pid = start_server();
+	pid_t pid = t_serve_start(sock_path, MEM_LEN, 7);
 	char buf[PAGE];
 
 	s = uffd_store_socket(sock_path);
@@ -329,7 +284,7 @@ int main(void)
 
 	sock_path = t_img_path(0, dir, "store.sock");
 	bad_input();
-	pid = start_server();
+	pid = t_serve_start(sock_path, MEM_LEN, 7);
 	s = uffd_store_socket(sock_path);
 	CHECK(s);
 	read_write(s);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test-store.h"
@@ -122,4 +124,48 @@ struct uffd_pager *t_pager_new(const struct uffd_pager_opts *o)
 	if (!p)
 		FAIL("uffd_pager_new: %s", strerror(errno));
 	return p;
+}
+
+static volatile bool stop_serving;
+
+static void on_term(int sig)
+{
+	stop_serving = true;
+}
+
+pid_t t_serve_start(const char *path, size_t len, unsigned seed)
+{
+	struct uffd_store *s = NULL;
+	pid_t pid = fork();
+	char *mem;
+	int i;
+
+	CHECK(pid >= 0);
+	if (!pid) {
+		mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem == MAP_FAILED)
+			_exit(2);
+		t_fill(mem, len, seed);
+		signal(SIGTERM, on_term);
+		_exit(uffd_store_serve(path, mem, len, &stop_serving) ? 3 : 0);
+	}
+	/* Ready when a client gets in. */
+	for (i = 0; i < 5000 && !s; i++) {
+		s = uffd_store_socket(path);
+		if (!s)
+			t_sleep_ms(1);
+	}
+	if (!s)
+		FAIL("server did not come up: %s", strerror(errno));
+	uffd_store_free(s);
+	return pid;
+}
+
+void t_serve_kill(pid_t pid)
+{
+	int status;
+
+	CHECK_OK(kill(pid, SIGKILL));
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }

@@ -38,6 +38,14 @@ static inline unsigned t_writes(const struct t_store *s, size_t page)
 	return __atomic_load_n(&s->writes[page], __ATOMIC_RELAXED);
 }
 
+/*
+ * A child process serving len bytes filled with t_fill(seed) on the Unix
+ * socket at path (uffd_store_serve), returned once a client can connect;
+ * SIGTERM stops it cleanly.  t_serve_kill() SIGKILLs and reaps it.
+ */
+pid_t t_serve_start(const char *path, size_t len, unsigned seed);
+void t_serve_kill(pid_t pid);
+
 /* A pager with these options, or skip (no userfaultfd write-protect). */
 struct uffd_pager *t_pager_new(const struct uffd_pager_opts *o);
 
