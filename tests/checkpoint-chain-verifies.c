@@ -3,8 +3,9 @@
  * Incremental checkpoints of a running workload form a chain that is, after
  * every checkpoint, exactly the memory at that checkpoint's instant: a base
  * and deltas written while 2 checker writers run, each chain verified page
- * by page; a delta holds only what changed (fewer pages than the base), a
- * checkpoint after no change holds no page at all, and the chain restores
+ * by page; a delta holds only what changed (no more pages than writes
+ * were made since the previous instant), a checkpoint after no change
+ * holds no page at all, and the chain restores
  * (lazily, into new mappings) to the latest instant.
  */
 #include <stdio.h>
@@ -44,6 +45,7 @@ int main(void)
 	struct uffd_checker_opts co = { .bytes = TABLE, .writers = 2, .seed = 3, .fill = 0.5 };
 	char dir[] = "/tmp/libuffd-ckpt-XXXXXX", path[NCKPT][64], msg[256];
 	struct uffd_ckpt_stats st[NCKPT];
+	uint64_t writes[NCKPT];
 	struct uffd_image_region reg;
 	/* The test pauses the writers itself, to make each change small. */
 	struct uffd_ckpt_opts opts = { 0 };
@@ -67,6 +69,7 @@ int main(void)
 			let_writers_run(c, 1000);
 		uffd_checker_pause(c);
 		uffd_checker_mark_instant(c);
+		writes[i] = uffd_checker_writes(c);
 		CHECK_OK(uffd_ckpt_take(k, path[i], &st[i]));
 		CHECK_EQ(st[i].sequence, i);
 		verify_chain(c, path[i], i + 1);
@@ -76,7 +79,9 @@ int main(void)
 	uffd_checker_stop(c);
 	/* The base holds the filled half of the table; deltas what changed. */
 	CHECK(st[0].pages_written >= TABLE / 4096 / 2 - 64);
-	CHECK(st[1].pages_written < st[0].pages_written);
+	/* (How many writes land between two instants depends on the load:
+	 * each dirties one page at most.) */
+	CHECK(st[1].pages_written <= writes[1] - writes[0]);
 	CHECK(st[1].pages_written > 0);
 	CHECK_EQ(st[NCKPT - 1].pages_written, 0);
 	CHECK(st[NCKPT - 1].bytes < 4096);
