@@ -26,6 +26,7 @@
 #include <uffd/snapshot.h>
 
 #include "util/clock.h"
+#include "util/crc32c.h"
 
 #include "util/bitmap.h"
 #include "util/mmalloc.h"
@@ -612,6 +613,24 @@ static int instant(struct uffd_snap *s)
 	return ret;
 }
 
+/*
+ * libuffd's lazily set statics - the cached page size, CRC32C's table and
+ * CPU check, the kernel feature probe - live in the program's own static
+ * data when it links libuffd statically, and the anonymous tail of that
+ * (.bss past the file) is memory a whole-process snapshot protects.  They
+ * are set now, before anything is protected: the snapshot's own threads
+ * must never write to memory they protect (they would wait on themselves).
+ */
+static void set_lazy_statics(void)
+{
+	static const char byte;
+
+	(void)uffd_page_size();
+	(void)crc32c(0, &byte, 1);
+	(void)crc32c_sw(0, &byte, 1);
+	(void)uffd_kernel_features();
+}
+
 struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 {
 	struct uffd_handler_opts ho = { .threads = 1 };
@@ -624,6 +643,7 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 		errno = EINVAL;
 		return NULL;
 	}
+	set_lazy_statics();
 	s = mm_zalloc(sizeof(*s));
 	if (!s)
 		return NULL;
