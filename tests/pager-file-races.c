@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The pager over a real file (O_DIRECT) under races: two threads rewrite
- * words of random pages of a file 16x larger than the buffer while a third
- * flushes and evicts ranges at random, so write faults, deactivation,
+ * The pager over a real file (O_DIRECT, io_uring batches when built with
+ * liburing) under races: two threads rewrite words of random pages of a
+ * file 16x larger than the buffer while a third flushes and evicts ranges
+ * at random, so write faults, deactivation,
  * eviction, write-back and flush all meet on the same pages.  No write is
  * lost or torn: after unmap, pread of the file matches a model of every
  * write byte for byte.  A flush in a quiet moment is exact too: what was
@@ -114,7 +115,8 @@ int main(void)
 		model[i] = t_word(i * PAGE + (i % 500) * 8, 1);
 
 	p = t_pager_new(&o);
-	s = uffd_store_file(path, O_RDWR, UFFD_STORE_DIRECT);
+	/* (With liburing, read-ahead and write-back go in batches.) */
+	s = uffd_store_file(path, O_RDWR, UFFD_STORE_DIRECT | UFFD_STORE_URING);
 	CHECK(s);
 	map = uffd_pager_map(p, s, 0, DATA, PROT_READ | PROT_WRITE, UFFD_PAGER_OWN_STORE, 0);
 	CHECK(map);

@@ -311,6 +311,55 @@ static int store_write(struct pmap *m, size_t idx, size_t n, const char *src)
 	return 0;
 }
 
+/* A run of pages to write back, and how it went. */
+struct wrun {
+	size_t idx, n;
+	const char *src;
+	int err;
+};
+
+/*
+ * Write runs of m's pages back: all in flight at once where the store has
+ * batches (io_uring), else one after another.  Each run's err is set.
+ */
+static void store_write_runs(struct pmap *m, struct wrun *v, int n)
+{
+	struct uffd_store_io io[BATCH_PAGES];
+	int i, nio = 0, at[BATCH_PAGES];
+
+	if (n < 2 || n > BATCH_PAGES || !m->store->ops->write_batch) {
+		for (i = 0; i < n; i++)
+			v[i].err = store_write(m, v[i].idx, v[i].n, v[i].src);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t off = store_off(m, v[i].idx);
+		size_t len = v[i].n * m->psize;
+
+		v[i].err = 0;
+		if (m->store_size >= 0) {	/* clipped, as store_write does */
+			if (off >= (uint64_t)m->store_size)
+				continue;
+			if (len > (uint64_t)m->store_size - off)
+				len = (uint64_t)m->store_size - off;
+		}
+		io[nio] = (struct uffd_store_io){ (void *)v[i].src, len, off, 0 };
+		at[nio++] = i;
+	}
+	m->store->ops->write_batch(m->store->data, io, nio);
+	for (i = 0; i < nio; i++) {
+		struct wrun *w = &v[at[i]];
+
+		if (io[i].res == (ssize_t)io[i].len) {
+			ST_ADD(m->p, bytes_written, io[i].len);
+			ST_ADD(m->p, writebacks, w->n);
+		} else {
+			/* Short or failed: once more on its own, for its error. */
+			w->err = store_write(m, w->idx, w->n, w->src);
+		}
+	}
+}
+
 static void report_error(struct pmap *m, size_t idx, size_t n, int err, bool write)
 {
 	if (write)
@@ -628,20 +677,28 @@ static size_t deactivate_some(struct uffd_pager *p)
  */
 static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 {
+	struct wrun w[BATCH_PAGES];
+	int i, j, nw, at[BATCH_PAGES];
 	struct zap z = { .n = 0 };
-	int i;
 
+	/* Write the dirty runs back, those of one map in one batch. */
+	for (i = 0; i < nr; i = j) {
+		for (j = i, nw = 0; j < nr && r[j].m == r[i].m; j++)
+			if (r[j].dirty && !r[j].drop && !(r[j].m->flags & UFFD_PAGER_PRIVATE)) {
+				w[nw] = (struct wrun){ r[j].idx, r[j].n,
+						       shadow_addr(r[j].m, r[j].idx), 0 };
+				at[nw++] = j;
+			}
+		store_write_runs(r[i].m, w, nw);
+		while (nw--)
+			r[at[nw]].err = w[nw].err;
+	}
 	for (i = 0; i < nr; i++) {
 		struct pmap *m = r[i].m;
 
-		if (r[i].drop) {
-			/* Mapped, clean and write-protected: just zap it. */
+		if (r[i].drop)		/* mapped, clean, protected: just zap */
 			zap_add(p, &z, page_addr(m, r[i].idx), r[i].n * m->psize);
-			continue;
-		}
-		if (r[i].dirty && !(m->flags & UFFD_PAGER_PRIVATE))
-			r[i].err = store_write(m, r[i].idx, r[i].n, shadow_addr(m, r[i].idx));
-		if (!r[i].err)
+		else if (!r[i].err)
 			zap_add(p, &z, shadow_addr(m, r[i].idx), r[i].n * m->psize);
 	}
 	zap_flush(p, &z);
@@ -1423,8 +1480,9 @@ static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page
 {
 	size_t first = SIZE_MAX, last = 0, ps = m->psize;
 	char *buf = bounce_get(p, n * ps);
+	struct wrun runs[BATCH_PAGES];
+	int i, j, k, nr, err = 0, first_of[BATCH_PAGES];
 	struct zap z = { .n = 0 };
-	int i, j, err = 0;
 
 	for (i = 0; i < n; i++)
 		if (w[i].was == P_ACTIVE && (w[i].dirty || drop)) {
@@ -1449,18 +1507,21 @@ static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page
 		if (w[i].dirty)
 			copy_protected_page(buf + i * ps, src, ps);
 	}
-	/* Write each contiguous run of dirty pages at once. */
-	for (i = 0; i < n; i = j) {
+	/* Write each contiguous run of dirty pages at once, all in flight. */
+	for (i = 0, nr = 0; i < n; i = j) {
 		for (j = i + 1; j < n && w[j].dirty == w[i].dirty &&
 		     w[j].idx == w[j - 1].idx + 1; j++)
 			;
 		if (w[i].dirty) {
-			int ret = err ? err : store_write(m, w[i].idx, j - i, buf + i * ps);
-
-			for (int k = i; k < j; k++)
-				w[k].err = ret;
+			runs[nr] = (struct wrun){ w[i].idx, j - i, buf + i * ps, err };
+			first_of[nr++] = i;
 		}
 	}
+	if (!err)
+		store_write_runs(m, runs, nr);
+	for (k = 0; k < nr; k++)
+		for (i = first_of[k]; i < first_of[k] + (int)runs[k].n; i++)
+			w[i].err = runs[k].err;
 	for (i = 0; drop && i < n; i++)
 		if (!w[i].err)
 			zap_add(p, &z, w[i].was == P_INACTIVE ? shadow_addr(m, w[i].idx)
