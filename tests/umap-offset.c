@@ -11,23 +11,12 @@
 #include <umap/umap.h>
 
 #include "lib/harness.h"
+#include "lib/umap-test.h"
 
 #define FILE_PAGES	32
 #define FILE_BYTES	(FILE_PAGES * PAGE)
 #define MAP_FROM	10	/* page */
 #define MAP_PAGES	8
-
-static void *map_or_skip(size_t len, int prot, int fd, off_t off)
-{
-	void *p = umap(NULL, len, prot, UMAP_PRIVATE, fd, off);
-
-	if (p == UMAP_FAILED && (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	if (p == UMAP_FAILED)
-		FAIL("umap(len %zu, offset %lld): %s", len, (long long)off,
-		     strerror(errno));
-	return p;
-}
 
 int main(void)
 {
@@ -42,8 +31,8 @@ int main(void)
 	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
 
 	/* Reads come from the offset. */
-	map = map_or_skip(MAP_PAGES * PAGE, PROT_READ | PROT_WRITE, fd,
-			  MAP_FROM * PAGE);
+	map = t_umap(MAP_PAGES * PAGE, PROT_READ | PROT_WRITE, UMAP_PRIVATE, fd,
+		     MAP_FROM * PAGE);
 	t_check_bytes("map from page 10", map, file + MAP_FROM * PAGE,
 		    MAP_PAGES * PAGE);
 
@@ -58,7 +47,7 @@ int main(void)
 	t_check_bytes("file after uunmap", got, file, FILE_BYTES);
 
 	/* Two pages and a bit from page 4: three whole pages of the file. */
-	map = map_or_skip(2 * PAGE + 100, PROT_READ, fd, 4 * PAGE);
+	map = t_umap(2 * PAGE + 100, PROT_READ, UMAP_PRIVATE, fd, 4 * PAGE);
 	t_check_bytes("rounded-up map", map, file + 4 * PAGE, 3 * PAGE);
 	CHECK_EQ(uunmap(map, 2 * PAGE + 100), 0);
 

@@ -11,21 +11,11 @@
 #include <umap/umap.h>
 
 #include "lib/harness.h"
+#include "lib/umap-test.h"
 
 #define UMAP_PAGE	8192
 #define FILE_BYTES	(8 * UMAP_PAGE)
 #define NR_MAPS		8
-
-static unsigned char *map_or_skip(int fd)
-{
-	void *p = umap(NULL, FILE_BYTES, PROT_READ, UMAP_PRIVATE, fd, 0);
-
-	if (p == UMAP_FAILED && (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	if (p == UMAP_FAILED)
-		FAIL("umap: %s", strerror(errno));
-	return p;
-}
 
 int main(void)
 {
@@ -44,7 +34,7 @@ int main(void)
 	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
 
 	for (int i = 0; i < NR_MAPS; i++)
-		maps[i] = map_or_skip(fd);
+		maps[i] = t_umap(FILE_BYTES, PROT_READ, UMAP_PRIVATE, fd, 0);
 
 	/* The last system page of umap page 2 names all of umap page 2. */
 	item.page_base_addr = maps[0] + 2 * UMAP_PAGE + PAGE + 10;

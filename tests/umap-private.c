@@ -12,21 +12,11 @@
 #include <umap/umap.h>
 
 #include "lib/harness.h"
+#include "lib/umap-test.h"
 
 #define FILE_PAGES	32
 #define FILE_BYTES	(FILE_PAGES * PAGE)
 #define WRITTEN_PAGES	8	/* well inside the buffer */
-
-static unsigned char *map_or_skip(int prot, int flags, int fd)
-{
-	void *p = umap(NULL, FILE_BYTES, prot, flags, fd, 0);
-
-	if (p == UMAP_FAILED && (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	if (p == UMAP_FAILED)
-		FAIL("umap(flags 0x%x): %s", flags, strerror(errno));
-	return p;
-}
 
 int main(void)
 {
@@ -46,8 +36,8 @@ int main(void)
 	t_fill(written, sizeof(written), 6);
 	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
 
-	map = map_or_skip(PROT_READ | PROT_WRITE,
-			  UMAP_PRIVATE | UMAP_NO_WRITEBACK, fd);
+	map = t_umap(FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE | UMAP_NO_WRITEBACK,
+		     fd, 0);
 	t_check_bytes("private map before writing", map, file, FILE_BYTES);
 	memcpy(map, written, sizeof(written));
 	t_check_bytes("private map after writing", map, written,
@@ -69,8 +59,8 @@ int main(void)
 	CHECK(umap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE,
 		   rdonly, 0) == UMAP_FAILED);
 	CHECK_EQ(errno, EACCES);
-	map = map_or_skip(PROT_READ | PROT_WRITE,
-			  UMAP_PRIVATE | UMAP_NO_WRITEBACK, rdonly);
+	map = t_umap(FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE | UMAP_NO_WRITEBACK,
+		     rdonly, 0);
 	memcpy(map, written, sizeof(written));
 	t_check_bytes("read-only fd, private map", map, written,
 		    sizeof(written));
@@ -80,7 +70,7 @@ int main(void)
 		    FILE_BYTES);
 
 	/* The contrast: UMAP_PRIVATE alone writes back, as in umap. */
-	map = map_or_skip(PROT_READ | PROT_WRITE, UMAP_PRIVATE, fd);
+	map = t_umap(FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE, fd, 0);
 	memcpy(map, written, sizeof(written));
 	CHECK_EQ(uunmap(map, FILE_BYTES), 0);
 	memcpy(file, written, sizeof(written));

@@ -14,6 +14,7 @@
 #include <umap/umap.h>
 
 #include "lib/harness.h"
+#include "lib/umap-test.h"
 
 #define BUF_PAGES	64
 #define FILE_PAGES	(4 * BUF_PAGES)
@@ -43,17 +44,6 @@ static int temp_file(const void *data, size_t len)
 	return fd;
 }
 
-static void *map_or_skip(size_t len, int prot, int flags, int fd, off_t off)
-{
-	void *p = umap(NULL, len, prot, flags, fd, off);
-
-	if (p == UMAP_FAILED && (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	if (p == UMAP_FAILED)
-		FAIL("umap: %s", strerror(errno));
-	return p;
-}
-
 int main(void)
 {
 	unsigned char *want = malloc(FILE_BYTES), *got = malloc(FILE_BYTES);
@@ -68,7 +58,7 @@ int main(void)
 
 	t_fill(want, FILE_BYTES, 1);
 	fd = temp_file(want, FILE_BYTES);
-	map = map_or_skip(FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE,
+	map = t_umap(FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE,
 			  fd, 0);
 	CHECK_EQ((uintptr_t)map % PAGE, 0);
 
