@@ -249,11 +249,10 @@ static void *bounce_get(struct uffd_pager *p, size_t len)
 /* store I/O */
 
 /*
- * Read n pages from idx into buf.  Returns the bytes that hold data (the
- * rest of the last page zero-filled, as mmap does at the end of a file), or
- * -errno; 0 means the first page is wholly past the end.
+ * A read of want bytes into buf got this far: the bytes that hold data
+ * (the rest of the last page zero-filled, as mmap does at the end of a
+ * file), or -errno; 0 means the first page is wholly past the end.
  */
-/* What a read of want bytes into buf that got this far leaves: see above. */
 static ssize_t read_done(struct pmap *m, char *buf, size_t want, ssize_t got)
 {
 	if (got < 0)
@@ -269,6 +268,7 @@ static ssize_t read_done(struct pmap *m, char *buf, size_t want, ssize_t got)
 	return got;
 }
 
+/* Read n pages from idx into buf: read_done's answer. */
 static ssize_t store_read(struct pmap *m, size_t idx, size_t n, char *buf)
 {
 	size_t want = n * m->psize, got = 0;
@@ -285,18 +285,26 @@ static ssize_t store_read(struct pmap *m, size_t idx, size_t n, char *buf)
 	return read_done(m, buf, want, got);
 }
 
+/* Bytes of pages [idx, idx+n) within the store's size at map time: a map
+ * never grows its store. */
+static size_t clipped_len(const struct pmap *m, size_t idx, size_t n)
+{
+	uint64_t off = store_off(m, idx);
+	size_t len = n * m->psize;
+
+	if (m->store_size < 0)
+		return len;
+	if (off >= (uint64_t)m->store_size)
+		return 0;
+	return len < (uint64_t)m->store_size - off ? len : (uint64_t)m->store_size - off;
+}
+
 /* Write pages [idx, idx+n) from src, clipped to the store's size. */
 static int store_write(struct pmap *m, size_t idx, size_t n, const char *src)
 {
 	uint64_t off = store_off(m, idx);
-	size_t len = n * m->psize, done = 0;
+	size_t len = clipped_len(m, idx, n), done = 0;
 
-	if (m->store_size >= 0) {
-		if (off >= (uint64_t)m->store_size)
-			return 0;
-		if (len > (uint64_t)m->store_size - off)
-			len = (uint64_t)m->store_size - off;
-	}
 	while (done < len) {
 		ssize_t r = m->store->ops->write(m->store->data, src + done, len - done,
 						 off + done);
@@ -333,17 +341,13 @@ static void store_write_runs(struct pmap *m, struct wrun *v, int n)
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		uint64_t off = store_off(m, v[i].idx);
-		size_t len = v[i].n * m->psize;
+		size_t len = clipped_len(m, v[i].idx, v[i].n);
 
 		v[i].err = 0;
-		if (m->store_size >= 0) {	/* clipped, as store_write does */
-			if (off >= (uint64_t)m->store_size)
-				continue;
-			if (len > (uint64_t)m->store_size - off)
-				len = (uint64_t)m->store_size - off;
-		}
-		io[nio] = (struct uffd_store_io){ (void *)v[i].src, len, off, 0 };
+		if (!len)
+			continue;
+		io[nio] = (struct uffd_store_io){ (void *)v[i].src, len,
+						  store_off(m, v[i].idx), 0 };
 		at[nio++] = i;
 	}
 	m->store->ops->write_batch(m->store->data, io, nio);
@@ -750,8 +754,8 @@ static int add_to_runs(struct run *r, int nr, struct pmap *m, size_t idx, bool d
 }
 
 /*
- * Bring the buffer down to goal bytes: keep an inactive list of about a
- * half of the buffer, evict from its old end, a batch at a time.  Called
+ * Bring the buffer down to goal bytes: keep the inactive list at its
+ * target (inactive_target), evict from its old end, a batch at a time.  Called
  * with the lock held; returns with it held.  Returns false when nothing
  * could be done (every page pinned, busy, or dirty in a private map).
  */
@@ -933,6 +937,23 @@ static void publish(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 	pthread_cond_broadcast(&p->changed);
 }
 
+/* Copy n pages at idx, write-protected or not, for fault f (NULL: outside
+ * a fault: read-ahead, prefetch).  Nothing to copy: 0. */
+static int copy_in(struct pmap *m, struct uffd_fault *f, size_t idx, size_t n,
+		   const char *src, bool wp)
+{
+	char *dst = page_addr(m, idx);
+	size_t len = n * m->psize;
+
+	if (!n)
+		return 0;
+	if (f)
+		return wp ? uffd_fault_copy_wp(f, dst, src, len)
+			  : uffd_fault_copy_at(f, dst, src, len);
+	return wp ? uffd_region_copy_wp(m->region, dst, src, len)
+		  : uffd_region_copy(m->region, dst, src, len);
+}
+
 /*
  * Copy n pages into the map at idx: write-protected where the map is
  * writable, except the faulting page when the fault is a write (it is
@@ -941,30 +962,20 @@ static void publish(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 static int map_in(struct pmap *m, struct uffd_fault *f, size_t idx, size_t n,
 		  const char *src, size_t fault_idx, bool write_fault)
 {
-	size_t ps = m->psize;
-	int ret = 0;
+	size_t ps = m->psize, before;
+	int ret;
 
-	if (!m->writable) {
-		return f ? uffd_fault_copy_at(f, page_addr(m, idx), src, n * ps)
-			 : uffd_region_copy(m->region, page_addr(m, idx), src, n * ps);
-	}
-	if (write_fault && fault_idx >= idx && fault_idx < idx + n) {
-		size_t before = fault_idx - idx;
-
-		if (before)
-			ret = map_in(m, f, idx, before, src, fault_idx, false);
-		if (!ret)
-			ret = f ? uffd_fault_copy_at(f, page_addr(m, fault_idx),
-						     src + before * ps, ps)
-				: uffd_region_copy(m->region, page_addr(m, fault_idx),
-						   src + before * ps, ps);
-		if (!ret && before + 1 < n)
-			ret = map_in(m, f, fault_idx + 1, n - before - 1,
-				     src + (before + 1) * ps, fault_idx, false);
-		return ret;
-	}
-	return f ? uffd_fault_copy_wp(f, page_addr(m, idx), src, n * ps)
-		 : uffd_region_copy_wp(m->region, page_addr(m, idx), src, n * ps);
+	if (!m->writable || !write_fault || fault_idx < idx || fault_idx >= idx + n)
+		return copy_in(m, f, idx, n, src, m->writable);
+	/* Protected before it, the written page not, protected after it. */
+	before = fault_idx - idx;
+	ret = copy_in(m, f, idx, before, src, true);
+	if (!ret)
+		ret = copy_in(m, f, fault_idx, 1, src + before * ps, false);
+	if (!ret)
+		ret = copy_in(m, f, fault_idx + 1, n - before - 1,
+			      src + (before + 1) * ps, true);
+	return ret;
 }
 
 /*
