@@ -15,38 +15,13 @@
 #include <uffd/checker.h>
 #include <uffd/snapshot.h>
 
+#include "lib/checker-pause.h"
 #include "lib/harness.h"
 #include "lib/image-files.h"
 
 #define TABLE		(256UL << 20)
 #define NPAGES		(TABLE / PAGE)
 #define PM_UFFD_WP	(1ULL << 57)
-
-struct pauser {
-	pthread_t thread;
-	struct uffd_checker *c;
-	int done;		/* atomic */
-};
-
-static void *pause_main(void *arg)
-{
-	struct pauser *p = arg;
-
-	uffd_checker_pause(p->c);
-	__atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-/* Every writer parks within 2 s: none is blocked in a fault. */
-static void pause_within_deadline(struct uffd_checker *c)
-{
-	struct pauser p = { .c = c };
-
-	CHECK_OK(pthread_create(&p.thread, NULL, pause_main, &p));
-	if (!t_wait_flag(&p.done, 2000))
-		FAIL("a writer did not park within 2 s: blocked on a protected page");
-	pthread_join(p.thread, NULL);
-}
 
 /* Fail if any page of [area, area + TABLE) is still uffd-wp. */
 static void expect_no_uffd_wp(const char *area)
@@ -117,7 +92,7 @@ int main(void)
 	writes = uffd_checker_writes(c);
 	t_sleep_ms(20);
 	CHECK(uffd_checker_writes(c) > writes);
-	pause_within_deadline(c);
+	t_checker_pause_within(c, 2000);	/* none is blocked in a fault */
 	uffd_checker_resume(c);
 
 	uffd_snap_free(s);

@@ -14,35 +14,11 @@
 #include <uffd/checker.h>
 #include <uffd/snapshot.h>
 
+#include "lib/checker-pause.h"
 #include "lib/harness.h"
 #include "lib/image-files.h"
 
 #define TABLE		(16UL << 20)
-
-struct pauser {
-	pthread_t thread;
-	struct uffd_checker *c;
-	int done;		/* atomic */
-};
-
-static void *pause_main(void *arg)
-{
-	struct pauser *p = arg;
-
-	uffd_checker_pause(p->c);
-	__atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-static void pause_within_deadline(struct uffd_checker *c)
-{
-	struct pauser p = { .c = c };
-
-	CHECK_OK(pthread_create(&p.thread, NULL, pause_main, &p));
-	if (!t_wait_flag(&p.done, 2000))
-		FAIL("a writer did not park within 2 s: blocked on a protected page");
-	pthread_join(p.thread, NULL);
-}
 
 static int snapshot_to_full_disk(const char *dir)
 {
@@ -80,7 +56,7 @@ static int snapshot_to_full_disk(const char *dir)
 	writes = uffd_checker_writes(c);
 	t_sleep_ms(20);
 	CHECK(uffd_checker_writes(c) > writes);
-	pause_within_deadline(c);
+	t_checker_pause_within(c, 2000);	/* none is blocked in a fault */
 	uffd_checker_resume(c);
 
 	uffd_snap_free(s);
