@@ -7,13 +7,16 @@
  * running, every page is write-protected and writes are let through but
  * remembered (precopy); during the pause only the pages written meanwhile
  * are protected again, so the pause is proportional to what the program
- * wrote in those milliseconds, not to its size.  After it, a servicing
- * thread copies each page into a bounded in-memory buffer the first time
- * the program writes to it and un-protects it at once (the writer never
- * waits for I/O); a background thread streams the protected pages in
- * address order and the buffered ones as they come, un-protecting what it
- * has written.  When the buffer is full the faulting thread's page is
- * written to the file synchronously (uffd_snap_stats.sync_writes counts it).
+ * wrote in those milliseconds, not to its size.  After it, the first
+ * write to a protected page makes a servicing thread save the page's
+ * aligned group (256 KiB: 64 pages of 4 KiB) and un-protect the group in
+ * one call: the pages are copied into a bounded in-memory buffer while it
+ * has room, and the writer goes on without waiting for I/O; a background
+ * thread streams the protected pages in address order and the buffered
+ * ones as they come, un-protecting what it has written.  When the buffer
+ * is full the rest of the group is written to the file from memory in
+ * the fault, into the page cache (uffd_snap_stats.sync_writes counts
+ * those pages).
  *
  * Pages that were never touched or are all zeros are recorded as holes.
  * The image is committed (fsync, rename) only when complete; a failure or

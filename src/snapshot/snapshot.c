@@ -3,13 +3,16 @@
  * Live snapshots: copy-before-write on userfaultfd write-protect.
  *
  * Every page has a state byte: UNSAVED (its contents at the instant are
- * still in memory, protected), COPYING (someone is copying it now) or SAVED
- * (copied: it may be written).  Whoever moves a page from UNSAVED to
- * COPYING - the fault handler on the first write after the instant, or the
- * background writer streaming in address order - copies it, marks it SAVED,
- * and only then un-protects it; the other party waits for SAVED.  So no
- * write can land on a page before its instant contents are copied, and no
- * page is copied twice.
+ * still in memory, protected), COPYING (someone is saving it now) or SAVED
+ * (copied or written: it may be written).  Whoever moves a page from
+ * UNSAVED to COPYING - the fault handler on a write after the instant, or
+ * the background writer streaming in address order - saves it (a copy
+ * into the buffer, or a write to the image straight from memory, which
+ * nobody can change meanwhile), marks it SAVED, and only then un-protects
+ * it; the other party waits for SAVED.  So no write can land on a page
+ * before its instant contents are saved, and no page is saved twice.
+ * Both work on aligned groups of pages (one write, one un-protect each):
+ * a program that writes everywhere takes one fault per group.
  *
  * Before the instant the same fault handler only remembers which pages
  * were written (dirty) and lets the write through: the program runs while
@@ -25,6 +28,7 @@
 #include <uffd/handler.h>
 #include <uffd/snapshot.h>
 
+#include "image/format.h"
 #include "util/clock.h"
 #include "util/crc32c.h"
 
@@ -35,7 +39,8 @@
 #define DEFAULT_BUFFER (64UL << 20)
 #define MIN_BUFFER (1UL << 20)
 #define WINDOW_PAGES 64		/* pages per image chunk / unprotect */
-#define FAULT_GROUP 16		/* pages saved and un-protected per fault */
+#define FAULT_GROUP_BYTES (256UL << 10)	/* saved and un-protected per fault, */
+#define FAULT_GROUP (FAULT_GROUP_BYTES / 4096)	/* or one page if larger: 64 at most */
 
 enum page_state { UNSAVED = 0, COPYING, SAVED };
 enum phase { PRECOPY, AFTER_INSTANT };
@@ -47,6 +52,7 @@ struct snap_region {
 	struct uffd_image_region image;	/* as recorded in the image */
 	uint64_t start, len;
 	size_t page_size, npages;
+	uint64_t group;			/* pages saved per fault: a power of 2 */
 	uint8_t *state;			/* enum page_state per page */
 	struct bitmap present;		/* not a hole at the instant */
 	struct bitmap dirty;		/* written during precopy */
@@ -109,66 +115,50 @@ static bool all_zero(const void *p, size_t len)
 
 /* ---- the buffer --------------------------------------------------------- */
 
-static struct slot *slot_get(struct uffd_snap *s)
-{
-	struct slot *sl;
-
-	pthread_mutex_lock(&s->lock);
-	sl = s->free_list;
-	if (sl) {
-		s->free_list = sl->next;
-		s->slots_in_use++;
-		if (s->slots_in_use * s->slot_size > s->st.buffer_peak_bytes)
-			__atomic_store_n(&s->st.buffer_peak_bytes, s->slots_in_use * s->slot_size,
-					 __ATOMIC_RELAXED);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return sl;
-}
-
 static char *slot_data(struct uffd_snap *s, struct slot *sl)
 {
 	return s->buffer + (size_t)(sl - s->slots) * s->slot_size;
 }
 
-static void slot_ready(struct uffd_snap *s, struct slot *sl)
+/* Up to k free slots (k <= FAULT_GROUP): how many were taken into v. */
+static int slots_get(struct uffd_snap *s, struct slot **v, int k)
 {
+	int i;
+
 	pthread_mutex_lock(&s->lock);
-	sl->next = NULL;
+	for (i = 0; i < k && s->free_list; i++) {
+		v[i] = s->free_list;
+		s->free_list = v[i]->next;
+	}
+	s->slots_in_use += i;
+	if (s->slots_in_use * s->slot_size > s->st.buffer_peak_bytes)
+		__atomic_store_n(&s->st.buffer_peak_bytes, s->slots_in_use * s->slot_size,
+				 __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&s->lock);
+	return i;
+}
+
+/* Queue k copied slots for the writer, in one go. */
+static void slots_ready(struct uffd_snap *s, struct slot **v, int k)
+{
+	int i;
+
+	if (!k)
+		return;
+	for (i = 0; i + 1 < k; i++)
+		v[i]->next = v[i + 1];
+	v[k - 1]->next = NULL;
+	pthread_mutex_lock(&s->lock);
 	if (s->ready_tail)
-		s->ready_tail->next = sl;
+		s->ready_tail->next = v[0];
 	else
-		s->ready_head = sl;
-	s->ready_tail = sl;
+		s->ready_head = v[0];
+	s->ready_tail = v[k - 1];
 	pthread_cond_signal(&s->ready_cond);
 	pthread_mutex_unlock(&s->lock);
 }
 
-static struct slot *slot_take_ready(struct uffd_snap *s)
-{
-	struct slot *sl;
-
-	pthread_mutex_lock(&s->lock);
-	sl = s->ready_head;
-	if (sl) {
-		s->ready_head = sl->next;
-		if (!s->ready_head)
-			s->ready_tail = NULL;
-	}
-	pthread_mutex_unlock(&s->lock);
-	return sl;
-}
-
-static void slot_put(struct uffd_snap *s, struct slot *sl)
-{
-	pthread_mutex_lock(&s->lock);
-	sl->next = s->free_list;
-	s->free_list = sl;
-	s->slots_in_use--;
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* ---- saving one page ------------------------------------------------------ */
+/* ---- saving pages --------------------------------------------------------- */
 
 static void fail(struct uffd_snap *s, int err)
 {
@@ -176,20 +166,6 @@ static void fail(struct uffd_snap *s, int err)
 
 	__atomic_compare_exchange_n(&s->st.error, &zero, err, false,
 				    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-}
-
-/* Write a page's instant contents (data) to the image, or a hole. */
-static void put(struct uffd_snap *s, struct snap_region *r, uint64_t page, const void *data)
-{
-	int ret;
-
-	if (all_zero(data, r->page_size)) {
-		ST_ADD(s, zero_pages, 1);
-		return;
-	}
-	ret = uffd_image_put_page(s->w, r->index, page, data);
-	if (ret)
-		fail(s, ret);
 }
 
 /* Wait for a page another thread is copying. */
@@ -200,100 +176,125 @@ static void wait_saved(struct snap_region *r, uint64_t page)
 }
 
 /*
- * The first write after the instant: save the page, then let the write
- * through.  Holes need no copy: they were zero at the instant.
+ * Claim the unsaved pages of [first, first + n) (n <= 64) for this
+ * thread: bit i of the result is page first + i, now COPYING.
  */
-static void save_before_write(struct uffd_snap *s, struct snap_region *r, uint64_t page)
+static uint64_t claim(struct snap_region *r, uint64_t first, uint64_t n)
 {
-	uint8_t unsaved = UNSAVED;
-	struct slot *sl;
+	uint64_t claimed = 0, i;
 
-	if (!__atomic_compare_exchange_n(&r->state[page], &unsaved, COPYING, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		wait_saved(r, page);
-		return;
+	for (i = 0; i < n; i++) {
+		uint8_t unsaved = UNSAVED;
+
+		if (__atomic_compare_exchange_n(&r->state[first + i], &unsaved, COPYING, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			claimed |= 1ULL << i;
 	}
-	if (!bitmap_test(&r->present, page)) {
-		__atomic_store_n(&r->state[page], SAVED, __ATOMIC_RELEASE);
-		return;
-	}
-	sl = slot_get(s);
-	if (sl) {
-		copy_protected_page(slot_data(s, sl), page_addr(r, page), r->page_size);
-		sl->r = r;
-		sl->page = page;
-		/* Queued before SAVED: a writer that saw every page SAVED has
-		 * every copy in its queue. */
-		slot_ready(s, sl);
-		__atomic_store_n(&r->state[page], SAVED, __ATOMIC_RELEASE);
-		ST_ADD(s, copied_before_write, 1);
-		return;
-	}
-	/* Buffer full: this thread waits for one write, the policy says so.
-	 * (One servicing thread: its spare page is its own.) */
-	copy_protected_page(s->sync_page, page_addr(r, page), r->page_size);
-	put(s, r, page, s->sync_page);
-	__atomic_store_n(&r->state[page], SAVED, __ATOMIC_RELEASE);
-	ST_ADD(s, sync_writes, 1);
+	return claimed;
+}
+
+/* Mark the claimed pages SAVED, then wait for the rest of the range. */
+static void release(struct snap_region *r, uint64_t first, uint64_t n, uint64_t claimed)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		if (claimed >> i & 1)
+			__atomic_store_n(&r->state[first + i], SAVED, __ATOMIC_RELEASE);
+	for (i = 0; i < n; i++)
+		wait_saved(r, first + i);
 }
 
 /*
- * Save a neighbour of a faulting page while a buffer slot is free (the
- * slot is taken first: a claimed page must not go back to UNSAVED, the
- * writer thread may be waiting for it).  true when it is SAVED.
+ * Write the claimed pages of [first, first + n) to the image straight from
+ * memory: nobody can write a page while it is COPYING and protected, so
+ * its instant contents are right there.  Each run of present, non-zero
+ * pages is one chunk (one write); holes and zero pages are left out.
+ * ThreadSanitizer cannot see the kernel's ordering (see pagecopy.h): its
+ * builds copy each page into scratch first and write it alone.  Returns
+ * the pages saved (written, or found zero).
  */
-static bool save_neighbour(struct uffd_snap *s, struct snap_region *r, uint64_t page)
+static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64_t first,
+			      uint64_t n, uint64_t claimed, char *scratch)
 {
-	uint8_t unsaved = UNSAVED;
-	struct slot *sl;
+	uint64_t saved = 0, i = 0, j;
+	int ret;
 
-	if (__atomic_load_n(&r->state[page], __ATOMIC_ACQUIRE) != UNSAVED) {
-		wait_saved(r, page);
-		return true;
+	while (i < n) {
+		const char *p = page_addr(r, first + i);
+
+		if (!(claimed >> i & 1) || !bitmap_test(&r->present, first + i)) {
+			i++;
+			continue;
+		}
+#ifdef UFFD_TSAN
+		copy_protected_page(scratch, p, r->page_size);
+		p = scratch;
+#else
+		(void)scratch;
+#endif
+		if (all_zero(p, r->page_size)) {
+			ST_ADD(s, zero_pages, 1);
+			saved++;
+			i++;
+			continue;
+		}
+		for (j = i + 1; !UFFD_TSAN_ON && j < n && (claimed >> j & 1) &&
+		     bitmap_test(&r->present, first + j) &&
+		     !all_zero(page_addr(r, first + j), r->page_size); j++)
+			;
+		ret = uffd_image_put(s->w, r->index, first + i, j - i, p, 0);
+		if (ret)
+			fail(s, ret);
+		saved += j - i;
+		i = j;
 	}
-	sl = slot_get(s);
-	if (!sl)
-		return false;
-	if (!__atomic_compare_exchange_n(&r->state[page], &unsaved, COPYING, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		slot_put(s, sl);
-		wait_saved(r, page);
-		return true;
-	}
-	if (!bitmap_test(&r->present, page)) {
-		slot_put(s, sl);
-	} else {
-		copy_protected_page(slot_data(s, sl), page_addr(r, page), r->page_size);
-		sl->r = r;
-		sl->page = page;
-		slot_ready(s, sl);
-		ST_ADD(s, copied_before_write, 1);
-	}
-	__atomic_store_n(&r->state[page], SAVED, __ATOMIC_RELEASE);
-	return true;
+	return saved;
 }
 
 /*
- * After the instant: save the faulting page, and its group of neighbours
- * while the buffer has room, then un-protect the group in one call.  A
- * program that writes everywhere then takes one fault per group, not per
- * page; one that does not costs some buffer for pages saved early.
+ * After the instant: save the faulting page's group - the unsaved pages
+ * of its aligned r->group - then un-protect the group in one call.  A
+ * program that writes everywhere takes one fault per group, not per page
+ * (and one TLB shootdown, which the un-protect costs when the program's
+ * other threads run).
+ *
+ * The pages are copied into the buffer while it has room; the policy when
+ * it is full: the rest go straight to the image from memory, one write per
+ * run of pages, while the faulting thread waits - a write into the page
+ * cache, not to the disk, until the image's dirty pages pass the kernel's
+ * limits.
  */
-static int save_group(struct uffd_fault *f, struct snap_region *r, uint64_t page)
+static int save_group(struct uffd_snap *s, struct snap_region *r, uint64_t page)
 {
-	struct uffd_snap *s = r->s;
-	uint64_t first = page & ~(uint64_t)(FAULT_GROUP - 1), i, n;
-	bool all = true;
+	uint64_t first = page & ~(r->group - 1), claimed, present = 0, copied = 0, i;
+	uint64_t n = r->npages - first < r->group ? r->npages - first : r->group;
+	struct slot *v[FAULT_GROUP];
+	int k = 0, nslots;
 
-	n = r->npages - first < FAULT_GROUP ? r->npages - first : FAULT_GROUP;
-	save_before_write(s, r, page);
-	for (i = first; i < first + n && all; i++)
-		if (i != page)
-			all = save_neighbour(s, r, i);
-	if (!all)
-		return uffd_fault_unprotect(f, r->page_size);
-	return uffd_writeprotect(&s->u, page_addr(r, first), n * r->page_size, false, 0) ?:
-	       UFFD_FAULT_DEFERRED;
+	claimed = claim(r, first, n);
+	for (i = 0; i < n; i++)
+		if ((claimed >> i & 1) && bitmap_test(&r->present, first + i))
+			present |= 1ULL << i;
+	nslots = present ? slots_get(s, v, __builtin_popcountll(present)) : 0;
+	for (i = 0; i < n && k < nslots; i++) {
+		if (!(present >> i & 1))
+			continue;
+		copy_protected_page(slot_data(s, v[k]), page_addr(r, first + i), r->page_size);
+		v[k]->r = r;
+		v[k]->page = first + i;
+		copied |= 1ULL << i;
+		k++;
+	}
+	/* Queued before SAVED: a writer that saw every page SAVED has every
+	 * copy in its queue. */
+	slots_ready(s, v, k);
+	ST_ADD(s, copied_before_write, k);
+	if (present & ~copied)	/* one servicing thread: the scratch page is its own */
+		ST_ADD(s, sync_writes, write_claimed(s, r, first, n, present & ~copied,
+						     s->sync_page));
+	release(r, first, n, claimed);
+	return uffd_writeprotect(&s->u, page_addr(r, first), n * r->page_size, false, 0);
 }
 
 static int snap_wp_fault(struct uffd_fault *f)
@@ -301,22 +302,27 @@ static int snap_wp_fault(struct uffd_fault *f)
 	struct snap_region *r = f->data;
 	struct uffd_snap *s = r->s;
 	uint64_t page = ((uintptr_t)f->addr - r->start) / r->page_size;
-
 	int ret;
 
 	if (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) == AFTER_INSTANT)
-		return save_group(f, r, page);
-	/*
-	 * Remember, let through, remember again, and only then wake the
-	 * writer.  reprotect_dirty() clears a run's bits before protecting
-	 * it, so however the two interleave the page ends up protected or
-	 * with its bit set, never writable and forgotten; and the writer,
-	 * which the instant's pause waits for, moves only after the last set.
-	 */
-	bitmap_set_atomic(&r->dirty, page);
-	ret = uffd_writeprotect(&s->u, f->addr, r->page_size, false, UFFD_DONTWAKE);
-	bitmap_set_atomic(&r->dirty, page);
-	uffd_wake(&s->u, f->addr, r->page_size);
+		ret = save_group(s, r, page);
+	else {
+		/*
+		 * Remember, let through, remember again, and only then wake
+		 * the writer.  reprotect_dirty() clears a run's bits before
+		 * protecting it, so however the two interleave the page ends
+		 * up protected or with its bit set, never writable and
+		 * forgotten; and the writer, which the instant's pause waits
+		 * for, moves only after the last set.  One page, not a group:
+		 * what is dirty here is what the pause re-protects (a group
+		 * of 64 doubled the pause at 4 GiB and gained nothing
+		 * measurable).
+		 */
+		bitmap_set_atomic(&r->dirty, page);
+		ret = uffd_writeprotect(&s->u, f->addr, r->page_size, false, UFFD_DONTWAKE);
+		bitmap_set_atomic(&r->dirty, page);
+		uffd_wake(&s->u, f->addr, r->page_size);
+	}
 	/* Resolved here, with the core calls: nothing for the runtime to do. */
 	return ret ? ret : UFFD_FAULT_DEFERRED;
 }
@@ -325,14 +331,58 @@ static const struct uffd_region_ops snap_ops = { .wp = snap_wp_fault };
 
 /* ---- the background writer ------------------------------------------------ */
 
+/* Write one run of consecutive copied pages as one chunk. */
+static void put_run(struct uffd_snap *s, struct snap_region *r, uint64_t first, uint32_t n,
+		    const void *const *pages)
+{
+	int ret;
+
+	if (n && (ret = img_put_pages(s->w, r->index, first, n, pages)))
+		fail(s, ret);
+}
+
+/*
+ * Write the copies queued so far: runs of consecutive pages (a fault's
+ * group) as one chunk each, zero pages left out as holes.
+ */
 static void drain_ready(struct uffd_snap *s)
 {
-	struct slot *sl;
+	const void *pages[WINDOW_PAGES];
+	struct snap_region *r = NULL;
+	struct slot *list, *sl, *last = NULL;
+	uint64_t first = 0;
+	uint32_t n = 0;
+	size_t count = 0;
 
-	while ((sl = slot_take_ready(s))) {
-		put(s, sl->r, sl->page, slot_data(s, sl));
-		slot_put(s, sl);
+	pthread_mutex_lock(&s->lock);
+	list = s->ready_head;
+	s->ready_head = s->ready_tail = NULL;
+	pthread_mutex_unlock(&s->lock);
+	for (sl = list; sl; last = sl, sl = sl->next, count++) {
+		const char *data = slot_data(s, sl);
+
+		if (all_zero(data, sl->r->page_size)) {
+			ST_ADD(s, zero_pages, 1);
+			continue;
+		}
+		if (n && (sl->r != r || sl->page != first + n || n == WINDOW_PAGES)) {
+			put_run(s, r, first, n, pages);
+			n = 0;
+		}
+		if (!n) {
+			r = sl->r;
+			first = sl->page;
+		}
+		pages[n++] = data;
 	}
+	put_run(s, r, first, n, pages);
+	if (!list)
+		return;
+	pthread_mutex_lock(&s->lock);
+	last->next = s->free_list;
+	s->free_list = list;
+	s->slots_in_use -= count;
+	pthread_mutex_unlock(&s->lock);
 }
 
 /*
@@ -342,23 +392,10 @@ static void drain_ready(struct uffd_snap *s)
 static void stream_window(struct uffd_snap *s, struct snap_region *r, uint64_t first,
 			  uint64_t count)
 {
-	uint64_t i;
+	uint64_t claimed = claim(r, first, count);
 
-	for (i = first; i < first + count; i++) {
-		uint8_t unsaved = UNSAVED;
-
-		if (!__atomic_compare_exchange_n(&r->state[i], &unsaved, COPYING, false,
-						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			continue;
-		if (bitmap_test(&r->present, i)) {
-			copy_protected_page(s->stream_page, page_addr(r, i), r->page_size);
-			put(s, r, i, s->stream_page);
-			ST_ADD(s, written_background, 1);
-		}
-		__atomic_store_n(&r->state[i], SAVED, __ATOMIC_RELEASE);
-	}
-	for (i = first; i < first + count; i++)
-		wait_saved(r, i);
+	ST_ADD(s, written_background, write_claimed(s, r, first, count, claimed, s->stream_page));
+	release(r, first, count, claimed);
 	uffd_writeprotect(&s->u, page_addr(r, first), count * r->page_size, false, 0);
 }
 
@@ -494,6 +531,7 @@ static int setup_region(struct uffd_snap *s, int i, const struct uffd_image_regi
 	if (!r->len || (r->start | r->len) % r->page_size)
 		return -EINVAL;
 	r->npages = r->len / r->page_size;
+	r->group = r->page_size >= FAULT_GROUP_BYTES ? 1 : FAULT_GROUP_BYTES / r->page_size;
 	r->state = mm_zalloc(r->npages);
 	if (!r->state || bitmap_resize(&r->present, r->npages) ||
 	    bitmap_resize(&r->dirty, r->npages))

@@ -13,6 +13,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Built with ThreadSanitizer (gcc says so; clang has __has_feature). */
+#if defined(__SANITIZE_THREAD__)
+#define UFFD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UFFD_TSAN 1
+#endif
+#endif
+#ifdef UFFD_TSAN
+#define UFFD_TSAN_ON 1
+#else
+#define UFFD_TSAN_ON 0
+#endif
+
 __attribute__((no_sanitize("thread"), noinline))
 static void copy_protected_page(void *dst, const void *src, size_t len)
 {
