@@ -257,7 +257,10 @@ static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64
  * of its aligned r->group - then un-protect the group in one call.  A
  * program that writes everywhere takes one fault per group, not per page
  * (and one TLB shootdown, which the un-protect costs when the program's
- * other threads run).
+ * other threads run).  The size is a trade, measured on 1 GiB: two
+ * writers touching every page kept 0.26 of their throughput with 16 KiB
+ * groups, 0.35 with 64 KiB and 0.46 with 256 KiB, while one writer every
+ * 100 us waited 37, 51 and 86 us at the 99th percentile.
  *
  * The pages are copied into the buffer while it has room; the policy when
  * it is full: the rest go straight to the image from memory, one write per
