@@ -212,7 +212,7 @@ static void release(struct snap_region *r, uint64_t first, uint64_t n, uint64_t 
  * pages is one chunk (one write); holes and zero pages are left out.
  * ThreadSanitizer cannot see the kernel's ordering (see pagecopy.h): its
  * builds copy each page into scratch first and write it alone.  Returns
- * the pages saved (written, or found zero).
+ * the pages saved (written, or found zero); a failed write ends it.
  */
 static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64_t first,
 			      uint64_t n, uint64_t claimed, char *scratch)
@@ -244,8 +244,10 @@ static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64
 		     !all_zero(page_addr(r, first + j), r->page_size); j++)
 			;
 		ret = uffd_image_put(s->w, r->index, first + i, j - i, p, 0);
-		if (ret)
+		if (ret) {
 			fail(s, ret);
+			break;
+		}
 		saved += j - i;
 		i = j;
 	}
@@ -276,7 +278,8 @@ static int save_group(struct uffd_snap *s, struct snap_region *r, uint64_t page)
 	int k = 0, nslots;
 
 	claimed = claim(r, first, n);
-	for (i = 0; i < n; i++)
+	/* After a failure the image is lost: let the writes through. */
+	for (i = 0; i < n && !__atomic_load_n(&s->st.error, __ATOMIC_RELAXED); i++)
 		if ((claimed >> i & 1) && bitmap_test(&r->present, first + i))
 			present |= 1ULL << i;
 	nslots = present ? slots_get(s, v, __builtin_popcountll(present)) : 0;
