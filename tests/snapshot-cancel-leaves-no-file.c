@@ -59,11 +59,7 @@ int main(void)
 	t_require(UFFD_FEAT_REG_WP_ANON);
 	dir = t_img_dir();
 	path = t_img_path(0, dir, "cancelled.img");
-	c = uffd_checker_new(&co);
-	if (!c)
-		FAIL("uffd_checker_new: %s", strerror(errno));
-	reg = (struct uffd_image_region){ (uintptr_t)uffd_checker_area(c), TABLE, PAGE,
-					  UFFD_IMAGE_ANON };
+	c = t_checker_table(&co, UFFD_IMAGE_ANON, &reg);
 	so.path = path;
 	so.arg = c;
 	CHECK_OK(uffd_checker_start(c));

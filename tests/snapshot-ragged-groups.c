@@ -15,6 +15,7 @@
 #include <uffd/checker.h>
 #include <uffd/snapshot.h>
 
+#include "lib/checker-pause.h"
 #include "lib/harness.h"
 #include "lib/image-files.h"
 
@@ -37,43 +38,14 @@ int main(void)
 
 	t_require(UFFD_FEAT_REG_WP_ANON);
 	path = t_img_path(0, t_img_dir(), "ragged.img");
-	c = uffd_checker_new(&co);
-	if (!c)
-		FAIL("uffd_checker_new: %s", strerror(errno));
-	reg = (struct uffd_image_region){ (uintptr_t)uffd_checker_area(c), TABLE, PAGE,
-					  UFFD_IMAGE_ANON };
+	c = t_checker_table(&co, UFFD_IMAGE_ANON, &reg);
 	so.path = path;
 	so.arg = c;
 	for (try = 0; try < TRIES; try++) {
-		struct uffd_image_chain *chain;
 		struct uffd_snap_stats st;
-		struct uffd_snap *s;
-		char msg[256];
 
-		CHECK_OK(uffd_checker_start(c));
-		t_sleep_ms(10);
-		s = uffd_snap_begin(&so);
-		if (!s)
-			FAIL("uffd_snap_begin: %s", strerror(errno));
-		CHECK_OK(uffd_snap_wait(s, 10000));
-		CHECK_OK(uffd_snap_stats(s, &st));
-		uffd_checker_stop(c);
-		uffd_snap_free(s);
-		CHECK(st.done);
-		CHECK_EQ(st.error, 0);
-		CHECK_EQ(st.pages, TABLE / PAGE);
-		CHECK_EQ(st.pages_present, TABLE / PAGE);
-		CHECK_EQ(st.zero_pages, 0);
-		CHECK_EQ(st.copied_before_write + st.written_background + st.sync_writes,
-			 st.pages_present);
-
-		chain = uffd_image_chain_open(path, NULL);
-		if (!chain)
-			FAIL("uffd_image_chain_open: %s", strerror(errno));
-		CHECK_OK(uffd_image_verify(uffd_image_chain_get(chain, 0), NULL));
-		if (uffd_checker_verify_image(c, chain, 0, msg, sizeof(msg)))
-			FAIL("try %d: image is not the instant: %s", try + 1, msg);
-		uffd_image_chain_close(chain);
+		t_snapshot_table(c, &so, 10000, &st);
+		t_check_image_instant(c, path);
 		CHECK_OK(unlink(path));
 		if (st.copied_before_write && st.sync_writes) {
 			CHECK_EQ(st.buffer_peak_bytes, SLOTS * PAGE);
