@@ -138,9 +138,11 @@ struct uffd_pager {
 	/* clock hand */
 	struct pmap *hand_map;
 	size_t hand_idx;
-	/* read-ahead requests */
+	/* read-ahead requests: waiting, and the one being read (ra_cur.m
+	 * NULL: none) */
 	struct ra_req ra[16];
 	int nra;
+	struct ra_req ra_cur;
 	pthread_t *threads;
 	int nthreads;
 	bool stopping;
@@ -1084,8 +1086,30 @@ static void ra_post(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n)
 }
 
 /*
+ * A fault at idx: read-ahead of m still to do at or before idx is late -
+ * the program got there first (this thread was kept from running), and
+ * those pages are filled by the fault, or were used and dropped since,
+ * and reading them again would be waste.  Requests start past idx.  Lock
+ * held.
+ */
+static void ra_trim(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	int i;
+
+	for (i = -1; i < p->nra; i++) {
+		struct ra_req *r = i < 0 ? &p->ra_cur : &p->ra[i];
+
+		if (r->m == m && idx >= r->idx && idx < r->idx + r->n) {
+			r->n -= idx + 1 - r->idx;
+			r->idx = idx + 1;
+		}
+	}
+}
+
+/*
  * The read-ahead thread: fills windows posted by sequential faults, in
- * the background, a window at a time.
+ * the background, a window at a time.  The request being read is
+ * p->ra_cur, where faults can trim it (ra_trim).
  */
 static void *readahead_main(void *arg)
 {
@@ -1093,40 +1117,49 @@ static void *readahead_main(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->stopping) {
-		struct ra_req r;
-		size_t done = 0;
+		struct ra_req *r = &p->ra_cur;
+		struct pmap *m;
 
 		if (!p->nra) {
 			pthread_cond_wait(&p->work, &p->lock);
 			continue;
 		}
-		r = p->ra[0];
+		*r = p->ra[0];
 		memmove(p->ra, p->ra + 1, --p->nra * sizeof(p->ra[0]));
-		if (r.idx + r.n > r.m->npages)
-			r.n = r.m->npages - r.idx;
-		while (done < r.n && !r.m->dying && !p->stopping) {
+		m = r->m;
+		if (r->idx + r->n > m->npages)
+			r->n = r->idx < m->npages ? m->npages - r->idx : 0;
+		while (r->n && !m->dying && !p->stopping) {
 			struct ra_chunk c[RA_BATCH];
 			int nc = 0;
 
-			/* Claim up to RA_BATCH windows, then read them together. */
-			while (done < r.n && nc < RA_BATCH) {
-				size_t k, win = ra_pages(p, r.m);
+			/* Claim up to RA_BATCH windows, then read them together;
+			 * r->idx and r->n are what is left to do. */
+			while (r->n && nc < RA_BATCH) {
+				size_t at = r->idx, end = r->idx + r->n, k, win = ra_pages(p, m);
 
-				if (win > r.n - done)
-					win = r.n - done;
-				k = claim_empty(p, r.m, r.idx + done, win);
-				if (k)
-					c[nc++] = (struct ra_chunk){ r.idx + done, k };
-				done += k ? k : 1;
-				ST_ADD(p, read_ahead, k);
+				if (win > r->n)
+					win = r->n;
+				k = claim_empty(p, m, at, win);
+				if (k) {
+					c[nc++] = (struct ra_chunk){ at, k };
+					ST_ADD(p, read_ahead, k);
+				}
+				/* Past the claim, or past a page not EMPTY; a fault
+				 * may have trimmed r further while claim_empty
+				 * evicted (trimming keeps the end). */
+				if (r->idx < at + (k ? k : 1))
+					r->idx = at + (k ? k : 1);
+				r->n = end > r->idx ? end - r->idx : 0;
 			}
 			if (!nc)
 				continue;
 			pthread_mutex_unlock(&p->lock);
-			fill_chunks(p, r.m, c, nc);
+			fill_chunks(p, m, c, nc);
 			pthread_mutex_lock(&p->lock);
 		}
-		unuse(p, r.m);
+		r->m = NULL;
+		unuse(p, m);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -1219,6 +1252,7 @@ static int on_missing(struct uffd_fault *f)
 	ST_ADD(p, faults, 1);
 	pthread_mutex_lock(&p->lock);
 	wait_settled(p, m, idx);
+	ra_trim(p, m, idx);
 	switch (m->state[idx]) {
 	case P_ACTIVE:
 		/* Filled by read-ahead or another thread since it faulted. */
@@ -1235,6 +1269,18 @@ static int on_missing(struct uffd_fault *f)
 		return -EIO;	/* poisoned again: SIGBUS */
 	default:
 		break;
+	}
+	if (m->dying) {
+		/*
+		 * Being unmapped: its pages are being dropped, and a fault
+		 * now is most likely stale - read from the uffd before the
+		 * page was filled by read-ahead, which woke the thread - and
+		 * reading the page again would be waste.  Wake whoever may
+		 * be waiting; a thread racing its own unmap faults again
+		 * until the region is gone.
+		 */
+		pthread_mutex_unlock(&p->lock);
+		return wake_only(m, idx);
 	}
 	n = fill_window(p, m, idx, &async_n);
 	k = claim_empty(p, m, idx, n);
