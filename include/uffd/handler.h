@@ -70,6 +70,9 @@ struct uffd_fault {
 	enum uffd_fault_kind kind;
 	bool write;
 	uint32_t tid;		/* 0 unless THREAD_ID was negotiated */
+	uint64_t seq;		/* batches of messages the handler had read
+				   when it read this one: see
+				   uffd_region_read_seq() */
 	void *data;		/* the region's private data */
 	/* private to the runtime */
 	void *batch_;
@@ -145,6 +148,14 @@ void *uffd_region_addr(const struct uffd_region *r);
 size_t uffd_region_len(const struct uffd_region *r);
 size_t uffd_region_page_size(const struct uffd_region *r);
 void *uffd_region_data(const struct uffd_region *r);
+/*
+ * Batches of messages read so far for r's userfaultfd.  A service that
+ * records it when it changes a page can tell a fault read before the
+ * change (f->seq <= the recorded count) from one read after: a fault read
+ * before a page was filled and dropped again is stale, its thread woken by
+ * the fill.
+ */
+uint64_t uffd_region_read_seq(const struct uffd_region *r);
 struct uffd *uffd_region_uffd(const struct uffd_region *r);
 
 int  uffd_handler_start(struct uffd_handler *h);

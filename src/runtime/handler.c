@@ -37,6 +37,12 @@
 /* A forked child's fd carries no "process gone" signal: check this often. */
 #define CHILD_CHECK_MS 500
 
+/* A fault to service, and the batch it was read in (uffd_fault.seq). */
+struct pending {
+	struct uffd_event ev;
+	uint64_t seq;
+};
+
 struct worker {
 	struct uffd_handler *h;
 	struct handler_ctx *ctx;
@@ -45,7 +51,7 @@ struct worker {
 	bool started;
 	struct uffd_handler_stats st;
 	int nretry;
-	struct uffd_event retry[RETRY_MAX];
+	struct pending retry[RETRY_MAX];
 	struct worker *next;
 };
 
@@ -231,6 +237,11 @@ size_t uffd_region_page_size(const struct uffd_region *r) { return r->page_size;
 void *uffd_region_data(const struct uffd_region *r) { return r->data; }
 struct uffd *uffd_region_uffd(const struct uffd_region *r) { return r->ctx->u; }
 
+uint64_t uffd_region_read_seq(const struct uffd_region *r)
+{
+	return __atomic_load_n(&r->ctx->read_seq, __ATOMIC_SEQ_CST);
+}
+
 /* ---- events ---------------------------------------------------------- */
 
 static int start_worker(struct uffd_handler *h, struct handler_ctx *ctx);
@@ -381,12 +392,13 @@ static int run_callback(struct uffd_fault *f)
  * Service one fault.  Returns -EAGAIN when it must be retried after events
  * are read, 0 otherwise (resolved, deferred, or dropped).
  */
-static int service_fault(struct batch *b, const struct uffd_event *ev)
+static int service_fault(struct batch *b, const struct pending *pf)
 {
+	const struct uffd_event *ev = &pf->ev;
 	struct handler_ctx *ctx = b->ctx;
 	struct uffd_fault f = { .exact = ev->fault.addr, .kind = ev->fault.kind,
 				.write = ev->fault.write, .tid = ev->fault.tid,
-				.batch_ = b };
+				.seq = pf->seq, .batch_ = b };
 	struct uffd_region *r;
 	int ret;
 
@@ -454,14 +466,20 @@ static bool same_fault(const struct uffd_event *a, const struct uffd_event *b)
 static int service_round(struct worker *w)
 {
 	struct handler_ctx *ctx = w->ctx;
-	struct uffd_event ev[MAX_BATCH], faults[RETRY_MAX + MAX_BATCH];
+	struct uffd_event ev[MAX_BATCH];
+	struct pending faults[RETRY_MAX + MAX_BATCH];
 	struct batch b = { .ctx = ctx, .st = &w->st };
 	int i, j, n = 0, nfaults = 0;
-	uint64_t t_read;
+	uint64_t t_read, seq = 0;
 
 	if (w->nretry + w->h->opts.batch <= RETRY_MAX) {
 		pthread_mutex_lock(&ctx->read_lock);
 		n = uffd_read_events(ctx->u, ev, w->h->opts.batch, 0);
+		/* Counted after the read: whatever a service does after reading
+		 * the count (uffd_region_read_seq) came after these messages
+		 * were read only if its count is this one or later. */
+		if (n > 0)
+			seq = __atomic_add_fetch(&ctx->read_seq, 1, __ATOMIC_SEQ_CST);
 		for (i = 0; i < n; i++)
 			if (ev[i].type != UFFD_EV_FAULT)
 				handle_event(ctx, &ev[i], &w->st);
@@ -481,13 +499,13 @@ static int service_round(struct worker *w)
 		if (ev[i].type != UFFD_EV_FAULT)
 			continue;
 		STAT_ADD(&w->st, faults[ev[i].fault.kind], 1);
-		for (j = 0; j < nfaults && !same_fault(&faults[j], &ev[i]); j++)
+		for (j = 0; j < nfaults && !same_fault(&faults[j].ev, &ev[i]); j++)
 			;
 		if (j < nfaults) {
 			STAT_ADD(&w->st, coalesced, 1);
 			continue;
 		}
-		faults[nfaults++] = ev[i];
+		faults[nfaults++] = (struct pending){ ev[i], seq };
 	}
 	b.dontwake = nfaults > 1;
 	for (i = 0; i < nfaults; i++) {

@@ -48,6 +48,7 @@ struct handler_ctx {
 	struct uffd child_uffd;		/* u points here for FORK children */
 	struct region_table table;
 	pthread_mutex_t read_lock;	/* read + event processing, see handler.c */
+	uint64_t read_seq;		/* batches of messages read (atomic) */
 	int dead;			/* atomic: the process is gone */
 	bool is_child;
 	struct handler_ctx *next;
