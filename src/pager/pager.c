@@ -90,6 +90,9 @@ struct pmap {
 	struct uffd_region *region;
 	uint8_t *state, *pflags;
 	uint8_t *gen;			/* deactivations, mod 256 */
+	uint32_t *dropped_seq;		/* the handler's read count when the
+					   page was last evicted (see
+					   stale_fault) */
 	struct {			/* sequential streams (pages) */
 		size_t next, win;
 	} ra[RA_STREAMS];
@@ -719,6 +722,7 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 				continue;
 			}
 			m->state[k] = P_EMPTY;
+			m->dropped_seq[k] = (uint32_t)uffd_region_read_seq(m->region);
 			clear_dirty(p, m, k);
 			stream_clear(p, m, k);
 			p->resident -= m->psize;
@@ -1241,6 +1245,20 @@ static size_t fill_window(struct uffd_pager *p, struct pmap *m, size_t idx,
 	return win;
 }
 
+/*
+ * A fault read before its page was last evicted, on a page now EMPTY: the
+ * page was filled after the fault was raised (nothing is evicted that was
+ * not resident), by read-ahead or another thread's fault, and that fill
+ * woke the faulting thread - which used the page or not, but waits no
+ * more.  (If the page was INACTIVE when it faulted and evicted before the
+ * fault was served, the thread does wait: woken, it faults again.)  Lock
+ * held.
+ */
+static bool stale_fault(const struct pmap *m, const struct uffd_fault *f, size_t idx)
+{
+	return (int32_t)((uint32_t)f->seq - m->dropped_seq[idx]) <= 0;
+}
+
 static int on_missing(struct uffd_fault *f)
 {
 	struct pmap *m = f->data;
@@ -1270,16 +1288,17 @@ static int on_missing(struct uffd_fault *f)
 	default:
 		break;
 	}
-	if (m->dying) {
+	if (stale_fault(m, f, idx) || m->dying) {
 		/*
-		 * Being unmapped: its pages are being dropped, and a fault
-		 * now is most likely stale - read from the uffd before the
-		 * page was filled by read-ahead, which woke the thread - and
-		 * reading the page again would be waste.  Wake whoever may
-		 * be waiting; a thread racing its own unmap faults again
-		 * until the region is gone.
+		 * Stale, or the map is being unmapped (its pages being
+		 * dropped: a fault now is most likely stale too).  Reading
+		 * the page again would be waste: wake whoever may be waiting
+		 * instead.  A thread that really waits faults again, and
+		 * that fault is served (or, racing its own unmap, repeats
+		 * until the region is gone).
 		 */
 		pthread_mutex_unlock(&p->lock);
+		ST_ADD(p, hits, 1);
 		return wake_only(m, idx);
 	}
 	n = fill_window(p, m, idx, &async_n);
@@ -1484,9 +1503,10 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 	m->state = mm_zalloc(m->npages);
 	m->pflags = mm_zalloc(m->npages);
 	m->gen = mm_zalloc(m->npages);
+	m->dropped_seq = mm_zalloc(m->npages * sizeof(*m->dropped_seq));
 	err = ENOMEM;
 	if (m->addr == MAP_FAILED || m->shadow == MAP_FAILED || !m->state || !m->pflags ||
-	    !m->gen)
+	    !m->gen || !m->dropped_seq)
 		goto fail;
 	/* No THP: the buffer counts pages of the map's own size. */
 	madvise(m->addr, len, MADV_NOHUGEPAGE);
@@ -1511,6 +1531,7 @@ fail:
 	mm_free(m->state);
 	mm_free(m->pflags);
 	mm_free(m->gen);
+	mm_free(m->dropped_seq);
 	free(m);
 	errno = err;
 	return NULL;
@@ -1643,6 +1664,7 @@ static int writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, siz
 					err = w[k].err;
 			} else if (drop) {
 				m->state[pg] = P_EMPTY;
+				m->dropped_seq[pg] = (uint32_t)uffd_region_read_seq(m->region);
 				stream_clear(p, m, pg);
 				if (m->pflags[pg] & PF_PINNED)
 					p->pinned -= m->psize;
@@ -1786,6 +1808,7 @@ int uffd_pager_unmap(struct uffd_pager *p, void *addr)
 	mm_free(m->state);
 	mm_free(m->pflags);
 	mm_free(m->gen);
+	mm_free(m->dropped_seq);
 	if (m->flags & UFFD_PAGER_OWN_STORE)
 		uffd_store_free(m->store);
 	free(m);
