@@ -13,6 +13,7 @@
 #include <umap/umap.h>
 
 #include "lib/harness.h"
+#include "lib/umap-test.h"
 
 #define FILE_BYTES	(4 * PAGE)
 
@@ -33,17 +34,11 @@ static void expect_fail(void *addr, size_t len, int prot, int flags, int fd,
 int main(void)
 {
 	static unsigned char file[FILE_BYTES];
-	char path[] = "/tmp/umap-bad-input-XXXXXX";
 	unsigned char *map, *hint;
 	int fd, rdonly;
 
-	fd = mkstemp(path);
-	CHECK(fd >= 0);
-	rdonly = open(path, O_RDONLY);
-	CHECK(rdonly >= 0);
-	unlink(path);
 	t_fill(file, FILE_BYTES, 3);
-	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
+	fd = t_umap_file(file, FILE_BYTES, &rdonly);
 	CHECK_EQ(umap_has_write_support(), 1);
 
 	expect_fail(NULL, 0, PROT_READ, UMAP_PRIVATE, fd, 0, EINVAL,
@@ -65,13 +60,7 @@ int main(void)
 		    "fd -1");
 
 	/* The first map creates the pager: skip if this machine has none. */
-	map = umap(hint, FILE_BYTES, PROT_WRITE, UMAP_PRIVATE, fd, 0);
-	if (map == (void *)UMAP_FAILED &&
-	    (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	if (map == (void *)UMAP_FAILED)
-		FAIL("umap with an address hint, PROT_WRITE: %s",
-		     strerror(errno));
+	map = t_umap_at(hint, FILE_BYTES, PROT_WRITE, UMAP_PRIVATE, fd, 0);
 	CHECK(memcmp(map, file, FILE_BYTES) == 0);
 	expect_fail(NULL, PAGE, PROT_READ | PROT_WRITE, UMAP_PRIVATE, rdonly,
 		    0, EACCES, "write map of a read-only fd");

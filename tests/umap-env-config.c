@@ -11,6 +11,7 @@
 #include <umap/umap.h>
 
 #include "lib/harness.h"
+#include "lib/umap-test.h"
 
 #define UMAP_PAGE	8192
 
@@ -43,7 +44,6 @@ static void check_config(void)
 int main(void)
 {
 	static unsigned char file[4 * UMAP_PAGE];
-	char path[] = "/tmp/umap-env-config-XXXXXX";
 	unsigned char *map;
 	int fd;
 
@@ -57,18 +57,10 @@ int main(void)
 	CHECK_OK(setenv("UMAP_PAGE_FILLERS", "9", 1));
 	check_config();
 
-	fd = mkstemp(path);
-	CHECK(fd >= 0);
-	unlink(path);
 	t_fill(file, sizeof(file), 4);
-	CHECK_EQ(pwrite(fd, file, sizeof(file), 0), (ssize_t)sizeof(file));
+	fd = t_umap_file(file, sizeof(file), NULL);
 
-	map = umap(NULL, UMAP_PAGE + 1, PROT_READ, UMAP_PRIVATE, fd, UMAP_PAGE);
-	if (map == (void *)UMAP_FAILED &&
-	    (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	if (map == (void *)UMAP_FAILED)
-		FAIL("umap with 8 KiB pages: %s", strerror(errno));
+	map = t_umap(UMAP_PAGE + 1, PROT_READ, UMAP_PRIVATE, fd, UMAP_PAGE);
 	/* 8 KiB + 1 is two umap pages: file bytes [8 KiB, 24 KiB). */
 	CHECK(memcmp(map, file + UMAP_PAGE, 2 * UMAP_PAGE) == 0);
 	CHECK_EQ(uunmap(map, UMAP_PAGE + 1), 0);

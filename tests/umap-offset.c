@@ -21,14 +21,11 @@
 int main(void)
 {
 	static unsigned char file[FILE_BYTES], got[FILE_BYTES];
-	char path[] = "/tmp/umap-offset-XXXXXX";
 	unsigned char *map;
-	int fd = mkstemp(path);
+	int fd;
 
-	CHECK(fd >= 0);
-	unlink(path);
 	t_fill(file, FILE_BYTES, 7);
-	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
+	fd = t_umap_file(file, FILE_BYTES, NULL);
 
 	/* Reads come from the offset. */
 	map = t_umap(MAP_PAGES * PAGE, PROT_READ | PROT_WRITE, UMAP_PRIVATE, fd,

@@ -20,18 +20,14 @@
 int main(void)
 {
 	static unsigned char file[FILE_BYTES];
-	char path[] = "/tmp/umap-page-size-XXXXXX";
 	unsigned char *maps[NR_MAPS], vec[FILE_BYTES / PAGE];
 	struct umap_prefetch_item item;
 	int fd;
 
 	CHECK_OK(setenv("UMAP_PAGESIZE", "8192", 1));
 	CHECK_EQ(umapcfg_get_umap_page_size(), UMAP_PAGE);
-	fd = mkstemp(path);
-	CHECK(fd >= 0);
-	unlink(path);
 	t_fill(file, FILE_BYTES, 12);
-	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
+	fd = t_umap_file(file, FILE_BYTES, NULL);
 
 	for (int i = 0; i < NR_MAPS; i++)
 		maps[i] = t_umap(FILE_BYTES, PROT_READ, UMAP_PRIVATE, fd, 0);

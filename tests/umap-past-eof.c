@@ -11,32 +11,24 @@
 #include <umap/umap.h>
 
 #include "lib/sigbus.h"
+#include "lib/umap-test.h"
 
 #define FILE_BYTES	(PAGE + 1000)
 
 int main(void)
 {
 	static unsigned char file[FILE_BYTES];
-	char path[] = "/tmp/umap-past-eof-XXXXXX";
 	struct t_sigbus bus;
 	unsigned char *map;
 	char value = 0;
 	int fd;
 
-	fd = mkstemp(path);
-	CHECK(fd >= 0);
-	unlink(path);
 	t_fill(file, FILE_BYTES, 13);
-	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
+	fd = t_umap_file(file, FILE_BYTES, NULL);
 	t_sigbus_catch();
 
 	/* Two pages and a bit: three pages, the third past the end. */
-	map = umap(NULL, 2 * PAGE + 10, PROT_READ, UMAP_PRIVATE, fd, 0);
-	if (map == (void *)UMAP_FAILED &&
-	    (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	if (map == (void *)UMAP_FAILED)
-		FAIL("umap: %s", strerror(errno));
+	map = t_umap(2 * PAGE + 10, PROT_READ, UMAP_PRIVATE, fd, 0);
 
 	CHECK(memcmp(map, file, FILE_BYTES) == 0);
 	CHECK(t_is_zero(map + FILE_BYTES, 2 * PAGE - FILE_BYTES));

@@ -13,6 +13,7 @@
 #include <umap/umap.h>
 
 #include "lib/harness.h"
+#include "lib/umap-test.h"
 
 #define BUF_PAGES	32
 #define FILE_PAGES	64
@@ -47,7 +48,6 @@ int main(void)
 	static unsigned char file[FILE_BYTES];
 	static const int named[] = { 0, 1, 2, 3, 10, 20, 21 };
 	struct umap_prefetch_item items[7];
-	char path[] = "/tmp/umap-prefetch-pin-XXXXXX";
 	unsigned char not_mapped[2 * PAGE] __attribute__((aligned(4096)));
 	struct umap_prefetch_item stray = { not_mapped };
 	enum residency want[FILE_PAGES] = { ABSENT };
@@ -57,22 +57,14 @@ int main(void)
 
 	CHECK_OK(setenv("UMAP_BUFSIZE", "32", 1));
 	CHECK_OK(unsetenv("UMAP_READ_AHEAD"));	/* umap's 0: none */
-	fd = mkstemp(path);
-	CHECK(fd >= 0);
-	unlink(path);
 	t_fill(file, FILE_BYTES, 11);
-	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
+	fd = t_umap_file(file, FILE_BYTES, NULL);
 
 	/* Before any map (no pager yet) and after: a stray address is a
 	 * no-op. */
 	memset(not_mapped, 0x5a, sizeof(not_mapped));
 	umap_prefetch(1, &stray);
-	map = umap(NULL, FILE_BYTES, PROT_READ, UMAP_PRIVATE, fd, 0);
-	if (map == (void *)UMAP_FAILED &&
-	    (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	if (map == (void *)UMAP_FAILED)
-		FAIL("umap: %s", strerror(errno));
+	map = t_umap(FILE_BYTES, PROT_READ, UMAP_PRIVATE, fd, 0);
 	umap_prefetch(1, &stray);
 	umap_fetch_and_pin((char *)not_mapped, PAGE);
 	for (size_t i = 0; i < sizeof(not_mapped); i++)

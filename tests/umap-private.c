@@ -22,19 +22,13 @@ int main(void)
 {
 	static unsigned char file[FILE_BYTES], written[WRITTEN_PAGES * PAGE];
 	static unsigned char got[FILE_BYTES];
-	char path[] = "/tmp/umap-private-XXXXXX";
 	unsigned char *map;
 	int fd, rdonly;
 
 	CHECK_OK(setenv("UMAP_BUFSIZE", "16", 1));
-	fd = mkstemp(path);
-	CHECK(fd >= 0);
-	rdonly = open(path, O_RDONLY);
-	CHECK(rdonly >= 0);
-	unlink(path);
 	t_fill(file, FILE_BYTES, 5);
 	t_fill(written, sizeof(written), 6);
-	CHECK_EQ(pwrite(fd, file, FILE_BYTES, 0), FILE_BYTES);
+	fd = t_umap_file(file, FILE_BYTES, &rdonly);
 
 	map = t_umap(FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE | UMAP_NO_WRITEBACK,
 		     fd, 0);

@@ -33,17 +33,6 @@ static size_t pages_mapped(void *map)
 	return n;
 }
 
-static int temp_file(const void *data, size_t len)
-{
-	char path[] = "/tmp/umap-read-write-XXXXXX";
-	int fd = mkstemp(path);
-
-	CHECK(fd >= 0);
-	unlink(path);
-	CHECK_EQ(pwrite(fd, data, len, 0), (ssize_t)len);
-	return fd;
-}
-
 int main(void)
 {
 	unsigned char *want = malloc(FILE_BYTES), *got = malloc(FILE_BYTES);
@@ -57,7 +46,7 @@ int main(void)
 	CHECK_EQ(umapcfg_get_umap_page_size(), PAGE);
 
 	t_fill(want, FILE_BYTES, 1);
-	fd = temp_file(want, FILE_BYTES);
+	fd = t_umap_file(want, FILE_BYTES, NULL);
 	map = t_umap(FILE_BYTES, PROT_READ | PROT_WRITE, UMAP_PRIVATE,
 			  fd, 0);
 	CHECK_EQ((uintptr_t)map % PAGE, 0);

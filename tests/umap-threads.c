@@ -11,6 +11,7 @@
 #include <umap/umap.h>
 
 #include "lib/harness.h"
+#include "lib/umap-test.h"
 
 #define THREADS		4
 #define ROUNDS		20
@@ -76,23 +77,16 @@ static void *flusher_main(void *arg)
 int main(void)
 {
 	static unsigned char got[THREADS * SLICE_BYTES], want[SLICE_BYTES];
-	char path[] = "/tmp/umap-threads-XXXXXX";
 	struct worker w[THREADS];
 	pthread_t flusher;
 	int flush_failures = 0, fd;
 	void *probe;
 
 	CHECK_OK(setenv("UMAP_BUFSIZE", "32", 1));
-	fd = mkstemp(path);
-	CHECK(fd >= 0);
-	unlink(path);
-	CHECK_OK(ftruncate(fd, THREADS * SLICE_BYTES));
+	fd = t_umap_file(NULL, THREADS * SLICE_BYTES, NULL);
 
 	/* Create the pager here, so a machine without one skips cleanly. */
-	probe = umap(NULL, PAGE, PROT_READ, UMAP_PRIVATE, fd, 0);
-	if (probe == UMAP_FAILED && (errno == EOPNOTSUPP || errno == EPERM))
-		SKIP("the pager is not available here: %s", strerror(errno));
-	CHECK(probe != UMAP_FAILED);
+	probe = t_umap(PAGE, PROT_READ, UMAP_PRIVATE, fd, 0);
 	CHECK_EQ(uunmap(probe, PAGE), 0);
 
 	CHECK_OK(pthread_create(&flusher, NULL, flusher_main, &flush_failures));
