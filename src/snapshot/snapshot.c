@@ -80,7 +80,6 @@ struct uffd_snap {
 	char *sync_page, *stream_page;	/* the handler's and the writer's */
 	struct slot *slots;
 	pthread_mutex_t lock;
-	pthread_cond_t ready_cond;
 	struct slot *free_list, *ready_head, *ready_tail;
 	size_t slots_in_use;
 
@@ -154,7 +153,6 @@ static void slots_ready(struct uffd_snap *s, struct slot **v, int k)
 	else
 		s->ready_head = v[0];
 	s->ready_tail = v[k - 1];
-	pthread_cond_signal(&s->ready_cond);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -227,19 +225,17 @@ static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64
 			i++;
 			continue;
 		}
-#ifdef UFFD_TSAN
-		copy_protected_page(scratch, p, r->page_size);
-		p = scratch;
-#else
-		(void)scratch;
-#endif
+		if (UFFD_TSAN) {
+			copy_protected_page(scratch, p, r->page_size);
+			p = scratch;
+		}
 		if (all_zero(p, r->page_size)) {
 			ST_ADD(s, zero_pages, 1);
 			saved++;
 			i++;
 			continue;
 		}
-		for (j = i + 1; !UFFD_TSAN_ON && j < n && (claimed >> j & 1) &&
+		for (j = i + 1; !UFFD_TSAN && j < n && (claimed >> j & 1) &&
 		     bitmap_test(&r->present, first + j) &&
 		     !all_zero(page_addr(r, first + j), r->page_size); j++)
 			;
@@ -618,7 +614,6 @@ static void destroy(struct uffd_snap *s)
 		munmap(s->buffer, (s->nslots + 2) * s->slot_size);
 	mm_free(s->slots);
 	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->ready_cond);
 	pthread_cond_destroy(&s->done_cond);
 	mm_free(s);
 }
@@ -696,7 +691,6 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 	s->slot_size = 4096;
 	s->u.fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->ready_cond, NULL);
 	pthread_cond_init(&s->done_cond, NULL);
 	/* WP_UNPOPULATED: a never-touched page must fault on its first write
 	 * too, or its later contents could not be kept out of the image. */

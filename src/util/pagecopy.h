@@ -13,7 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Built with ThreadSanitizer (gcc says so; clang has __has_feature). */
+/* 1 when built with ThreadSanitizer (gcc says so; clang has
+ * __has_feature), else 0. */
 #if defined(__SANITIZE_THREAD__)
 #define UFFD_TSAN 1
 #elif defined(__has_feature)
@@ -21,10 +22,8 @@
 #define UFFD_TSAN 1
 #endif
 #endif
-#ifdef UFFD_TSAN
-#define UFFD_TSAN_ON 1
-#else
-#define UFFD_TSAN_ON 0
+#ifndef UFFD_TSAN
+#define UFFD_TSAN 0
 #endif
 
 __attribute__((no_sanitize("thread"), noinline))
