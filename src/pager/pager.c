@@ -1288,14 +1288,11 @@ static int on_missing(struct uffd_fault *f)
 	default:
 		break;
 	}
-	if (stale_fault(m, f, idx) || m->dying) {
+	if (stale_fault(m, f, idx)) {
 		/*
-		 * Stale, or the map is being unmapped (its pages being
-		 * dropped: a fault now is most likely stale too).  Reading
-		 * the page again would be waste: wake whoever may be waiting
-		 * instead.  A thread that really waits faults again, and
-		 * that fault is served (or, racing its own unmap, repeats
-		 * until the region is gone).
+		 * Reading the page again would be waste: wake whoever may be
+		 * waiting instead.  A thread that really waits faults again,
+		 * and that fault is served.
 		 */
 		pthread_mutex_unlock(&p->lock);
 		ST_ADD(p, hits, 1);
