@@ -714,6 +714,7 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 	pthread_mutex_lock(&p->lock);
 	for (i = 0; i < nr; i++) {
 		struct pmap *m = r[i].m;
+		uint32_t seq = (uint32_t)uffd_region_read_seq(m->region);
 		size_t k;
 
 		for (k = r[i].idx; k < r[i].idx + r[i].n; k++) {
@@ -722,7 +723,7 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 				continue;
 			}
 			m->state[k] = P_EMPTY;
-			m->dropped_seq[k] = (uint32_t)uffd_region_read_seq(m->region);
+			m->dropped_seq[k] = seq;
 			clear_dirty(p, m, k);
 			stream_clear(p, m, k);
 			p->resident -= m->psize;
@@ -1617,6 +1618,7 @@ static int writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, siz
 	struct wb_page w[BATCH_PAGES];
 	size_t i = idx;
 	int err = 0, nw, k;
+	uint32_t seq;
 
 	pthread_mutex_lock(&p->lock);
 	while (i < idx + n) {
@@ -1650,6 +1652,7 @@ static int writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, siz
 			pthread_mutex_lock(&p->lock);
 			unuse(p, m);
 		}
+		seq = (uint32_t)uffd_region_read_seq(m->region);
 		for (k = 0; k < nw; k++) {
 			size_t pg = w[k].idx;
 
@@ -1661,7 +1664,7 @@ static int writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, siz
 					err = w[k].err;
 			} else if (drop) {
 				m->state[pg] = P_EMPTY;
-				m->dropped_seq[pg] = (uint32_t)uffd_region_read_seq(m->region);
+				m->dropped_seq[pg] = seq;
 				stream_clear(p, m, pg);
 				if (m->pflags[pg] & PF_PINNED)
 					p->pinned -= m->psize;
