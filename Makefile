@@ -10,11 +10,12 @@
 # Optional dependencies are detected here and announced with -DHAVE_*; the
 # library builds and works without them.
 
-VERSION_MAJOR := 0
-VERSION_MINOR := 1
+VERSION_MAJOR := 1
+VERSION_MINOR := 0
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR)
 
 CC ?= gcc
+OBJCOPY ?= objcopy
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCDIR ?= $(PREFIX)/include
@@ -38,8 +39,10 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 CFLAGS ?= -O2 -g
+# Hidden by default: what the public headers declare is exported (their
+# "#pragma GCC visibility push(default)"), nothing else.
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SANFLAGS) \
-	-Iinclude -Isrc -fPIC -MMD -MP
+	-Iinclude -Isrc -fPIC -fvisibility=hidden -MMD -MP
 LDLIBS := -pthread -lm
 
 # liburing (optional): the file store's batches go through io_uring.
@@ -66,6 +69,9 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) \
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 STATIC := $(BUILD)/libuffd.a
+# The same objects unlocalized, for the project's own programs (tools,
+# benches, tests), which may use internal helpers.  Never installed.
+INTERNAL := $(BUILD)/libuffd-internal.a
 SONAME := libuffd.so.$(VERSION_MAJOR)
 SHARED := $(BUILD)/libuffd.so.$(VERSION)
 TOOL := $(BUILD)/uffd
@@ -75,7 +81,7 @@ UMAP_OBJS := $(UMAP_SRCS:%.c=$(BUILD)/obj/%.o)
 UMAP_SHARED := $(BUILD)/libumap.so.1
 
 .PHONY: all check demo install clean
-all: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc \
+all: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc \
 	$(if $(UMAP_SRCS),$(BUILD)/libumap.so)
 
 $(BUILD)/obj/%.o: %.c
@@ -83,7 +89,17 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# The static library is one relocatable object in which every hidden
+# (internal) symbol is made local: a program that links it sees only the
+# public uffd_ names, never a now_ns or crc32c of ours to clash with.
 $(STATIC): $(LIB_OBJS)
+	@echo "  AR      $@"
+	@rm -f $@ $(BUILD)/obj/libuffd-all.o
+	$(Q)$(LD) -r -o $(BUILD)/obj/libuffd-all.o $^
+	$(Q)$(OBJCOPY) --localize-hidden $(BUILD)/obj/libuffd-all.o
+	$(Q)$(AR) rcs $@ $(BUILD)/obj/libuffd-all.o
+
+$(INTERNAL): $(LIB_OBJS)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
@@ -107,18 +123,18 @@ $(UMAP_SHARED): $(UMAP_OBJS) $(STATIC) src/umap/libumap.map
 $(BUILD)/libumap.so: $(UMAP_SHARED)
 	$(Q)ln -sf libumap.so.1 $@
 
-$(TOOL): $(TOOL_OBJS) $(STATIC)
+$(TOOL): $(TOOL_OBJS) $(INTERNAL)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(INTERNAL) $(LDLIBS)
 
 # The umap tests are umap programs: they link the umap objects too.
-$(BUILD)/tests/umap-%: $(BUILD)/obj/tests/umap-%.o $(TESTLIB_OBJS) $(UMAP_OBJS) $(STATIC)
+$(BUILD)/tests/umap-%: $(BUILD)/obj/tests/umap-%.o $(TESTLIB_OBJS) $(UMAP_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(UMAP_OBJS) $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(UMAP_OBJS) $(INTERNAL) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(STATIC)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(STATIC) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(INTERNAL) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.sh
 	@mkdir -p $(dir $@)
@@ -139,7 +155,7 @@ check: all
 demo: $(TOOL)
 	$(TOOL) demo
 
-install: $(STATIC) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/libuffd.pc $(UMAP_SHARED)
+install: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/libuffd.pc $(UMAP_SHARED)
 	install -d $(DESTDIR)$(INCDIR)/uffd $(DESTDIR)$(INCDIR)/umap $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5

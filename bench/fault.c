@@ -222,7 +222,7 @@ static double run_lib(size_t len, int threads, enum uffd_wait wait, size_t windo
 		      double *wall_us, struct uffd_handler_stats *st)
 {
 	static const struct uffd_region_ops ops = { .missing = copy_window };
-	struct uffd_handler_opts opts = { .wait = wait, .spin_us = spin_us };
+	UFFD_OPTS(uffd_handler_opts, opts, .wait = wait, .spin_us = spin_us);
 	struct lib_ctx ctx = { .window = window };
 	struct uffd_handler *h = NULL;
 	struct uffd u;

@@ -739,7 +739,7 @@ static uint64_t pager_misses(void *ctx)
 
 static int libuffd_run(const struct pager_bench *b, int wl, int threads, struct run_result *r)
 {
-	struct uffd_pager_opts o = { .buffer_bytes = b->mem, .fillers = threads };
+	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = b->mem, .fillers = threads);
 	struct uffd_pager *p;
 	struct uffd_store *s;
 	double t0;

@@ -335,10 +335,8 @@ static int run_libuffd(struct uffd_checker *c, const char *path, struct run *r,
 		(uintptr_t)uffd_checker_area(c), len, PAGE_SZ, UFFD_IMAGE_ANON,
 	};
 	struct timed_pause tp = { .c = c };
-	struct uffd_snap_opts o = {
-		.path = path, .regions = &reg, .nregions = 1,
-		.pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp,
-	};
+	UFFD_OPTS(uffd_snap_opts, o, .path = path, .regions = &reg, .nregions = 1,
+		.pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp);
 	long base = mem_kib(0);
 	struct mem_monitor m;
 	struct uffd_snap *s;
@@ -650,9 +648,8 @@ static void take_medians(struct size_result *sr)
 static int run_size(struct size_result *sr, int rounds, const char *path, bool human,
 		    char *fail_msg, size_t fail_len)
 {
-	struct uffd_checker_opts co = {
-		.bytes = sr->bytes, .writers = WRITERS, .mem = UFFD_CHECKER_ANON, .fill = 1.0,
-	};
+	UFFD_OPTS(uffd_checker_opts, co, .bytes = sr->bytes, .writers = WRITERS,
+		  .mem = UFFD_CHECKER_ANON, .fill = 1.0);
 	struct uffd_checker *c = uffd_checker_new(&co);
 	char msg[512];
 	int round, k;

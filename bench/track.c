@@ -140,7 +140,7 @@ static void touch_pages(char *p, size_t len, size_t stride)
 
 static struct uffd_tracker *tracker_new(enum uffd_track_backend b)
 {
-	struct uffd_track_opts o = { .backend = b, .no_thp = true };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b, .no_thp = true);
 
 	return uffd_track_new(&o);
 }

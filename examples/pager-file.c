@@ -11,7 +11,7 @@
 
 int main(int argc, char **argv)
 {
-	struct uffd_pager_opts o = { .buffer_bytes = 4 << 20 };
+	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = 4 << 20);
 	struct uffd_pager_stats st;
 	struct uffd_pager *p;
 	struct stat sb;

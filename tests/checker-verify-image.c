@@ -79,9 +79,7 @@ static int verify(struct uffd_checker *c, const char *path, int region,
 
 int main(void)
 {
-	struct uffd_checker_opts o = {
-		.bytes = TABLE_BYTES, .writers = 2, .seed = 11, .fill = 0.5,
-	};
+	UFFD_OPTS(uffd_checker_opts, o, .bytes = TABLE_BYTES, .writers = 2, .seed = 11, .fill = 0.5);
 	struct uffd_checker *c = uffd_checker_new(&o);
 	uint64_t *first = calloc(NPAGES, sizeof(*first));
 	size_t p, skipped, written, changed = 0;
@@ -157,7 +155,7 @@ int main(void)
 
 	/* A table of another size does not match the region. */
 	{
-		struct uffd_checker_opts small = { .bytes = TABLE_BYTES / 2, .writers = 1 };
+		UFFD_OPTS(uffd_checker_opts, small, .bytes = TABLE_BYTES / 2, .writers = 1);
 		struct uffd_checker *c2 = uffd_checker_new(&small);
 
 		CHECK(c2);

@@ -65,9 +65,7 @@ static void expect_bad(struct uffd_checker *c, char *mem, const char *want)
 
 int main(void)
 {
-	struct uffd_checker_opts o = {
-		.bytes = TABLE_BYTES, .writers = 2, .seed = 7, .fill = 0.5,
-	};
+	UFFD_OPTS(uffd_checker_opts, o, .bytes = TABLE_BYTES, .writers = 2, .seed = 7, .fill = 0.5);
 	char page_copy[PAGE], want[256], msg[256];
 	struct uffd_checker *c = uffd_checker_new(&o);
 	char *area, *early, *snap;

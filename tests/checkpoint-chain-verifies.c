@@ -42,13 +42,13 @@ static void verify_chain(struct uffd_checker *c, const char *path, int length)
 
 int main(void)
 {
-	struct uffd_checker_opts co = { .bytes = TABLE, .writers = 2, .seed = 3, .fill = 0.5 };
+	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 3, .fill = 0.5);
 	char dir[] = "/tmp/libuffd-ckpt-XXXXXX", path[NCKPT][64], msg[256];
 	struct uffd_ckpt_stats st[NCKPT];
 	uint64_t writes[NCKPT];
 	struct uffd_image_region reg;
 	/* The test pauses the writers itself, to make each change small. */
-	struct uffd_ckpt_opts opts = { 0 };
+	UFFD_OPTS(uffd_ckpt_opts, opts);
 	struct uffd_checker *c;
 	struct uffd_restore *r;
 	struct uffd_ckpt *k;

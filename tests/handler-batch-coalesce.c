@@ -84,7 +84,7 @@ static void wait_all_blocked(struct reader *rd)
 int main(void)
 {
 	struct uffd_region_ops ops = { .missing = copy_once };
-	struct uffd_handler_opts opts = { .threads = 2, .batch = 64 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2, .batch = 64);
 	struct uffd_handler_stats s;
 	struct reader rd[NTHREADS];
 	struct uffd_handler *h;

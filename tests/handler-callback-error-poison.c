@@ -40,7 +40,7 @@ static int fail_io(struct uffd_fault *f)
 static void run(bool poison, int want_code)
 {
 	struct uffd_region_ops ops = { .missing = fail_io };
-	struct uffd_handler_opts opts = { .threads = 2 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2);
 	struct uffd_handler_stats s;
 	struct t_sigbus_read a;
 	struct uffd_handler *h;

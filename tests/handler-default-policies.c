@@ -42,7 +42,7 @@ int main(void)
 	struct uffd_region_ops lazy_ops = {
 		.missing = forget, .wp = forget, .minor = forget,
 	};
-	struct uffd_handler_opts opts = { .threads = 1 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 1);
 	struct uffd_handler_stats s;
 	struct uffd_region *rm, *rw, *rn, *rl, *rlw;
 	struct uffd_handler *h;

@@ -36,8 +36,8 @@ static bool wait_readable(struct uffd_handler *h, int ms)
 int main(void)
 {
 	struct uffd_region_ops ops = { .missing = copy_from_source };
-	struct uffd_handler_opts opts = { .wait = UFFD_WAIT_EPOLL };
-	struct uffd_handler_opts threaded = { .threads = 1 };
+	UFFD_OPTS(uffd_handler_opts, opts, .wait = UFFD_WAIT_EPOLL);
+	UFFD_OPTS(uffd_handler_opts, threaded, .threads = 1);
 	struct uffd_handler_stats s;
 	struct uffd_handler *h, *h2;
 	struct t_access a;

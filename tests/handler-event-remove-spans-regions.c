@@ -52,7 +52,7 @@ static void read_page(char *p)
 
 int main(void)
 {
-	struct uffd_handler_opts opts = { .threads = 2 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2);
 	struct uffd_handler_stats s;
 	struct uffd_region *a, *b;
 	struct uffd_handler *h;

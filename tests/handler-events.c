@@ -185,7 +185,7 @@ struct setup {
 
 static void setup(struct setup *s)
 {
-	struct uffd_handler_opts opts = { .threads = 2 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2);
 
 	reset_logs();
 	t_open(&s->u, UFFD_F(UFFD_FEAT_EVENT_REMAP) | UFFD_F(UFFD_FEAT_EVENT_UNMAP) |

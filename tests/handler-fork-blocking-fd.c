@@ -24,7 +24,7 @@
 
 int main(void)
 {
-	struct uffd_handler_opts opts = { .threads = 1 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 1);
 	struct uffd_handler_stats s;
 	struct uffd_handler *h;
 	struct uffd u;

@@ -102,7 +102,7 @@ static int wait_child(pid_t pid, int ms)
 int main(void)
 {
 	struct uffd_region_ops ops = { .missing = fill_pattern, .event = on_event };
-	struct uffd_handler_opts opts = { .threads = 2 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2);
 	struct uffd_handler_stats s;
 	struct uffd_handler *h;
 	struct t_access a;

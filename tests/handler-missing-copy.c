@@ -91,7 +91,7 @@ static void check_stats(const struct uffd_handler_stats *s)
 
 int main(void)
 {
-	struct uffd_handler_opts opts = { .threads = 2 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2);
 	struct uffd_region_ops ops = { .missing = copy_from_source };
 	struct uffd_handler_stats s, after;
 	struct reader rd[NAPP];

@@ -73,7 +73,7 @@ static void scan_all(char *area, size_t npages)
 static void run(size_t npages, size_t map_pages, uint64_t want_faults)
 {
 	struct uffd_region_ops ops = { .missing = copy_ahead };
-	struct uffd_handler_opts opts = { .threads = 1 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 1);
 	struct uffd_handler_stats s;
 	struct uffd_handler *h;
 	struct source so;

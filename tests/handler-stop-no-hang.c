@@ -80,7 +80,7 @@ static void deferred_then_stop_and_restart(void)
 {
 	struct uffd_region_ops ops = { .missing = defer_forever };
 	struct uffd_region_ops serve = { .missing = fill_ff };
-	struct uffd_handler_opts opts = { .threads = 2 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2);
 	struct uffd_handler_stats s;
 	struct uffd_handler *h;
 	struct uffd_region *r;

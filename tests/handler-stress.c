@@ -207,7 +207,7 @@ static void *fork_main(void *arg)
 static void run_mode(enum mode mode)
 {
 	static const struct uffd_region_ops ops = { .missing = missing };
-	struct uffd_handler_opts opts = { .threads = 2 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2);
 	struct uffd_handler_stats st;
 	struct uffd_handler *h;
 	pthread_t workers[NWORKERS], bg[3];

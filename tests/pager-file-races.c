@@ -84,7 +84,7 @@ static void check_file(int fd, const uint64_t *model)
 
 int main(void)
 {
-	struct uffd_pager_opts o = { .buffer_bytes = BUFFER, .fillers = 2 };
+	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = BUFFER, .fillers = 2);
 	const char *dir = getenv("TMPDIR") ? t_img_dir() : (setenv("TMPDIR", "/var/tmp", 1), t_img_dir());
 	const char *path = t_img_path(0, dir, "data");
 	struct uffd_pager_stats st;

@@ -62,7 +62,7 @@ static void *work(void *arg)
 
 int main(void)
 {
-	struct uffd_pager_opts o = { .buffer_bytes = BUFFER, .fillers = 2 };
+	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = BUFFER, .fillers = 2);
 	struct t_store *ts = t_store_new(DATA, SEED);
 	struct uffd_pager_stats st;
 	struct uffd_pager *p;

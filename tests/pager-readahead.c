@@ -18,7 +18,7 @@
 
 static struct uffd_pager_stats scan(bool sequential)
 {
-	struct uffd_pager_opts o = { .buffer_bytes = BUFFER, .read_ahead = 256 << 10 };
+	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = BUFFER, .read_ahead = 256 << 10);
 	struct t_store *ts = t_store_new(NPAGES * PAGE, 5);
 	struct uffd_pager_stats st;
 	struct uffd_pager *p;

@@ -68,7 +68,7 @@ static void *map_fixed(void *addr, size_t len)
 static void take_snapshot(const char *path, size_t *holes)
 {
 	struct uffd_image_region reg = { (uintptr_t)KNOWN_ADDR, LEN, PAGE, UFFD_IMAGE_ANON };
-	struct uffd_snap_opts so = { .path = path, .regions = &reg, .nregions = 1 };
+	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1);
 	struct uffd_snap *s;
 	char *area = map_fixed(KNOWN_ADDR, LEN);
 	size_t p;

@@ -46,7 +46,7 @@ static void read_back(struct uffd_image_chain *c, const struct uffd_image_region
 
 int main(void)
 {
-	struct uffd_checker_opts co = { .bytes = TABLE, .writers = 2, .seed = 5, .fill = 1.0 };
+	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 5, .fill = 1.0);
 	char path[] = "/tmp/libuffd-all-XXXXXX", skipped[8192], msg[256];
 	struct uffd_image_region *regs;
 	struct uffd_image_info info;
@@ -77,10 +77,10 @@ int main(void)
 	CHECK(n > 0);
 	CHECK(strstr(skipped, "file-backed"));
 	{
-		struct uffd_snap_opts so = { .path = path, .regions = regs, .nregions = n,
+		UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = regs, .nregions = n,
 					     .pause = uffd_checker_pause_cb,
 					     .resume = uffd_checker_resume_cb, .arg = c,
-					     .skip_unprotectable = true };
+					     .skip_unprotectable = true);
 
 		s = uffd_snap_begin(&so);
 	}

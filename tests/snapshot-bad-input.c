@@ -62,7 +62,8 @@ int main(void)
 					      UFFD_IMAGE_ANON };
 	regs[1] = (struct uffd_image_region){ (uintptr_t)area2, NPAGES * PAGE, PAGE,
 					      UFFD_IMAGE_ANON };
-#define GOOD ((struct uffd_snap_opts){ .path = path, .regions = regs, .nregions = 1 })
+#define GOOD ((struct uffd_snap_opts){ .sz = sizeof(struct uffd_snap_opts), \
+					 .path = path, .regions = regs, .nregions = 1 })
 
 	expect_fail(NULL, EINVAL, "opts NULL");
 	o = GOOD;

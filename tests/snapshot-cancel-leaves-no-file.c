@@ -44,12 +44,12 @@ static void expect_no_uffd_wp(const char *area)
 
 int main(void)
 {
-	struct uffd_checker_opts co = { .bytes = TABLE, .writers = 2, .seed = 3,
-					.fill = 0.5 };
+	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 3,
+					.fill = 0.5);
 	struct uffd_image_region reg;
-	struct uffd_snap_opts so = { .regions = &reg, .nregions = 1,
+	UFFD_OPTS(uffd_snap_opts, so, .regions = &reg, .nregions = 1,
 				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb };
+				     .resume = uffd_checker_resume_cb);
 	struct uffd_snap_stats st;
 	struct uffd_checker *c;
 	struct uffd_snap *s;

@@ -25,13 +25,13 @@
 
 int main(void)
 {
-	struct uffd_checker_opts co = { .bytes = TABLE, .writers = 2, .seed = 11,
-					.fill = 1.0 };
+	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 11,
+					.fill = 1.0);
 	struct uffd_image_region reg;
-	struct uffd_snap_opts so = { .regions = &reg, .nregions = 1,
+	UFFD_OPTS(uffd_snap_opts, so, .regions = &reg, .nregions = 1,
 				     .buffer_bytes = SLOTS * PAGE,
 				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb };
+				     .resume = uffd_checker_resume_cb);
 	struct uffd_checker *c;
 	const char *path;
 	int try;

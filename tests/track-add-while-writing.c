@@ -61,7 +61,7 @@ static void *writer(void *arg)
 
 static void run_backend(enum uffd_track_backend b, int round)
 {
-	struct uffd_track_opts o = { .backend = b };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b);
 	const char *be = uffd_track_backend_name(b);
 	struct uffd_track_result res = { 0 };
 	struct uffd_tracker *t;

@@ -49,7 +49,7 @@ static void on_timeout(int sig)
 
 static struct uffd_tracker *new_tracker(enum uffd_track_backend b)
 {
-	struct uffd_track_opts o = { .backend = b };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b);
 	struct uffd_tracker *t = uffd_track_new(&o);
 
 	if (!t)
@@ -198,7 +198,7 @@ static void plain_after_free(enum uffd_track_backend b)
 
 int main(void)
 {
-	struct uffd_track_opts o = { .backend = (enum uffd_track_backend)99 };
+	UFFD_OPTS(uffd_track_opts, o, .backend = (enum uffd_track_backend)99);
 	size_t i;
 
 	signal(SIGALRM, on_timeout);

@@ -59,7 +59,7 @@ static void expect_one_page(struct uffd_tracker *t, char *area, int pg, const ch
 
 static bool run_backend(enum uffd_track_backend b)
 {
-	struct uffd_track_opts o = { .backend = b };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b);
 	const char *be = uffd_track_backend_name(b);
 	bool kernel_writes_tracked = b != UFFD_TRACK_MPROTECT;
 	struct uffd_track_stats st;

@@ -49,7 +49,7 @@ static long max_map_count(void)
 
 static struct uffd_tracker *new_tracker(enum uffd_track_backend b)
 {
-	struct uffd_track_opts o = { .backend = b };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b);
 	struct uffd_tracker *t = uffd_track_new(&o);
 
 	if (!t)

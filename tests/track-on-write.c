@@ -146,7 +146,7 @@ static void expect_pages(struct uffd_tracker *t, unsigned flags, const int (*run
 
 static void run_backend(enum uffd_track_backend b)
 {
-	struct uffd_track_opts o = { .backend = b, .on_write = on_write, .arg = &cookie };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b, .on_write = on_write, .arg = &cookie);
 	static const int first[] = { 1, 3, 4 }, second[] = { 3, 6 }, third[] = { 3 };
 	static const int runs1[][2] = { { 1, 2 }, { 3, 5 } };
 	static const int runs2[][2] = { { 3, 4 }, { 6, 7 } };

@@ -65,7 +65,7 @@ static void on_timeout(int sig)
 
 static struct uffd_tracker *new_tracker(enum uffd_track_backend b)
 {
-	struct uffd_track_opts o = { .backend = b };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b);
 	struct uffd_tracker *t = uffd_track_new(&o);
 
 	if (!t)

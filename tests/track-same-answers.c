@@ -187,7 +187,7 @@ static void check_stats(struct uffd_tracker *t, enum uffd_track_backend b)
 /* The workload on one backend; false if the backend is not available. */
 static bool run_backend(enum uffd_track_backend b)
 {
-	struct uffd_track_opts o = { .backend = b };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b);
 	const char *be = name_of(b);
 	struct uffd_tracker *t;
 	int round, i, n;

@@ -61,7 +61,7 @@ static unsigned long long mem_available_kb(void)
 
 int main(void)
 {
-	struct uffd_track_opts o = { .backend = UFFD_TRACK_WP_ASYNC };
+	UFFD_OPTS(uffd_track_opts, o, .backend = UFFD_TRACK_WP_ASYNC);
 	struct uffd_track_result res = { 0 };
 	uint64_t *want, pos, nruns = 0, i;
 	unsigned long long avail = mem_available_kb();

@@ -147,7 +147,7 @@ static void expect_pages(struct uffd_tracker *t, char *a, size_t from, size_t to
 
 static struct uffd_tracker *new_tracker(enum uffd_track_backend b, bool no_thp)
 {
-	struct uffd_track_opts o = { .backend = b, .no_thp = no_thp };
+	UFFD_OPTS(uffd_track_opts, o, .backend = b, .no_thp = no_thp);
 	struct uffd_tracker *t = uffd_track_new(&o);
 
 	if (!t)

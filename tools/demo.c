@@ -182,7 +182,7 @@ static int rt_fill(struct uffd_fault *f)
 static int demo_runtime(void)
 {
 	static const struct uffd_region_ops ops = { .missing = rt_fill };
-	struct uffd_handler_opts opts = { .threads = 1 };
+	UFFD_OPTS(uffd_handler_opts, opts, .threads = 1);
 	struct rt_app apps[RT_APPS];
 	struct uffd_handler_stats st;
 	struct uffd_handler *h = NULL;
@@ -306,8 +306,8 @@ out:
 
 static struct uffd_checker *demo_checker(void)
 {
-	struct uffd_checker_opts co = { .bytes = SNAP_TABLE, .writers = 2, .seed = 11,
-					.fill = 1.0 };
+	UFFD_OPTS(uffd_checker_opts, co, .bytes = SNAP_TABLE, .writers = 2, .seed = 11,
+					.fill = 1.0);
 
 	return uffd_checker_new(&co);
 }
@@ -328,9 +328,9 @@ static int demo_snapshot(void)
 {
 	char path[] = "/tmp/uffd-demo-snapshot-XXXXXX", msg[256];
 	struct uffd_image_region reg;
-	struct uffd_snap_opts so = { .path = path, .regions = &reg, .nregions = 1,
+	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
 				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb };
+				     .resume = uffd_checker_resume_cb);
 	struct uffd_restore_stats rst;
 	struct uffd_snap_stats st;
 	struct uffd_checker *c = demo_checker();
@@ -394,7 +394,7 @@ static int demo_checkpoint(void)
 {
 	char dir[] = "/tmp/uffd-demo-ckpt-XXXXXX", path[3][64];
 	struct uffd_image_region reg;
-	struct uffd_ckpt_opts opts = { 0 };
+	UFFD_OPTS(uffd_ckpt_opts, opts);
 	struct uffd_ckpt_stats st;
 	struct uffd_checker *c;
 	struct uffd_ckpt *k = NULL;
@@ -539,7 +539,7 @@ static int check_sorted(const char *path, uint64_t sum)
 static int demo_pager(void)
 {
 	char dir[] = "/var/tmp/uffd-demo-sort-XXXXXX", path[2][96] = { "", "" };
-	struct uffd_pager_opts o = { .buffer_bytes = SORT_BUFFER };
+	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = SORT_BUFFER);
 	struct uffd_pager_stats st = { 0 };
 	struct uffd_pager *p = NULL;
 	struct timespec t0;

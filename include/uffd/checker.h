@@ -38,10 +38,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uffd/uffd.h>	/* UFFD_OPTS */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#pragma GCC visibility push(default)
 
 struct uffd_checker;
 struct uffd_image_chain;
@@ -53,6 +56,7 @@ enum uffd_checker_mem {
 };
 
 struct uffd_checker_opts {
+	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
 	size_t bytes;			/* table size (multiple of 4 KiB; 0: 1 GiB) */
 	int writers;			/* writer threads (0: 2; at most one
 					   per page) */
@@ -135,6 +139,8 @@ int uffd_checker_verify_memory(struct uffd_checker *c, const void *mem,
  */
 int uffd_checker_verify_image(struct uffd_checker *c, struct uffd_image_chain *chain,
 			      int region, char *msg, size_t msglen);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -26,9 +26,12 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct uffd_ckpt;
 
 struct uffd_ckpt_opts {
+	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
 	enum uffd_track_backend backend;	/* UFFD_TRACK_AUTO (0) */
 	/* Stop and restart the program's writers around each checkpoint
 	 * (both NULL: the caller guarantees nothing writes meanwhile). */
@@ -43,6 +46,8 @@ struct uffd_ckpt_stats {
 	uint64_t bytes;			/* its file size */
 	uint64_t pause_ns;		/* the writers were stopped */
 	uint64_t duration_ns;		/* take() from call to durable */
+	uint64_t reserved_[8];		/* later fields take these: the size
+					   never changes (see uffd.h) */
 };
 
 /* Start tracking the regions (4 KiB pages).  NULL with errno. */
@@ -56,6 +61,8 @@ struct uffd_ckpt *uffd_ckpt_new(const struct uffd_image_region *regions, int nre
  */
 int uffd_ckpt_take(struct uffd_ckpt *c, const char *path, struct uffd_ckpt_stats *st);
 void uffd_ckpt_free(struct uffd_ckpt *c);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

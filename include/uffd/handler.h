@@ -59,6 +59,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct uffd_handler;
 struct uffd_region;
 
@@ -113,6 +115,7 @@ enum uffd_wait {
 };
 
 struct uffd_handler_opts {
+	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
 	int threads;		/* servicing threads; 0 = 1 */
 	enum uffd_wait wait;
 	unsigned spin_us;	/* 0 = default (UFFD_DEFAULT_SPIN_US) */
@@ -219,6 +222,8 @@ struct uffd_handler_stats {
 	uint64_t latency_ns_sum;
 	uint64_t latency_ns_max;
 	uint64_t hist[UFFD_HIST_BUCKETS];
+	uint64_t reserved_[8];		/* later fields take these: the size
+					   never changes (see uffd.h) */
 };
 
 /* Sum of every thread's counters so far (consistent per counter).  A fill
@@ -228,6 +233,8 @@ struct uffd_handler_stats {
 int uffd_handler_stats(struct uffd_handler *h, struct uffd_handler_stats *s);
 /* Upper bound (ns) of the bucket holding the q-quantile (0 < q <= 1). */
 uint64_t uffd_stats_quantile_ns(const struct uffd_handler_stats *s, double q);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -44,10 +44,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uffd/uffd.h>	/* UFFD_OPTS */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#pragma GCC visibility push(default)
 
 #define UFFD_IMAGE_VERSION 1
 #define UFFD_IMAGE_MAX_REGIONS 4096
@@ -178,6 +181,8 @@ struct uffd_image *uffd_image_chain_get(struct uffd_image_chain *c, int i); /* 0
 /* 1 data, 0 zero (buf zeroed; also a page no image has), or -errno. */
 int uffd_image_chain_read_page(struct uffd_image_chain *c, int region, uint64_t page,
 			       void *buf);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -34,11 +34,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uffd/uffd.h>	/* UFFD_OPTS */
 #include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#pragma GCC visibility push(default)
 
 /* One I/O of a batch (uffd_store_ops.read_batch / write_batch). */
 struct uffd_store_io {
@@ -94,6 +97,7 @@ void uffd_store_free(struct uffd_store *s);
 struct uffd_pager;
 
 struct uffd_pager_opts {
+	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
 	size_t buffer_bytes;	/* resident pages at most (0: 256 MiB) */
 	size_t page_size;	/* default for maps (0: 4 KiB) */
 	int fillers;		/* fault-servicing threads (0: 1) */
@@ -161,10 +165,16 @@ struct uffd_pager_stats {
 	uint64_t write_errors;
 	uint64_t resident_bytes;	/* now */
 	uint64_t resident_peak_bytes;
+	uint64_t reserved_[8];		/* later fields take these: the size
+					   never changes (see uffd.h) */
 };
 int uffd_pager_stats(struct uffd_pager *p, struct uffd_pager_stats *s);
-/* The effective configuration (defaults filled in). */
-void uffd_pager_config(struct uffd_pager *p, struct uffd_pager_opts *o);
+/* The effective configuration, defaults filled in, into o (declared with
+ * UFFD_OPTS: an older, shorter struct gets what it has room for).  0 or
+ * -EINVAL. */
+int uffd_pager_config(struct uffd_pager *p, struct uffd_pager_opts *o);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct uffd_snap;
 
 struct uffd_snap_stats {
@@ -50,9 +52,12 @@ struct uffd_snap_stats {
 	uint64_t skipped_regions;	/* skip_unprotectable: left out */
 	bool done;
 	int error;			/* 0, or the -errno that ended it */
+	uint64_t reserved_[8];		/* later fields take these: the size
+					   never changes (see uffd.h) */
 };
 
 struct uffd_snap_opts {
+	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
 	const char *path;			/* the image to write */
 	const struct uffd_image_region *regions;	/* what to snapshot */
 	int nregions;
@@ -129,11 +134,15 @@ struct uffd_restore_stats {
 	uint64_t zero;			/* holes and zero pages */
 	uint64_t duration_ns;		/* open to all pages in */
 	bool done;
+	uint64_t reserved_[8];		/* later fields take these: the size
+					   never changes (see uffd.h) */
 };
 int uffd_restore_stats(struct uffd_restore *r, struct uffd_restore_stats *st);
 /* Finish (lazy: waits for the prefetch) and release the bookkeeping; the
  * restored memory stays mapped.  unmap: also unmap the regions. */
 void uffd_restore_close(struct uffd_restore *r, bool unmap);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -55,9 +55,12 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct uffd_tracker;
 
 struct uffd_track_opts {
+	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
 	enum uffd_track_backend backend;	/* UFFD_TRACK_AUTO (0) or forced */
 	bool no_thp;		/* MADV_NOHUGEPAGE the tracked ranges */
 	/*
@@ -125,11 +128,15 @@ struct uffd_track_stats {
 	uint64_t write_faults;		/* SYNC_WP, MPROTECT: faults seen */
 	uint64_t removed_pages;		/* reported because of REMOVE events */
 	bool overflowed;		/* MPROTECT ran out of VMAs */
+	uint64_t reserved_[8];		/* later fields take these: the size
+					   never changes (see uffd.h) */
 };
 int uffd_track_stats(struct uffd_tracker *t, struct uffd_track_stats *s);
 
 /* Stop tracking everything (un-protect) and free the tracker. */
 void uffd_track_free(struct uffd_tracker *t);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

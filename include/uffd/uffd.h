@@ -34,13 +34,40 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define LIBUFFD_VERSION_MAJOR 0
-#define LIBUFFD_VERSION_MINOR 1
+/* Everything declared in libuffd's public headers is exported; the rest
+ * of the library is built with hidden visibility. */
+#pragma GCC visibility push(default)
+
+#define LIBUFFD_VERSION_MAJOR 1
+#define LIBUFFD_VERSION_MINOR 0
+
+/*
+ * Options structs that can grow (the OPTS pattern of libbpf).  Every
+ * options struct of libuffd begins with `size_t sz`; declare one with
+ *
+ *	UFFD_OPTS(uffd_snap_opts, o, .path = "img", .regions = r, .nregions = n);
+ *
+ * which zeroes it (padding included), sets sz to the size this header
+ * gives it, then the fields named.  A library built with more fields reads
+ * the ones an older program does not have as zero; a library older than
+ * the program refuses a field it does not know (set to non-zero) with
+ * -EINVAL instead of ignoring it.  sz 0 (a struct not made by UFFD_OPTS)
+ * is -EINVAL too.  Passing NULL where options are taken means defaults.
+ *
+ * Stats structs go the other way (the library fills them): they end in
+ * reserved space that later fields take, so their size never changes.
+ */
+#define UFFD_OPTS(TYPE, NAME, ...)						\
+	struct TYPE NAME = ({							\
+		memset(&NAME, 0, sizeof(struct TYPE));				\
+		(struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ };	\
+	})
 
 /*
  * What uffd_feature_supported() can answer.  The first entries have the same
@@ -359,6 +386,8 @@ const char *uffd_track_backend_name(enum uffd_track_backend b);
 
 /* The base page size (cached sysconf). */
 size_t uffd_page_size(void);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

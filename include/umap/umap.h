@@ -22,6 +22,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 /* Map length bytes of the file open on fd, from offset; UMAP_FAILED with
  * errno on failure. */
 void *umap(void *addr, size_t length, int prot, int flags, int fd,
@@ -54,6 +56,8 @@ uint64_t umapcfg_get_max_pages_in_buffer(void);
 uint64_t umapcfg_get_read_ahead(void);
 int      umapcfg_get_evict_low_water_threshold(void);
 int      umapcfg_get_evict_high_water_threshold(void);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,8 @@
 #include <uffd/checker.h>
 #include <uffd/image.h>
 
+#include "util/opts.h"
+
 #define CHECKER_PAGE		4096UL
 #define PAGE_WORDS		(CHECKER_PAGE / 8)
 #define DEFAULT_BYTES		(1UL << 30)
@@ -311,10 +313,15 @@ static void free_writers(struct uffd_checker *c)
 
 struct uffd_checker *uffd_checker_new(const struct uffd_checker_opts *o)
 {
-	struct uffd_checker_opts opts = o ? *o : (struct uffd_checker_opts){ 0 };
+	struct uffd_checker_opts opts;
 	struct uffd_checker *c;
-	int ret = -EINVAL;
+	int ret;
 
+	ret = uffd__load_opts(&opts, o, struct uffd_checker_opts, fill, fill);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
 	if (!opts.bytes)
 		opts.bytes = DEFAULT_BYTES;
 	if (!opts.writers)

@@ -105,7 +105,7 @@ static int open_any(unsigned flags, unsigned *how)
 int uffd_open(struct uffd *u, uint64_t required, uint64_t wanted, unsigned flags)
 {
 	uint64_t offered = uffd_kernel_features();
-	uint64_t ask, granted, ioctls;
+	uint64_t ask, granted = 0, ioctls = 0;
 	unsigned how = 0;
 	int fd, ret;
 

@@ -37,6 +37,7 @@
 
 #include "util/clock.h"
 #include "util/mmalloc.h"
+#include "util/opts.h"
 #include "util/pagecopy.h"
 
 enum page_state {
@@ -1373,15 +1374,20 @@ static void fill_defaults(struct uffd_pager_opts *o)
 
 struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 {
-	struct uffd_handler_opts ho = { 0 };
+	UFFD_OPTS(uffd_handler_opts, ho);
+	struct uffd_pager_opts opts;
 	struct uffd_pager *p;
 	int i, ret;
 
+	ret = uffd__load_opts(&opts, o, struct uffd_pager_opts, arg, arg);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	if (o)
-		p->o = *o;
+	p->o = opts;
 	p->pidfd = -1;
 	fill_defaults(&p->o);
 	if (p->o.page_size % uffd_page_size() ||
@@ -1887,9 +1893,17 @@ int uffd_pager_stats(struct uffd_pager *p, struct uffd_pager_stats *s)
 	return 0;
 }
 
-void uffd_pager_config(struct uffd_pager *p, struct uffd_pager_opts *o)
+int uffd_pager_config(struct uffd_pager *p, struct uffd_pager_opts *o)
 {
-	*o = p->o;
+	size_t sz;
+
+	if (!p || !o || o->sz < uffd__offsetofend(struct uffd_pager_opts, arg))
+		return -EINVAL;
+	/* An older caller's struct is shorter: fill only what it has. */
+	sz = o->sz < sizeof(p->o) ? o->sz : sizeof(p->o);
+	memcpy(o, &p->o, sz);
+	o->sz = sz;
+	return 0;
 }
 
 int uffd_pager_free(struct uffd_pager *p)

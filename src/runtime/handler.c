@@ -29,6 +29,7 @@
 
 #include "runtime.h"
 #include "util/mmalloc.h"
+#include "util/opts.h"
 #include "util/clock.h"
 
 #define DEFAULT_BATCH 64
@@ -116,6 +117,7 @@ void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st)
 
 struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_opts *o)
 {
+	struct uffd_handler_opts opts;
 	struct uffd_handler *h;
 	int fl, ret;
 
@@ -123,11 +125,15 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 		errno = EBADF;
 		return NULL;
 	}
+	ret = uffd__load_opts(&opts, o, struct uffd_handler_opts, batch, batch);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
 	h = mm_zalloc(sizeof(*h));
 	if (!h)
 		return NULL;
-	if (o)
-		h->opts = *o;
+	h->opts = opts;
 	if (h->opts.threads <= 0)
 		h->opts.threads = 1;
 	if (h->opts.wait == UFFD_WAIT_DEFAULT)

@@ -15,6 +15,7 @@
 
 #include "util/bitmap.h"
 #include "util/clock.h"
+#include "util/opts.h"
 
 #define PAGE 4096
 #define PUT_MAX 64	/* pages per uffd_image_put */
@@ -35,12 +36,17 @@ struct uffd_ckpt {
 struct uffd_ckpt *uffd_ckpt_new(const struct uffd_image_region *regions, int nregions,
 				const struct uffd_ckpt_opts *o)
 {
-	struct uffd_track_opts to = { 0 };
+	UFFD_OPTS(uffd_track_opts, to);
+	struct uffd_ckpt_opts opts;
 	struct uffd_ckpt *c;
 	int i, ret = 0;
 
+	if (uffd__load_opts(&opts, o, struct uffd_ckpt_opts, arg, arg)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	if (!regions || nregions <= 0 || nregions > UFFD_IMAGE_MAX_REGIONS ||
-	    (o && !o->pause != !o->resume)) {
+	    !opts.pause != !opts.resume) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -52,8 +58,7 @@ struct uffd_ckpt *uffd_ckpt_new(const struct uffd_image_region *regions, int nre
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	if (o)
-		c->opts = *o;
+	c->opts = opts;
 	to.backend = c->opts.backend;
 	c->regions = malloc(nregions * sizeof(*regions));
 	c->first_bit = calloc(nregions, sizeof(*c->first_bit));

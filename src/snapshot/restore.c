@@ -174,7 +174,7 @@ static void *prefetch_main(void *arg)
 
 static int start_lazy(struct uffd_restore *r)
 {
-	struct uffd_handler_opts ho = { .threads = 1 };
+	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1);
 	int i, ret;
 
 	ret = uffd_open(&r->u, 0, UFFD_F(UFFD_FEAT_POISON), UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);

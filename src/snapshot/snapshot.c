@@ -34,6 +34,7 @@
 
 #include "util/bitmap.h"
 #include "util/mmalloc.h"
+#include "util/opts.h"
 #include "util/pagecopy.h"
 
 #define DEFAULT_BUFFER (64UL << 20)
@@ -672,12 +673,19 @@ static void set_lazy_statics(void)
 
 struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 {
-	struct uffd_handler_opts ho = { .threads = 1 };
+	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1);
+	struct uffd_snap_opts opts;
 	struct uffd_snap *s;
 	uint64_t t0;
 	int i, ret;
 
-	if (!o || !o->path || !o->regions || o->nregions <= 0 ||
+	if (!o || uffd__load_opts(&opts, o, struct uffd_snap_opts,
+				  skip_unprotectable, skip_unprotectable)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	o = &opts;
+	if (!o->path || !o->regions || o->nregions <= 0 ||
 	    o->nregions > UFFD_IMAGE_MAX_REGIONS || !o->pause != !o->resume) {
 		errno = EINVAL;
 		return NULL;

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 
 #include "track.h"
+#include "util/opts.h"
 
 struct emit_sink {
 	struct uffd_track_result *res;
@@ -35,13 +36,19 @@ static const struct track_backend *backend_for(enum uffd_track_backend kind)
 
 struct uffd_tracker *uffd_track_new(const struct uffd_track_opts *o)
 {
-	struct uffd_tracker *t = calloc(1, sizeof(*t));
+	struct uffd_track_opts opts;
+	struct uffd_tracker *t;
 	int ret;
 
+	ret = uffd__load_opts(&opts, o, struct uffd_track_opts, arg, arg);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	if (o)
-		t->opts = *o;
+	t->opts = opts;
 	if (t->opts.backend == UFFD_TRACK_AUTO)
 		t->opts.backend = uffd_tracking_backend();
 	t->be = backend_for(t->opts.backend);

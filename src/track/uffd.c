@@ -35,7 +35,7 @@ static const struct uffd_region_ops sync_wp_ops = { .wp = sync_wp_fault,
 
 static int open_uffd(struct uffd_tracker *t, uint64_t required)
 {
-	struct uffd_handler_opts o = { .threads = 1, .wait = UFFD_WAIT_BLOCK };
+	UFFD_OPTS(uffd_handler_opts, o, .threads = 1, .wait = UFFD_WAIT_BLOCK);
 	int ret;
 
 	ret = uffd_open(&t->u, required, TRACK_EVENTS | UFFD_F(UFFD_FEAT_WP_HUGETLBFS_SHMEM) |

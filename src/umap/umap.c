@@ -163,7 +163,7 @@ static int clamp_int(uint64_t v)
 static struct uffd_pager *pager_get_locked(void)
 {
 	const struct umap_config *c = config_get();
-	struct uffd_pager_opts o = { 0 };
+	UFFD_OPTS(uffd_pager_opts, o);
 
 	if (pager)
 		return pager;
