@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What every bench shares: timing, medians, and the output contract of
- * shared/BENCHMARKS.md (a human table, or JSON lines ending with the
+ * docs/benchmarks.md (a human table, or JSON lines ending with the
  * summary {"bench","config","results","ratios"}).
  */
 #ifndef UFFD_BENCH_H

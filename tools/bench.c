@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * uffd bench NAME: benchmarks that run a peer and libuffd side by side in
- * one process run and report ratios (shared/BENCHMARKS.md).  Each bench is
+ * one process run and report ratios (docs/benchmarks.md).  Each bench is
  * one file in bench/ registered in the table below.
  */
 #include <string.h>

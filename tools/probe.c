@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
-#include <uffd/uffd.h>
+#include <uffd/track.h>
 
 #include "uffd.h"
 

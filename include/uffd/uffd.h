@@ -371,19 +371,6 @@ int uffd_pagemap_scan(int pagemap_fd, struct uffd_scan *s,
 int uffd_pagemap_written(int pagemap_fd, void *addr, size_t len, bool rearm,
 			 struct uffd_range *out, int max, uint64_t *walk_end);
 
-/* Dirty-tracking backends, best first; see uffd_tracking_backend(). */
-enum uffd_track_backend {
-	UFFD_TRACK_AUTO = 0,	/* let the probes choose (uffd_track_new) */
-	UFFD_TRACK_WP_ASYNC,	/* WP_ASYNC + PAGEMAP_SCAN: kernel resolves */
-	UFFD_TRACK_SYNC_WP,	/* uffd write-protect, faults to a handler */
-	UFFD_TRACK_SOFT_DIRTY,	/* clear_refs + pagemap bit 55 */
-	UFFD_TRACK_MPROTECT,	/* mprotect + SIGSEGV */
-};
-/* The backend the probes choose on this machine (never AUTO), and a
- * backend's name ("wp-async+pagemap-scan", ...; NULL if unknown). */
-enum uffd_track_backend uffd_tracking_backend(void);
-const char *uffd_track_backend_name(enum uffd_track_backend b);
-
 /* The base page size (cached sysconf). */
 size_t uffd_page_size(void);
 

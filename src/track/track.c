@@ -23,6 +23,35 @@ struct emit_sink {
 	int err;
 };
 
+/* The policy: the best backend the core's probes say this machine has. */
+enum uffd_track_backend uffd_tracking_backend(void)
+{
+	if (uffd_feature_supported(UFFD_FEAT_WP_ASYNC) == 1 &&
+	    uffd_feature_supported(UFFD_FEAT_PAGEMAP_SCAN) == 1 &&
+	    uffd_feature_supported(UFFD_FEAT_REG_WP_ANON) == 1)
+		return UFFD_TRACK_WP_ASYNC;
+	if (uffd_feature_supported(UFFD_FEAT_REG_WP_ANON) == 1)
+		return UFFD_TRACK_SYNC_WP;
+	if (uffd_feature_supported(UFFD_FEAT_SOFT_DIRTY) == 1)
+		return UFFD_TRACK_SOFT_DIRTY;
+	return UFFD_TRACK_MPROTECT;
+}
+
+const char *uffd_track_backend_name(enum uffd_track_backend b)
+{
+	static const char *const names[] = {
+		[UFFD_TRACK_AUTO] = "auto",
+		[UFFD_TRACK_WP_ASYNC] = "wp-async+pagemap-scan",
+		[UFFD_TRACK_SYNC_WP] = "sync-wp",
+		[UFFD_TRACK_SOFT_DIRTY] = "soft-dirty",
+		[UFFD_TRACK_MPROTECT] = "mprotect",
+	};
+
+	if ((unsigned)b >= sizeof(names) / sizeof(names[0]))
+		return NULL;
+	return names[b];
+}
+
 static const struct track_backend *backend_for(enum uffd_track_backend kind)
 {
 	switch (kind) {
