@@ -32,6 +32,7 @@
 #include <uffd/checker.h>
 #include <uffd/image.h>
 
+#include "util/clock.h"
 #include "util/opts.h"
 
 #define CHECKER_PAGE		4096UL
@@ -418,14 +419,6 @@ out:
 	return ret;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -458,14 +451,14 @@ void uffd_checker_pause(struct uffd_checker *c)
 	__atomic_store_n(&c->hold, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&c->lock);
 
-	deadline = now_ns() + PAUSE_SPIN_NS;
+	deadline = mono_ns() + PAUSE_SPIN_NS;
 	do {
 		for (int i = 0; i < PAUSE_SPIN_CHECKS; i++) {
 			if (all_parked(c))
 				return;
 			cpu_relax();
 		}
-	} while (now_ns() < deadline);
+	} while (mono_ns() < deadline);
 
 	pthread_mutex_lock(&c->lock);
 	c->pauser_waiting = true;

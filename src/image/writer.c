@@ -25,6 +25,7 @@
 
 #include "format.h"
 #include "util/bitmap.h"
+#include "util/clock.h"
 #include "util/mmalloc.h"
 #include "util/crc32c.h"
 
@@ -94,14 +95,6 @@ static uint64_t new_image_id(uint64_t avoid)
 		}
 	}
 	return id;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 /*
@@ -258,7 +251,7 @@ struct uffd_image_writer *uffd_image_create(const char *path,
 		goto out_free;
 	}
 	err = write_head(w, parent, new_image_id(parent_id), parent_id,
-			 instant_ns ? instant_ns : now_ns());
+			 instant_ns ? instant_ns : wall_ns());
 	if (err)
 		goto out_unlink;
 	return w;

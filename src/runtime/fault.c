@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 
 #include "runtime.h"
+#include "util/clock.h"
 
 enum fill_kind { FILL_COPY, FILL_COPY_WP, FILL_ZERO, FILL_CONTINUE, FILL_UNPROTECT, FILL_POISON };
 
@@ -212,8 +213,8 @@ static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 		if (ret != -EAGAIN)
 			return ret;
 		if (!deadline)
-			deadline = now_ns() + OUTSIDE_RETRY_NS;
-		else if (now_ns() > deadline)
+			deadline = mono_ns() + OUTSIDE_RETRY_NS;
+		else if (mono_ns() > deadline)
 			return ret;
 		sched_yield();
 	}

@@ -75,11 +75,6 @@ struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx)
 	return &ctx->h->extra;
 }
 
-uint64_t now_ns(void)
-{
-	return mono_ns();
-}
-
 static int ctx_init(struct handler_ctx *ctx, struct uffd_handler *h, struct uffd *u)
 {
 	int ret;
@@ -493,7 +488,7 @@ static int service_round(struct worker *w)
 		if (n < 0)
 			return n;
 	}
-	t_read = now_ns();
+	t_read = mono_ns();
 	if (n > 0) {
 		STAT_ADD(&w->st, reads, 1);
 		STAT_ADD(&w->st, messages, n);
@@ -524,7 +519,7 @@ static int service_round(struct worker *w)
 	}
 	batch_flush_wakes(&b);
 	if (nfaults > w->nretry) {
-		uint64_t ns = now_ns() - t_read;
+		uint64_t ns = mono_ns() - t_read;
 
 		for (i = w->nretry; i < nfaults; i++)
 			record_latency(&w->st, ns);
@@ -571,7 +566,7 @@ static void *worker_main(void *arg)
 		int n = service_round(w), ready;
 
 		if (n > 0 || w->nretry) {
-			last = now_ns();
+			last = mono_ns();
 			if (w->nretry)
 				sched_yield();
 			continue;
@@ -582,7 +577,7 @@ static void *worker_main(void *arg)
 			ctx_mark_dead(ctx, &w->st);
 			continue;
 		}
-		if (spin && now_ns() - last < spin_ns) {
+		if (spin && mono_ns() - last < spin_ns) {
 			sched_yield();
 			continue;
 		}
@@ -662,24 +657,44 @@ static int register_all(struct handler_ctx *ctx)
 	return ret;
 }
 
-/* Fold a finished worker's counters into extra so stats survive it. */
+/* Fold a worker's counters into another set (a finished worker's into
+ * extra, so they survive it; every set into the caller's answer). */
 static void fold_stats(struct uffd_handler_stats *into, const struct uffd_handler_stats *from)
 {
-	const uint64_t *src = (const uint64_t *)from;
-	uint64_t *dst = (uint64_t *)into;
-	size_t i, max_at = offsetof(struct uffd_handler_stats, latency_ns_max) / 8;
+	uint64_t max = __atomic_load_n(&from->latency_ns_max, __ATOMIC_RELAXED);
+	int i;
 
-	for (i = 0; i < sizeof(*from) / 8; i++) {
-		uint64_t v = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
-
-		if (i == max_at) {
-			if (v > __atomic_load_n(&dst[i], __ATOMIC_RELAXED))
-				__atomic_store_n(&dst[i], v, __ATOMIC_RELAXED);
-		} else {
-			__atomic_fetch_add(&dst[i], v, __ATOMIC_RELAXED);
-		}
-	}
+#define FOLD(field) \
+	__atomic_fetch_add(&into->field, __atomic_load_n(&from->field, __ATOMIC_RELAXED), \
+			   __ATOMIC_RELAXED)
+	for (i = 0; i < 3; i++)
+		FOLD(faults[i]);
+	for (i = 0; i < 5; i++)
+		FOLD(events[i]);
+	FOLD(messages);
+	FOLD(reads);
+	FOLD(coalesced);
+	FOLD(pages_resolved);
+	FOLD(wakes);
+	FOLD(retries);
+	FOLD(eexist);
+	FOLD(enoent);
+	FOLD(unknown_addr);
+	FOLD(callback_errors);
+	FOLD(dead_contexts);
+	FOLD(contexts);
+	FOLD(latency_ns_sum);
+	for (i = 0; i < UFFD_HIST_BUCKETS; i++)
+		FOLD(hist[i]);
+#undef FOLD
+	if (max > __atomic_load_n(&into->latency_ns_max, __ATOMIC_RELAXED))
+		__atomic_store_n(&into->latency_ns_max, max, __ATOMIC_RELAXED);
 }
+/* A new field of uffd_handler_stats must be folded above: this fails when
+ * the struct grows past the fields listed (the reserved tail excepted). */
+_Static_assert(offsetof(struct uffd_handler_stats, reserved_) ==
+	       (3 + 5 + 14 + UFFD_HIST_BUCKETS) * sizeof(uint64_t),
+	       "fold_stats() must fold every field of uffd_handler_stats");
 
 int uffd_handler_stop(struct uffd_handler *h)
 {

@@ -86,7 +86,6 @@ void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st);
 /* Default resolution of a fault the callback did not resolve. */
 int fault_resolve_default(struct uffd_fault *f, bool failed);
 
-uint64_t now_ns(void);
 /* Where fills outside a callback (uffd_region_*) are counted. */
 struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx);
 

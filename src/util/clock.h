@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Time and "wait until done, with a deadline", shared by the services. */
+/* The library's clocks (monotonic for durations and deadlines, the wall
+ * clock for timestamps), and "wait until done, with a deadline". */
 #ifndef LIBUFFD_UTIL_CLOCK_H
 #define LIBUFFD_UTIL_CLOCK_H
 
@@ -12,6 +13,15 @@ static inline uint64_t mono_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Wall-clock time, for timestamps people read (an image's instant). */
+static inline uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
