@@ -129,8 +129,9 @@ struct uffd_handler_opts {
 
 /*
  * A handler over an open userfaultfd (the caller keeps owning u and closes
- * it after uffd_handler_free).  The fd is switched to non-blocking.  NULL
- * with errno set on failure.
+ * it after uffd_handler_free).  The fd is switched to non-blocking.  o may
+ * be NULL (all defaults).  NULL with errno set on failure: EINVAL (u NULL),
+ * EBADF (u->fd negative), ENOMEM, ...
  */
 struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_opts *o);
 

@@ -94,7 +94,7 @@ struct uffd_tracker *uffd_track_new(const struct uffd_track_opts *o);
  * anonymous or shmem memory): everything in it counts as clean now. */
 int uffd_track_add(struct uffd_tracker *t, void *addr, size_t len);
 
-/* The backend in use. */
+/* The backend in use (UFFD_TRACK_AUTO for a NULL t). */
 enum uffd_track_backend uffd_track_backend_of(const struct uffd_tracker *t);
 
 /* collect() flags */

@@ -27,6 +27,11 @@
  *   -EFAULT   the source buffer is not readable; for CONTINUE, the page
  *             is not in the page cache (a hole in the file).
  *   -EBUSY    (MOVE) a page is shared or pinned and cannot be moved.
+ *
+ * Every function of libuffd (this header and the services') answers a NULL
+ * handle or out-pointer alike: -EINVAL, or NULL with errno EINVAL where it
+ * returns a pointer, 0 for a size or count; one that frees or closes does
+ * nothing.  See libuffd(3), "Bad arguments".
  */
 #ifndef LIBUFFD_UFFD_H
 #define LIBUFFD_UFFD_H
@@ -185,7 +190,8 @@ struct uffd {
  *           u->missing set to the lacking bits (see uffd_describe_missing).
  * wanted:   bits granted when the kernel (and privilege: EVENT_FORK needs
  *           CAP_SYS_PTRACE) allows, silently dropped otherwise.
- * Returns 0, -EOPNOTSUPP, -EPERM or -EACCES (no open path allowed: the
+ * Returns 0, -EINVAL (u NULL, an unknown flag, VIA_DEV with VIA_SYSCALL),
+ * -EOPNOTSUPP, -EPERM or -EACCES (no open path allowed: the
  * syscall's refusal wins over the device's), -ENOENT (UFFD_VIA_DEV and no
  * device node), or another -errno.  u->fd is -1 on failure.  Without a probe
  * result (no throwaway fd could be opened) a refused request reports all of
@@ -196,10 +202,11 @@ int uffd_open(struct uffd *u, uint64_t required, uint64_t wanted, unsigned flags
 /* Adopt an fd that is already a userfaultfd with UFFDIO_API done (FORK). */
 int uffd_adopt(struct uffd *u, int fd, uint64_t features);
 
-/* Close the fd (safe on a closed or zeroed-and-fd=-1 struct). */
+/* Close the fd (safe on a closed or zeroed-and-fd=-1 struct, and on NULL). */
 void uffd_close(struct uffd *u);
 
-/* Write "WP_ASYNC, MOVE" for a missing-feature mask into buf; returns buf. */
+/* Write "WP_ASYNC, MOVE" for a missing-feature mask into buf; returns buf
+ * (NULL with errno EINVAL when buf is NULL or size 0). */
 char *uffd_describe_missing(uint64_t mask, char *buf, size_t size);
 
 /* Register modes (any combination). */
@@ -316,7 +323,8 @@ struct uffd_event {
  */
 int uffd_read_events(struct uffd *u, struct uffd_event *ev, int max,
 		     int timeout_ms);
-/* "fault", "fork", ...; "missing", "wp", "minor". */
+/* "fault", "fork", ...; "missing", "wp", "minor"; NULL with errno EINVAL
+ * for a value that is not one of the enum's. */
 const char *uffd_event_name(enum uffd_event_type t);
 const char *uffd_fault_kind_name(enum uffd_fault_kind k);
 

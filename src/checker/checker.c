@@ -371,12 +371,16 @@ out_free:
 
 void *uffd_checker_area(const struct uffd_checker *c)
 {
+	if (!c) {
+		errno = EINVAL;
+		return NULL;
+	}
 	return c->area;
 }
 
 size_t uffd_checker_len(const struct uffd_checker *c)
 {
-	return c->len;
+	return c ? c->len : 0;
 }
 
 /* Under lock: make the writers leave their loops and join them. */
@@ -400,6 +404,8 @@ int uffd_checker_start(struct uffd_checker *c)
 {
 	int i, ret = 0;
 
+	if (!c)
+		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
 	if (c->running) {
 		ret = -EBUSY;
@@ -442,6 +448,8 @@ void uffd_checker_pause(struct uffd_checker *c)
 	 * too, so once this is set no writer can leave, and a parked count
 	 * of T read below means T writers that stay.
 	 */
+	if (!c)
+		return;
 	pthread_mutex_lock(&c->lock);
 	if (!c->running || c->stopping) {
 		pthread_mutex_unlock(&c->lock);
@@ -470,6 +478,8 @@ void uffd_checker_pause(struct uffd_checker *c)
 
 void uffd_checker_resume(struct uffd_checker *c)
 {
+	if (!c)
+		return;
 	pthread_mutex_lock(&c->lock);
 	if (c->paused) {
 		c->paused = false;
@@ -481,6 +491,8 @@ void uffd_checker_resume(struct uffd_checker *c)
 
 void uffd_checker_mark_instant(struct uffd_checker *c)
 {
+	if (!c)
+		return;
 	pthread_mutex_lock(&c->lock);
 	/* Writers that are running would race the epoch change: ignored. */
 	if (!c->running || c->paused) {
@@ -505,6 +517,8 @@ void uffd_checker_resume_cb(void *c)
 
 void uffd_checker_stop(struct uffd_checker *c)
 {
+	if (!c)
+		return;
 	pthread_mutex_lock(&c->lock);
 	if (c->running)
 		stop_locked(c, c->nwriters);
@@ -516,7 +530,7 @@ uint64_t uffd_checker_writes(const struct uffd_checker *c)
 	uint64_t sum = 0;
 	int i;
 
-	for (i = 0; i < c->nwriters; i++)
+	for (i = 0; c && i < c->nwriters; i++)
 		sum += __atomic_load_n(&c->writers[i].writes, __ATOMIC_RELAXED);
 	return sum;
 }
@@ -642,6 +656,8 @@ int uffd_checker_verify_memory(struct uffd_checker *c, const void *mem,
 	size_t p;
 	int ret;
 
+	if (!c || !mem)
+		return -EINVAL;
 	ret = current_epoch(c, &epoch, msg, msglen);
 	for (p = 0; !ret && p < c->npages; p++)
 		ret = check_page(c, p, (const uint64_t *)((const char *)mem + p * CHECKER_PAGE),
@@ -683,6 +699,8 @@ int uffd_checker_verify_image(struct uffd_checker *c, struct uffd_image_chain *c
 	size_t p;
 	int ret;
 
+	if (!c || !chain)
+		return -EINVAL;
 	if (!msg || !msglen) {
 		msg = dummy;
 		msglen = sizeof(dummy);

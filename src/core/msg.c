@@ -77,7 +77,7 @@ int uffd_read_events(struct uffd *u, struct uffd_event *ev, int max,
 	ssize_t got;
 	int i, n;
 
-	if (max <= 0)
+	if (!u || !ev || max <= 0)
 		return -EINVAL;
 	if (max > MSG_BATCH_MAX)
 		max = MSG_BATCH_MAX;
@@ -117,7 +117,11 @@ const char *uffd_event_name(enum uffd_event_type t)
 		[UFFD_EV_UNMAP] = "unmap", [UFFD_EV_UNKNOWN] = "unknown",
 	};
 
-	return (unsigned)t <= UFFD_EV_UNKNOWN ? names[t] : "unknown";
+	if ((unsigned)t > UFFD_EV_UNKNOWN) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return names[t];
 }
 
 const char *uffd_fault_kind_name(enum uffd_fault_kind k)
@@ -127,5 +131,9 @@ const char *uffd_fault_kind_name(enum uffd_fault_kind k)
 		[UFFD_FAULT_MINOR] = "minor",
 	};
 
-	return (unsigned)k <= UFFD_FAULT_MINOR ? names[k] : "unknown";
+	if ((unsigned)k > UFFD_FAULT_MINOR) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return names[k];
 }

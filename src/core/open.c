@@ -25,6 +25,8 @@
 #include "internal.h"
 
 #define DEFAULT_DEVICE "/dev/userfaultfd"
+#define OPEN_FLAGS (UFFD_NONBLOCK | UFFD_USER_ONLY | UFFD_ALLOW_USER_ONLY | \
+		    UFFD_VIA_DEV | UFFD_VIA_SYSCALL)
 
 int core_open_dev(unsigned kernel_flags)
 {
@@ -109,9 +111,12 @@ int uffd_open(struct uffd *u, uint64_t required, uint64_t wanted, unsigned flags
 	unsigned how = 0;
 	int fd, ret;
 
+	if (!u)
+		return -EINVAL;
 	memset(u, 0, sizeof(*u));
 	u->fd = -1;
-	if ((flags & UFFD_VIA_DEV) && (flags & UFFD_VIA_SYSCALL))
+	if ((flags & ~OPEN_FLAGS) ||
+	    ((flags & UFFD_VIA_DEV) && (flags & UFFD_VIA_SYSCALL)))
 		return -EINVAL;
 	/* An offered set of 0 means the probe could not open one: try anyway. */
 	if (offered && (required & ~offered)) {
@@ -169,6 +174,8 @@ int uffd_adopt(struct uffd *u, int fd, uint64_t features)
 {
 	int fl;
 
+	if (!u)
+		return -EINVAL;
 	memset(u, 0, sizeof(*u));
 	u->fd = -1;
 	if (fd < 0)
@@ -187,6 +194,8 @@ int uffd_adopt(struct uffd *u, int fd, uint64_t features)
 
 void uffd_close(struct uffd *u)
 {
+	if (!u)
+		return;
 	if (u->fd >= 0)
 		close(u->fd);
 	u->fd = -1;
@@ -197,8 +206,10 @@ char *uffd_describe_missing(uint64_t mask, char *buf, size_t size)
 	size_t used = 0;
 	int f;
 
-	if (!size)
-		return buf;
+	if (!buf || !size) {
+		errno = EINVAL;
+		return NULL;
+	}
 	buf[0] = '\0';
 	for (f = 0; f < 64; f++) {
 		const char *name;

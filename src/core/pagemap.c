@@ -22,6 +22,8 @@ int uffd_pagemap_open(int pid)
 	char path[64];
 	int fd;
 
+	if (pid < 0)
+		return -EINVAL;
 	if (pid)
 		snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
 	else
@@ -33,27 +35,30 @@ int uffd_pagemap_open(int pid)
 int uffd_pagemap_scan(int pagemap_fd, struct uffd_scan *s,
 		      struct uffd_range *out, int max)
 {
-	struct pm_scan_arg arg = {
+	struct pm_scan_arg arg;
+	int ret;
+
+	/* struct uffd_range is laid out as the kernel's struct page_region. */
+	_Static_assert(sizeof(struct uffd_range) == sizeof(struct page_region),
+		       "uffd_range must match page_region");
+	if (!s || max < 0 || (!out && max) ||
+	    (s->flags & ~(UFFD_SCAN_WP_MATCHING | UFFD_SCAN_CHECK_WPASYNC)))
+		return -EINVAL;
+	ret = check_range((uintptr_t)s->addr, s->len);
+	if (ret)
+		return ret;
+	arg = (struct pm_scan_arg){
 		.size = sizeof(arg),
 		.start = (uintptr_t)s->addr,
 		.end = (uintptr_t)s->addr + s->len,
 		.vec = (uintptr_t)out,
-		.vec_len = max > 0 ? (uint64_t)max : 0,
+		.vec_len = (uint64_t)max,
 		.max_pages = s->max_pages,
 		.category_inverted = s->category_inverted,
 		.category_mask = s->category_mask,
 		.category_anyof_mask = s->category_anyof_mask,
 		.return_mask = s->return_mask,
 	};
-	int ret = check_range(arg.start, s->len);
-
-	/* struct uffd_range is laid out as the kernel's struct page_region. */
-	_Static_assert(sizeof(struct uffd_range) == sizeof(struct page_region),
-		       "uffd_range must match page_region");
-	if (ret)
-		return ret;
-	if (max < 0 || (s->flags & ~(UFFD_SCAN_WP_MATCHING | UFFD_SCAN_CHECK_WPASYNC)))
-		return -EINVAL;
 	if (s->flags & UFFD_SCAN_WP_MATCHING)
 		arg.flags |= PM_SCAN_WP_MATCHING;
 	if (s->flags & UFFD_SCAN_CHECK_WPASYNC)

@@ -331,8 +331,10 @@ static const struct probe probes[UFFD_FEAT_COUNT] = {
 
 const char *uffd_feature_name(enum uffd_feature f)
 {
-	if ((unsigned)f >= UFFD_FEAT_COUNT)
+	if ((unsigned)f >= UFFD_FEAT_COUNT || !probes[f].name) {
+		errno = EINVAL;
 		return NULL;
+	}
 	return probes[f].name;
 }
 

@@ -57,6 +57,8 @@ static int fill_range(struct uffd *u, const struct fill_op *op, fill_setup setup
 
 	if (done)
 		*done = 0;
+	if (!u)
+		return -EINVAL;
 	ret = check_range(dst, len);
 	if (!ret && op->src_aligned)
 		ret = check_range(src, len);
@@ -218,7 +220,7 @@ int uffd_writeprotect(struct uffd *u, void *addr, size_t len, bool protect,
 		.mode = (protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
 			((flags & UFFD_DONTWAKE) ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE : 0),
 	};
-	int ret = check_range((uintptr_t)addr, len);
+	int ret = u ? check_range((uintptr_t)addr, len) : -EINVAL;
 
 	if (ret)
 		return ret;
@@ -228,7 +230,7 @@ int uffd_writeprotect(struct uffd *u, void *addr, size_t len, bool protect,
 int uffd_wake(struct uffd *u, void *addr, size_t len)
 {
 	struct uffdio_range range = { (uintptr_t)addr, len };
-	int ret = check_range((uintptr_t)addr, len);
+	int ret = u ? check_range((uintptr_t)addr, len) : -EINVAL;
 
 	if (ret)
 		return ret;
@@ -239,7 +241,7 @@ int uffd_register(struct uffd *u, void *addr, size_t len, unsigned modes,
 		  uint64_t *ioctls)
 {
 	struct uffdio_register reg = { .range = { (uintptr_t)addr, len } };
-	int ret = check_range((uintptr_t)addr, len);
+	int ret = u ? check_range((uintptr_t)addr, len) : -EINVAL;
 
 	if (ioctls)
 		*ioctls = 0;
@@ -263,7 +265,7 @@ int uffd_register(struct uffd *u, void *addr, size_t len, unsigned modes,
 int uffd_unregister(struct uffd *u, void *addr, size_t len)
 {
 	struct uffdio_range range = { (uintptr_t)addr, len };
-	int ret = check_range((uintptr_t)addr, len);
+	int ret = u ? check_range((uintptr_t)addr, len) : -EINVAL;
 
 	if (ret)
 		return ret;

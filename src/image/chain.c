@@ -140,8 +140,10 @@ int uffd_image_chain_length(const struct uffd_image_chain *c)
 
 struct uffd_image *uffd_image_chain_get(struct uffd_image_chain *c, int i)
 {
-	if (!c || i < 0 || i >= c->n)
+	if (!c || i < 0 || i >= c->n) {
+		errno = EINVAL;
 		return NULL;
+	}
 	return c->images[i];
 }
 

@@ -1878,12 +1878,13 @@ long uffd_pager_prefetch(struct uffd_pager *p, const struct uffd_pager_range *r,
 
 int uffd_pager_stats(struct uffd_pager *p, struct uffd_pager_stats *s)
 {
-	const uint64_t *from = (const uint64_t *)&p->st;
+	const uint64_t *from;
 	uint64_t *to = (uint64_t *)s;
 	size_t i;
 
 	if (!p || !s)
 		return -EINVAL;
+	from = (const uint64_t *)&p->st;
 	pthread_mutex_lock(&p->lock);
 	for (i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
 		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);

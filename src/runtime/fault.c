@@ -137,13 +137,18 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 	}
 }
 
+/* The faulting page, for the helpers that fill it (f checked later). */
+#define FAULT_PAGE(f) ((f) ? (uintptr_t)(f)->addr : 0)
+
 static int fault_fill(struct uffd_fault *f, enum fill_kind kind, uint64_t dst,
 		      const void *src, size_t len)
 {
 	bool covered;
-	int ret = fill(f->region, f->batch_, kind, dst, src, len,
-		       (uintptr_t)f->addr, &covered);
+	int ret;
 
+	if (!f || !f->region)
+		return -EINVAL;
+	ret = fill(f->region, f->batch_, kind, dst, src, len, (uintptr_t)f->addr, &covered);
 	if (covered)
 		f->resolved_ = true;
 	return ret;
@@ -151,7 +156,7 @@ static int fault_fill(struct uffd_fault *f, enum fill_kind kind, uint64_t dst,
 
 int uffd_fault_copy(struct uffd_fault *f, const void *src, size_t len)
 {
-	return fault_fill(f, FILL_COPY, (uintptr_t)f->addr, src, len);
+	return fault_fill(f, FILL_COPY, FAULT_PAGE(f), src, len);
 }
 
 int uffd_fault_copy_at(struct uffd_fault *f, void *dst, const void *src, size_t len)
@@ -166,17 +171,17 @@ int uffd_fault_copy_wp(struct uffd_fault *f, void *dst, const void *src, size_t 
 
 int uffd_fault_zero(struct uffd_fault *f, size_t len)
 {
-	return fault_fill(f, FILL_ZERO, (uintptr_t)f->addr, NULL, len);
+	return fault_fill(f, FILL_ZERO, FAULT_PAGE(f), NULL, len);
 }
 
 int uffd_fault_continue(struct uffd_fault *f, size_t len)
 {
-	return fault_fill(f, FILL_CONTINUE, (uintptr_t)f->addr, NULL, len);
+	return fault_fill(f, FILL_CONTINUE, FAULT_PAGE(f), NULL, len);
 }
 
 int uffd_fault_unprotect(struct uffd_fault *f, size_t len)
 {
-	return fault_fill(f, FILL_UNPROTECT, (uintptr_t)f->addr, NULL, len);
+	return fault_fill(f, FILL_UNPROTECT, FAULT_PAGE(f), NULL, len);
 }
 
 /*
@@ -189,11 +194,14 @@ int uffd_fault_unprotect(struct uffd_fault *f, size_t len)
 static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 			const void *src, size_t len)
 {
-	struct handler_ctx *ctx = r->ctx;
+	struct handler_ctx *ctx;
 	uint64_t deadline = 0, at = (uintptr_t)dst;
 	bool covered, inside, synced = false;
 	int ret = -EINVAL;
 
+	if (!r)
+		return -EINVAL;
+	ctx = r->ctx;
 	for (;;) {
 		pthread_rwlock_rdlock(&ctx->table.lock);
 		inside = at >= r->start && at < r->start + r->len;

@@ -116,7 +116,11 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 	struct uffd_handler *h;
 	int fl, ret;
 
-	if (!u || u->fd < 0) {
+	if (!u) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (u->fd < 0) {
 		errno = EBADF;
 		return NULL;
 	}
@@ -173,7 +177,7 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 
 	if (!page_size)
 		page_size = uffd_page_size();
-	if (!len || (page_size & (page_size - 1)) || (start | len) & (page_size - 1)) {
+	if (!h || !len || (page_size & (page_size - 1)) || (start | len) & (page_size - 1)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -220,9 +224,12 @@ static int unregister_and_wake(struct uffd *u, const struct uffd_region *r)
 
 int uffd_handler_remove(struct uffd_region *r)
 {
-	struct handler_ctx *ctx = r->ctx;
+	struct handler_ctx *ctx;
 	int ret;
 
+	if (!r)
+		return -EINVAL;
+	ctx = r->ctx;
 	pthread_rwlock_wrlock(&ctx->table.lock);
 	region_table_remove(&ctx->table, r);
 	pthread_rwlock_unlock(&ctx->table.lock);
@@ -232,15 +239,27 @@ int uffd_handler_remove(struct uffd_region *r)
 	return ret == -ENOMEM || ret == -EINVAL ? 0 : ret;
 }
 
-void *uffd_region_addr(const struct uffd_region *r) { return (void *)(uintptr_t)r->start; }
-size_t uffd_region_len(const struct uffd_region *r) { return r->len; }
-size_t uffd_region_page_size(const struct uffd_region *r) { return r->page_size; }
-void *uffd_region_data(const struct uffd_region *r) { return r->data; }
-struct uffd *uffd_region_uffd(const struct uffd_region *r) { return r->ctx->u; }
+/* Accessors: a NULL region has no address, data or uffd (NULL, errno
+ * EINVAL) and a length, page size and count of 0. */
+static void *no_region(void)
+{
+	errno = EINVAL;
+	return NULL;
+}
+
+void *uffd_region_addr(const struct uffd_region *r)
+{
+	return r ? (void *)(uintptr_t)r->start : no_region();
+}
+
+size_t uffd_region_len(const struct uffd_region *r) { return r ? r->len : 0; }
+size_t uffd_region_page_size(const struct uffd_region *r) { return r ? r->page_size : 0; }
+void *uffd_region_data(const struct uffd_region *r) { return r ? r->data : no_region(); }
+struct uffd *uffd_region_uffd(const struct uffd_region *r) { return r ? r->ctx->u : no_region(); }
 
 uint64_t uffd_region_read_seq(const struct uffd_region *r)
 {
-	return __atomic_load_n(&r->ctx->read_seq, __ATOMIC_SEQ_CST);
+	return r ? __atomic_load_n(&r->ctx->read_seq, __ATOMIC_SEQ_CST) : 0;
 }
 
 /* ---- events ---------------------------------------------------------- */
@@ -616,6 +635,8 @@ int uffd_handler_start(struct uffd_handler *h)
 {
 	int i, ret = 0;
 
+	if (!h)
+		return -EINVAL;
 	if (h->running)
 		return -EBUSY;
 	if (h->stopped_once) {
@@ -702,6 +723,8 @@ int uffd_handler_stop(struct uffd_handler *h)
 	struct worker *w;
 	uint64_t one = 1;
 
+	if (!h)
+		return -EINVAL;
 	if (!h->running)
 		goto unregister;
 	__atomic_store_n(&h->stopping, 1, __ATOMIC_RELEASE);
@@ -766,6 +789,8 @@ int uffd_handler_sync(struct uffd_handler *h)
 {
 	struct handler_ctx *c;
 
+	if (!h)
+		return -EINVAL;
 	sync_ctx(&h->root);
 	pthread_mutex_lock(&h->lock);
 	for (c = h->children; c; c = c->next)
@@ -776,14 +801,14 @@ int uffd_handler_sync(struct uffd_handler *h)
 
 int uffd_handler_fd(struct uffd_handler *h)
 {
-	return h->root.u->fd;
+	return h ? h->root.u->fd : -EINVAL;
 }
 
 int uffd_handler_dispatch(struct uffd_handler *h)
 {
 	int n, total = 0;
 
-	if (h->opts.wait != UFFD_WAIT_EPOLL)
+	if (!h || h->opts.wait != UFFD_WAIT_EPOLL)
 		return -EINVAL;
 	do {
 		n = service_round(&h->dispatcher);
@@ -800,6 +825,8 @@ int uffd_handler_stats(struct uffd_handler *h, struct uffd_handler_stats *s)
 {
 	struct worker *w;
 
+	if (!h || !s)
+		return -EINVAL;
 	memset(s, 0, sizeof(*s));
 	s->contexts = 1;
 	fold_stats(s, &h->extra);
@@ -816,10 +843,16 @@ uint64_t uffd_stats_quantile_ns(const struct uffd_handler_stats *s, double q)
 	uint64_t total = 0, seen = 0, want;
 	int i;
 
+	/* NaN and negative q have no quantile; q above 1, as documented, is
+	 * past every sample (and must not overflow the conversion below). */
+	if (!s || !(q >= 0))
+		return 0;
 	for (i = 0; i < UFFD_HIST_BUCKETS; i++)
 		total += s->hist[i];
 	if (!total)
 		return 0;
+	if (q > 1)
+		return 2ULL << (UFFD_HIST_BUCKETS - 1);
 	want = (uint64_t)(q * (double)total + 0.999999);
 	if (want < 1)
 		want = 1;

@@ -89,6 +89,8 @@ int uffd_snap_all_regions(struct uffd_image_region **out, char *skipped, size_t 
 	int n = 0, cap = 0;
 	FILE *f;
 
+	if (!out)
+		return -EINVAL;
 	*out = NULL;
 	if (skipped && skipped_len)
 		skipped[0] = '\0';

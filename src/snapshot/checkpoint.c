@@ -168,11 +168,12 @@ int uffd_ckpt_take(struct uffd_ckpt *c, const char *path, struct uffd_ckpt_stats
 {
 	struct uffd_image_writer *w;
 	uint64_t t0 = mono_ns(), t_pause, pages = 0;
-	size_t i, words = BITMAP_WORDS(c->pending.nbits);
+	size_t i, words;
 	int ret;
 
-	if (!path)
+	if (!c || !path)
 		return -EINVAL;
+	words = BITMAP_WORDS(c->pending.nbits);
 	if (c->opts.pause)
 		c->opts.pause(c->opts.arg);
 	t_pause = mono_ns();

@@ -224,7 +224,7 @@ struct uffd_restore *uffd_restore_open(const char *path, unsigned flags)
 	struct uffd_restore *r;
 	int i, ret;
 
-	if (flags & ~(UFFD_RESTORE_LAZY | UFFD_RESTORE_ANYWHERE)) {
+	if (!path || (flags & ~(UFFD_RESTORE_LAZY | UFFD_RESTORE_ANYWHERE))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -281,23 +281,32 @@ out_err:
 
 void *uffd_restore_addr(const struct uffd_restore *r, int region)
 {
-	return region >= 0 && region < r->nregions ? r->regions[region].addr : NULL;
+	if (!r || region < 0 || region >= r->nregions) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return r->regions[region].addr;
 }
 
 int uffd_restore_regions(const struct uffd_restore *r)
 {
-	return r->nregions;
+	return r ? r->nregions : -EINVAL;
 }
 
 int uffd_restore_wait(struct uffd_restore *r, int timeout_ms)
 {
-	int ret = wait_done(&r->lock, &r->done_cond, &r->done, timeout_ms);
+	int ret;
 
+	if (!r)
+		return -EINVAL;
+	ret = wait_done(&r->lock, &r->done_cond, &r->done, timeout_ms);
 	return ret ? ret : __atomic_load_n(&r->error, __ATOMIC_RELAXED);
 }
 
 int uffd_restore_stats(struct uffd_restore *r, struct uffd_restore_stats *st)
 {
+	if (!r || !st)
+		return -EINVAL;
 	st->pages = r->st.pages;
 	st->faulted = __atomic_load_n(&r->st.faulted, __ATOMIC_RELAXED);
 	st->prefetched = __atomic_load_n(&r->st.prefetched, __ATOMIC_RELAXED);

@@ -774,8 +774,11 @@ out_err:
 
 int uffd_snap_wait(struct uffd_snap *s, int timeout_ms)
 {
-	int ret = wait_done(&s->lock, &s->done_cond, &s->done, timeout_ms);
+	int ret;
 
+	if (!s)
+		return -EINVAL;
+	ret = wait_done(&s->lock, &s->done_cond, &s->done, timeout_ms);
 	return ret ? ret : __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
 }
 
@@ -783,6 +786,8 @@ int uffd_snap_cancel(struct uffd_snap *s)
 {
 	int ret;
 
+	if (!s)
+		return -EINVAL;
 	__atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
 	ret = uffd_snap_wait(s, -1);
 	/* Finished before the cancel was seen: the image exists. */
@@ -791,10 +796,13 @@ int uffd_snap_cancel(struct uffd_snap *s)
 
 int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st)
 {
-	const uint64_t *src = (const uint64_t *)&s->st;
+	const uint64_t *src;
 	uint64_t *dst = (uint64_t *)st;
 	size_t i;
 
+	if (!s || !st)
+		return -EINVAL;
+	src = (const uint64_t *)&s->st;
 	memset(st, 0, sizeof(*st));
 	for (i = 0; i < offsetof(struct uffd_snap_stats, done) / 8; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);

@@ -47,8 +47,10 @@ const char *uffd_track_backend_name(enum uffd_track_backend b)
 		[UFFD_TRACK_MPROTECT] = "mprotect",
 	};
 
-	if ((unsigned)b >= sizeof(names) / sizeof(names[0]))
+	if ((unsigned)b >= sizeof(names) / sizeof(names[0])) {
+		errno = EINVAL;
 		return NULL;
+	}
 	return names[b];
 }
 
@@ -100,14 +102,15 @@ struct uffd_tracker *uffd_track_new(const struct uffd_track_opts *o)
 	return t;
 }
 
+/* A NULL tracker has no backend (AUTO, which no tracker reports) and no pages. */
 enum uffd_track_backend uffd_track_backend_of(const struct uffd_tracker *t)
 {
-	return t->be->kind;
+	return t ? t->be->kind : UFFD_TRACK_AUTO;
 }
 
 size_t uffd_track_pages(const struct uffd_tracker *t)
 {
-	return t->npages;
+	return t ? t->npages : 0;
 }
 
 /* Called with ranges_lock held for writing; arm_lock keeps SYNC_WP's
@@ -178,7 +181,7 @@ int uffd_track_add(struct uffd_tracker *t, void *addr, size_t len)
 	struct track_range *r;
 	int ret;
 
-	if (!len || (start | len) % 4096 || start + len < start)
+	if (!t || !len || (start | len) % 4096 || start + len < start)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -355,6 +358,8 @@ int uffd_track_collect(struct uffd_tracker *t, unsigned flags,
 	struct emit_sink sink = { .res = res };
 	int ret;
 
+	if (!t || !res)
+		return -EINVAL;
 	res->nranges = 0;
 	res->pages = 0;
 	ret = collect(t, flags, &sink);
@@ -371,7 +376,7 @@ int uffd_track_collect_bitmap(struct uffd_tracker *t, unsigned flags,
 	size_t i;
 	int ret;
 
-	if (nbits < t->npages)
+	if (!t || !bitmap || nbits < t->npages)
 		return -EINVAL;
 	memset(bitmap, 0, BITMAP_WORDS(nbits) * sizeof(*bitmap));
 	ret = collect(t, flags, &sink);
@@ -385,6 +390,8 @@ int uffd_track_collect_bitmap(struct uffd_tracker *t, unsigned flags,
 
 void uffd_track_result_free(struct uffd_track_result *res)
 {
+	if (!res)
+		return;
 	free(res->ranges);
 	memset(res, 0, sizeof(*res));
 }
@@ -393,6 +400,8 @@ int uffd_track_reset(struct uffd_tracker *t)
 {
 	int i, ret = 0;
 
+	if (!t)
+		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
 	do {
 		if (ret == -EAGAIN)
@@ -421,6 +430,8 @@ int uffd_track_stats(struct uffd_tracker *t, struct uffd_track_stats *s)
 {
 	int i;
 
+	if (!t || !s)
+		return -EINVAL;
 	memset(s, 0, sizeof(*s));
 	s->backend = t->be->kind;
 	sync_events(t);
