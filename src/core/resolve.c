@@ -27,6 +27,18 @@ struct fill_op {
 				   its source with copy_from_user: any address) */
 };
 
+/*
+ * A source that overlaps its own destination is refused before the ioctl.
+ * For COPY the destination is registered and still missing there, so the
+ * kernel's read of the source would fault on the same userfaultfd, in the
+ * thread that was to resolve it, which would then wait for ever.  MOVE
+ * follows the same rule: a range is not moved onto itself.
+ */
+static bool overlaps(uint64_t dst, uint64_t src, uint64_t len)
+{
+	return src < dst + len && dst < src + len;
+}
+
 /* One ioctl; returns bytes done (> 0), 0 on nothing done, or -errno. */
 static int64_t issue(const struct fill_op *op, int fd, void *arg, __s64 *count)
 {
@@ -62,7 +74,7 @@ static int fill_range(struct uffd *u, const struct fill_op *op, fill_setup setup
 	ret = check_range(dst, len);
 	if (!ret && op->src_aligned)
 		ret = check_range(src, len);
-	if (!ret && op->moves_src && src + len < src)
+	if (!ret && op->moves_src && (src + len < src || overlaps(dst, src, len)))
 		ret = -EINVAL;
 	if (ret)
 		return ret;
