@@ -350,6 +350,7 @@ static void check_handler_new(void)
 	errno = 0;
 	CHECK(!uffd_handler_new(&u, NULL));	/* a closed uffd */
 	CHECK_EQ(errno, EBADF);
+	/* Options out of range: tests/handler-opts-out-of-range.c. */
 }
 
 static void check_handler_add(void)

@@ -116,11 +116,19 @@ enum uffd_wait {
 
 struct uffd_handler_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-	int threads;		/* servicing threads; 0 = 1 */
-	enum uffd_wait wait;
-	unsigned spin_us;	/* 0 = default (UFFD_DEFAULT_SPIN_US) */
-	int batch;		/* messages per read; 0 = default (64) */
+	int threads;		/* servicing threads; 0 = 1; at most
+				   UFFD_HANDLER_MAX_THREADS */
+	enum uffd_wait wait;	/* a UFFD_WAIT_* value */
+	unsigned spin_us;	/* 0 = default (UFFD_DEFAULT_SPIN_US); at
+				   most UFFD_HANDLER_MAX_SPIN_US */
+	int batch;		/* messages per read; 0 = default (64);
+				   above 64 reads 64 */
 };
+
+/* Limits of uffd_handler_opts: beyond them uffd_handler_new() fails with
+ * EINVAL (as it does for a negative threads or batch, or an unknown wait). */
+#define UFFD_HANDLER_MAX_THREADS 1024
+#define UFFD_HANDLER_MAX_SPIN_US 1000000	/* one second */
 
 /* Default bound on spinning: covers the gap between sequential faults of a
  * running thread (~20 us here) with room, and costs at most this much CPU
@@ -130,8 +138,8 @@ struct uffd_handler_opts {
 /*
  * A handler over an open userfaultfd (the caller keeps owning u and closes
  * it after uffd_handler_free).  The fd is switched to non-blocking.  o may
- * be NULL (all defaults).  NULL with errno set on failure: EINVAL (u NULL),
- * EBADF (u->fd negative), ENOMEM, ...
+ * be NULL (all defaults).  NULL with errno set on failure: EINVAL (u NULL,
+ * an option out of its range), EBADF (u->fd negative), ENOMEM, ...
  */
 struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_opts *o);
 

@@ -110,6 +110,17 @@ void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st)
 		STAT_ADD(st, dead_contexts, 1);
 }
 
+/*
+ * Options out of range are refused, not quietly mended: a thread count of
+ * 100000 would start that many threads.
+ */
+static bool opts_valid(const struct uffd_handler_opts *o)
+{
+	return o->threads >= 0 && o->threads <= UFFD_HANDLER_MAX_THREADS &&
+	       (unsigned)o->wait <= UFFD_WAIT_EPOLL &&
+	       o->spin_us <= UFFD_HANDLER_MAX_SPIN_US && o->batch >= 0;
+}
+
 struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_opts *o)
 {
 	struct uffd_handler_opts opts;
@@ -120,26 +131,26 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 		errno = EINVAL;
 		return NULL;
 	}
-	if (u->fd < 0) {
-		errno = EBADF;
+	ret = uffd__load_opts(&opts, o, struct uffd_handler_opts, batch, batch);
+	if (ret || !opts_valid(&opts)) {
+		errno = ret ? -ret : EINVAL;
 		return NULL;
 	}
-	ret = uffd__load_opts(&opts, o, struct uffd_handler_opts, batch, batch);
-	if (ret) {
-		errno = -ret;
+	if (u->fd < 0) {
+		errno = EBADF;
 		return NULL;
 	}
 	h = mm_zalloc(sizeof(*h));
 	if (!h)
 		return NULL;
 	h->opts = opts;
-	if (h->opts.threads <= 0)
+	if (!h->opts.threads)
 		h->opts.threads = 1;
 	if (h->opts.wait == UFFD_WAIT_DEFAULT)
 		h->opts.wait = UFFD_WAIT_SPIN_THEN_BLOCK;
 	if (!h->opts.spin_us)
 		h->opts.spin_us = UFFD_DEFAULT_SPIN_US;
-	if (h->opts.batch <= 0 || h->opts.batch > MAX_BATCH)
+	if (!h->opts.batch || h->opts.batch > MAX_BATCH)
 		h->opts.batch = DEFAULT_BATCH;
 	/* Threads must never sleep in read(2): they could not be stopped. */
 	fl = fcntl(u->fd, F_GETFL);
