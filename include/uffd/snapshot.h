@@ -84,7 +84,11 @@ struct uffd_snap_opts {
 struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o);
 /* Wait until durable: 0, -ETIMEDOUT (timeout_ms >= 0 passed), or the error. */
 int uffd_snap_wait(struct uffd_snap *s, int timeout_ms);
-/* Stop early: the image is abandoned (no file); memory is un-protected. */
+/*
+ * Stop early: the image is abandoned (no file); memory is un-protected.
+ * 0 when cancelled; -EALREADY when the snapshot had committed first (the
+ * image stays, complete); else the error that had ended it (no file).
+ */
 int uffd_snap_cancel(struct uffd_snap *s);
 int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st);
 /* Cancel if still running, and free. */

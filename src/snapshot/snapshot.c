@@ -782,6 +782,11 @@ int uffd_snap_wait(struct uffd_snap *s, int timeout_ms)
 	return ret ? ret : __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
 }
 
+/*
+ * The answer tells the caller whether a file exists: 0 cancelled (no
+ * file), -EALREADY committed before the cancel was seen (the image stays,
+ * complete), else the error that had ended it (no file).
+ */
 int uffd_snap_cancel(struct uffd_snap *s)
 {
 	int ret;
@@ -790,8 +795,9 @@ int uffd_snap_cancel(struct uffd_snap *s)
 		return -EINVAL;
 	__atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
 	ret = uffd_snap_wait(s, -1);
-	/* Finished before the cancel was seen: the image exists. */
-	return ret == -ECANCELED || ret == 0 ? 0 : ret;
+	if (ret == -ECANCELED)
+		return 0;
+	return ret ? ret : -EALREADY;
 }
 
 int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st)
