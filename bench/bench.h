@@ -12,6 +12,8 @@
 #include <stdio.h>
 
 #define BENCH_MAX_RESULTS 48
+/* The most memory a bench's --size (MiB) asks for: 64 GiB. */
+#define BENCH_MAX_MIB 65536
 #define BENCH_MAX_RATIOS 12
 
 struct bench_result {

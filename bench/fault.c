@@ -23,7 +23,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 
 #include "abi/userfaultfd.h"
 #include "bench.h"
+#include "../tools/args.h"
 #include "../tools/uffd.h"
 
 #define PAGE_SZ 4096UL
@@ -266,50 +266,65 @@ static const char *const variant_names[V_COUNT] = {
 	"kernel", "libuffd+readahead", "kernel",
 };
 
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: uffd bench fault [--json] [--quick] [--size MiB] [--scan MiB]\n"
-		   "                        [--window KiB] [--rounds N] [--spin US]\n\n"
-		   "Microseconds per MISSING fault: raw loops, libuffd, the kernel.\n");
-	return status;
-}
+#define MAX_ROUNDS 16
+#define MAX_WINDOW_KIB 65536	/* 64 MiB */
 
 int bench_fault(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "size", required_argument, NULL, 's' },
-		{ "scan", required_argument, NULL, 'S' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "rounds", required_argument, NULL, 'r' },
-		{ "spin", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct fault_cfg cfg = { 64UL << 20, 1UL << 30, 1UL << 20, 7 };
+	static const struct fault_cfg full = { 64UL << 20, 1UL << 30, 1UL << 20, 7 };
+	static const struct fault_cfg quick_cfg = { 16UL << 20, 256UL << 20, 1UL << 20, 3 };
 	struct bench_report rep = { .bench = "fault" };
-	double v[V_COUNT][16], med[V_COUNT], ra_wall[16], k_wall[16], wall2[16];
+	uint64_t size, scan_bytes, window, rounds, spin = 0;
+	bool quick = false, size_seen = false, scan_seen = false, window_seen = false,
+	     rounds_seen = false;
+	const struct arg_opt opts[] = {
+		OPT_FLAG("json", 'j', &rep.json, "JSON lines, the summary last"),
+		OPT_FLAG("quick", 'q', &quick, "a run of under 30 s: 16 MiB, a 256 MiB scan, "
+			 "3 rounds"),
+		OPT_UINT("size", 's', &size, &size_seen, "MiB", "memory of each per-fault run "
+			 "(default 64)", 1, BENCH_MAX_MIB, 1UL << 20),
+		OPT_UINT("scan", 'S', &scan_bytes, &scan_seen, "MiB", "memory of the "
+			 "sequential scan (default 1024)", 1, BENCH_MAX_MIB, 1UL << 20),
+		OPT_UINT("window", 'w', &window, &window_seen, "KiB", "read-ahead per fault, "
+			 "a multiple of 4 (default 1024)", 4, MAX_WINDOW_KIB, 1UL << 10),
+		OPT_UINT("rounds", 'r', &rounds, &rounds_seen, "N", "rounds, the median "
+			 "reported (default 7)", 1, MAX_ROUNDS, 1),
+		OPT_UINT("spin", 'p', &spin, NULL, "US", "the handler's spin_us (0: its "
+			 "default)", 0, UFFD_HANDLER_MAX_SPIN_US, 1),
+		OPT_END,
+	};
+	struct arg_spec spec = {
+		.prog = "uffd bench fault",
+		.about = "Microseconds per MISSING fault: raw loops, libuffd, the kernel.\n",
+		.opts = opts,
+	};
+	struct fault_cfg cfg;
+	double v[V_COUNT][MAX_ROUNDS], med[V_COUNT], ra_wall[MAX_ROUNDS], k_wall[MAX_ROUNDS],
+	       wall2[MAX_ROUNDS];
 	struct uffd_handler_stats st;
 	double raw_best, ra_gbs, k_gbs;
-	int c, i, round;
+	int i, round, ret;
 
-	while ((c = getopt_long(argc, argv, "jqs:S:w:r:p:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': rep.json = true; break;
-		case 'q': cfg = (struct fault_cfg){ 16UL << 20, 256UL << 20, 1UL << 20, 3 }; break;
-		case 's': cfg.fault_bytes = strtoul(optarg, NULL, 0) << 20; break;
-		case 'S': cfg.scan_bytes = strtoul(optarg, NULL, 0) << 20; break;
-		case 'w': cfg.window = strtoul(optarg, NULL, 0) << 10; break;
-		case 'r': cfg.rounds = atoi(optarg); break;
-		case 'p': spin_us = strtoul(optarg, NULL, 0); break;
-		case 'h': return usage(stdout, EXIT_OK);
-		default: return usage(stderr, EXIT_USAGE);
-		}
-	}
-	if (cfg.rounds < 1 || cfg.rounds > 16 || cfg.fault_bytes < (1UL << 20) ||
-	    cfg.scan_bytes < cfg.window || cfg.window < PAGE_SZ || cfg.window % PAGE_SZ)
-		return usage(stderr, EXIT_USAGE);
+	ret = args_parse(&spec, argc, argv);
+	if (ret != ARGS_GO_ON)
+		return ret;
+	/* --quick picks the sizes; options given say otherwise, in any order. */
+	cfg = quick ? quick_cfg : full;
+	if (size_seen)
+		cfg.fault_bytes = size;
+	if (scan_seen)
+		cfg.scan_bytes = scan_bytes;
+	if (window_seen)
+		cfg.window = window;
+	if (rounds_seen)
+		cfg.rounds = (int)rounds;
+	spin_us = (unsigned)spin;
+	if (cfg.window % PAGE_SZ)
+		return args_usage_error(&spec, "--window: %zu KiB is not a multiple of 4",
+					cfg.window >> 10);
+	if (cfg.scan_bytes < cfg.window)
+		return args_usage_error(&spec, "--scan: %zu MiB is less than the window "
+					"(%zu KiB)", cfg.scan_bytes >> 20, cfg.window >> 10);
 	snprintf(rep.config, sizeof(rep.config),
 		 "{\"fault_mib\":%zu,\"scan_mib\":%zu,\"window_kib\":%zu,\"rounds\":%d,"
 		 "\"default_wait\":\"spin-then-block\",\"spin_us\":%d}",

@@ -71,7 +71,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -90,6 +89,7 @@
 #include <uffd/uffd.h>
 
 #include "bench.h"
+#include "../tools/args.h"
 #include "../tools/uffd.h"
 
 #define PAGE_SZ			4096UL
@@ -140,7 +140,9 @@ static const char *const sys_names[NSYS] = { "kernel_mmap", "kernel_mmap_madv_ra
 					     "libuffd" };
 
 enum { WL_RANDOM, WL_SEQ, WL_RMW, WL_ZIPF, NWL };
-static const char *const wl_names[NWL] = { "random_read", "seq_read", "rmw", "zipf_read" };
+/* NULL-terminated: the --only choices too. */
+static const char *const wl_names[NWL + 1] = { "random_read", "seq_read", "rmw", "zipf_read",
+						NULL };
 
 /* How far a child got: told when it is killed or dies. */
 enum { STAGE_FORKED, STAGE_CGROUP, STAGE_MAP, STAGE_RUN, STAGE_FLUSH, STAGE_UNMAP,
@@ -1480,30 +1482,6 @@ static void make_config(const struct pager_bench *b, struct bench_report *rep,
 
 /* ---- setup and the run -------------------------------------------------------- */
 
-static int parse_bytes(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 /* A directory on the real disk: not tmpfs (the kernel side would have
  * nothing to read), room for the file. */
 static int check_dir(const struct pager_bench *b, char *msg, size_t msglen)
@@ -1530,26 +1508,6 @@ static int check_dir(const struct pager_bench *b, char *msg, size_t msglen)
 	return 0;
 }
 
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: uffd bench pager [--json] [--quick] [--mem BYTES[K|M|G]] [--reads N]\n"
-		   "                        [--budget SEC] [--timeout SEC] [--dir DIR]\n"
-		   "                        [--only random_read|seq_read|rmw|zipf_read] [--threads 1|2]\n\n"
-		   "A file 4x the memory allowed, through the libuffd pager (buffer = mem)\n"
-		   "and through mmap in a memory cgroup limited to mem (also with MADV_RANDOM,\n"
-		   "as a reference): random 4 KiB reads, sequential reads, random\n"
-		   "read-modify-writes and zipf reads, 1 and 2 threads, cold page cache before\n"
-		   "each run.  us per page, zipf hit rate, mismatches, peak memory.\n\n"
-		   "Default: --mem 256M (a 1 GiB file), N = pages/4 random reads, N/4 rmw\n"
-		   "pages, 8N zipf reads, a run stops after %d s of accesses (--budget) and\n"
-		   "is killed after %d s (--timeout); --quick: --mem 32M, %d s, %d s.\n"
-		   "The file goes to a new directory under /var/tmp (or DIR) and is deleted.\n"
-		   "--only and --threads run a part (to reproduce a problem): no goals then.\n"
-		   "Run as root for the cgroups and drop_caches (without, it says so).\n",
-		   DEFAULT_BUDGET_S, DEFAULT_TIMEOUT_S, QUICK_BUDGET_S, QUICK_TIMEOUT_S);
-	return status;
-}
-
 static void cleanup_files(struct pager_bench *b)
 {
 	unlink(b->path);
@@ -1557,73 +1515,73 @@ static void cleanup_files(struct pager_bench *b)
 	cleanup_file[0] = cleanup_dir[0] = 0;
 }
 
+#define MAX_READS	(1UL << 26)
+#define MAX_SECONDS	3600
+
 int bench_pager(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "reads", required_argument, NULL, 'n' },
-		{ "dir", required_argument, NULL, 'd' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "budget", required_argument, NULL, 'b' },
-		{ "only", required_argument, NULL, 'o' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	static struct pager_bench bench;
 	struct pager_bench *b = &bench;
 	struct bench_report rep = { .bench = "pager" };
 	char fail[600] = "", msg[400];
-	size_t mem = 0;
-	long long reads = 0;
+	const char *dir = "/var/tmp";
+	uint64_t mem = 0, reads = 0, timeout_s = 0, budget_s = 0, threads = 0;
 	bool quick = false;
+	int only = -1;
+	const struct arg_opt opts[] = {
+		OPT_FLAG("json", 'j', &rep.json, "JSON lines, the summary last"),
+		OPT_FLAG("quick", 'q', &quick, "a short run: --mem 32M, budget 2 s, "
+			 "timeout 60 s"),
+		OPT_BYTES("mem", 'm', &mem, NULL, "memory allowed to each side, a multiple "
+			  "of 4K; the file is 4 times it (default 256M)", MIN_MEM, MAX_MEM),
+		OPT_UINT("reads", 'n', &reads, NULL, "N", "random reads (default: pages/4; "
+			 "N/4 read-modify-writes, 8N zipf reads)", 1, MAX_READS, 1),
+		OPT_STRING("dir", 'd', &dir, "DIR", "where the file's directory is made "
+			   "(default /var/tmp)", sizeof(b->parent_dir) - 41),
+		OPT_UINT("timeout", 't', &timeout_s, NULL, "SEC", "a run is killed after "
+			 "this (default 120, --quick 60)", 1, MAX_SECONDS, 1),
+		OPT_UINT("budget", 'b', &budget_s, NULL, "SEC", "a run stops its accesses "
+			 "after this, less than the timeout (default 15, --quick 2)", 1,
+			 MAX_SECONDS, 1),
+		OPT_CHOICE("only", 'o', &only, NULL, "NAME", "only this workload (no goals "
+			   "then)", wl_names),
+		OPT_UINT("threads", 'T', &threads, NULL, "N", "only this many threads (no "
+			 "goals then; default: 1 and 2)", 1, MAX_THREADS, 1),
+		OPT_END,
+	};
+	struct arg_spec spec = {
+		.prog = "uffd bench pager",
+		.about = "A file 4x the memory allowed, through the libuffd pager (buffer = mem)\n"
+			 "and through mmap in a memory cgroup limited to mem (also with MADV_RANDOM,\n"
+			 "as a reference): random 4 KiB reads, sequential reads, random\n"
+			 "read-modify-writes and zipf reads, 1 and 2 threads, cold page cache before\n"
+			 "each run.  us per page, zipf hit rate, mismatches, peak memory.\n"
+			 "The file goes to a new directory under /var/tmp (or DIR) and is deleted.\n"
+			 "Run as root for the cgroups and drop_caches (without, it says so).\n",
+		.opts = opts,
+	};
 	uint64_t most;
 	double t0;
-	int c, ret, w, t, s, timeout_s = 0, budget_s = 0;
+	int ret, w, t, s;
 
+	ret = args_parse(&spec, argc, argv);
+	if (ret != ARGS_GO_ON)
+		return ret;
 	memset(b, 0, sizeof(*b));
-	b->only_wl = -1;
-	snprintf(b->parent_dir, sizeof(b->parent_dir), "/var/tmp");
-	while ((c = getopt_long(argc, argv, "jqm:n:d:t:b:o:T:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': rep.json = true; break;
-		case 'q': quick = true; break;
-		case 'm':
-			if (parse_bytes(optarg, &mem))
-				return usage(stderr, EXIT_USAGE);
-			break;
-		case 'n': reads = atoll(optarg); break;
-		case 'd':
-			if (strlen(optarg) >= sizeof(b->parent_dir) - 40)
-				return usage(stderr, EXIT_USAGE);
-			snprintf(b->parent_dir, sizeof(b->parent_dir), "%s", optarg);
-			break;
-		case 't': timeout_s = atoi(optarg); break;
-		case 'b': budget_s = atoi(optarg); break;
-		case 'o':
-			for (b->only_wl = 0; b->only_wl < NWL; b->only_wl++)
-				if (!strcmp(optarg, wl_names[b->only_wl]))
-					break;
-			if (b->only_wl == NWL)
-				return usage(stderr, EXIT_USAGE);
-			break;
-		case 'T': b->only_threads = atoi(optarg); break;
-		case 'h': return usage(stdout, EXIT_OK);
-		default: return usage(stderr, EXIT_USAGE);
-		}
-	}
+	b->only_wl = only;
+	b->only_threads = (int)threads;
+	snprintf(b->parent_dir, sizeof(b->parent_dir), "%s", dir);
 	b->mem = mem ? mem : quick ? QUICK_MEM : DEFAULT_MEM;
-	b->timeout_s = timeout_s ? timeout_s : quick ? QUICK_TIMEOUT_S : DEFAULT_TIMEOUT_S;
-	b->budget_s = budget_s ? budget_s : quick ? QUICK_BUDGET_S : DEFAULT_BUDGET_S;
-	if (optind < argc || b->mem < MIN_MEM || b->mem > MAX_MEM || b->mem % PAGE_SZ ||
-	    reads < 0 || timeout_s < 0 || budget_s < 0 || b->budget_s >= b->timeout_s ||
-	    b->only_threads < 0 || b->only_threads > MAX_THREADS)
-		return usage(stderr, EXIT_USAGE);
+	b->timeout_s = timeout_s ? (int)timeout_s : quick ? QUICK_TIMEOUT_S : DEFAULT_TIMEOUT_S;
+	b->budget_s = budget_s ? (int)budget_s : quick ? QUICK_BUDGET_S : DEFAULT_BUDGET_S;
+	if (b->mem % PAGE_SZ)
+		return args_usage_error(&spec, "--mem: %zu is not a multiple of 4K", b->mem);
+	if (b->budget_s >= b->timeout_s)
+		return args_usage_error(&spec, "--budget: %d s is not less than the timeout "
+					"(%d s)", b->budget_s, b->timeout_s);
 	b->file_bytes = (uint64_t)b->mem * FILE_OVER_MEM;
 	b->pages = b->file_bytes / PAGE_SZ;
-	b->random_n = reads ? (uint64_t)reads : b->pages / 4;
+	b->random_n = reads ? reads : b->pages / 4;
 	b->human = !rep.json;
 
 	if (check_dir(b, msg, sizeof(msg))) {

@@ -59,7 +59,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -74,6 +73,7 @@
 #include <uffd/snapshot.h>
 
 #include "bench.h"
+#include "../tools/args.h"
 #include "../tools/uffd.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -828,55 +828,50 @@ static void make_config(struct bench_report *rep, const struct snap_cfg *cfg,
 		 cfg->sizes[cfg->nsizes - 1] >> 20);
 }
 
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: uffd bench snapshot [--json] [--quick] [--size MiB] [--rounds N]\n"
-		   "                           [--dir DIR]\n\n"
-		   "A live snapshot of the checker workload with libuffd and with fork()\n"
-		   "(the child writes the image, as Redis BGSAVE does): pause, extra memory,\n"
-		   "writer throughput during the snapshot, time until the image is durable.\n"
-		   "Default: 1024 and 4096 MiB, 3 rounds; --quick: 128 MiB, 2 rounds.\n"
-		   "Images go to a new directory under /var/tmp (or DIR) and are deleted.\n");
-	return status;
-}
-
 int bench_snapshot(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "size", required_argument, NULL, 's' },
-		{ "rounds", required_argument, NULL, 'r' },
-		{ "dir", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct snap_cfg cfg = { { 1UL << 30, 4UL << 30 }, 2, 3, NULL };
 	struct bench_report rep = { .bench = "snapshot" };
+	uint64_t size, rounds;
+	bool quick = false, size_seen = false, rounds_seen = false;
+	const struct arg_opt opts[] = {
+		OPT_FLAG("json", 'j', &rep.json, "JSON lines, the summary last"),
+		OPT_FLAG("quick", 'q', &quick, "a run of under 30 s: 128 MiB, 2 rounds"),
+		OPT_UINT("size", 's', &size, &size_seen, "MiB", "one table of this size "
+			 "(default: 1024 and 4096)", 1, BENCH_MAX_MIB, 1UL << 20),
+		OPT_UINT("rounds", 'r', &rounds, &rounds_seen, "N", "rounds, the median "
+			 "reported (default 3)", 1, MAX_ROUNDS, 1),
+		OPT_STRING("dir", 'd', &cfg.dir, "DIR", "where the images go (default: a new "
+			   "directory under /var/tmp, removed)", 255),
+		OPT_END,
+	};
+	struct arg_spec spec = {
+		.prog = "uffd bench snapshot",
+		.about = "A live snapshot of the checker workload with libuffd and with fork()\n"
+			 "(the child writes the image, as Redis BGSAVE does): pause, extra memory,\n"
+			 "writer throughput during the snapshot, time until the image is durable.\n"
+			 "Images go to a new directory under /var/tmp (or DIR) and are deleted.\n",
+		.opts = opts,
+	};
 	static struct size_result res[MAX_SIZES];
 	char dir[256], path[300], fail_msg[600] = "";
-	size_t size = 0;
-	int c, i, ret;
+	int i, ret;
 
-	while ((c = getopt_long(argc, argv, "jqs:r:d:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': rep.json = true; break;
-		case 'q': cfg.sizes[0] = 128UL << 20; cfg.nsizes = 1; cfg.rounds = 2; break;
-		case 's': size = strtoul(optarg, NULL, 0) << 20; break;
-		case 'r': cfg.rounds = atoi(optarg); break;
-		case 'd': cfg.dir = optarg; break;
-		case 'h': return usage(stdout, EXIT_OK);
-		default: return usage(stderr, EXIT_USAGE);
-		}
+	ret = args_parse(&spec, argc, argv);
+	if (ret != ARGS_GO_ON)
+		return ret;
+	/* --quick picks the sizes; options given say otherwise, in any order. */
+	if (quick) {
+		cfg.sizes[0] = 128UL << 20;
+		cfg.nsizes = 1;
+		cfg.rounds = 2;
 	}
-	if (size) {
+	if (size_seen) {
 		cfg.sizes[0] = size;
 		cfg.nsizes = 1;
 	}
-	if (optind < argc || cfg.rounds < 1 || cfg.rounds > MAX_ROUNDS ||
-	    cfg.sizes[0] < (1UL << 20) || cfg.sizes[0] > (64UL << 30) ||
-	    (cfg.dir && strlen(cfg.dir) >= sizeof(dir)))
-		return usage(stderr, EXIT_USAGE);
+	if (rounds_seen)
+		cfg.rounds = (int)rounds;
 
 	if (cfg.dir) {
 		snprintf(dir, sizeof(dir), "%s", cfg.dir);

@@ -46,7 +46,6 @@
  *   - mprotect until it overflows (checked after each write).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -57,6 +56,7 @@
 #include <uffd/track.h>
 
 #include "bench.h"
+#include "../tools/args.h"
 #include "../tools/uffd.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -551,64 +551,74 @@ static double worst_per_page_ratio(const struct frac_result *x,
 	return worst;
 }
 
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: uffd bench track [--json] [--quick] [--size MiB] [--rounds N]\n"
-		   "                        [--anon-pages N] [--shmem-mib M] [--sync-pages N]\n\n"
-		   "Dirty tracking per backend: ns per written page (1 and 2 writer threads),\n"
-		   "collect+re-arm per GiB (1%%, 10%%, 50%% of the region written), written\n"
-		   "pages survived; the kernel's plain write fault as a reference.\n"
-		   "Page counts of 0 skip that survival run.\n");
-	return status;
-}
+#define MAX_PAGES (1UL << 24)	/* survival runs: 64 GiB written */
 
 int bench_track(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "size", required_argument, NULL, 's' },
-		{ "rounds", required_argument, NULL, 'r' },
-		{ "anon-pages", required_argument, NULL, 'a' },
-		{ "shmem-mib", required_argument, NULL, 'm' },
-		{ "sync-pages", required_argument, NULL, 'y' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	static const struct track_cfg full = { 1UL << 30, 5, 2UL << 20, 2UL << 30, 16,
+					       256UL << 10 };
+	static const struct track_cfg quick_cfg = { 64UL << 20, 3, 64UL << 10, 256UL << 20,
+						    16, 16UL << 10 };
+	struct bench_report rep = { .bench = "track" };
+	uint64_t size, rounds, anon_pages, shmem_bytes, sync_pages;
+	bool quick = false, size_seen = false, rounds_seen = false, anon_seen = false,
+	     shmem_seen = false, sync_seen = false;
+	const struct arg_opt opts[] = {
+		OPT_FLAG("json", 'j', &rep.json, "JSON lines, the summary last"),
+		OPT_FLAG("quick", 'q', &quick, "a run of under 30 s: 64 MiB, 3 rounds, "
+			 "smaller survival runs"),
+		OPT_UINT("size", 's', &size, &size_seen, "MiB", "the region written "
+			 "(default 1024)", 1, BENCH_MAX_MIB, 1UL << 20),
+		OPT_UINT("rounds", 'r', &rounds, &rounds_seen, "N", "rounds, the median "
+			 "reported (default 5)", 1, MAX_ROUNDS, 1),
+		OPT_UINT("anon-pages", 'a', &anon_pages, &anon_seen, "N", "survival, private "
+			 "memory: pages written (default 2097152; 0 skips)", 0, MAX_PAGES, 1),
+		OPT_UINT("shmem-mib", 'm', &shmem_bytes, &shmem_seen, "MiB", "survival, one "
+			 "memfd mapped 16 times (default 2048; 0 skips)", 0, BENCH_MAX_MIB,
+			 1UL << 20),
+		OPT_UINT("sync-pages", 'y', &sync_pages, &sync_seen, "N", "survival, sync-wp: "
+			 "pages written (default 262144; 0 skips)", 0, MAX_PAGES, 1),
+		OPT_END,
 	};
+	struct arg_spec spec = {
+		.prog = "uffd bench track",
+		.about = "Dirty tracking per backend: ns per written page (1 and 2 writer threads),\n"
+			 "collect+re-arm per GiB (1%, 10%, 50% of the region written), written\n"
+			 "pages survived; the kernel's plain write fault as a reference.\n",
+		.opts = opts,
+	};
+	struct track_cfg cfg;
 	static const enum uffd_track_backend all[NBACKENDS] = {
 		UFFD_TRACK_WP_ASYNC, UFFD_TRACK_SYNC_WP, UFFD_TRACK_MPROTECT,
 		UFFD_TRACK_SOFT_DIRTY,
 	};
-	struct track_cfg cfg = { 1UL << 30, 5, 2UL << 20, 2UL << 30, 16, 256UL << 10 };
-	struct bench_report rep = { .bench = "track" };
 	struct frac_result fr[NBACKENDS][NFRAC];
 	struct survival anon = { 0 }, shmem = { 0 }, sync = { 0 }, mprot = { 0 };
-	enum uffd_track_backend order[NBACKENDS], def = uffd_tracking_backend();
+	enum uffd_track_backend order[NBACKENDS], def;
 	bool avail[NBACKENDS] = { 0 }, anon_capped = false, bad = false;
 	char unavail[128] = "";
 	double ratio, worst_gbps = 0, ref_ns = 0;
 	size_t ref_k;
 	struct region r = { 0 };
 	long avail_kib, max_map;
-	int c, i, f, nord = 0, ret;
+	int i, f, nord = 0, ret;
 
-	while ((c = getopt_long(argc, argv, "jqs:r:a:m:y:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': rep.json = true; break;
-		case 'q': cfg = (struct track_cfg){ 64UL << 20, 3, 64UL << 10, 256UL << 20, 16,
-						    16UL << 10 }; break;
-		case 's': cfg.region_bytes = strtoul(optarg, NULL, 0) << 20; break;
-		case 'r': cfg.rounds = atoi(optarg); break;
-		case 'a': cfg.anon_pages = strtoul(optarg, NULL, 0); break;
-		case 'm': cfg.shmem_bytes = strtoul(optarg, NULL, 0) << 20; break;
-		case 'y': cfg.sync_pages = strtoul(optarg, NULL, 0); break;
-		case 'h': return usage(stdout, EXIT_OK);
-		default: return usage(stderr, EXIT_USAGE);
-		}
-	}
-	if (optind < argc || cfg.rounds < 1 || cfg.rounds > MAX_ROUNDS ||
-	    cfg.region_bytes < (1UL << 20) || cfg.region_bytes > (64UL << 30))
-		return usage(stderr, EXIT_USAGE);
+	ret = args_parse(&spec, argc, argv);
+	if (ret != ARGS_GO_ON)
+		return ret;
+	/* --quick picks the sizes; options given say otherwise, in any order. */
+	cfg = quick ? quick_cfg : full;
+	if (size_seen)
+		cfg.region_bytes = size;
+	if (rounds_seen)
+		cfg.rounds = (int)rounds;
+	if (anon_seen)
+		cfg.anon_pages = anon_pages;
+	if (shmem_seen)
+		cfg.shmem_bytes = shmem_bytes;
+	if (sync_seen)
+		cfg.sync_pages = sync_pages;
+	def = uffd_tracking_backend();
 
 	/* Half of what is free now, so the other users of the machine live. */
 	avail_kib = read_long("/proc/meminfo", "MemAvailable:");

@@ -6,7 +6,6 @@
  * The exit status is 1 if any section that could run went wrong.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "uffd.h"
 
 #define DEMO_PAGE 4096
@@ -630,19 +630,16 @@ static const struct {
 
 int cmd_demo(int argc, char **argv)
 {
+	struct arg_spec spec = {
+		.prog = "uffd demo", .synopsis = "(no arguments)",
+		.about = "A tour of libuffd's capabilities, live.  It takes no arguments.\n",
+	};
 	size_t i, failed = 0;
+	int ret = args_parse(&spec, argc, argv);
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: uffd demo\n\nA tour of libuffd's capabilities, live.\n");
-		return EXIT_OK;
-	}
-	if (argc > 1) {
-		fprintf(stderr, "uffd demo: unexpected argument '%s'\n", argv[1]);
-		return EXIT_USAGE;
-	}
+	if (ret != ARGS_GO_ON)
+		return ret;
 	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-		int ret;
-
 		printf("\n== %zu. %s\n", i + 1, sections[i].title);
 		fflush(stdout);
 		ret = sections[i].run();

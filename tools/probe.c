@@ -4,12 +4,12 @@
  * use it.  Every answer comes from the library's probe table; this file
  * only lays it out (a table for people, one JSON object with --json).
  */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <uffd/track.h>
 
+#include "args.h"
 #include "uffd.h"
 
 static long read_long(const char *path)
@@ -202,33 +202,23 @@ void probe_summary(FILE *f)
 
 int cmd_probe(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	bool json = false;
+	const struct arg_opt opts[] = {
+		OPT_FLAG("json", 'j', &json, "the same facts as one JSON object"),
+		OPT_END,
+	};
+	struct arg_spec spec = {
+		.prog = "uffd probe", .synopsis = "[--json]",
+		.about = "What this kernel supports and how libuffd will use it.\n"
+			 "Exit 0 if a userfaultfd can be opened at all, 1 if not.\n",
+		.opts = opts,
 	};
 	struct machine m;
-	bool json = false;
-	int c;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			printf("usage: uffd probe [--json]\n\n"
-			       "What this kernel supports and how libuffd will use it.\n"
-			       "Exit 0 if a userfaultfd can be opened at all, 1 if not.\n");
-			return EXIT_OK;
-		default:
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "uffd probe: unexpected argument '%s'\n", argv[optind]);
-		return EXIT_USAGE;
-	}
+	ret = args_parse(&spec, argc, argv);
+	if (ret != ARGS_GO_ON)
+		return ret;
 	read_machine(&m);
 	if (json)
 		print_json(&m);

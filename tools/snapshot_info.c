@@ -8,7 +8,6 @@
  * so the tool never calls "ok" a chain the library would refuse.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 #include <uffd/image.h>
 
+#include "args.h"
 #include "uffd.h"
 
 #define MAX_CHAIN 4096	/* ancestors followed before calling it a loop */
@@ -298,59 +298,40 @@ static int walk_chain(struct report *rep, const char *path)
 	return ret;
 }
 
-#define USAGE "usage: uffd snapshot-info FILE [--json] [--no-verify]\n"
-
-static void help(void)
-{
-	printf(USAGE "\n"
-	       "What a memory image holds: version, base or delta, id, parent, instant,\n"
-	       "regions, chunks, pages; then the same for each ancestor of a delta\n"
-	       "(parents are found by name in FILE's directory).  Every checksum of\n"
-	       "every image is verified unless --no-verify.  Exit 0 if the chain is\n"
-	       "sound, 1 if a file is missing, unreadable or corrupt (the message names\n"
-	       "the file and the offset), 2 on a usage error.\n");
-}
-
 int cmd_snapshot_info(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "no-verify", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct report rep = { .verify = true };
-	int c, ret;
+	bool no_verify = false;
+	const struct arg_opt opts[] = {
+		OPT_FLAG("json", 'j', &rep.json, "one JSON object"),
+		OPT_FLAG("no-verify", 'n', &no_verify, "do not read every chunk to check its "
+			 "checksum"),
+		OPT_END,
+	};
+	struct arg_spec spec = {
+		.prog = "uffd snapshot-info", .synopsis = "FILE [--json] [--no-verify]",
+		.about = "What a memory image holds: version, base or delta, id, parent, instant,\n"
+			 "regions, chunks, pages; then the same for each ancestor of a delta\n"
+			 "(parents are found by name in FILE's directory).  Every checksum of\n"
+			 "every image is verified unless --no-verify.  Exit 0 if the chain is\n"
+			 "sound, 1 if a file is missing, unreadable or corrupt (the message names\n"
+			 "the file and the offset), 2 on a usage error.\n",
+		.opts = opts, .min_args = 1, .max_args = 1, .arg_name = "FILE",
+	};
+	const char *file;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "jnh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			rep.json = true;
-			break;
-		case 'n':
-			rep.verify = false;
-			break;
-		case 'h':
-			help();
-			return EXIT_OK;
-		default:
-			fprintf(stderr, USAGE);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		if (optind < argc - 1)
-			fprintf(stderr, "uffd snapshot-info: unexpected argument '%s'\n",
-				argv[optind + 1]);
-		fprintf(stderr, USAGE);
-		return EXIT_USAGE;
-	}
+	ret = args_parse(&spec, argc, argv);
+	if (ret != ARGS_GO_ON)
+		return ret;
+	rep.verify = !no_verify;
+	file = spec.args[0];
 	if (rep.json) {
 		printf("{");
-		json_str(stdout, "file", argv[optind], true);
+		json_str(stdout, "file", file, true);
 		printf("\"chain\":[");
 	}
-	ret = walk_chain(&rep, argv[optind]);
+	ret = walk_chain(&rep, file);
 	if (ret)
 		return ret;
 	if (rep.json)
