@@ -15,6 +15,9 @@
  *   UFFD_TRACK_SYNC_WP    userfaultfd write-protect, faults served by a
  *                         runtime thread that records the page and
  *                         un-protects it; sees each first write (on_write).
+ *                         Also registered for MISSING faults: a read of a
+ *                         page that is not there gets a write-protected
+ *                         zero page of its own (a round trip, a page).
  *   UFFD_TRACK_SOFT_DIRTY clear_refs + pagemap bit 55, where the kernel has
  *                         CONFIG_MEM_SOFT_DIRTY (probed by effect).  Reset
  *                         is process-wide: one soft-dirty tracker at a time.
@@ -33,7 +36,9 @@
  * Changes to the tracked memory (both userfaultfd backends follow them
  * through the kernel's events, and every call waits until the events the
  * kernel has handed over are applied): MADV_DONTNEED/REMOVE of a tracked
- * page reports it as written once (its contents changed to zeros); mremap
+ * page reports it as written (its contents changed to zeros; a collect that
+ * comes between the event and the zap itself reports it, and the next one
+ * again); mremap
  * moves the tracked pages with the memory, a part of a range as well as
  * all of it; munmap stops tracking what went away and keeps the rest.
  * MPROTECT and SOFT_DIRTY do not follow them.

@@ -288,9 +288,9 @@ static void finish_ranges(struct uffd_track_result *res)
 }
 
 /*
- * Pages zeroed by MADV_DONTNEED/REMOVE: reported once; on rearm protected
- * again where the backend needs it (an anonymous zap drops the uffd-wp
- * bit; WP_ASYNC's PAGEMAP_SCAN re-arms empty entries itself).
+ * Pages zeroed by MADV_DONTNEED/REMOVE: reported, and on rearm forgotten
+ * once the backend says their zap is behind them (see settle_removed;
+ * WP_ASYNC's PAGEMAP_SCAN reports and re-arms a zapped entry itself).
  */
 static int emit_removed(struct uffd_tracker *t, struct track_range *r, bool rearm)
 {
@@ -303,11 +303,26 @@ static int emit_removed(struct uffd_tracker *t, struct track_range *r, bool rear
 		track_emit(t, r, from, from + (b - a) * 4096);
 		if (!rearm || t->sink->err)
 			continue;
-		if (t->be->protect)
-			ret = t->be->protect(t, from, (b - a) * 4096);
-		if (!ret)
+		if (t->be->settle_removed)
+			ret = t->be->settle_removed(t, r, a, b);
+		else
 			bitmap_clear_range(&t->removed, a, b);
 	}
+	return ret;
+}
+
+/* Reset: removed pages count as clean, but for a zap still to come. */
+static int forget_removed(struct uffd_tracker *t, struct track_range *r)
+{
+	size_t pos = r->first_bit, end = r->first_bit + r->len / 4096, a, b;
+	int ret = 0;
+
+	if (!t->be->settle_removed) {
+		bitmap_clear_range(&t->removed, pos, end);
+		return 0;
+	}
+	while (!ret && bitmap_next_run(&t->removed, &pos, end, &a, &b))
+		ret = t->be->settle_removed(t, r, a, b);
 	return ret;
 }
 
@@ -416,8 +431,7 @@ int uffd_track_reset(struct uffd_tracker *t)
 				continue;
 			ret = t->be->reset(t, r);
 			if (!ret)
-				bitmap_clear_range(&t->removed, r->first_bit,
-						   r->first_bit + r->len / 4096);
+				ret = forget_removed(t, r);
 		}
 		pthread_rwlock_unlock(&t->ranges_lock);
 	} while (ret == -EAGAIN);

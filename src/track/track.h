@@ -34,8 +34,14 @@ struct track_backend {
 	int (*collect)(struct uffd_tracker *t, struct track_range *r, bool rearm);
 	/* Re-protect all of r and forget its writes. */
 	int (*reset)(struct uffd_tracker *t, struct track_range *r);
-	/* Optional: re-protect [start, start+len) (removed pages, on rearm). */
-	int (*protect)(struct uffd_tracker *t, uint64_t start, uint64_t len);
+	/*
+	 * Optional, on rearm: the removed pages of r with bits [a, b) were
+	 * just reported.  Clear (in t->removed) the bits of those whose zap
+	 * is known to have happened, re-arming them as needed; the others
+	 * are reported again next time.  Without it every bit is cleared.
+	 */
+	int (*settle_removed)(struct uffd_tracker *t, struct track_range *r, size_t a,
+			      size_t b);
 	/* Un-protect everything, free t->priv. */
 	void (*destroy)(struct uffd_tracker *t);
 };
@@ -56,7 +62,7 @@ struct uffd_tracker {
 	struct track_range *adding;	/* registered, not yet in ranges */
 	size_t npages;			/* bits in use */
 	struct bitmap dirty;		/* SYNC_WP, MPROTECT: written pages */
-	struct bitmap removed;		/* REMOVE events: report once */
+	struct bitmap removed;		/* REMOVE events: report until settled */
 	struct emit_sink *sink;		/* the collect in progress */
 	/* userfaultfd backends */
 	struct uffd u;

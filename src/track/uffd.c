@@ -6,41 +6,65 @@
  *
  * Both register their ranges through a one-thread runtime handler, which
  * also reads the REMAP, REMOVE and UNMAP events so the tracker follows the
- * memory: a removed page is reported once (its contents became zeros), a
- * moved range is scanned where it went, an unmapped one is dropped.  The
- * thread sleeps in poll(2): events are rare and WP_ASYNC faults never reach
- * it.  SYNC_WP orders faults and re-arming with a rwlock: a fault records
- * its page and un-protects under the read side, a collect reports and
+ * memory: a removed page is reported (its contents became zeros), a moved
+ * range is scanned where it went, an unmapped one is dropped.  The thread
+ * sleeps in poll(2): events are rare and WP_ASYNC faults never reach it.
+ * SYNC_WP orders faults and re-arming with a rwlock: a fault records its
+ * page and un-protects under the read side, a collect reports and
  * re-protects under the write side, so no write can land unreported
  * between the two.
+ *
+ * A zap is the one change that can disarm a page behind a collect's back.
+ * madvise(MADV_DONTNEED) sends REMOVE, waits until the event is read, and
+ * only then takes mmap_lock again and zaps: a collect in between reports
+ * the page and re-arms it, then the zap takes it away - and on anonymous
+ * memory its uffd-wp bit with it, leaving no marker (shmem keeps one).  A
+ * fork() holding mmap_lock lines both up behind it and makes that common.
+ * WP_ASYNC does not mind: its PAGEMAP_SCAN counts an empty entry as
+ * written and re-arms it.  SYNC_WP used to: the next write landed with no
+ * fault, unreported, and so did every later one (issue 15).  So SYNC_WP
+ * registers its ranges for MISSING faults too: a page that is not there
+ * faults whatever took it, and the fault is recorded like a write (or,
+ * for a read, answered with a zero page mapped write-protected).  And it
+ * forgets a removed page only once pagemap shows the page gone: until
+ * then its zap is still to come, and the next collect reports it again,
+ * since its contents change after this one's answer.
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "track.h"
 
 #define SCAN_VEC 512	/* runs per PAGEMAP_SCAN call */
+#define SETTLE_BATCH 64	/* /proc/self/pagemap entries read at once */
+#define PM_PRESENT (1ULL << 63)	/* pagemap entry bits */
+#define PM_SWAP (1ULL << 62)	/* swapped, migrating, or a uffd-wp marker */
 
 #define TRACK_EVENTS (UFFD_F(UFFD_FEAT_EVENT_REMAP) | UFFD_F(UFFD_FEAT_EVENT_REMOVE) | \
 		      UFFD_F(UFFD_FEAT_EVENT_UNMAP))
 
 static void track_event(struct uffd_region *reg, const struct uffd_event *ev);
 static int sync_wp_fault(struct uffd_fault *f);
+static int sync_wp_missing(struct uffd_fault *f);
 
 static const struct uffd_region_ops wp_async_ops = { .event = track_event };
 static const struct uffd_region_ops sync_wp_ops = { .wp = sync_wp_fault,
+						    .missing = sync_wp_missing,
 						    .event = track_event };
 
-static int open_uffd(struct uffd_tracker *t, uint64_t required)
+/* What a read of a page that is not there gets (SYNC_WP). */
+static const char zero_page[4096] __attribute__((aligned(4096)));
+
+static int open_uffd(struct uffd_tracker *t, uint64_t required, uint64_t wanted)
 {
 	UFFD_OPTS(uffd_handler_opts, o, .threads = 1, .wait = UFFD_WAIT_BLOCK);
 	int ret;
 
 	ret = uffd_open(&t->u, required, TRACK_EVENTS | UFFD_F(UFFD_FEAT_WP_HUGETLBFS_SHMEM) |
-			UFFD_F(UFFD_FEAT_WP_UNPOPULATED),
-			UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
+			wanted, UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
 	if (ret)
 		return ret;
 	t->h = uffd_handler_new(&t->u, &o);
@@ -59,7 +83,8 @@ static int wp_async_init(struct uffd_tracker *t)
 
 	if (uffd_feature_supported(UFFD_FEAT_PAGEMAP_SCAN) != 1)
 		return -EOPNOTSUPP;
-	ret = open_uffd(t, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP) | UFFD_F(UFFD_FEAT_WP_ASYNC));
+	ret = open_uffd(t, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP) | UFFD_F(UFFD_FEAT_WP_ASYNC),
+			UFFD_F(UFFD_FEAT_WP_UNPOPULATED));
 	if (ret)
 		return ret;
 	t->pagemap_fd = uffd_pagemap_open(0);
@@ -71,9 +96,19 @@ static int wp_async_init(struct uffd_tracker *t)
 	return ret;
 }
 
+/*
+ * No WP_UNPOPULATED: MISSING faults cover the pages that are not there,
+ * and without markers on anonymous memory a swap entry there is a real
+ * page (see sync_wp_settle_removed).  Without pagemap removed pages are
+ * settled at once, as before the fix.
+ */
 static int sync_wp_init(struct uffd_tracker *t)
 {
-	return open_uffd(t, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP));
+	int ret = open_uffd(t, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP), 0);
+
+	if (!ret)
+		t->pagemap_fd = uffd_pagemap_open(0);
+	return ret;
 }
 
 /*
@@ -88,12 +123,12 @@ static int protect(struct uffd_tracker *t, uint64_t start, uint64_t len)
 }
 
 static int uffd_add(struct uffd_tracker *t, struct track_range *r,
-		    const struct uffd_region_ops *ops)
+		    const struct uffd_region_ops *ops, unsigned modes)
 {
 	int ret;
 
 	r->region = uffd_handler_add(t->h, (void *)(uintptr_t)r->start, r->len, 0,
-				     UFFD_REG_WP, ops, r);
+				     modes, ops, r);
 	if (!r->region)
 		return -errno;
 	while ((ret = protect(t, r->start, r->len)) == -EAGAIN)
@@ -103,12 +138,12 @@ static int uffd_add(struct uffd_tracker *t, struct track_range *r,
 
 static int wp_async_add(struct uffd_tracker *t, struct track_range *r)
 {
-	return uffd_add(t, r, &wp_async_ops);
+	return uffd_add(t, r, &wp_async_ops, UFFD_REG_WP);
 }
 
 static int sync_wp_add(struct uffd_tracker *t, struct track_range *r)
 {
-	return uffd_add(t, r, &sync_wp_ops);
+	return uffd_add(t, r, &sync_wp_ops, UFFD_REG_WP | UFFD_REG_MISSING);
 }
 
 static int wp_async_collect(struct uffd_tracker *t, struct track_range *r, bool rearm)
@@ -162,6 +197,50 @@ static int sync_wp_fault(struct uffd_fault *f)
 	ret = uffd_fault_unprotect(f, 4096);
 	if (r)
 		pthread_rwlock_unlock(&t->arm_lock);
+	pthread_rwlock_unlock(&t->ranges_lock);
+	return ret;
+}
+
+/*
+ * A page that is not there: never populated, or zapped (see the top).  A
+ * write is recorded as a WP fault's is and gets a writable zero page; a
+ * read gets a zero page mapped write-protected, so the first write still
+ * faults.  A page whose REMOVE is not settled lost its contents after it
+ * was last reported: the fault shows the zap done, and the page is
+ * reported as written instead.
+ */
+static int sync_wp_missing(struct uffd_fault *f)
+{
+	struct uffd_tracker *t = ((struct track_range *)f->data)->t;
+	uint64_t addr = (uintptr_t)f->addr;
+	struct track_range *r;
+	bool zapped = false;
+	size_t bit = 0;
+	int ret;
+
+	pthread_rwlock_rdlock(&t->ranges_lock);
+	r = track_lookup(t, addr);
+	if (r) {
+		pthread_rwlock_rdlock(&t->arm_lock);
+		bit = track_bit(r, addr);
+		zapped = bitmap_test(&t->removed, bit);
+		if (f->write || zapped)
+			bitmap_set_atomic(&t->dirty, bit);
+		if (f->write) {
+			__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
+			if (t->opts.on_write)
+				t->opts.on_write(f->addr, t->opts.arg);
+		}
+	}
+	if (f->write)
+		ret = uffd_fault_copy(f, zero_page, 4096);
+	else
+		ret = uffd_fault_copy_wp(f, f->addr, zero_page, 4096);
+	if (r) {
+		if (zapped && !ret)
+			bitmap_clear_range(&t->removed, bit, bit + 1);
+		pthread_rwlock_unlock(&t->arm_lock);
+	}
 	pthread_rwlock_unlock(&t->ranges_lock);
 	return ret;
 }
@@ -304,9 +383,94 @@ static void track_event(struct uffd_region *reg, const struct uffd_event *ev)
 	pthread_rwlock_unlock(&t->ranges_lock);
 }
 
-static int sync_wp_protect(struct uffd_tracker *t, uint64_t start, uint64_t len)
+/*
+ * Whether the VMA holding addr is private anonymous memory, from
+ * /proc/self/maps; [*lo, *hi) receives the VMA so that the caller asks
+ * again only past it.  Only asked about swap entries: rare.
+ */
+static bool private_anonymous(uint64_t addr, uint64_t *lo, uint64_t *hi)
 {
-	return protect(t, start, len);
+	unsigned long long start, end, off;
+	unsigned long inode;
+	unsigned maj, min;
+	char line[512], perms[5];
+	bool anon = true;	/* unknown: the cautious answer */
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	*lo = addr;
+	*hi = addr + 4096;
+	if (!f)
+		return anon;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx-%llx %4s %llx %x:%x %lu", &start, &end, perms, &off,
+			   &maj, &min, &inode) != 7 || addr < start || addr >= end)
+			continue;
+		*lo = start;
+		*hi = end;
+		anon = perms[3] == 'p' && !inode;
+		break;
+	}
+	fclose(f);
+	return anon;
+}
+
+/* Re-arm and forget removed pages [a, b) of r, whose zap is done. */
+static int settle(struct uffd_tracker *t, struct track_range *r, size_t a, size_t b)
+{
+	int ret = protect(t, r->start + (a - r->first_bit) * 4096, (b - a) * 4096);
+
+	if (!ret)
+		bitmap_clear_range(&t->removed, a, b);
+	return ret;
+}
+
+/*
+ * A removed page's zap is done when the page is gone: nothing there, or
+ * a uffd-wp marker (shmem).  One still there keeps its bit: its zap is
+ * still to come (see the top), and the next collect reports it again.  An
+ * anonymous page in swap or being migrated is still there; so is any
+ * page when pagemap cannot be read (then, as before the fix, all are
+ * settled).  The re-arm protects what is there now: on shmem it leaves a
+ * marker where a zapped page was written before (no uffd-wp bit, no
+ * marker left); an anonymous hole needs none, MISSING faults cover it.
+ */
+static int sync_wp_settle_removed(struct uffd_tracker *t, struct track_range *r, size_t a,
+				  size_t b)
+{
+	uint64_t e[SETTLE_BATCH], anon_lo = 0, anon_hi = 0;
+	size_t i, n, run = 0;
+	bool anon = false, in_run = false;
+	int ret = 0;
+
+	if (t->pagemap_fd < 0)
+		return settle(t, r, a, b);
+	for (; !ret && a < b; a += n) {
+		uint64_t at = r->start + (a - r->first_bit) * 4096;
+
+		n = b - a < SETTLE_BATCH ? b - a : SETTLE_BATCH;
+		if (pread(t->pagemap_fd, e, n * sizeof(e[0]), at / 4096 * sizeof(e[0])) !=
+		    (ssize_t)(n * sizeof(e[0])))
+			memset(e, 0, sizeof(e));
+		for (i = 0; i < n && !ret; i++, at += 4096) {
+			bool there = e[i] & PM_PRESENT;
+
+			if (!there && (e[i] & PM_SWAP)) {
+				if (at < anon_lo || at >= anon_hi)
+					anon = private_anonymous(at, &anon_lo, &anon_hi);
+				there = anon;
+			}
+			if (!there && !in_run) {
+				run = a + i;
+				in_run = true;
+			} else if (there && in_run) {
+				ret = settle(t, r, run, a + i);
+				in_run = false;
+			}
+		}
+	}
+	if (!ret && in_run)
+		ret = settle(t, r, run, b);
+	return ret;
 }
 
 const struct track_backend track_wp_async = {
@@ -324,6 +488,6 @@ const struct track_backend track_sync_wp = {
 	.add = sync_wp_add,
 	.collect = sync_wp_collect,
 	.reset = sync_wp_reset,
-	.protect = sync_wp_protect,
+	.settle_removed = sync_wp_settle_removed,
 	.destroy = uffd_destroy,
 };
