@@ -46,6 +46,10 @@
  * MPROTECT limits: at most 1024 ranges in the process (-ENOSPC beyond),
  * ranges may not overlap (-EEXIST), and each written page costs a VMA.
  *
+ * fork(): in a child the tracked memory is plain memory (writable, its
+ * writes recorded by nobody); the trackers it inherits answer -ECHILD and
+ * uffd_track_free() of one frees nothing there.
+ *
  * Transparent huge pages: on 6.18 the kernel splits a write-protected THP
  * at the first write, so one written byte reports one page; kernels that
  * track at huge-page granularity report all 512.  Set no_thp to

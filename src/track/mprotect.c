@@ -50,6 +50,18 @@
  * - The handler, once installed, stays (another may have chained to it).
  *   A SIGSEGV handler installed later must chain to it, or writes to
  *   tracked memory reach that handler instead.
+ *
+ * fork(): a child inherits the read-only ranges, the handler and a copy of
+ * the registry, but not the threads: a spin flag that a collect held at
+ * the fork would stay held in the child for ever, and its first write to
+ * a tracked page would spin in the handler with every signal blocked.  So
+ * a pthread_atfork() prepare handler takes the registry lock and every
+ * range's flag (signals blocked, as a collect does), the parent's handler
+ * gives them back, and the child's makes every tracked range writable
+ * again and withdraws it: in the child, tracked memory is plain memory,
+ * nothing records its writes, and the trackers it inherited answer
+ * -ECHILD (track.c).  A child made without fork's handlers (a raw clone
+ * syscall) gets none of this.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -107,6 +119,8 @@ static int handlers_running;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool handler_installed;
 static struct sigaction prev_action;	/* what we chain to */
+static bool atfork_registered;
+static __thread sigset_t fork_saved_mask;	/* the forking thread's */
 
 static void spin_lock(int *flag)
 {
@@ -250,6 +264,57 @@ static void on_sigsegv(int sig, siginfo_t *si, void *uc)
 	errno = saved_errno;
 }
 
+/* fork(), before: no range changes hands or state until it is done. */
+static void fork_prepare(void)
+{
+	sigset_t all;
+	int i;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &fork_saved_mask);
+	pthread_mutex_lock(&registry_lock);
+	for (i = 0; i < registry_used; i++)
+		if (registry[i].range)
+			spin_lock(&registry[i].range->busy);
+}
+
+static void fork_parent(void)
+{
+	int i;
+
+	for (i = registry_used; i-- > 0;)
+		if (registry[i].range)
+			spin_unlock(&registry[i].range->busy);
+	pthread_mutex_unlock(&registry_lock);
+	pthread_sigmask(SIG_SETMASK, &fork_saved_mask, NULL);
+}
+
+/*
+ * fork(), in the child: the only thread.  Tracked memory becomes plain
+ * writable memory and leaves the registry; the flags are released for a
+ * tracker the child might still look at (it answers -ECHILD first).
+ * Handlers that were running in other threads at the fork ran there, not
+ * here.
+ */
+static void fork_child(void)
+{
+	int i;
+
+	for (i = 0; i < registry_used; i++) {
+		struct mp_range *m = registry[i].range;
+
+		if (!m)
+			continue;
+		mprotect(page_addr(m, 0), m->end - m->start, PROT_READ | PROT_WRITE);
+		registry[i].range = NULL;
+		registry[i].stray_faults = 0;
+		spin_unlock(&m->busy);
+	}
+	handlers_running = 0;
+	pthread_mutex_unlock(&registry_lock);
+	pthread_sigmask(SIG_SETMASK, &fork_saved_mask, NULL);
+}
+
 /*
  * SA_ONSTACK: a stack overflow is not ours, but we must run to chain it,
  * which needs the alternate stack if the program set one up for it.  All
@@ -265,7 +330,13 @@ static int install_handler(void)
 
 	sigfillset(&sa.sa_mask);
 	pthread_mutex_lock(&registry_lock);
-	if (!handler_installed) {
+	/* The fork handlers, once there, stay: an empty registry is
+	 * nothing to them. */
+	if (!atfork_registered) {
+		ret = -pthread_atfork(fork_prepare, fork_parent, fork_child);
+		atfork_registered = !ret;
+	}
+	if (!ret && !handler_installed) {
 		if (sigaction(SIGSEGV, &sa, &prev_action))
 			ret = -errno;
 		else

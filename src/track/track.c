@@ -8,11 +8,19 @@
  * to emit the runs of written pages into a sink (the caller's growable
  * range list, or its bitmap), adds the pages REMOVE events zeroed, and
  * sorts and merges the runs once at the end.
+ *
+ * A tracker belongs to the process that made it.  A child of fork() gets
+ * a copy without the threads, with locks perhaps held for ever, and memory
+ * that is not tracked there (the userfaultfd registrations stay with the
+ * parent, the MPROTECT backend unprotects the child's copy at the fork):
+ * every call made with it there answers -ECHILD before touching anything,
+ * and freeing it there frees nothing.
  */
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "track.h"
 #include "util/opts.h"
@@ -85,6 +93,7 @@ struct uffd_tracker *uffd_track_new(const struct uffd_track_opts *o)
 	t->be = backend_for(t->opts.backend);
 	t->u.fd = -1;
 	t->pagemap_fd = -1;
+	t->pid = getpid();
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->add_lock, NULL);
 	pthread_rwlock_init(&t->ranges_lock, NULL);
@@ -106,6 +115,12 @@ struct uffd_tracker *uffd_track_new(const struct uffd_track_opts *o)
 enum uffd_track_backend uffd_track_backend_of(const struct uffd_tracker *t)
 {
 	return t ? t->be->kind : UFFD_TRACK_AUTO;
+}
+
+/* Made in the process that forked this one (see the top). */
+static bool forked_away(const struct uffd_tracker *t)
+{
+	return getpid() != t->pid;
 }
 
 size_t uffd_track_pages(const struct uffd_tracker *t)
@@ -183,6 +198,8 @@ int uffd_track_add(struct uffd_tracker *t, void *addr, size_t len)
 
 	if (!t || !len || (start | len) % 4096 || start + len < start)
 		return -EINVAL;
+	if (forked_away(t))
+		return -ECHILD;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -334,6 +351,8 @@ static int collect(struct uffd_tracker *t, unsigned flags, struct emit_sink *sin
 
 	if (flags & ~UFFD_TRACK_REARM)
 		return -EINVAL;
+	if (forked_away(t))
+		return -ECHILD;
 	pthread_mutex_lock(&t->lock);
 	/* Read (and with rearm, clear) the overflow before the pass: one
 	 * during it marks every page written and is reported next time. */
@@ -417,6 +436,8 @@ int uffd_track_reset(struct uffd_tracker *t)
 
 	if (!t)
 		return -EINVAL;
+	if (forked_away(t))
+		return -ECHILD;
 	pthread_mutex_lock(&t->lock);
 	do {
 		if (ret == -EAGAIN)
@@ -448,6 +469,8 @@ int uffd_track_stats(struct uffd_tracker *t, struct uffd_track_stats *s)
 		return -EINVAL;
 	memset(s, 0, sizeof(*s));
 	s->backend = t->be->kind;
+	if (forked_away(t))
+		return -ECHILD;
 	sync_events(t);
 	pthread_rwlock_rdlock(&t->ranges_lock);
 	for (i = 0; i < t->nranges; i++)
@@ -466,7 +489,7 @@ void uffd_track_free(struct uffd_tracker *t)
 {
 	int i;
 
-	if (!t)
+	if (!t || forked_away(t))
 		return;
 	t->be->destroy(t);
 	for (i = 0; i < t->nranges; i++)

@@ -7,6 +7,7 @@
 #define LIBUFFD_TRACK_INTERNAL_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <uffd/handler.h>
 #include <uffd/track.h>
 
@@ -71,6 +72,7 @@ struct uffd_tracker {
 	pthread_rwlock_t arm_lock;	/* SYNC_WP: faults vs rearm, and
 					   the dirty bitmap's storage */
 	void *priv;			/* MPROTECT, SOFT_DIRTY */
+	pid_t pid;			/* the process it tracks (fork) */
 	/* stats (atomic) */
 	uint64_t collects, pages_reported, write_faults, removed_pages;
 	int overflowed;
