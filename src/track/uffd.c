@@ -122,6 +122,19 @@ static int protect(struct uffd_tracker *t, uint64_t start, uint64_t len)
 	return uffd_writeprotect(&t->u, (void *)(uintptr_t)start, len, true, 0);
 }
 
+/*
+ * In a collect or a reset, a range that is not registered where the
+ * tracker has it (-ENOENT from UFFDIO_WRITEPROTECT, -EPERM from
+ * PAGEMAP_SCAN over someone else's mapping) was moved or unmapped by a
+ * system call still under way: its REMAP or UNMAP event comes once the
+ * memory has gone, and the place may be mapped again meanwhile.  Like a
+ * queued event, that is -EAGAIN: try again once it has been applied.
+ */
+static int stale(int ret)
+{
+	return ret == -ENOENT || ret == -EPERM ? -EAGAIN : ret;
+}
+
 static int uffd_add(struct uffd_tracker *t, struct track_range *r,
 		    const struct uffd_region_ops *ops, unsigned modes)
 {
@@ -161,8 +174,10 @@ static int wp_async_collect(struct uffd_tracker *t, struct track_range *r, bool 
 		};
 		int i, n = uffd_pagemap_scan(t->pagemap_fd, &s, vec, SCAN_VEC);
 
+		/* A mapping that is not ours where the range was: an mremap or
+		 * munmap whose event is still on its way (see stale()). */
 		if (n < 0)
-			return n;
+			return stale(n);
 		for (i = 0; i < n; i++)
 			track_emit(t, r, vec[i].start, vec[i].end);
 		if (s.walk_end <= pos)
@@ -174,7 +189,7 @@ static int wp_async_collect(struct uffd_tracker *t, struct track_range *r, bool 
 
 static int wp_async_reset(struct uffd_tracker *t, struct track_range *r)
 {
-	return protect(t, r->start, r->len);
+	return stale(protect(t, r->start, r->len));
 }
 
 static int sync_wp_fault(struct uffd_fault *f)
@@ -257,7 +272,7 @@ static int sync_wp_collect(struct uffd_tracker *t, struct track_range *r, bool r
 		track_emit(t, r, from, from + (e - s) * 4096);
 		if (!rearm)
 			continue;
-		ret = protect(t, from, (e - s) * 4096);
+		ret = stale(protect(t, from, (e - s) * 4096));
 		if (!ret)	/* else still dirty: reported again next time */
 			bitmap_clear_range(&t->dirty, s, e);
 	}
@@ -270,7 +285,7 @@ static int sync_wp_reset(struct uffd_tracker *t, struct track_range *r)
 	int ret;
 
 	pthread_rwlock_wrlock(&t->arm_lock);
-	ret = protect(t, r->start, r->len);
+	ret = stale(protect(t, r->start, r->len));
 	bitmap_clear_range(&t->dirty, r->first_bit, r->first_bit + r->len / 4096);
 	pthread_rwlock_unlock(&t->arm_lock);
 	return ret;
@@ -417,7 +432,7 @@ static bool private_anonymous(uint64_t addr, uint64_t *lo, uint64_t *hi)
 /* Re-arm and forget removed pages [a, b) of r, whose zap is done. */
 static int settle(struct uffd_tracker *t, struct track_range *r, size_t a, size_t b)
 {
-	int ret = protect(t, r->start + (a - r->first_bit) * 4096, (b - a) * 4096);
+	int ret = stale(protect(t, r->start + (a - r->first_bit) * 4096, (b - a) * 4096));
 
 	if (!ret)
 		bitmap_clear_range(&t->removed, a, b);
