@@ -14,13 +14,21 @@
  * has room, and the writer goes on without waiting for I/O; a background
  * thread streams the protected pages in address order and the buffered
  * ones as they come, un-protecting what it has written.  When the buffer
- * is full the rest of the group is written to the file from memory in
- * the fault, into the page cache (uffd_snap_stats.sync_writes counts
- * those pages).
+ * is full the rest of the group is written to the file in the fault,
+ * into the page cache (uffd_snap_stats.sync_writes counts those pages).
  *
  * Pages that were never touched or are all zeros are recorded as holes.
  * The image is committed (fsync, rename) only when complete; a failure or
  * a cancel leaves no file behind.
+ *
+ * The program may unmap, move or discard (MADV_DONTNEED, MADV_REMOVE) its
+ * memory during a snapshot: the snapshot follows the kernel's events.
+ * Pages saved stay saved; a discard is announced before it happens, and
+ * the pages not saved yet are saved first if they can be (the kernel does
+ * not wait for that: few pages usually are); pages unmapped or moved are
+ * gone before the event comes.  A page whose contents at the instant are
+ * lost fails the snapshot with -EFAULT: the image is exactly the instant,
+ * or there is none.
  */
 #ifndef LIBUFFD_SNAPSHOT_H
 #define LIBUFFD_SNAPSHOT_H
@@ -82,7 +90,8 @@ struct uffd_snap_opts {
  * image file's error).
  */
 struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o);
-/* Wait until durable: 0, -ETIMEDOUT (timeout_ms >= 0 passed), or the error. */
+/* Wait until durable: 0, -ETIMEDOUT (timeout_ms >= 0 passed), or the error
+ * (-EFAULT: memory went before it was saved, see the top). */
 int uffd_snap_wait(struct uffd_snap *s, int timeout_ms);
 /*
  * Stop early: the image is abandoned (no file); memory is un-protected.

@@ -7,8 +7,8 @@
  * (copied or written: it may be written).  Whoever moves a page from
  * UNSAVED to COPYING - the fault handler on a write after the instant, or
  * the background writer streaming in address order - saves it (a copy
- * into the buffer, or a write to the image straight from memory, which
- * nobody can change meanwhile), marks it SAVED, and only then un-protects
+ * into the buffer, or into scratch and from there to the image: nobody
+ * can change it meanwhile), marks it SAVED, and only then un-protects
  * it; the other party waits for SAVED.  So no write can land on a page
  * before its instant contents are saved, and no page is saved twice.
  * Both work on aligned groups of pages (one write, one un-protect each):
@@ -17,12 +17,31 @@
  * Before the instant the same fault handler only remembers which pages
  * were written (dirty) and lets the write through: the program runs while
  * everything is protected, and the pause re-protects just the dirty pages.
+ *
+ * The program may also change its memory map under the snapshot, and
+ * the snapshot follows the kernel's events.  Memory is only ever read
+ * with process_vm_readv(2), which answers EFAULT where a plain copy would
+ * kill the process.  MADV_DONTNEED/REMOVE: the kernel zaps only after the
+ * REMOVE event has been read, so the servicing thread saves the pages
+ * not saved yet at once, and keeps a copy only if pagemap shows the page
+ * still there, with its uffd-wp bit, after it was taken (a zap takes the
+ * bit with the page).  munmap and mremap: the UNMAP/REMAP event comes
+ * after the memory went; what was saved stays, and a page with data not
+ * saved yet is lost.  And since memory that went can be mapped again by
+ * another thread before its event is read, a copy is confirmed only by an
+ * un-protect that succeeds after it (the kernel answers -EAGAIN from the
+ * start of an munmap or mremap until its event is read, -ENOENT where the
+ * range is no longer ours), once the events read before are applied: an
+ * event that touches a page not confirmed yet fails the snapshot.  A lost
+ * page fails it with -EFAULT: never an image that is not the instant.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <uffd/handler.h>
@@ -44,7 +63,14 @@
 #define FAULT_GROUP (FAULT_GROUP_BYTES / 4096)	/* or one page if larger: 64 at most */
 
 enum page_state { UNSAVED = 0, COPYING, SAVED };
+/* With SAVED: copied from memory, not confirmed yet (see confirm()). */
+#define UNCONFIRMED 4
+#define STATE(v) ((v) & 3)
 enum phase { PRECOPY, AFTER_INSTANT };
+
+#define PM_PRESENT (1ULL << 63)	/* /proc/PID/pagemap entry bits */
+#define PM_SWAP (1ULL << 62)	/* swapped, migrating, or a uffd-wp marker */
+#define PM_UFFD_WP (1ULL << 57)
 
 struct snap_region {
 	struct uffd_snap *s;
@@ -54,9 +80,10 @@ struct snap_region {
 	uint64_t start, len;
 	size_t page_size, npages;
 	uint64_t group;			/* pages saved per fault: a power of 2 */
-	uint8_t *state;			/* enum page_state per page */
+	uint8_t *state;			/* enum page_state (| UNCONFIRMED) */
 	struct bitmap present;		/* not a hole at the instant */
 	struct bitmap dirty;		/* written during precopy */
+	struct bitmap removed;		/* REMOVE events during precopy */
 };
 
 /* A copied page waiting for the writer. */
@@ -74,11 +101,15 @@ struct uffd_snap {
 	int nregions;
 	struct snap_region *regions;
 	int phase;			/* atomic enum phase */
+	pthread_mutex_t event_lock;	/* events vs the pause */
+	int pagemap_fd;			/* -1: none (REMOVE then loses pages) */
+	pid_t pid;			/* ours, for process_vm_readv */
+	int direct_reads;		/* atomic: process_vm_readv refused */
 
 	/* the copy-before-write buffer */
-	size_t slot_size, nslots;
-	char *buffer;			/* nslots + 2 pages: the last two are */
-	char *sync_page, *stream_page;	/* the handler's and the writer's */
+	size_t slot_size, nslots, scratch_bytes;
+	char *buffer;			/* nslots, then two scratch areas: */
+	char *sync_scratch, *stream_scratch; /* the handler's, the writer's */
 	struct slot *slots;
 	pthread_mutex_t lock;
 	struct slot *free_list, *ready_head, *ready_tail;
@@ -167,10 +198,61 @@ static void fail(struct uffd_snap *s, int err)
 				    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
+static bool failed(struct uffd_snap *s)
+{
+	return __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
+}
+
+/* Give back slots that were taken and not used. */
+static void slots_put(struct uffd_snap *s, struct slot **v, int k)
+{
+	int i;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < k; i++) {
+		v[i]->next = s->free_list;
+		s->free_list = v[i];
+	}
+	s->slots_in_use -= k;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Read [src, src + len) of this process into the buffers of iov (whose
+ * lengths add up to len) with process_vm_readv(2): memory the program has
+ * unmapped meanwhile answers EFAULT, where a plain copy would kill the
+ * process.  Returns the bytes read; fewer than len: the rest is gone.
+ * Where the call is refused (seccomp), pages are copied directly (see
+ * util/pagecopy.h), unmapped or not.
+ */
+static size_t read_memory(struct uffd_snap *s, const struct iovec *iov, int n, uint64_t src,
+			  size_t len)
+{
+	struct iovec remote = { (void *)(uintptr_t)src, len };
+	ssize_t got;
+	int i;
+
+	if (!__atomic_load_n(&s->direct_reads, __ATOMIC_RELAXED)) {
+		do
+			got = process_vm_readv(s->pid, iov, n, &remote, 1, 0);
+		while (got < 0 && errno == EINTR);
+		if (got >= 0 || (errno != ENOSYS && errno != EPERM))
+			return got < 0 ? 0 : (size_t)got;
+		__atomic_store_n(&s->direct_reads, 1, __ATOMIC_RELAXED);
+	}
+	for (i = 0; i < n; i++) {
+		copy_protected_page(iov[i].iov_base, (const void *)(uintptr_t)src, iov[i].iov_len);
+		src += iov[i].iov_len;
+	}
+	return len;
+}
+
 /* Wait for a page another thread is copying. */
 static void wait_saved(struct snap_region *r, uint64_t page)
 {
-	while (__atomic_load_n(&r->state[page], __ATOMIC_ACQUIRE) != SAVED)
+	while (STATE(__atomic_load_n(&r->state[page], __ATOMIC_ACQUIRE)) != SAVED)
 		sched_yield();
 }
 
@@ -192,63 +274,232 @@ static uint64_t claim(struct snap_region *r, uint64_t first, uint64_t n)
 	return claimed;
 }
 
-/* Mark the claimed pages SAVED, then wait for the rest of the range. */
-static void release(struct snap_region *r, uint64_t first, uint64_t n, uint64_t claimed)
+/* Mark the claimed pages SAVED (the copied ones UNCONFIRMED too). */
+static void mark_saved(struct snap_region *r, uint64_t first, uint64_t n, uint64_t claimed,
+		       uint64_t copied)
 {
 	uint64_t i;
 
 	for (i = 0; i < n; i++)
 		if (claimed >> i & 1)
-			__atomic_store_n(&r->state[first + i], SAVED, __ATOMIC_RELEASE);
+			__atomic_store_n(&r->state[first + i],
+					 SAVED | (copied >> i & 1 ? UNCONFIRMED : 0),
+					 __ATOMIC_RELEASE);
+}
+
+/* Mark the claimed pages SAVED, then wait for the rest of the range. */
+static void release(struct snap_region *r, uint64_t first, uint64_t n, uint64_t claimed,
+		    uint64_t copied)
+{
+	uint64_t i;
+
+	mark_saved(r, first, n, claimed, copied);
 	for (i = 0; i < n; i++)
 		wait_saved(r, first + i);
 }
 
-/*
- * Write the claimed pages of [first, first + n) to the image straight from
- * memory: nobody can write a page while it is COPYING and protected, so
- * its instant contents are right there.  Each run of present, non-zero
- * pages is one chunk (one write); holes and zero pages are left out.
- * ThreadSanitizer cannot see the kernel's ordering (see pagecopy.h): its
- * builds copy each page into scratch first and write it alone.  Returns
- * the pages saved (written, or found zero); a failed write ends it.
- */
-static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64_t first,
-			      uint64_t n, uint64_t claimed, char *scratch)
+/* The copies in [first, first + n) are right (see confirm()). */
+static void confirm_pages(struct snap_region *r, uint64_t first, uint64_t n)
 {
-	uint64_t saved = 0, i = 0, j;
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		__atomic_fetch_and(&r->state[first + i], (uint8_t)~UNCONFIRMED, __ATOMIC_RELEASE);
+}
+
+/* The pages of [first, first + n) (n <= 64) that are SAVED | UNCONFIRMED. */
+static uint64_t unconfirmed(struct snap_region *r, uint64_t first, uint64_t n)
+{
+	uint64_t mask = 0, i;
+
+	for (i = 0; i < n; i++)
+		if (__atomic_load_n(&r->state[first + i], __ATOMIC_ACQUIRE) & UNCONFIRMED)
+			mask |= 1ULL << i;
+	return mask;
+}
+
+/* Un-protect, waiting out -EAGAIN unless servicing (see confirm()). */
+static int unprotect(struct uffd_snap *s, struct snap_region *r, uint64_t first, uint64_t n,
+		     bool servicing)
+{
 	int ret;
 
-	while (i < n) {
-		const char *p = page_addr(r, first + i);
+	for (;;) {
+		ret = uffd_writeprotect(&s->u, page_addr(r, first), n * r->page_size, false, 0);
+		if (ret != -EAGAIN || servicing || failed(s) ||
+		    __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE))
+			return ret;
+		sched_yield();		/* the servicing thread reads the event */
+	}
+}
 
-		if (!(claimed >> i & 1) || !bitmap_test(&r->present, first + i)) {
-			i++;
-			continue;
-		}
-		if (UFFD_TSAN) {
-			copy_protected_page(scratch, p, r->page_size);
-			p = scratch;
-		}
-		if (all_zero(p, r->page_size)) {
-			ST_ADD(s, zero_pages, 1);
-			saved++;
-			i++;
-			continue;
-		}
-		for (j = i + 1; !UFFD_TSAN && j < n && (claimed >> j & 1) &&
-		     bitmap_test(&r->present, first + j) &&
-		     !all_zero(page_addr(r, first + j), r->page_size); j++)
+/*
+ * Un-protect [first, first + n) of r, whose pages are saved, and confirm
+ * the copies made from memory there.  A copy is wrong only if the memory
+ * was unmapped or moved before it was read (a zap is REMOVE's business,
+ * see save_removed()), and maybe mapped again by another thread since:
+ * UFFDIO_WRITEPROTECT answers -EAGAIN from the start of an munmap or
+ * mremap until its event has been read (the kernel's mmap_changing), and
+ * -ENOENT where the range is no longer registered.  So an un-protect that
+ * succeeds after the copy, once the events read before it are applied,
+ * confirms it: such an event found the page not confirmed and failed the
+ * snapshot (snap_event()).  The servicing thread applies the events
+ * itself, between faults, so for it that is immediate, and -EAGAIN goes
+ * back to the runtime, which retries the fault once the events are read;
+ * the writer thread waits for the servicing thread instead.  A range part
+ * of which is gone is confirmed run by run.  Returns 1 when all of it was
+ * un-protected, 0 when only the runs copied, or -EAGAIN.
+ */
+static int confirm(struct uffd_snap *s, struct snap_region *r, uint64_t first, uint64_t n,
+		   bool servicing)
+{
+	uint64_t mask, i, j;
+	int ret = unprotect(s, r, first, n, servicing);
+
+	if (ret == -EAGAIN && servicing)
+		return ret;
+	if (!ret) {
+		if (!servicing)
+			uffd_handler_sync(s->h);
+		confirm_pages(r, first, n);
+		return 1;
+	}
+	mask = unconfirmed(r, first, n);
+	for (i = 0; i < n; i = j) {
+		for (; i < n && !(mask >> i & 1); i++)
 			;
-		ret = uffd_image_put(s->w, r->index, first + i, j - i, p, 0);
-		if (ret) {
-			fail(s, ret);
+		for (j = i; j < n && (mask >> j & 1); j++)
+			;
+		if (i == j)
+			break;
+		ret = unprotect(s, r, first + i, j - i, servicing);
+		if (ret == -EAGAIN && servicing)
+			return ret;
+		if (ret)
+			fail(s, -EFAULT);	/* copied from memory that went */
+		else if (!servicing)
+			uffd_handler_sync(s->h);
+		confirm_pages(r, first + i, j - i);
+	}
+	return 0;
+}
+
+/*
+ * Whether the pages of mask in [first, first + n) are all still there
+ * with their uffd-wp bit, per /proc/self/pagemap: present or swapped
+ * (protected at the instant, a hole there leaves a marker that reads as
+ * swapped and as zeros).  A zap takes the page and its bit (a page read
+ * after it is the zero page, unprotected).
+ */
+static bool still_protected(struct uffd_snap *s, struct snap_region *r, uint64_t first,
+			    uint64_t n, uint64_t mask)
+{
+	uint64_t e[64], per = r->page_size / 4096, i, base;
+
+	if (s->pagemap_fd < 0)
+		return false;
+	base = (uintptr_t)page_addr(r, first) / 4096;
+	if (per == 1 && pread(s->pagemap_fd, e, n * 8, base * 8) != (ssize_t)(n * 8))
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!(mask >> i & 1))
+			continue;
+		/* A huge page: its first base page stands for it. */
+		if (per > 1 && pread(s->pagemap_fd, &e[i], 8, (base + i * per) * 8) != 8)
+			return false;
+		if (!(e[i] & (PM_PRESENT | PM_SWAP)) || !(e[i] & PM_UFFD_WP))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Write the pages of mask in [first, first + n) (claimed, present) to the
+ * image: each run is read into scratch (read_memory()), zero pages left
+ * out, the rest written one chunk per run of data.  *copied receives the
+ * pages read from memory; one that cannot be read is lost, and so is the
+ * snapshot (-EFAULT).  verify: a thread other than the servicing one
+ * checks that no zap came before its copy (see save_removed()).  Returns
+ * the pages saved.
+ */
+static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64_t first,
+			      uint64_t n, uint64_t mask, char *scratch, uint64_t *copied,
+			      bool verify)
+{
+	uint64_t cap = s->scratch_bytes / r->page_size, saved = 0, i = 0, j, k, m, got;
+	size_t ps = r->page_size;
+	int ret;
+
+	while (i < n && !failed(s)) {
+		struct iovec iov;
+
+		if (!(mask >> i & 1)) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < n && j - i < cap && (mask >> j & 1); j++)
+			;
+		iov = (struct iovec){ scratch, (j - i) * ps };
+		got = read_memory(s, &iov, 1, (uintptr_t)page_addr(r, first + i), iov.iov_len) / ps;
+		*copied |= (got == 64 ? ~0ULL : (1ULL << got) - 1) << i;
+		if (got < j - i || (verify && !still_protected(s, r, first + i, j - i, ~0ULL))) {
+			fail(s, -EFAULT);
 			break;
 		}
-		saved += j - i;
+		for (k = 0; k < j - i; k = m) {
+			if (all_zero(scratch + k * ps, ps)) {
+				ST_ADD(s, zero_pages, 1);
+				saved++;
+				m = k + 1;
+				continue;
+			}
+			for (m = k + 1; m < j - i && !all_zero(scratch + m * ps, ps); m++)
+				;
+			ret = uffd_image_put(s->w, r->index, first + i + k, m - k, scratch + k * ps, 0);
+			if (ret) {
+				fail(s, ret);
+				return saved;
+			}
+			saved += m - k;
+		}
 		i = j;
 	}
 	return saved;
+}
+
+/*
+ * Copy pages of mask in [first, first + n) into the nslots slots of v,
+ * run by run, one read each; returns the slots filled (their pages' bits
+ * in *copied), the others are given back.  A page that cannot be read
+ * fails the snapshot.
+ */
+static int copy_to_slots(struct uffd_snap *s, struct snap_region *r, uint64_t first,
+			 uint64_t n, uint64_t mask, struct slot **v, int nslots, uint64_t *copied)
+{
+	struct iovec iov[FAULT_GROUP];
+	uint64_t i = 0, j, got, m;
+	int k = 0;
+
+	while (i < n && k < nslots && !failed(s)) {
+		if (!(mask >> i & 1)) {
+			i++;
+			continue;
+		}
+		for (j = i; j < n && (mask >> j & 1) && k + (int)(j - i) < nslots; j++)
+			iov[j - i] = (struct iovec){ slot_data(s, v[k + j - i]), r->page_size };
+		got = read_memory(s, iov, j - i, (uintptr_t)page_addr(r, first + i),
+				  (j - i) * r->page_size) / r->page_size;
+		for (m = 0; m < got; m++, k++) {
+			v[k]->r = r;
+			v[k]->page = first + i + m;
+			*copied |= 1ULL << (i + m);
+		}
+		if (got < j - i)
+			fail(s, -EFAULT);
+		i = j;
+	}
+	slots_put(s, v + k, nslots - k);
+	return k;
 }
 
 /*
@@ -262,52 +513,56 @@ static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64
  * 100 us waited 37, 51 and 86 us at the 99th percentile.
  *
  * The pages are copied into the buffer while it has room; the policy when
- * it is full: the rest go straight to the image from memory, one write per
- * run of pages, while the faulting thread waits - a write into the page
- * cache, not to the disk, until the image's dirty pages pass the kernel's
- * limits.
+ * it is full: the rest go straight to the image, one write per run of
+ * pages, while the faulting thread waits - a write into the page cache,
+ * not to the disk, until the image's dirty pages pass the kernel's
+ * limits.  -EAGAIN: an munmap or mremap is under way, the fault is
+ * retried once its event is read (see confirm()).
  */
 static int save_group(struct uffd_snap *s, struct snap_region *r, uint64_t page)
 {
 	uint64_t first = page & ~(r->group - 1), claimed, present = 0, copied = 0, i;
 	uint64_t n = r->npages - first < r->group ? r->npages - first : r->group;
 	struct slot *v[FAULT_GROUP];
-	int k = 0, nslots;
+	int k = 0, nslots, ret;
 
 	claimed = claim(r, first, n);
 	/* After a failure the image is lost: let the writes through. */
-	for (i = 0; i < n && !__atomic_load_n(&s->st.error, __ATOMIC_RELAXED); i++)
+	for (i = 0; i < n && !failed(s); i++)
 		if ((claimed >> i & 1) && bitmap_test(&r->present, first + i))
 			present |= 1ULL << i;
 	nslots = present ? slots_get(s, v, __builtin_popcountll(present)) : 0;
-	for (i = 0; i < n && k < nslots; i++) {
-		if (!(present >> i & 1))
-			continue;
-		copy_protected_page(slot_data(s, v[k]), page_addr(r, first + i), r->page_size);
-		v[k]->r = r;
-		v[k]->page = first + i;
-		copied |= 1ULL << i;
-		k++;
-	}
+	k = copy_to_slots(s, r, first, n, present, v, nslots, &copied);
 	/* Queued before SAVED: a writer that saw every page SAVED has every
 	 * copy in its queue. */
 	slots_ready(s, v, k);
 	ST_ADD(s, copied_before_write, k);
-	if (present & ~copied)	/* one servicing thread: the scratch page is its own */
+	if ((present & ~copied) && !failed(s))	/* one servicing thread: its scratch */
 		ST_ADD(s, sync_writes, write_claimed(s, r, first, n, present & ~copied,
-						     s->sync_page));
-	release(r, first, n, claimed);
-	return uffd_writeprotect(&s->u, page_addr(r, first), n * r->page_size, false, 0);
+						     s->sync_scratch, &copied, false));
+	release(r, first, n, claimed, copied);
+	ret = confirm(s, r, first, n, true);
+	if (ret)
+		return ret == 1 ? 0 : ret;
+	/* Part of the group went: un-protect the page at least, or wake its
+	 * thread to fault again against what is there now. */
+	if (uffd_writeprotect(&s->u, page_addr(r, page), r->page_size, false, 0))
+		uffd_wake(&s->u, page_addr(r, page), r->page_size);
+	return 0;
 }
 
 static int snap_wp_fault(struct uffd_fault *f)
 {
 	struct snap_region *r = f->data;
 	struct uffd_snap *s = r->s;
-	uint64_t page = ((uintptr_t)f->addr - r->start) / r->page_size;
+	uint64_t addr = (uintptr_t)f->addr, page = (addr - r->start) / r->page_size;
 	int ret;
 
-	if (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) == AFTER_INSTANT)
+	/* A piece that mremap moved away: its pages were saved when it moved,
+	 * or the snapshot failed (snap_event()). */
+	if (addr < r->start || addr >= r->start + r->len)
+		ret = uffd_writeprotect(&s->u, f->addr, r->page_size, false, 0);
+	else if (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) == AFTER_INSTANT)
 		ret = save_group(s, r, page);
 	else {
 		/*
@@ -330,7 +585,157 @@ static int snap_wp_fault(struct uffd_fault *f)
 	return ret ? ret : UFFD_FAULT_DEFERRED;
 }
 
-static const struct uffd_region_ops snap_ops = { .wp = snap_wp_fault };
+/* ---- changes to the memory map --------------------------------------------- */
+
+/*
+ * MADV_DONTNEED/MADV_REMOVE of pages [a, b) of r after the instant.  The
+ * kernel zaps them once this event has been read - now, in the thread
+ * that called madvise(2) - so the pages not saved yet are read at once,
+ * and the copies count only if the pages are all still there, protected,
+ * once read; then they go to the image.  A page lost to the zap fails the
+ * snapshot with -EFAULT.  A page another thread is copying, or has copied
+ * and not confirmed yet, is that thread's to check: the writer thread
+ * checks every copy the same way (it may have read after this event was
+ * read, before it was applied), the servicing thread needs not (events
+ * are read and applied between its faults).  Without pagemap nothing can
+ * be checked: such pages fail the snapshot.  The copies are left to be
+ * confirmed (see confirm()) by the writer's pass, or at the end: an event
+ * read in the same batch as this one may still concern them.  scratch:
+ * the calling thread's.
+ */
+static void save_removed(struct uffd_snap *s, struct snap_region *r, uint64_t a, uint64_t b,
+			 char *scratch)
+{
+	uint64_t cap = s->scratch_bytes / r->page_size;
+	size_t ps = r->page_size;
+
+	while (a < b && !failed(s)) {
+		uint64_t n = b - a < cap ? b - a : cap, claimed, copied = 0, i, j, got;
+		struct iovec iov;
+
+		claimed = claim(r, a, n);
+		for (i = 0; i < n && s->pagemap_fd < 0; i++)
+			if (!(claimed >> i & 1) &&
+			    __atomic_load_n(&r->state[a + i], __ATOMIC_ACQUIRE) != SAVED)
+				fail(s, -EFAULT);
+		/* Read all, then check all: the zap is under way. */
+		for (i = 0; i < n && !failed(s); i = j) {
+			for (; i < n && !((claimed >> i & 1) && bitmap_test(&r->present, a + i)); i++)
+				;
+			for (j = i; j < n && (claimed >> j & 1) && bitmap_test(&r->present, a + j); j++)
+				;
+			if (i == j)
+				break;
+			iov = (struct iovec){ scratch + i * ps, (j - i) * ps };
+			got = read_memory(s, &iov, 1, (uintptr_t)page_addr(r, a + i), iov.iov_len) / ps;
+			copied |= (got == 64 ? ~0ULL : (1ULL << got) - 1) << i;
+			if (got < j - i)
+				fail(s, -EFAULT);
+		}
+		if (copied && !failed(s) && !still_protected(s, r, a, n, copied))
+			fail(s, -EFAULT);
+		for (i = 0; i < n && !failed(s); i = j) {
+			int ret;
+
+			for (; i < n && !(copied >> i & 1); i++)
+				;
+			if (i < n && all_zero(scratch + i * ps, ps)) {
+				ST_ADD(s, zero_pages, 1);
+				j = i + 1;
+				continue;
+			}
+			for (j = i; j < n && (copied >> j & 1) && !all_zero(scratch + j * ps, ps); j++)
+				;
+			if (i == j)
+				break;
+			ret = uffd_image_put(s->w, r->index, a + i, j - i, scratch + i * ps, 0);
+			if (ret)
+				fail(s, ret);
+			else
+				ST_ADD(s, sync_writes, j - i);
+		}
+		mark_saved(r, a, n, claimed, copied);
+		a += n;
+	}
+}
+
+/*
+ * munmap, or mremap elsewhere, of pages [a, b) of r after the instant:
+ * the memory has gone already.  Saved pages stay saved; a page with data
+ * not saved yet, or whose copy is not confirmed, is lost.
+ */
+static void lose(struct uffd_snap *s, struct snap_region *r, uint64_t a, uint64_t b)
+{
+	for (; a < b; a++) {
+		uint8_t v = UNSAVED;
+
+		if (__atomic_compare_exchange_n(&r->state[a], &v, SAVED, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			if (bitmap_test(&r->present, a))
+				fail(s, -EFAULT);
+		} else if (v != SAVED) {
+			fail(s, -EFAULT);
+		}
+	}
+}
+
+/* The pages of r (where it was at the instant) in [start, end), or false. */
+static bool pages_in(const struct snap_region *r, uint64_t start, uint64_t end, uint64_t *a,
+		     uint64_t *b)
+{
+	uint64_t lo = start > r->start ? start : r->start;
+	uint64_t hi = end < r->start + r->len ? end : r->start + r->len;
+
+	if (lo >= hi)
+		return false;
+	*a = (lo - r->start) / r->page_size;
+	*b = (hi - r->start + r->page_size - 1) / r->page_size;
+	return true;
+}
+
+/*
+ * The servicing thread, for each piece of a region an event touches (see
+ * uffd_region_ops.event; more than once is harmless).  Before the instant
+ * a REMOVE is remembered for the pause (instant()), and an munmap or
+ * mremap fails the snapshot: the regions are not what they were said to
+ * be any more.
+ */
+static void snap_event(struct uffd_region *reg, const struct uffd_event *ev)
+{
+	struct snap_region *r = uffd_region_data(reg);
+	struct uffd_snap *s = r->s;
+	uint64_t start, end, a, b;
+
+	switch (ev->type) {
+	case UFFD_EV_REMOVE:
+	case UFFD_EV_UNMAP:
+		start = ev->range.start;
+		end = ev->range.end;
+		break;
+	case UFFD_EV_REMAP:
+		start = ev->remap.from;
+		end = ev->remap.from + ev->remap.len;
+		break;
+	default:
+		return;
+	}
+	if (!pages_in(r, start, end, &a, &b))
+		return;
+	pthread_mutex_lock(&s->event_lock);
+	if (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) == PRECOPY) {
+		if (ev->type == UFFD_EV_REMOVE)
+			bitmap_set_range(&r->removed, a, b);
+		else
+			fail(s, -EFAULT);
+	} else if (ev->type == UFFD_EV_REMOVE) {
+		save_removed(s, r, a, b, s->sync_scratch);
+	} else {
+		lose(s, r, a, b);
+	}
+	pthread_mutex_unlock(&s->event_lock);
+}
+
+static const struct uffd_region_ops snap_ops = { .wp = snap_wp_fault, .event = snap_event };
 
 /* ---- the background writer ------------------------------------------------ */
 
@@ -395,11 +800,16 @@ static void drain_ready(struct uffd_snap *s)
 static void stream_window(struct uffd_snap *s, struct snap_region *r, uint64_t first,
 			  uint64_t count)
 {
-	uint64_t claimed = claim(r, first, count);
+	uint64_t claimed = claim(r, first, count), present = 0, copied = 0, i;
 
-	ST_ADD(s, written_background, write_claimed(s, r, first, count, claimed, s->stream_page));
-	release(r, first, count, claimed);
-	uffd_writeprotect(&s->u, page_addr(r, first), count * r->page_size, false, 0);
+	for (i = 0; i < count; i++)
+		if ((claimed >> i & 1) && bitmap_test(&r->present, first + i))
+			present |= 1ULL << i;
+	ST_ADD(s, written_background, write_claimed(s, r, first, count, present,
+						    s->stream_scratch, &copied,
+						    s->pagemap_fd >= 0));
+	release(r, first, count, claimed, copied);
+	confirm(s, r, first, count, false);
 }
 
 static void finish(struct uffd_snap *s, int err)
@@ -410,6 +820,27 @@ static void finish(struct uffd_snap *s, int err)
 	__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->done_cond);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Before the commit: copies left unconfirmed (a REMOVE's after the
+ * writer's pass went by, a fault's whose event was pending) are confirmed
+ * now.
+ */
+static void confirm_all(struct uffd_snap *s)
+{
+	uint64_t page, n;
+	int i;
+
+	for (i = 0; i < s->nregions && !failed(s); i++) {
+		struct snap_region *r = &s->regions[i];
+
+		for (page = 0; page < r->npages; page += n) {
+			n = r->npages - page < WINDOW_PAGES ? r->npages - page : WINDOW_PAGES;
+			if (unconfirmed(r, page, n))
+				confirm(s, r, page, n, false);
+		}
+	}
 }
 
 static void *writer_main(void *arg)
@@ -434,13 +865,18 @@ static void *writer_main(void *arg)
 			stream_window(s, r, page, n);
 		}
 	}
+	if (!err)
+		confirm_all(s);
 	/*
 	 * Done, failed or cancelled: stop servicing before the image goes.
 	 * After a success every page is SAVED, so un-registering lets nothing
 	 * through that was not copied; after a failure nothing matters but
-	 * leaving no thread blocked (the stop wakes them).
+	 * leaving no thread blocked (the stop wakes them).  Then close the
+	 * userfaultfd: an munmap or madvise whose event was queued but not
+	 * read when the servicing thread stopped waits for the close.
 	 */
 	uffd_handler_stop(s->h);
+	uffd_close(&s->u);
 	drain_ready(s);
 	if (!err)
 		err = __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
@@ -497,6 +933,20 @@ static int scan_present(struct snap_region *r, uint64_t categories)
 	return ret;
 }
 
+/*
+ * Protect [addr, addr + len).  With the events negotiated the kernel
+ * answers -EAGAIN while an munmap, mremap or madvise of registered memory
+ * waits for the servicing thread to read its event: try again.
+ */
+static int protect(struct uffd_snap *s, void *addr, size_t len)
+{
+	int ret;
+
+	while ((ret = uffd_writeprotect(&s->u, addr, len, true, 0)) == -EAGAIN)
+		sched_yield();
+	return ret;
+}
+
 /* Re-protect the pages written during precopy; they count as present. */
 static int reprotect_dirty(struct uffd_snap *s, struct snap_region *r, uint64_t *count)
 {
@@ -507,10 +957,40 @@ static int reprotect_dirty(struct uffd_snap *s, struct snap_region *r, uint64_t 
 	while (!ret && bitmap_next_run(&r->dirty, &pos, r->npages, &a, &b)) {
 		bitmap_clear_range(&r->dirty, a, b);
 		bitmap_set_range(&r->present, a, b);
-		ret = uffd_writeprotect(&s->u, page_addr(r, a), (b - a) * r->page_size, true, 0);
+		ret = protect(s, page_addr(r, a), (b - a) * r->page_size);
 		*count += b - a;
 	}
 	return ret;
+}
+
+/*
+ * The pause, after the instant: the pages a REMOVE event announced during
+ * precopy.  A zap that has happened left a hole; one still to come would
+ * take the page's contents at the instant with it: those are saved now,
+ * as after the instant (save_removed()).  They were protected just
+ * before the instant (a hole gets a marker, which reads as zeros): a page
+ * with neither bit nor marker was zapped after that, maybe after the
+ * instant - lost.
+ */
+/* Once: -EAGAIN goes to the caller, who holds event_lock (instant()). */
+static int protect_removed(struct uffd_snap *s, struct snap_region *r)
+{
+	size_t pos = 0, a, b;
+	int ret = 0;
+
+	while (!ret && bitmap_next_run(&r->removed, &pos, r->npages, &a, &b)) {
+		bitmap_set_range(&r->present, a, b);
+		ret = uffd_writeprotect(&s->u, page_addr(r, a), (b - a) * r->page_size, true, 0);
+	}
+	return ret;
+}
+
+static void save_precopy_removed(struct uffd_snap *s, struct snap_region *r)
+{
+	size_t pos = 0, a, b;
+
+	while (!failed(s) && bitmap_next_run(&r->removed, &pos, r->npages, &a, &b))
+		save_removed(s, r, a, b, s->stream_scratch);
 }
 
 static void release_region(struct snap_region *r)
@@ -518,6 +998,7 @@ static void release_region(struct snap_region *r)
 	mm_free(r->state);
 	bitmap_free(&r->present);
 	bitmap_free(&r->dirty);
+	bitmap_free(&r->removed);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -537,17 +1018,22 @@ static int setup_region(struct uffd_snap *s, int i, const struct uffd_image_regi
 	r->group = r->page_size >= FAULT_GROUP_BYTES ? 1 : FAULT_GROUP_BYTES / r->page_size;
 	r->state = mm_zalloc(r->npages);
 	if (!r->state || bitmap_resize(&r->present, r->npages) ||
-	    bitmap_resize(&r->dirty, r->npages))
+	    bitmap_resize(&r->dirty, r->npages) || bitmap_resize(&r->removed, r->npages))
 		return -ENOMEM;
 	r->region = uffd_handler_add(s->h, (void *)(uintptr_t)r->start, r->len, r->page_size,
 				     UFFD_REG_WP, &snap_ops, r);
 	if (!r->region)
 		return -errno;
 	s->st.pages += r->npages;
-	s->st.extra_bytes += r->npages + 2 * BITMAP_WORDS(r->npages) * 8;
+	s->st.extra_bytes += r->npages + 3 * BITMAP_WORDS(r->npages) * 8;
 	if (r->page_size > s->slot_size)
 		s->slot_size = r->page_size;
 	return 0;
+}
+
+static size_t buffer_len(const struct uffd_snap *s)
+{
+	return s->nslots * s->slot_size + 2 * s->scratch_bytes;
 }
 
 static int setup_buffer(struct uffd_snap *s)
@@ -564,15 +1050,17 @@ static int setup_buffer(struct uffd_snap *s)
 	s->nslots = bytes / s->slot_size;
 	if (s->nslots < 1)
 		s->nslots = 1;
+	/* Scratch for a group or a window, or one page if larger. */
+	s->scratch_bytes = s->slot_size > FAULT_GROUP_BYTES ? s->slot_size : FAULT_GROUP_BYTES;
 	/* Reserved, not touched: only the slots used take memory. */
-	s->buffer = mmap(NULL, (s->nslots + 2) * s->slot_size, PROT_READ | PROT_WRITE,
+	s->buffer = mmap(NULL, buffer_len(s), PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (s->buffer == MAP_FAILED) {
 		s->buffer = NULL;
 		return -ENOMEM;
 	}
-	s->sync_page = s->buffer + s->nslots * s->slot_size;
-	s->stream_page = s->sync_page + s->slot_size;
+	s->sync_scratch = s->buffer + s->nslots * s->slot_size;
+	s->stream_scratch = s->sync_scratch + s->scratch_bytes;
 	s->slots = mm_zalloc(s->nslots * sizeof(*s->slots));
 	if (!s->slots)
 		return -ENOMEM;
@@ -612,9 +1100,12 @@ static void destroy(struct uffd_snap *s)
 		release_region(&s->regions[i]);
 	mm_free(s->regions);
 	if (s->buffer)
-		munmap(s->buffer, (s->nslots + 2) * s->slot_size);
+		munmap(s->buffer, buffer_len(s));
 	mm_free(s->slots);
+	if (s->pagemap_fd >= 0)
+		close(s->pagemap_fd);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->event_lock);
 	pthread_cond_destroy(&s->done_cond);
 	mm_free(s);
 }
@@ -624,8 +1115,7 @@ static int protect_all(struct uffd_snap *s)
 	int i, ret = 0;
 
 	for (i = 0; i < s->nregions && !ret; i++)
-		ret = uffd_writeprotect(&s->u, page_addr(&s->regions[i], 0),
-					s->regions[i].len, true, 0);
+		ret = protect(s, page_addr(&s->regions[i], 0), s->regions[i].len);
 	return ret;
 }
 
@@ -645,7 +1135,29 @@ static int instant(struct uffd_snap *s)
 	}
 	for (i = 0; i < s->nregions && !ret; i++)
 		ret = reprotect_dirty(s, &s->regions[i], &dirty);
-	__atomic_store_n(&s->phase, AFTER_INSTANT, __ATOMIC_RELEASE);
+	/*
+	 * An event is applied before or after this, as a REMOVE of the
+	 * precopy or one after the instant (snap_event()).  -EAGAIN: an event
+	 * is queued, which the servicing thread may be blocked on the lock to
+	 * apply (a madvise over two regions sends the second once the first is
+	 * read): let go, and protect again what is removed by then.
+	 */
+	while (!ret) {
+		pthread_mutex_lock(&s->event_lock);
+		for (i = 0; i < s->nregions && !ret; i++)
+			ret = protect_removed(s, &s->regions[i]);
+		if (!ret)
+			__atomic_store_n(&s->phase, AFTER_INSTANT, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&s->event_lock);
+		if (ret != -EAGAIN)
+			break;
+		ret = 0;
+		sched_yield();
+	}
+	if (ret)	/* the writers must go again, whatever */
+		__atomic_store_n(&s->phase, AFTER_INSTANT, __ATOMIC_RELEASE);
+	for (i = 0; i < s->nregions && !ret; i++)
+		save_precopy_removed(s, &s->regions[i]);
 	s->st.pause_ns = mono_ns() - t0;
 	if (s->opts.resume)
 		s->opts.resume(s->opts.arg);
@@ -698,13 +1210,19 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 	s->t_begin = mono_ns();
 	s->slot_size = 4096;
 	s->u.fd = -1;
+	s->pid = getpid();
+	s->pagemap_fd = uffd_pagemap_open(0);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->event_lock, NULL);
 	pthread_cond_init(&s->done_cond, NULL);
 	/* WP_UNPOPULATED: a never-touched page must fault on its first write
-	 * too, or its later contents could not be kept out of the image. */
+	 * too, or its later contents could not be kept out of the image.  The
+	 * events: see the top (a kernel without them: as before them). */
 	ret = uffd_open(&s->u, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP) |
 			UFFD_F(UFFD_FEAT_WP_UNPOPULATED),
-			UFFD_F(UFFD_FEAT_WP_HUGETLBFS_SHMEM), UFFD_NONBLOCK);
+			UFFD_F(UFFD_FEAT_WP_HUGETLBFS_SHMEM) | UFFD_F(UFFD_FEAT_EVENT_REMOVE) |
+			UFFD_F(UFFD_FEAT_EVENT_UNMAP) | UFFD_F(UFFD_FEAT_EVENT_REMAP),
+			UFFD_NONBLOCK);
 	if (ret)
 		goto out_err;
 	s->h = uffd_handler_new(&s->u, &ho);
@@ -753,6 +1271,9 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 			goto out_err;
 	}
 	ret = instant(s);
+	/* An munmap or mremap of a region since setup (snap_event()). */
+	if (failed(s))
+		ret = s->st.error;
 	if (ret)
 		goto out_err;
 	for (i = 0; i < s->nregions; i++) {

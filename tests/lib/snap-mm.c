@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <libgen.h>
+#include <unistd.h>
+#include <uffd/image.h>
+
+#include "snap-mm.h"
+
+void t_snap_fill(void *p, size_t npages, unsigned seed)
+{
+	size_t i;
+
+	for (i = 0; i < npages; i++)
+		t_fill((char *)p + i * PAGE, PAGE, seed + i);
+}
+
+/* No file in path's directory whose name starts with path's name. */
+static void expect_no_file(const char *path)
+{
+	char dir[512], base[256];
+	struct dirent *d;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(base, sizeof(base), "%s", basename(dir));
+	snprintf(dir, sizeof(dir), "%s", path);
+	dp = opendir(dirname(dir));
+	CHECK(dp);
+	while ((d = readdir(dp)))
+		if (!strncmp(d->d_name, base, strlen(base)))
+			FAIL("a failed snapshot left %s behind", d->d_name);
+	closedir(dp);
+}
+
+bool t_snap_outcome(const char *path, int ret, int region, size_t npages, unsigned seed)
+{
+	static char buf[PAGE];
+	struct uffd_image_chain *c;
+	size_t i;
+	int got;
+
+	if (ret == -EFAULT) {
+		expect_no_file(path);
+		return false;
+	}
+	if (ret)
+		FAIL("snapshot: %d (%s), want 0 or -EFAULT", ret, t_errname(ret));
+	c = uffd_image_chain_open(path, NULL);
+	if (!c)
+		FAIL("uffd_image_chain_open %s: %s", path, strerror(errno));
+	CHECK_OK(uffd_image_verify(uffd_image_chain_get(c, 0), NULL));
+	for (i = 0; i < npages; i++) {
+		got = uffd_image_chain_read_page(c, region, i, buf);
+		if (got != 1 || !t_is_filled(buf, PAGE, seed + i))
+			FAIL("the image reports success but page %zu of region %d is not the "
+			     "instant's (read: %d)", i, region, got);
+	}
+	uffd_image_chain_close(c);
+	unlink(path);
+	return true;
+}
