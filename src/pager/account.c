@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The buffer's accounts.  The pager keeps, under its lock, the bytes
+ * resident (mapped or in a shadow), inactive (in a shadow), pinned (never
+ * evicted: asked for, or the only copy of a private change) and read
+ * ahead (PF_STREAM, left to the queue, not to the hand).  Every move of a
+ * page that changes one of them is a function here, so each count is
+ * written in one place.
+ *
+ * A fill first claims its pages (EMPTY -> BUSY), and claiming is what
+ * makes room: a fault that would push the buffer over evicts in its own
+ * thread, and waits - not for long - when every page is busy.
+ */
+#include <errno.h>
+
+#include "pager_internal.h"
+
+#define RESERVE_WAITS	250		/* 2 ms waits for room, at most */
+
+static void account(struct uffd_pager *p, ssize_t bytes)
+{
+	p->resident += bytes;
+	if (p->resident > p->resident_peak)
+		p->resident_peak = p->resident;
+	if (p->resident > p->high || aging(p))
+		pthread_cond_broadcast(&p->work);
+}
+
+/*
+ * Make room for bytes more, evicting in the caller's thread if the
+ * evictors are behind; when every page is busy (being filled or written
+ * back by others), wait for them.  Only pinned pages may push the buffer
+ * over: they must stay.  Lock held.
+ */
+static void reserve(struct uffd_pager *p, struct pmap *m, size_t bytes)
+{
+	size_t cap = p->o.buffer_bytes;
+
+	int waits = 0;
+
+	/* (A dying map's pages can not be evicted: its unmap is waiting for
+	 * this fill, so let it through.  And a fault is never kept waiting
+	 * for room for long: past RESERVE_WAITS the buffer is overrun.) */
+	while (p->resident + bytes > cap && !p->stopping && !m->dying &&
+	       p->pinned + bytes < cap && waits < RESERVE_WAITS) {
+		if (!uffd__evict_to(p, cap - bytes)) {
+			timed_wait(&p->changed, &p->lock, 2);
+			waits++;
+		}
+	}
+	account(p, bytes);
+}
+
+/*
+ * Claim up to n EMPTY pages from idx (stopping at the first that is not),
+ * making room for them.  Lock held.  Returns pages claimed (BUSY).
+ */
+size_t uffd__claim_empty(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n)
+{
+	size_t k = 0;
+
+	if (idx >= m->npages)
+		return 0;
+	if (idx + n > m->npages)
+		n = m->npages - idx;
+	while (k < n && m->state[idx + k] == P_EMPTY)
+		k++;
+	if (!k)
+		return 0;
+	set_state(m, idx, k, P_BUSY);
+	reserve(p, m, k * m->psize);
+	return k;
+}
+
+/* Undo a claim of pages whose read failed. */
+void uffd__unclaim(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
+		   enum page_state to)
+{
+	set_state(m, idx, n, to);
+	p->resident -= n * m->psize;
+	pthread_cond_broadcast(&p->changed);
+}
+
+/* Read-ahead marks (PF_STREAM), counted: the hand has nothing to do when
+ * every mapped page is one.  Under the lock. */
+void uffd__page_stream_set(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	if (!(m->pflags[idx] & PF_STREAM))
+		p->stream_bytes += m->psize;
+	m->pflags[idx] |= PF_STREAM;
+}
+
+void uffd__page_stream_clear(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	if (m->pflags[idx] & PF_STREAM)
+		p->stream_bytes -= m->psize;
+	m->pflags[idx] &= ~PF_STREAM;
+}
+
+/*
+ * Dirty marks, under the lock.  A dirty page of a private map is the only
+ * copy of the change, so it can not be evicted: it counts as pinned.
+ */
+void uffd__page_set_dirty(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	if (m->pflags[idx] & PF_DIRTY)
+		return;
+	m->pflags[idx] |= PF_DIRTY;
+	if (m->pflags[idx] & PF_STREAM)
+		p->eligible_gen++;
+	uffd__page_stream_clear(p, m, idx);
+	if (m->flags & UFFD_PAGER_PRIVATE)
+		p->pinned += m->psize;
+}
+
+void uffd__page_clear_dirty(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	if (!(m->pflags[idx] & PF_DIRTY))
+		return;
+	m->pflags[idx] &= ~PF_DIRTY;
+	if (m->flags & UFFD_PAGER_PRIVATE)
+		p->pinned -= m->psize;
+}
+
+void uffd__page_pin(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	if (!(m->pflags[idx] & PF_PINNED))
+		p->pinned += m->psize;
+	m->pflags[idx] |= PF_PINNED;
+}
+
+/* Take a map's remaining pages out of the buffer's accounts.  Lock held. */
+void uffd__map_forget_pages(struct uffd_pager *p, struct pmap *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->npages; i++) {
+		if (m->state[i] == P_ACTIVE || m->state[i] == P_INACTIVE)
+			p->resident -= m->psize;
+		if (m->state[i] == P_INACTIVE)
+			p->inactive -= m->psize;
+		/* (Pinned, and a private change: each was counted.) */
+		if (m->pflags[i] & PF_PINNED)
+			p->pinned -= m->psize;
+		if ((m->pflags[i] & PF_DIRTY) && (m->flags & UFFD_PAGER_PRIVATE))
+			p->pinned -= m->psize;
+		uffd__page_stream_clear(p, m, i);
+		m->state[i] = P_EMPTY;
+		m->pflags[i] = 0;
+	}
+}
+
+/* A thread stops working on m unlocked (uffd_pager_unmap waits for it). */
+void uffd__map_unuse(struct uffd_pager *p, struct pmap *m)
+{
+	m->users--;
+	pthread_cond_broadcast(&p->changed);
+}
+
+void uffd__report_error(struct pmap *m, size_t idx, size_t n, int err, bool write)
+{
+	if (write)
+		ST_ADD(m->p, write_errors, n);
+	else
+		ST_ADD(m->p, read_errors, n);
+	if (m->p->o.on_error)
+		m->p->o.on_error(page_addr(m, idx), n * m->psize, err, m->p->o.arg);
+}

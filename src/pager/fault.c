@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The fault path: the runtime's servicing threads call on_missing for a
+ * page that is not mapped and on_wp for the first write to a clean one.
+ *
+ * A MISSING fault finds its page in one of four states: ACTIVE (filled by
+ * someone else since it faulted: just wake), INACTIVE (map it back from the
+ * shadow - a hit, no I/O), BAD (SIGBUS again) or EMPTY (read it from the
+ * store, with the window read-ahead gives it).  A fault raised before its
+ * page was last evicted is stale: the fill that came in between woke its
+ * thread, so it only wakes (stale_fault).
+ *
+ * A write-protect fault marks its page dirty and lets the write through;
+ * if the page went inactive while the write waited, the write re-faults as
+ * MISSING and takes the page back.
+ */
+#include <errno.h>
+
+#include "pager_internal.h"
+
+/* Wait for a BUSY page to settle.  Lock held. */
+void uffd__wait_settled(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	while (m->state[idx] == P_BUSY)
+		pthread_cond_wait(&p->changed, &p->lock);
+}
+
+/* The page is mapped already: just let the faulting thread go. */
+static int wake_only(struct pmap *m, size_t idx)
+{
+	uffd_wake(&m->p->u, page_addr(m, idx), m->psize);
+	return UFFD_FAULT_DEFERRED;
+}
+
+/* Map an INACTIVE page (set BUSY) back from the shadow.  Without lock. */
+static int reactivate(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
+		      size_t idx, bool write_fault, bool dirty)
+{
+	int ret;
+
+	ret = uffd__map_in(m, f, idx, 1, shadow_addr(m, idx), idx, write_fault || dirty);
+	pthread_mutex_lock(&p->lock);
+	if (ret && ret != -EEXIST) {
+		m->state[idx] = P_INACTIVE;
+	} else {
+		/* The shadow copy is freed later, with others, but before the
+		 * page can be deactivated into it again (deactivate_some
+		 * flushes these first): queued while the page is still BUSY. */
+		uffd__zap_add(p, &p->shadow_zap, shadow_addr(m, idx), m->psize);
+		m->state[idx] = P_ACTIVE;
+		p->eligible_gen++;
+		m->pflags[idx] = (m->pflags[idx] & ~PF_REF) | REF_REUSED << PF_REF_SHIFT;
+		if (write_fault)
+			uffd__page_set_dirty(p, m, idx);
+		p->inactive -= m->psize;
+		ST_ADD(p, hits, 1);
+	}
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/*
+ * A fault read before its page was last evicted, on a page now EMPTY: the
+ * page was filled after the fault was raised (nothing is evicted that was
+ * not resident), by read-ahead or another thread's fault, and that fill
+ * woke the faulting thread - which used the page or not, but waits no
+ * more.  (If the page was INACTIVE when it faulted and evicted before the
+ * fault was served, the thread does wait: woken, it faults again.)  Lock
+ * held.
+ */
+static bool stale_fault(const struct pmap *m, const struct uffd_fault *f, size_t idx)
+{
+	return (int32_t)((uint32_t)f->seq - m->dropped_seq[idx]) <= 0;
+}
+
+static int on_missing(struct uffd_fault *f)
+{
+	struct pmap *m = f->data;
+	struct uffd_pager *p = m->p;
+	size_t idx = page_index(m, f->addr), n, async_n, k;
+	bool dirty;
+	int ret;
+
+	ST_ADD(p, faults, 1);
+	pthread_mutex_lock(&p->lock);
+	uffd__wait_settled(p, m, idx);
+	uffd__ra_trim(p, m, idx);
+	switch (m->state[idx]) {
+	case P_ACTIVE:
+		/* Filled by read-ahead or another thread since it faulted. */
+		pthread_mutex_unlock(&p->lock);
+		ST_ADD(p, hits, 1);
+		return wake_only(m, idx);
+	case P_INACTIVE:
+		m->state[idx] = P_BUSY;
+		dirty = m->pflags[idx] & PF_DIRTY;
+		pthread_mutex_unlock(&p->lock);
+		return reactivate(p, m, f, idx, f->write, dirty) ? -EIO : UFFD_FAULT_RESOLVED;
+	case P_BAD:
+		pthread_mutex_unlock(&p->lock);
+		return -EIO;	/* poisoned again: SIGBUS */
+	default:
+		break;
+	}
+	if (stale_fault(m, f, idx)) {
+		/*
+		 * Reading the page again would be waste: wake whoever may be
+		 * waiting instead.  A thread that really waits faults again,
+		 * and that fault is served.
+		 */
+		pthread_mutex_unlock(&p->lock);
+		ST_ADD(p, hits, 1);
+		return wake_only(m, idx);
+	}
+	n = uffd__ra_window(p, m, idx, &async_n);
+	k = uffd__claim_empty(p, m, idx, n);
+	if (async_n)
+		uffd__ra_post(p, m, idx + n, async_n);
+	pthread_mutex_unlock(&p->lock);
+	if (k > 1)
+		ST_ADD(p, read_ahead, k - 1);
+	ret = uffd__fill_claimed(p, m, f, idx, k, idx, f->write);
+	return ret ? ret : UFFD_FAULT_RESOLVED;
+}
+
+static int on_wp(struct uffd_fault *f)
+{
+	struct pmap *m = f->data;
+	struct uffd_pager *p = m->p;
+	size_t idx = page_index(m, f->addr);
+	int ret;
+
+	pthread_mutex_lock(&p->lock);
+	uffd__wait_settled(p, m, idx);
+	if (m->state[idx] != P_ACTIVE) {
+		/* Deactivated or evicted while the write waited: let it
+		 * re-fault as MISSING. */
+		pthread_mutex_unlock(&p->lock);
+		return wake_only(m, idx);
+	}
+	uffd__page_set_dirty(p, m, idx);
+	m->state[idx] = P_BUSY;
+	pthread_mutex_unlock(&p->lock);
+	ST_ADD(p, wp_faults, 1);
+	/* The whole pager page (f->addr is the base page that faulted). */
+	ret = uffd_writeprotect(&p->u, page_addr(m, idx), m->psize, false, 0);
+	if (!ret)
+		ret = uffd_fault_unprotect(f, uffd_page_size());
+	pthread_mutex_lock(&p->lock);
+	m->state[idx] = P_ACTIVE;
+	p->eligible_gen++;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+const struct uffd_region_ops uffd__pager_ops = {
+	.missing = on_missing,
+	.wp = on_wp,
+};

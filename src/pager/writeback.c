@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Write-back: dirty pages to the store, by two engines.
+ *
+ * - Eviction's (writeback_runs): the pages are INACTIVE, so they sit in
+ *   the shadow where the program can not write them; their runs are
+ *   written from there as they are.
+ * - Flush, evict and unmap's (writeback_range): the pages may be mapped
+ *   and written to at any moment, so a batch of them is write-protected
+ *   with one ioctl, copied out, written, and let go with one wake.
+ *
+ * Both write contiguous runs, all in flight at once where the store has
+ * batches (io_uring), and never past the store's size at map time: a map
+ * never grows its store.  A page whose write fails stays dirty and
+ * resident; the error is the map's, returned by the next flush or unmap.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "pager_internal.h"
+#include "util/pagecopy.h"
+
+/* Bytes of pages [idx, idx+n) within the store's size at map time: a map
+ * never grows its store. */
+static size_t clipped_len(const struct pmap *m, size_t idx, size_t n)
+{
+	uint64_t off = store_off(m, idx);
+	size_t len = n * m->psize;
+
+	if (m->store_size < 0)
+		return len;
+	if (off >= (uint64_t)m->store_size)
+		return 0;
+	return len < (uint64_t)m->store_size - off ? len : (uint64_t)m->store_size - off;
+}
+
+/* Write pages [idx, idx+n) from src, clipped to the store's size. */
+static int store_write(struct pmap *m, size_t idx, size_t n, const char *src)
+{
+	uint64_t off = store_off(m, idx);
+	size_t len = clipped_len(m, idx, n), done = 0;
+
+	while (done < len) {
+		ssize_t r = m->store->ops->write(m->store->data, src + done, len - done,
+						 off + done);
+		if (r < 0)
+			return (int)r;
+		if (r == 0)
+			return -EIO;
+		done += r;
+	}
+	ST_ADD(m->p, bytes_written, done);
+	ST_ADD(m->p, writebacks, n);
+	return 0;
+}
+
+/* A run of pages to write back, and how it went. */
+struct wrun {
+	size_t idx, n;
+	const char *src;
+	int err;
+};
+
+/*
+ * Write runs of m's pages back: all in flight at once where the store has
+ * batches (io_uring), else one after another.  Each run's err is set.
+ */
+static void store_write_runs(struct pmap *m, struct wrun *v, int n)
+{
+	struct uffd_store_io io[BATCH_PAGES];
+	int i, nio = 0, at[BATCH_PAGES];
+
+	if (n < 2 || n > BATCH_PAGES || !m->store->ops->write_batch) {
+		for (i = 0; i < n; i++)
+			v[i].err = store_write(m, v[i].idx, v[i].n, v[i].src);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		size_t len = clipped_len(m, v[i].idx, v[i].n);
+
+		v[i].err = 0;
+		if (!len)
+			continue;
+		io[nio] = (struct uffd_store_io){ (void *)v[i].src, len,
+						  store_off(m, v[i].idx), 0 };
+		at[nio++] = i;
+	}
+	m->store->ops->write_batch(m->store->data, io, nio);
+	for (i = 0; i < nio; i++) {
+		struct wrun *w = &v[at[i]];
+
+		if (io[i].res == (ssize_t)io[i].len) {
+			ST_ADD(m->p, bytes_written, io[i].len);
+			ST_ADD(m->p, writebacks, w->n);
+		} else {
+			/* Short or failed: once more on its own, for its error. */
+			w->err = store_write(m, w->idx, w->n, w->src);
+		}
+	}
+}
+
+/*
+ * Eviction's engine: write the dirty runs (INACTIVE pages, BUSY) back from
+ * the shadow, those of one map in one batch, and set each run's err.
+ * Clean runs, read-ahead and private maps' runs are not written.
+ */
+void uffd__writeback_runs(struct uffd_pager *p, struct run *r, int nr)
+{
+	struct wrun w[BATCH_PAGES];
+	int i, j, nw, at[BATCH_PAGES];
+
+	for (i = 0; i < nr; i = j) {
+		for (j = i, nw = 0; j < nr && r[j].m == r[i].m; j++)
+			if (r[j].dirty && !r[j].drop && !(r[j].m->flags & UFFD_PAGER_PRIVATE)) {
+				w[nw] = (struct wrun){ r[j].idx, r[j].n,
+						       shadow_addr(r[j].m, r[j].idx), 0 };
+				at[nw++] = j;
+			}
+		store_write_runs(r[i].m, w, nw);
+		while (nw--)
+			r[at[nw]].err = w[nw].err;
+	}
+}
+
+/* One page of a write-back batch. */
+struct wb_page {
+	size_t idx;
+	enum page_state was;
+	bool dirty;
+	int err;
+};
+
+/*
+ * Write back (and with drop, zap) the pages of one batch, all BUSY.
+ * Mapped dirty pages are protected with one ioctl over their span, copied
+ * out (ordered by the protection, which ThreadSanitizer can not see in a
+ * write(2) of the page itself), written in contiguous runs, and let go
+ * with one wake; everything dropped is zapped with one TLB flush.
+ * Without the lock.
+ */
+static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page *w, int n,
+			    bool drop)
+{
+	size_t first = SIZE_MAX, last = 0, ps = m->psize;
+	char *buf = uffd__bounce_get(p, n * ps);
+	struct wrun runs[BATCH_PAGES];
+	int i, j, k, nr, err = 0, first_of[BATCH_PAGES];
+	struct zap z = { .n = 0 };
+
+	for (i = 0; i < n; i++)
+		if (w[i].was == P_ACTIVE && (w[i].dirty || drop)) {
+			first = first < w[i].idx ? first : w[i].idx;
+			last = w[i].idx;
+		}
+	/* Clean mapped pages are protected already; protecting the span
+	 * from the first dirty one also covers holes and inactive pages,
+	 * which is harmless. */
+	for (i = 0; i < n; i++)
+		if (w[i].was == P_ACTIVE && w[i].dirty) {
+			err = uffd_writeprotect(&p->u, page_addr(m, w[i].idx),
+						(last - w[i].idx + 1) * ps, true, 0);
+			break;
+		}
+	if (!buf)
+		err = -ENOMEM;
+	for (i = 0; i < n && !err; i++) {
+		const char *src = w[i].was == P_ACTIVE ? page_addr(m, w[i].idx)
+						       : shadow_addr(m, w[i].idx);
+
+		if (w[i].dirty)
+			copy_protected_page(buf + i * ps, src, ps);
+	}
+	/* Write each contiguous run of dirty pages at once, all in flight. */
+	for (i = 0, nr = 0; i < n; i = j) {
+		for (j = i + 1; j < n && w[j].dirty == w[i].dirty &&
+		     w[j].idx == w[j - 1].idx + 1; j++)
+			;
+		if (w[i].dirty) {
+			runs[nr] = (struct wrun){ w[i].idx, j - i, buf + i * ps, err };
+			first_of[nr++] = i;
+		}
+	}
+	if (!err)
+		store_write_runs(m, runs, nr);
+	for (k = 0; k < nr; k++)
+		for (i = first_of[k]; i < first_of[k] + (int)runs[k].n; i++)
+			w[i].err = runs[k].err;
+	for (i = 0; drop && i < n; i++)
+		if (!w[i].err)
+			uffd__zap_add(p, &z, w[i].was == P_INACTIVE ? shadow_addr(m, w[i].idx)
+								    : page_addr(m, w[i].idx), ps);
+	uffd__zap_flush(p, &z);
+	if (first != SIZE_MAX)
+		uffd_wake(&p->u, page_addr(m, first), (last - first + 1) * ps);
+}
+
+/*
+ * Write back the dirty pages of [idx, idx+n) of m; with drop, also evict
+ * every page there.  Waits for busy pages (after letting go of its own).
+ * Returns 0 or the first error.
+ */
+int uffd__writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
+			  bool drop)
+{
+	struct wb_page w[BATCH_PAGES];
+	size_t i = idx;
+	int err = 0, nw, k;
+	uint32_t seq;
+
+	pthread_mutex_lock(&p->lock);
+	while (i < idx + n) {
+		/* Gather a batch, up to the first busy page. */
+		for (nw = 0; i < idx + n && nw < BATCH_PAGES; i++) {
+			enum page_state s = m->state[i];
+			bool dirty = (m->pflags[i] & PF_DIRTY) &&
+				     !(m->flags & UFFD_PAGER_PRIVATE);
+
+			if (s == P_BUSY)
+				break;
+			if (s == P_BAD && drop) {
+				/* Poisoned: zap the marker, read again later. */
+				m->state[i] = P_EMPTY;
+				madvise(page_addr(m, i), m->psize, MADV_DONTNEED);
+				continue;
+			}
+			if ((s != P_ACTIVE && s != P_INACTIVE) || (!dirty && !drop) ||
+			    (drop && (m->pflags[i] & PF_PINNED) && !m->dying))
+				continue;
+			m->state[i] = P_BUSY;
+			/* A private change is only dropped, never written. */
+			if (dirty || drop)
+				uffd__page_clear_dirty(p, m, i);
+			w[nw++] = (struct wb_page){ i, s, dirty, 0 };
+		}
+		if (nw) {
+			m->users++;
+			pthread_mutex_unlock(&p->lock);
+			writeback_batch(p, m, w, nw, drop);
+			pthread_mutex_lock(&p->lock);
+			uffd__map_unuse(p, m);
+		}
+		seq = (uint32_t)uffd_region_read_seq(m->region);
+		for (k = 0; k < nw; k++) {
+			size_t pg = w[k].idx;
+
+			if (w[k].err) {
+				uffd__page_set_dirty(p, m, pg);
+				m->state[pg] = w[k].was;
+				p->eligible_gen++;
+				if (!err)
+					err = w[k].err;
+			} else if (drop) {
+				m->state[pg] = P_EMPTY;
+				m->dropped_seq[pg] = seq;
+				uffd__page_stream_clear(p, m, pg);
+				if (m->pflags[pg] & PF_PINNED)
+					p->pinned -= m->psize;
+				m->pflags[pg] &= ~PF_PINNED;
+				p->resident -= m->psize;
+				if (w[k].was == P_INACTIVE)
+					p->inactive -= m->psize;
+				ST_ADD(p, evictions, 1);
+			} else {
+				m->state[pg] = w[k].was;
+				p->eligible_gen++;
+			}
+		}
+		pthread_cond_broadcast(&p->changed);
+		for (k = 0; k < nw; k++)
+			if (w[k].err) {
+				pthread_mutex_unlock(&p->lock);
+				uffd__report_error(m, w[k].idx, 1, w[k].err, true);
+				pthread_mutex_lock(&p->lock);
+			}
+		if (i < idx + n && m->state[i] == P_BUSY)
+			uffd__wait_settled(p, m, i);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return err;
+}
