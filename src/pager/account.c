@@ -3,13 +3,18 @@
  * The buffer's accounts.  The pager keeps, under its lock, the bytes
  * resident (mapped or in a shadow), inactive (in a shadow), pinned (never
  * evicted: asked for, or the only copy of a private change) and read
- * ahead (PF_STREAM, left to the queue, not to the hand).  Every move of a
- * page that changes one of them is a function here, so each count is
- * written in one place.
+ * ahead (PF_STREAM: left to the queue, not to the hand), the hand's
+ * eligible_gen, and each page's state, flags and dropped_seq.  Every move
+ * of a page that changes one of them is a function here:
  *
- * A fill first claims its pages (EMPTY -> BUSY), and claiming is what
- * makes room: a fault that would push the buffer over evicts in its own
- * thread, and waits - not for long - when every page is busy.
+ *   claim (EMPTY -> BUSY)       unclaim (BUSY -> EMPTY)
+ *   filled (BUSY -> ACTIVE)     deactivated (BUSY -> INACTIVE)
+ *   reactivated (-> ACTIVE)     evicted (-> EMPTY)      unbusy (-> as was)
+ *
+ * so each count is written in one place.  Claiming is what makes room: a
+ * fault that would push the buffer over evicts in its own thread, and
+ * waits - not for long - when every page is busy.  Everything here runs
+ * under the pager's lock, but report_error.
  */
 #include <errno.h>
 
@@ -82,15 +87,15 @@ void uffd__unclaim(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 }
 
 /* Read-ahead marks (PF_STREAM), counted: the hand has nothing to do when
- * every mapped page is one.  Under the lock. */
-void uffd__page_stream_set(struct uffd_pager *p, struct pmap *m, size_t idx)
+ * every mapped page is one. */
+static void stream_set(struct uffd_pager *p, struct pmap *m, size_t idx)
 {
 	if (!(m->pflags[idx] & PF_STREAM))
 		p->stream_bytes += m->psize;
 	m->pflags[idx] |= PF_STREAM;
 }
 
-void uffd__page_stream_clear(struct uffd_pager *p, struct pmap *m, size_t idx)
+static void stream_clear(struct uffd_pager *p, struct pmap *m, size_t idx)
 {
 	if (m->pflags[idx] & PF_STREAM)
 		p->stream_bytes -= m->psize;
@@ -98,8 +103,8 @@ void uffd__page_stream_clear(struct uffd_pager *p, struct pmap *m, size_t idx)
 }
 
 /*
- * Dirty marks, under the lock.  A dirty page of a private map is the only
- * copy of the change, so it can not be evicted: it counts as pinned.
+ * Dirty marks.  A dirty page of a private map is the only copy of the
+ * change, so it can not be evicted: it counts as pinned.
  */
 void uffd__page_set_dirty(struct uffd_pager *p, struct pmap *m, size_t idx)
 {
@@ -108,7 +113,7 @@ void uffd__page_set_dirty(struct uffd_pager *p, struct pmap *m, size_t idx)
 	m->pflags[idx] |= PF_DIRTY;
 	if (m->pflags[idx] & PF_STREAM)
 		p->eligible_gen++;
-	uffd__page_stream_clear(p, m, idx);
+	stream_clear(p, m, idx);
 	if (m->flags & UFFD_PAGER_PRIVATE)
 		p->pinned += m->psize;
 }
@@ -129,25 +134,87 @@ void uffd__page_pin(struct uffd_pager *p, struct pmap *m, size_t idx)
 	m->pflags[idx] |= PF_PINNED;
 }
 
-/* Take a map's remaining pages out of the buffer's accounts.  Lock held. */
+static void unpin(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	if (m->pflags[idx] & PF_PINNED)
+		p->pinned -= m->psize;
+	m->pflags[idx] &= ~PF_PINNED;
+}
+
+/*
+ * A fill mapped page idx (BUSY -> ACTIVE), passed over once by the hand.
+ * A page read ahead, not asked for (stream), joins the queue as use-once;
+ * the others are the hand's to take.
+ */
+void uffd__page_filled(struct uffd_pager *p, struct pmap *m, size_t idx, bool stream)
+{
+	m->state[idx] = P_ACTIVE;
+	stream_clear(p, m, idx);
+	m->pflags[idx] = (m->pflags[idx] & ~PF_REF) | REF_FILLED << PF_REF_SHIFT;
+	if (stream && !(m->pflags[idx] & PF_PINNED)) {
+		stream_set(p, m, idx);
+		uffd__queue_push(p, m, idx, true);
+	} else {
+		p->eligible_gen++;
+	}
+}
+
+/* Page idx went to the shadow (BUSY -> INACTIVE): queued for eviction. */
+void uffd__page_deactivated(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	m->state[idx] = P_INACTIVE;
+	uffd__queue_push(p, m, idx, false);
+	p->inactive += m->psize;
+}
+
+/* A touch brought page idx back from the shadow (BUSY -> ACTIVE): passed
+ * over three times by the hand; dirty if the touch was a write. */
+void uffd__page_reactivated(struct uffd_pager *p, struct pmap *m, size_t idx, bool write)
+{
+	m->state[idx] = P_ACTIVE;
+	p->eligible_gen++;
+	m->pflags[idx] = (m->pflags[idx] & ~PF_REF) | REF_REUSED << PF_REF_SHIFT;
+	if (write)
+		uffd__page_set_dirty(p, m, idx);
+	p->inactive -= m->psize;
+}
+
+/*
+ * Page idx left the buffer (was: what it was before it went BUSY; any
+ * state when its map goes): it is EMPTY, clean, unpinned, and a fault
+ * read before seq is stale (see stale_fault).
+ */
+void uffd__page_evicted(struct uffd_pager *p, struct pmap *m, size_t idx,
+			enum page_state was, uint32_t seq)
+{
+	if (was == P_ACTIVE || was == P_INACTIVE)
+		p->resident -= m->psize;
+	if (was == P_INACTIVE)
+		p->inactive -= m->psize;
+	uffd__page_clear_dirty(p, m, idx);
+	unpin(p, m, idx);
+	stream_clear(p, m, idx);
+	m->state[idx] = P_EMPTY;
+	m->dropped_seq[idx] = seq;
+}
+
+/* Work on page idx is over and it stays what it was (ACTIVE or INACTIVE);
+ * an ACTIVE one may be the hand's to take again. */
+void uffd__page_unbusy(struct uffd_pager *p, struct pmap *m, size_t idx,
+		       enum page_state was)
+{
+	m->state[idx] = was;
+	if (was == P_ACTIVE)
+		p->eligible_gen++;
+}
+
+/* Take a map's remaining pages out of the buffer's accounts. */
 void uffd__map_forget_pages(struct uffd_pager *p, struct pmap *m)
 {
 	size_t i;
 
-	for (i = 0; i < m->npages; i++) {
-		if (m->state[i] == P_ACTIVE || m->state[i] == P_INACTIVE)
-			p->resident -= m->psize;
-		if (m->state[i] == P_INACTIVE)
-			p->inactive -= m->psize;
-		/* (Pinned, and a private change: each was counted.) */
-		if (m->pflags[i] & PF_PINNED)
-			p->pinned -= m->psize;
-		if ((m->pflags[i] & PF_DIRTY) && (m->flags & UFFD_PAGER_PRIVATE))
-			p->pinned -= m->psize;
-		uffd__page_stream_clear(p, m, i);
-		m->state[i] = P_EMPTY;
-		m->pflags[i] = 0;
-	}
+	for (i = 0; i < m->npages; i++)
+		uffd__page_evicted(p, m, i, m->state[i], 0);
 }
 
 /* A thread stops working on m unlocked (uffd_pager_unmap waits for it). */

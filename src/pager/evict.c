@@ -92,16 +92,13 @@ static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 		struct pmap *m = r[i].m;
 		size_t k;
 
-		for (k = r[i].idx; k < r[i].idx + r[i].n; k++) {
-			m->state[k] = r[i].err ? P_ACTIVE : P_INACTIVE;
-			if (!r[i].err)
-				uffd__queue_push(p, m, k, false);
-		}
-		p->eligible_gen += r[i].err != 0;
-		if (!r[i].err) {
-			p->inactive += r[i].n * m->psize;
+		for (k = r[i].idx; k < r[i].idx + r[i].n; k++)
+			if (r[i].err)
+				uffd__page_unbusy(p, m, k, P_ACTIVE);
+			else
+				uffd__page_deactivated(p, m, k);
+		if (!r[i].err)
 			ST_ADD(p, deactivations, r[i].n);
-		}
 		uffd__map_unuse(p, m);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -213,19 +210,13 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 		uint32_t seq = (uint32_t)uffd_region_read_seq(m->region);
 		size_t k;
 
-		for (k = r[i].idx; k < r[i].idx + r[i].n; k++) {
-			if (r[i].err) {
-				m->state[k] = P_INACTIVE;
-				continue;
-			}
-			m->state[k] = P_EMPTY;
-			m->dropped_seq[k] = seq;
-			uffd__page_clear_dirty(p, m, k);
-			uffd__page_stream_clear(p, m, k);
-			p->resident -= m->psize;
-			if (!r[i].drop)
-				p->inactive -= m->psize;
-		}
+		/* (A dropped page was mapped, the others in the shadow.) */
+		for (k = r[i].idx; k < r[i].idx + r[i].n; k++)
+			if (r[i].err)
+				uffd__page_unbusy(p, m, k, P_INACTIVE);
+			else
+				uffd__page_evicted(p, m, k, r[i].drop ? P_ACTIVE : P_INACTIVE,
+						   seq);
 		if (r[i].err && !m->error)
 			m->error = r[i].err;
 		if (!r[i].err)

@@ -41,18 +41,13 @@ static int reactivate(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f
 	ret = uffd__map_in(m, f, idx, 1, shadow_addr(m, idx), idx, write_fault || dirty);
 	pthread_mutex_lock(&p->lock);
 	if (ret && ret != -EEXIST) {
-		m->state[idx] = P_INACTIVE;
+		uffd__page_unbusy(p, m, idx, P_INACTIVE);
 	} else {
 		/* The shadow copy is freed later, with others, but before the
 		 * page can be deactivated into it again (deactivate_some
 		 * flushes these first): queued while the page is still BUSY. */
 		uffd__zap_add(p, &p->shadow_zap, shadow_addr(m, idx), m->psize);
-		m->state[idx] = P_ACTIVE;
-		p->eligible_gen++;
-		m->pflags[idx] = (m->pflags[idx] & ~PF_REF) | REF_REUSED << PF_REF_SHIFT;
-		if (write_fault)
-			uffd__page_set_dirty(p, m, idx);
-		p->inactive -= m->psize;
+		uffd__page_reactivated(p, m, idx, write_fault);
 		ST_ADD(p, hits, 1);
 	}
 	pthread_cond_broadcast(&p->changed);
@@ -148,8 +143,7 @@ static int on_wp(struct uffd_fault *f)
 	if (!ret)
 		ret = uffd_fault_unprotect(f, uffd_page_size());
 	pthread_mutex_lock(&p->lock);
-	m->state[idx] = P_ACTIVE;
-	p->eligible_gen++;
+	uffd__page_unbusy(p, m, idx, P_ACTIVE);
 	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
 	return ret;

@@ -57,19 +57,9 @@ static void publish(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 {
 	size_t i;
 
-	set_state(m, idx, n, P_ACTIVE);
-	for (i = idx; i < idx + n; i++) {
-		uffd__page_stream_clear(p, m, i);
-		m->pflags[i] = (m->pflags[i] & ~PF_REF) | REF_FILLED << PF_REF_SHIFT;
-		/* In a window (n > 1) the faulting page is part of the
-		 * stream too. */
-		if (read_ahead && (i != fault_idx || n > 1) && !(m->pflags[i] & PF_PINNED)) {
-			uffd__page_stream_set(p, m, i);
-			uffd__queue_push(p, m, i, true);
-		} else {
-			p->eligible_gen++;
-		}
-	}
+	/* In a window (n > 1) the faulting page is part of the stream too. */
+	for (i = idx; i < idx + n; i++)
+		uffd__page_filled(p, m, i, read_ahead && (i != fault_idx || n > 1));
 	if (write_fault && fault_idx >= idx && fault_idx < idx + n)
 		uffd__page_set_dirty(p, m, fault_idx);
 	pthread_cond_broadcast(&p->changed);

@@ -229,17 +229,23 @@ static inline void timed_wait(pthread_cond_t *c, pthread_mutex_t *lock, int ms)
 
 /* The calls between the pager's files. */
 
-/* account.c (lock held unless said) */
+/* account.c: every count a page's move changes (lock held) */
 size_t uffd__claim_empty(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n);
 void uffd__unclaim(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 		   enum page_state to);
-void uffd__page_stream_set(struct uffd_pager *p, struct pmap *m, size_t idx);
-void uffd__page_stream_clear(struct uffd_pager *p, struct pmap *m, size_t idx);
+void uffd__page_filled(struct uffd_pager *p, struct pmap *m, size_t idx, bool stream);
+void uffd__page_deactivated(struct uffd_pager *p, struct pmap *m, size_t idx);
+void uffd__page_reactivated(struct uffd_pager *p, struct pmap *m, size_t idx, bool write);
+void uffd__page_evicted(struct uffd_pager *p, struct pmap *m, size_t idx,
+			enum page_state was, uint32_t seq);
+void uffd__page_unbusy(struct uffd_pager *p, struct pmap *m, size_t idx,
+		       enum page_state was);
 void uffd__page_set_dirty(struct uffd_pager *p, struct pmap *m, size_t idx);
 void uffd__page_clear_dirty(struct uffd_pager *p, struct pmap *m, size_t idx);
 void uffd__page_pin(struct uffd_pager *p, struct pmap *m, size_t idx);
 void uffd__map_forget_pages(struct uffd_pager *p, struct pmap *m);
 void uffd__map_unuse(struct uffd_pager *p, struct pmap *m);
+/* (without the lock: calls on_error) */
 void uffd__report_error(struct pmap *m, size_t idx, size_t n, int err, bool write);
 
 /* queue.c (lock held) */

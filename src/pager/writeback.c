@@ -246,24 +246,14 @@ int uffd__writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, size
 
 			if (w[k].err) {
 				uffd__page_set_dirty(p, m, pg);
-				m->state[pg] = w[k].was;
-				p->eligible_gen++;
+				uffd__page_unbusy(p, m, pg, w[k].was);
 				if (!err)
 					err = w[k].err;
 			} else if (drop) {
-				m->state[pg] = P_EMPTY;
-				m->dropped_seq[pg] = seq;
-				uffd__page_stream_clear(p, m, pg);
-				if (m->pflags[pg] & PF_PINNED)
-					p->pinned -= m->psize;
-				m->pflags[pg] &= ~PF_PINNED;
-				p->resident -= m->psize;
-				if (w[k].was == P_INACTIVE)
-					p->inactive -= m->psize;
+				uffd__page_evicted(p, m, pg, w[k].was, seq);
 				ST_ADD(p, evictions, 1);
 			} else {
-				m->state[pg] = w[k].was;
-				p->eligible_gen++;
+				uffd__page_unbusy(p, m, pg, w[k].was);
 			}
 		}
 		pthread_cond_broadcast(&p->changed);
