@@ -144,26 +144,26 @@ static void unpin(struct uffd_pager *p, struct pmap *m, size_t idx)
 /*
  * A fill mapped page idx (BUSY -> ACTIVE), passed over once by the hand.
  * A page read ahead, not asked for (stream), joins the queue as use-once;
- * the others are the hand's to take.
+ * the others - and one the queue has no room for - are the hand's to take.
  */
 void uffd__page_filled(struct uffd_pager *p, struct pmap *m, size_t idx, bool stream)
 {
 	m->state[idx] = P_ACTIVE;
 	stream_clear(p, m, idx);
 	m->pflags[idx] = (m->pflags[idx] & ~PF_REF) | REF_FILLED << PF_REF_SHIFT;
-	if (stream && !(m->pflags[idx] & PF_PINNED)) {
+	if (stream && !(m->pflags[idx] & PF_PINNED) &&
+	    !uffd__queue_push(p, m, idx, true))
 		stream_set(p, m, idx);
-		uffd__queue_push(p, m, idx, true);
-	} else {
+	else
 		p->eligible_gen++;
-	}
 }
 
-/* Page idx went to the shadow (BUSY -> INACTIVE): queued for eviction. */
+/* Page idx went to the shadow (BUSY -> INACTIVE): queued for eviction, in
+ * room the deactivation reserved before it took the page. */
 void uffd__page_deactivated(struct uffd_pager *p, struct pmap *m, size_t idx)
 {
 	m->state[idx] = P_INACTIVE;
-	uffd__queue_push(p, m, idx, false);
+	uffd__queue_push_reserved(p, m, idx, false);
 	p->inactive += m->psize;
 }
 

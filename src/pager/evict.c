@@ -97,7 +97,9 @@ static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 				uffd__page_unbusy(p, m, k, P_ACTIVE);
 			else
 				uffd__page_deactivated(p, m, k);
-		if (!r[i].err)
+		if (r[i].err)
+			uffd__queue_unreserve(p, r[i].n);
+		else
 			ST_ADD(p, deactivations, r[i].n);
 		uffd__map_unuse(p, m);
 	}
@@ -106,9 +108,9 @@ static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 
 /*
  * Advance the clock hand over ACTIVE, unpinned pages and deactivate up to
- * what the inactive list lacks (at least a batch, at most BATCH_PAGES), in
- * contiguous runs.  Called with the lock held; returns with it held.
- * Returns pages deactivated.
+ * what the inactive list lacks (at least a batch, at most BATCH_PAGES, and
+ * no more than the queue has room for), in contiguous runs.  Called with
+ * the lock held; returns with it held.  Returns pages deactivated.
  */
 static size_t deactivate_some(struct uffd_pager *p)
 {
@@ -128,6 +130,10 @@ static size_t deactivate_some(struct uffd_pager *p)
 	if (p->inactive < inactive_target(p) &&
 	    (inactive_target(p) - p->inactive) / uffd_page_size() < want)
 		want = (inactive_target(p) - p->inactive) / uffd_page_size() + 1;
+	/* Each page taken goes on the queue: room first. */
+	want = uffd__queue_reserve(p, want);
+	if (!want)
+		return 0;
 	/* At most one turn of the hand per call, so a page is passed over
 	 * once per turn for each reference it holds. */
 	for (m = p->maps; m; m = m->next)
@@ -173,6 +179,7 @@ static size_t deactivate_some(struct uffd_pager *p)
 		r[nr++] = (struct run){ m, start, n, dirty, 0, false };
 		done += n;
 	}
+	uffd__queue_unreserve(p, want - done);
 	/* A whole turn with nothing to take or count down: rest. */
 	p->hand_idle = !nr && !counted_down && scanned >= total;
 	p->idle_gen = p->eligible_gen;

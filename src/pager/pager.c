@@ -87,6 +87,8 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 	pthread_cond_init(&p->changed, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_key_create(&p->bounce_key, uffd__bounce_free);
+	if (uffd__queue_init(p))
+		goto fail;
 	ho.threads = p->o.fillers;
 	ho.batch = p->o.max_fault_events;
 	p->h = uffd_handler_new(&p->u, &ho);

@@ -73,6 +73,8 @@ enum page_state {
  * rather than deactivated (use-once, as the kernel treats read-ahead): a
  * stream costs no copies to the shadow.  The hand leaves it alone. */
 #define PF_STREAM	(1u << 5)
+/* check.c's mark, set and cleared while it holds the lock. */
+#define PF_CHECKED	(1u << 6)
 
 #define BATCH_PAGES	64		/* pages deactivated or evicted per round */
 #define ZAP_MAX		64		/* ranges zapped with one TLB flush */
@@ -140,9 +142,10 @@ struct uffd_pager {
 	size_t high, low;				/* bytes */
 	size_t min_evict;		/* pages evicted at least per zap: 16,
 					   or 1/64 of a small buffer */
-	/* inactive queue: a growable ring */
+	/* inactive queue: a growable ring, with room promised to pages
+	 * being deactivated (qreserved) */
 	struct qent *q;
-	size_t qhead, qlen, qcap;
+	size_t qhead, qlen, qcap, qreserved;
 	/* clock hand */
 	struct pmap *hand_map;
 	size_t hand_idx;
@@ -249,6 +252,10 @@ void uffd__map_unuse(struct uffd_pager *p, struct pmap *m);
 void uffd__report_error(struct pmap *m, size_t idx, size_t n, int err, bool write);
 
 /* queue.c (lock held) */
+int uffd__queue_init(struct uffd_pager *p);
+size_t uffd__queue_reserve(struct uffd_pager *p, size_t n);
+void uffd__queue_unreserve(struct uffd_pager *p, size_t n);
+void uffd__queue_push_reserved(struct uffd_pager *p, struct pmap *m, size_t idx, bool drop);
 int uffd__queue_push(struct uffd_pager *p, struct pmap *m, size_t idx, bool drop);
 bool uffd__queue_pop(struct uffd_pager *p, struct qent *e);
 void uffd__queue_forget(struct uffd_pager *p, struct pmap *m);
@@ -284,6 +291,10 @@ void *uffd__readahead_main(void *arg);
 /* fault.c */
 extern const struct uffd_region_ops uffd__pager_ops;
 void uffd__wait_settled(struct uffd_pager *p, struct pmap *m, size_t idx);
+
+/* check.c: for tests.  0, or -EUCLEAN with the first broken invariant in
+ * why (-EBUSY: the threads did not settle). */
+int uffd__pager_check(struct uffd_pager *p, char *why, size_t len);
 
 /* writeback.c (without the lock) */
 void uffd__writeback_runs(struct uffd_pager *p, struct run *r, int nr);

@@ -8,13 +8,23 @@
  * taken out of its middle: a page that leaves the list (touched, written,
  * evicted by a flush) only moves on its generation or its state, which
  * makes its entry stale, and stale entries are passed over when popped
- * and dropped when the ring is compacted.  Everything here runs under the
- * pager's lock.
+ * and dropped when the ring is compacted.
+ *
+ * The ring grows as the list does, and growing can fail.  A page must not
+ * be made INACTIVE and then find no room on the queue - nothing would ever
+ * evict it - so deactivation reserves its entries first (queue_reserve)
+ * and takes only as many pages as it got room for; a read-ahead page that
+ * finds no room is mapped as an ordinary page, left to the hand.  The
+ * pager starts with a ring, so there is always some room to work in.
+ * Everything here runs under the pager's lock.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "pager_internal.h"
+#include "util/failalloc.h"
+
+#define QUEUE_MIN	1024		/* entries the ring starts with */
 
 static bool qent_live(const struct qent *e)
 {
@@ -40,26 +50,75 @@ static void queue_compact(struct uffd_pager *p)
 	p->qlen = n;
 }
 
-/* Append page idx (just made INACTIVE, or read ahead: drop) to the queue. */
-int uffd__queue_push(struct uffd_pager *p, struct pmap *m, size_t idx, bool drop)
+/* A ring of at least need entries, the live ones kept in order.  0 or
+ * -ENOMEM (the ring as it was). */
+static int queue_grow(struct uffd_pager *p, size_t need)
 {
-	if (p->qlen == p->qcap && p->qlen > 2 * (p->inactive / uffd_page_size()) + 64)
-		queue_compact(p);
-	if (p->qlen == p->qcap) {
-		size_t ncap = p->qcap ? p->qcap * 2 : 1024, i;
-		struct qent *nq = malloc(ncap * sizeof(*nq));
+	size_t ncap = p->qcap ? p->qcap * 2 : QUEUE_MIN, i;
+	struct qent *nq;
 
-		if (!nq)
-			return -ENOMEM;
-		for (i = 0; i < p->qlen; i++)
-			nq[i] = p->q[(p->qhead + i) % p->qcap];
-		free(p->q);
-		p->q = nq;
-		p->qhead = 0;
-		p->qcap = ncap;
-	}
+	while (ncap < need)
+		ncap *= 2;
+	nq = fa_malloc(ncap * sizeof(*nq));
+	if (!nq)
+		return -ENOMEM;
+	for (i = 0; i < p->qlen; i++)
+		nq[i] = p->q[(p->qhead + i) % p->qcap];
+	free(p->q);
+	p->q = nq;
+	p->qhead = 0;
+	p->qcap = ncap;
+	return 0;
+}
+
+/* The ring a pager starts with: a pager that has it can always work. */
+int uffd__queue_init(struct uffd_pager *p)
+{
+	return queue_grow(p, QUEUE_MIN);
+}
+
+/*
+ * Room for n more entries besides those promised already: the ring grows
+ * if it must and can; if it can not (no memory), what room it has is
+ * promised.  Returns the entries promised (up to n), each to be used by
+ * queue_push_reserved or given back by queue_unreserve.
+ */
+size_t uffd__queue_reserve(struct uffd_pager *p, size_t n)
+{
+	size_t room;
+
+	if (p->qlen + p->qreserved + n > p->qcap &&
+	    p->qlen > 2 * (p->inactive / uffd_page_size()) + 64)
+		queue_compact(p);
+	if (p->qlen + p->qreserved + n > p->qcap)
+		queue_grow(p, p->qlen + p->qreserved + n);
+	room = p->qcap - p->qlen - p->qreserved;
+	if (n > room)
+		n = room;
+	p->qreserved += n;
+	return n;
+}
+
+void uffd__queue_unreserve(struct uffd_pager *p, size_t n)
+{
+	p->qreserved -= n;
+}
+
+/* Append page idx (just made INACTIVE, or read ahead: drop) to the queue,
+ * in room promised before. */
+void uffd__queue_push_reserved(struct uffd_pager *p, struct pmap *m, size_t idx, bool drop)
+{
+	p->qreserved--;
 	p->q[(p->qhead + p->qlen) % p->qcap] = (struct qent){ m, idx, ++m->gen[idx], drop };
 	p->qlen++;
+}
+
+/* The same, room and all: 0, or -ENOMEM when there is none. */
+int uffd__queue_push(struct uffd_pager *p, struct pmap *m, size_t idx, bool drop)
+{
+	if (!uffd__queue_reserve(p, 1))
+		return -ENOMEM;
+	uffd__queue_push_reserved(p, m, idx, drop);
 	return 0;
 }
 
