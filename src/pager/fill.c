@@ -11,6 +11,7 @@
  * be filled (SIGBUS for the thread that wanted it).
  */
 #include <errno.h>
+#include <sys/mman.h>
 
 #include "pager_internal.h"
 
@@ -120,6 +121,10 @@ int uffd__map_read(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 	int ret;
 
 	ret = full ? uffd__map_in(m, f, idx, full, buf, fault_idx, write_fault) : 0;
+	/* Read through the shadow (no bounce buffer): free it while the
+	 * pages are still BUSY, before one can be deactivated into it. */
+	if (buf == shadow_addr(m, idx))
+		madvise(shadow_addr(m, idx), n * m->psize, MADV_DONTNEED);
 	pthread_mutex_lock(&p->lock);
 	if (ret && ret != -EEXIST) {
 		uffd__unclaim(p, m, idx, n, P_EMPTY);
@@ -152,10 +157,9 @@ int uffd__map_read(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 int uffd__fill_claimed(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 		       size_t idx, size_t n, size_t fault_idx, bool write_fault)
 {
-	char *buf = uffd__bounce_get(p, n * m->psize);
+	char *buf = uffd__read_buffer(p, m, idx, n);
 
 	/* Around a fault it is read-ahead; a prefetch was asked for. */
-	return uffd__map_read(p, m, f, idx, n, buf,
-			      buf ? uffd__store_read(m, idx, n, buf) : -ENOMEM,
+	return uffd__map_read(p, m, f, idx, n, buf, uffd__store_read(m, idx, n, buf),
 			      fault_idx, write_fault, f != NULL);
 }

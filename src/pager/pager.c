@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "pager_internal.h"
+#include "util/failalloc.h"
 #include "util/mmalloc.h"
 #include "util/opts.h"
 
@@ -59,7 +60,7 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 		errno = -ret;
 		return NULL;
 	}
-	p = calloc(1, sizeof(*p));
+	p = fa_calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->o = opts;
@@ -86,7 +87,11 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->changed, NULL);
 	pthread_cond_init(&p->work, NULL);
-	pthread_key_create(&p->bounce_key, uffd__bounce_free);
+	if ((ret = pthread_key_create(&p->bounce_key, uffd__bounce_free))) {
+		errno = ret;
+		goto fail;
+	}
+	p->bounce_key_made = true;
 	if (uffd__queue_init(p))
 		goto fail;
 	ho.threads = p->o.fillers;
@@ -98,11 +103,13 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 		errno = -ret;
 		goto fail;
 	}
-	p->threads = calloc(p->o.evictors + 1, sizeof(*p->threads));
+	p->threads = fa_calloc(p->o.evictors + 1, sizeof(*p->threads));
 	if (!p->threads)
 		goto fail;
 	for (i = 0; i <= p->o.evictors; i++) {
-		ret = pthread_create(&p->threads[i], NULL,
+		/* (A thread's stack is an allocation.) */
+		ret = uffd__alloc_fails() ? EAGAIN :
+		      pthread_create(&p->threads[i], NULL,
 				     i ? uffd__evictor_main : uffd__readahead_main, p);
 		if (ret) {
 			errno = ret;
@@ -122,8 +129,8 @@ fail:
 static void *map_aligned(size_t len, size_t align, int prot)
 {
 	size_t extra = (align & (align - 1)) ? 0 : align - uffd_page_size();
-	char *a = mmap(NULL, len + extra, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0), *start;
+	char *a = fa_mmap(NULL, len + extra, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			  -1, 0), *start;
 
 	if (a == MAP_FAILED || !extra)
 		return a;
@@ -164,7 +171,7 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 		errno = EACCES;
 		return NULL;
 	}
-	m = calloc(1, sizeof(*m));
+	m = fa_calloc(1, sizeof(*m));
 	if (!m) {
 		errno = ENOMEM;
 		return NULL;
@@ -179,12 +186,12 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 	m->writable = prot & PROT_WRITE;
 	m->store_size = s->ops->size ? s->ops->size(s->data) : -1;
 	m->addr = map_aligned(len, page_size, prot);
-	m->shadow = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	m->state = mm_zalloc(m->npages);
-	m->pflags = mm_zalloc(m->npages);
-	m->gen = mm_zalloc(m->npages);
-	m->dropped_seq = mm_zalloc(m->npages * sizeof(*m->dropped_seq));
+	m->shadow = fa_mmap(NULL, len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	m->state = fa_mm_zalloc(m->npages);
+	m->pflags = fa_mm_zalloc(m->npages);
+	m->gen = fa_mm_zalloc(m->npages);
+	m->dropped_seq = fa_mm_zalloc(m->npages * sizeof(*m->dropped_seq));
 	err = ENOMEM;
 	if (m->addr == MAP_FAILED || m->shadow == MAP_FAILED || !m->state || !m->pflags ||
 	    !m->gen || !m->dropped_seq)
@@ -424,13 +431,13 @@ int uffd_pager_free(struct uffd_pager *p)
 	uffd_close(&p->u);
 	if (p->pidfd >= 0)
 		close(p->pidfd);
-	{
+	if (p->bounce_key_made) {
 		void *b = pthread_getspecific(p->bounce_key);
 
 		if (b)
 			uffd__bounce_free(b);
+		pthread_key_delete(p->bounce_key);
 	}
-	pthread_key_delete(p->bounce_key);
 	pthread_cond_destroy(&p->changed);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);

@@ -158,6 +158,7 @@ struct uffd_pager {
 	int nthreads;
 	bool stopping;
 	pthread_key_t bounce_key;
+	bool bounce_key_made;
 	int pidfd;			/* ours, for process_madvise */
 	struct zap shadow_zap;		/* reactivated pages' shadows to free
 					   (at most ZAP_MAX runs, not counted
@@ -269,6 +270,8 @@ void *uffd__evictor_main(void *arg);
 /* bounce.c (without the lock) */
 void *uffd__bounce_get(struct uffd_pager *p, size_t len);
 void uffd__bounce_free(void *arg);
+void uffd__shadow_ready(struct uffd_pager *p);
+char *uffd__read_buffer(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n);
 
 /* fill.c (without the lock) */
 ssize_t uffd__read_done(struct pmap *m, char *buf, size_t want, ssize_t got);

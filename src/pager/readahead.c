@@ -10,7 +10,6 @@
  * A program that outruns its read-ahead faults on pages the thread has not
  * reached: the fault trims the request (ra_trim), so no page is read twice.
  */
-#include <errno.h>
 #include <stdint.h>
 
 #include "pager_internal.h"
@@ -113,25 +112,29 @@ static void fill_chunks(struct uffd_pager *p, struct pmap *m, const struct ra_ch
 			int nc)
 {
 	struct uffd_store_io io[RA_BATCH];
+	bool batch = nc > 1 && m->store->ops->read_batch;
 	size_t total = 0, at = 0;
 	char *buf;
 	int i;
 
 	for (i = 0; i < nc; i++)
 		total += c[i].n * m->psize;
+	/* One buffer for all, or each chunk through its shadow. */
 	buf = uffd__bounce_get(p, total);
+	if (!buf)
+		uffd__shadow_ready(p);
 	for (i = 0; i < nc; i++, at += io[i - 1].len)
-		io[i] = (struct uffd_store_io){ buf + at, c[i].n * m->psize,
-						store_off(m, c[i].idx), -ENOMEM };
-	if (buf && nc > 1 && m->store->ops->read_batch)
+		io[i] = (struct uffd_store_io){ buf ? buf + at : shadow_addr(m, c[i].idx),
+						c[i].n * m->psize, store_off(m, c[i].idx), 0 };
+	if (batch)
 		m->store->ops->read_batch(m->store->data, io, nc);
-	else if (buf)
+	else
 		for (i = 0; i < nc; i++)
 			io[i].res = uffd__store_read(m, c[i].idx, c[i].n, io[i].buf);
 	for (i = 0; i < nc; i++) {
 		ssize_t got = io[i].res;
 
-		if (buf && nc > 1 && m->store->ops->read_batch)
+		if (batch)
 			got = uffd__read_done(m, io[i].buf, io[i].len, got);
 		uffd__map_read(p, m, NULL, c[i].idx, c[i].n, io[i].buf, got, SIZE_MAX,
 			       false, true);

@@ -137,6 +137,8 @@ struct wb_page {
  * out (ordered by the protection, which ThreadSanitizer can not see in a
  * write(2) of the page itself), written in contiguous runs, and let go
  * with one wake; everything dropped is zapped with one TLB flush.
+ * The copies go to the bounce buffer, or when there is none to their own
+ * shadow (where the inactive pages are already), zapped again after.
  * Without the lock.
  */
 static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page *w, int n,
@@ -148,6 +150,8 @@ static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page
 	int i, j, k, nr, err = 0, first_of[BATCH_PAGES];
 	struct zap z = { .n = 0 };
 
+	if (!buf)
+		uffd__shadow_ready(p);
 	for (i = 0; i < n; i++)
 		if (w[i].was == P_ACTIVE && (w[i].dirty || drop)) {
 			first = first < w[i].idx ? first : w[i].idx;
@@ -162,14 +166,14 @@ static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page
 						(last - w[i].idx + 1) * ps, true, 0);
 			break;
 		}
-	if (!buf)
-		err = -ENOMEM;
 	for (i = 0; i < n && !err; i++) {
-		const char *src = w[i].was == P_ACTIVE ? page_addr(m, w[i].idx)
-						       : shadow_addr(m, w[i].idx);
-
-		if (w[i].dirty)
-			copy_protected_page(buf + i * ps, src, ps);
+		if (!w[i].dirty)
+			continue;
+		if (buf)
+			copy_protected_page(buf + i * ps, w[i].was == P_ACTIVE ?
+					    page_addr(m, w[i].idx) : shadow_addr(m, w[i].idx), ps);
+		else if (w[i].was == P_ACTIVE)
+			copy_protected_page(shadow_addr(m, w[i].idx), page_addr(m, w[i].idx), ps);
 	}
 	/* Write each contiguous run of dirty pages at once, all in flight. */
 	for (i = 0, nr = 0; i < n; i = j) {
@@ -177,7 +181,9 @@ static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page
 		     w[j].idx == w[j - 1].idx + 1; j++)
 			;
 		if (w[i].dirty) {
-			runs[nr] = (struct wrun){ w[i].idx, j - i, buf + i * ps, err };
+			runs[nr] = (struct wrun){ w[i].idx, j - i,
+						  buf ? buf + i * ps : shadow_addr(m, w[i].idx),
+						  err };
 			first_of[nr++] = i;
 		}
 	}
@@ -186,10 +192,14 @@ static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page
 	for (k = 0; k < nr; k++)
 		for (i = first_of[k]; i < first_of[k] + (int)runs[k].n; i++)
 			w[i].err = runs[k].err;
-	for (i = 0; drop && i < n; i++)
-		if (!w[i].err)
+	for (i = 0; i < n; i++) {
+		if (drop && !w[i].err)
 			uffd__zap_add(p, &z, w[i].was == P_INACTIVE ? shadow_addr(m, w[i].idx)
 								    : page_addr(m, w[i].idx), ps);
+		/* A mapped page's copy in its shadow goes whatever happened. */
+		if (!buf && w[i].was == P_ACTIVE && w[i].dirty)
+			uffd__zap_add(p, &z, shadow_addr(m, w[i].idx), ps);
+	}
 	uffd__zap_flush(p, &z);
 	if (first != SIZE_MAX)
 		uffd_wake(&p->u, page_addr(m, first), (last - first + 1) * ps);
