@@ -300,6 +300,10 @@ bool uffd__evict_to(struct uffd_pager *p, size_t goal)
 		if (!nr) {
 			if (idle)
 				return false;
+			/* Only pages others work on are queued (BUSY): make
+			 * more inactive, or wait for them. */
+			if (p->qlen && !deactivate_some(p) && !deactivate_some(p))
+				return false;
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);

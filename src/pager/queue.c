@@ -8,7 +8,8 @@
  * taken out of its middle: a page that leaves the list (touched, written,
  * evicted by a flush) only moves on its generation or its state, which
  * makes its entry stale, and stale entries are passed over when popped
- * and dropped when the ring is compacted.
+ * and dropped when the ring is compacted.  A page that is BUSY may yet
+ * come back inactive, so its entry is kept until it settles.
  *
  * The ring grows as the list does, and growing can fail.  A page must not
  * be made INACTIVE and then find no room on the queue - nothing would ever
@@ -36,6 +37,17 @@ static bool qent_live(const struct qent *e)
 	return e->m->state[e->idx] == P_INACTIVE;
 }
 
+/*
+ * The entry of a page someone works on (BUSY: a flush, a touch bringing it
+ * back): it may come back as it was (written back and still inactive, a
+ * reactivation that failed), and then it needs its entry, so the entry is
+ * kept until its page has settled.
+ */
+static bool qent_held(const struct qent *e)
+{
+	return e->m && e->m->gen[e->idx] == e->gen && e->m->state[e->idx] == P_BUSY;
+}
+
 /* Drop stale entries (pages touched since), keeping the order. */
 static void queue_compact(struct uffd_pager *p)
 {
@@ -44,7 +56,7 @@ static void queue_compact(struct uffd_pager *p)
 	for (i = 0; i < p->qlen; i++) {
 		struct qent e = p->q[(p->qhead + i) % p->qcap];
 
-		if (qent_live(&e))
+		if (qent_live(&e) || qent_held(&e))
 			p->q[(p->qhead + n++) % p->qcap] = e;
 	}
 	p->qlen = n;
@@ -122,15 +134,20 @@ int uffd__queue_push(struct uffd_pager *p, struct pmap *m, size_t idx, bool drop
 	return 0;
 }
 
-/* The oldest live entry. */
+/* The oldest live entry; stale ones go, held ones (qent_held) move to the
+ * end, into the slot just freed.  false: none, after one pass. */
 bool uffd__queue_pop(struct uffd_pager *p, struct qent *e)
 {
-	while (p->qlen) {
+	size_t n = p->qlen;
+
+	while (n--) {
 		*e = p->q[p->qhead];
 		p->qhead = (p->qhead + 1) % p->qcap;
 		p->qlen--;
 		if (qent_live(e))
 			return true;
+		if (qent_held(e))
+			p->q[(p->qhead + p->qlen++) % p->qcap] = *e;
 	}
 	return false;
 }
