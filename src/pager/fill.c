@@ -8,7 +8,9 @@
  *
  * The end of the store is where mmap puts it: a read that ends inside a
  * page is zero-filled to the page's end, a page wholly past the end can not
- * be filled (SIGBUS for the thread that wanted it).
+ * be filled (SIGBUS for the thread that wanted it).  The end is the store's
+ * size when the map was made (clipped_len), which is where write-back
+ * stops too.
  */
 #include <errno.h>
 #include <sys/mman.h>
@@ -35,13 +37,14 @@ ssize_t uffd__read_done(struct pmap *m, char *buf, size_t want, ssize_t got)
 	return got;
 }
 
-/* Read n pages from idx into buf: read_done's answer. */
+/* Read n pages from idx into buf, up to the store's end at map time:
+ * read_done's answer. */
 ssize_t uffd__store_read(struct pmap *m, size_t idx, size_t n, char *buf)
 {
-	size_t want = n * m->psize, got = 0;
+	size_t len = clipped_len(m, idx, n), got = 0;
 
-	while (got < want) {
-		ssize_t r = m->store->ops->read(m->store->data, buf + got, want - got,
+	while (got < len) {
+		ssize_t r = m->store->ops->read(m->store->data, buf + got, len - got,
 						store_off(m, idx) + got);
 		if (r < 0)
 			return r;
@@ -49,7 +52,7 @@ ssize_t uffd__store_read(struct pmap *m, size_t idx, size_t n, char *buf)
 			break;
 		got += r;
 	}
-	return uffd__read_done(m, buf, want, got);
+	return uffd__read_done(m, buf, n * m->psize, got);
 }
 
 /* Pages [idx, idx+n) are mapped; the faulting one is dirty if written. */

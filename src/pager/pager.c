@@ -152,11 +152,28 @@ static struct pmap *find_map(struct uffd_pager *p, const void *addr)
 	return NULL;
 }
 
+/*
+ * A store owned by one of its maps is freed when that map goes: it may be
+ * in no other map (of this pager: the others are not known here).  Lock
+ * held.
+ */
+static bool owned_elsewhere(const struct uffd_pager *p, const struct uffd_store *s,
+			    unsigned flags)
+{
+	const struct pmap *m;
+
+	for (m = p->maps; m; m = m->next)
+		if (m->store == s && ((m->flags | flags) & UFFD_PAGER_OWN_STORE))
+			return true;
+	return false;
+}
+
 void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 		     size_t len, int prot, unsigned flags, size_t page_size)
 {
 	unsigned modes = UFFD_REG_MISSING;
 	struct pmap *m;
+	int64_t size;
 	int err = EINVAL;
 
 	if (p && !page_size)
@@ -167,8 +184,21 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 		errno = EINVAL;
 		return NULL;
 	}
+	/* A store is addressed by off_t: no map reaches past 2^63 - 1 (so
+	 * none wraps around 2^64 either). */
+	if (off > INT64_MAX || len > INT64_MAX - off) {
+		errno = EINVAL;
+		return NULL;
+	}
 	if ((prot & PROT_WRITE) && !(flags & UFFD_PAGER_PRIVATE) && !s->ops->write) {
 		errno = EACCES;
+		return NULL;
+	}
+	/* A map may run past the store's end, as mmap of a file may (its
+	 * pages there raise SIGBUS), but it must start inside the store. */
+	size = s->ops->size ? s->ops->size(s->data) : -1;
+	if (size >= 0 && off >= (uint64_t)size) {
+		errno = EINVAL;
 		return NULL;
 	}
 	m = fa_calloc(1, sizeof(*m));
@@ -184,7 +214,7 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 	m->npages = len / page_size;
 	m->flags = flags;
 	m->writable = prot & PROT_WRITE;
-	m->store_size = s->ops->size ? s->ops->size(s->data) : -1;
+	m->store_size = size;
 	m->addr = map_aligned(len, page_size, prot);
 	m->shadow = fa_mmap(NULL, len, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -207,6 +237,14 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 		goto fail;
 	}
 	pthread_mutex_lock(&p->lock);
+	/* Checked as the map joins the list, so two maps made at once can
+	 * not both own, or share an owned, store. */
+	if (owned_elsewhere(p, s, flags)) {
+		pthread_mutex_unlock(&p->lock);
+		uffd_handler_remove(m->region);
+		err = EBUSY;
+		goto fail;
+	}
 	m->next = p->maps;
 	p->maps = m;
 	pthread_mutex_unlock(&p->lock);

@@ -197,6 +197,23 @@ static inline uint64_t store_off(const struct pmap *m, size_t idx)
 	return m->off + (uint64_t)idx * m->psize;
 }
 
+/*
+ * Bytes of pages [idx, idx+n) within the store's size at map time: reads
+ * and write-backs stop there, so what a map shows of its store is what it
+ * writes back, and a map never grows its store.
+ */
+static inline size_t clipped_len(const struct pmap *m, size_t idx, size_t n)
+{
+	uint64_t off = store_off(m, idx);
+	size_t len = n * m->psize;
+
+	if (m->store_size < 0)
+		return len;
+	if (off >= (uint64_t)m->store_size)
+		return 0;
+	return len < (uint64_t)m->store_size - off ? len : (uint64_t)m->store_size - off;
+}
+
 static inline void set_state(struct pmap *m, size_t idx, size_t n, enum page_state s)
 {
 	memset(m->state + idx, s, n);

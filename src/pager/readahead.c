@@ -123,9 +123,10 @@ static void fill_chunks(struct uffd_pager *p, struct pmap *m, const struct ra_ch
 	buf = uffd__bounce_get(p, total);
 	if (!buf)
 		uffd__shadow_ready(p);
-	for (i = 0; i < nc; i++, at += io[i - 1].len)
+	for (i = 0; i < nc; i++, at += c[i - 1].n * m->psize)
 		io[i] = (struct uffd_store_io){ buf ? buf + at : shadow_addr(m, c[i].idx),
-						c[i].n * m->psize, store_off(m, c[i].idx), 0 };
+						clipped_len(m, c[i].idx, c[i].n),
+						store_off(m, c[i].idx), 0 };
 	if (batch)
 		m->store->ops->read_batch(m->store->data, io, nc);
 	else
@@ -135,7 +136,7 @@ static void fill_chunks(struct uffd_pager *p, struct pmap *m, const struct ra_ch
 		ssize_t got = io[i].res;
 
 		if (batch)
-			got = uffd__read_done(m, io[i].buf, io[i].len, got);
+			got = uffd__read_done(m, io[i].buf, c[i].n * m->psize, got);
 		uffd__map_read(p, m, NULL, c[i].idx, c[i].n, io[i].buf, got, SIZE_MAX,
 			       false, true);
 	}

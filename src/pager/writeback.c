@@ -21,20 +21,6 @@
 #include "pager_internal.h"
 #include "util/pagecopy.h"
 
-/* Bytes of pages [idx, idx+n) within the store's size at map time: a map
- * never grows its store. */
-static size_t clipped_len(const struct pmap *m, size_t idx, size_t n)
-{
-	uint64_t off = store_off(m, idx);
-	size_t len = n * m->psize;
-
-	if (m->store_size < 0)
-		return len;
-	if (off >= (uint64_t)m->store_size)
-		return 0;
-	return len < (uint64_t)m->store_size - off ? len : (uint64_t)m->store_size - off;
-}
-
 /* Write pages [idx, idx+n) from src, clipped to the store's size. */
 static int store_write(struct pmap *m, size_t idx, size_t n, const char *src)
 {
