@@ -34,6 +34,7 @@
  *   evict.c      the CLOCK hand, deactivation, eviction, and zap batching
  *   writeback.c  dirty pages to the store: eviction's runs, and the ranges
  *                of flush, evict and unmap
+ *   check.c      the invariants of all the above, for tests to assert
  */
 #ifndef LIBUFFD_PAGER_INTERNAL_H
 #define LIBUFFD_PAGER_INTERNAL_H
@@ -320,6 +321,5 @@ int uffd__pager_check(struct uffd_pager *p, char *why, size_t len);
 void uffd__writeback_runs(struct uffd_pager *p, struct run *r, int nr);
 int uffd__writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 			  bool drop);
-
 
 #endif
