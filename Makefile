@@ -84,7 +84,14 @@ UMAP_SHARED := $(BUILD)/libumap.so.1
 all: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc \
 	$(if $(UMAP_SRCS),$(BUILD)/libumap.so)
 
-$(BUILD)/obj/%.o: %.c
+# Objects are rebuilt when the flags change (an optional dependency that
+# appears, another compiler), not only when sources do.
+FLAGS_FILE := $(BUILD)/.cflags
+FLAGS_NOW := $(CC) $(ALL_CFLAGS) $(LDLIBS)
+$(shell mkdir -p $(BUILD); [ "$$(cat $(FLAGS_FILE) 2>/dev/null)" = "$(FLAGS_NOW)" ] || \
+	echo "$(FLAGS_NOW)" > $(FLAGS_FILE))
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
