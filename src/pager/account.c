@@ -227,9 +227,9 @@ void uffd__map_unuse(struct uffd_pager *p, struct pmap *m)
 void uffd__report_error(struct pmap *m, size_t idx, size_t n, int err, bool write)
 {
 	if (write)
-		ST_ADD(m->p, write_errors, n);
+		STAT_ADD(&m->p->st, write_errors, n);
 	else
-		ST_ADD(m->p, read_errors, n);
+		STAT_ADD(&m->p->st, read_errors, n);
 	if (m->p->o.on_error)
 		m->p->o.on_error(page_addr(m, idx), n * m->psize, err, m->p->o.arg);
 }

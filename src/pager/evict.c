@@ -100,7 +100,7 @@ static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 		if (r[i].err)
 			uffd__queue_unreserve(p, r[i].n);
 		else
-			ST_ADD(p, deactivations, r[i].n);
+			STAT_ADD(&p->st, deactivations, r[i].n);
 		uffd__map_unuse(p, m);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -227,7 +227,7 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 		if (r[i].err && !m->error)
 			m->error = r[i].err;
 		if (!r[i].err)
-			ST_ADD(p, evictions, r[i].n);
+			STAT_ADD(&p->st, evictions, r[i].n);
 		uffd__map_unuse(p, m);
 	}
 	pthread_cond_broadcast(&p->changed);

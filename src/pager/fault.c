@@ -48,7 +48,7 @@ static int reactivate(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f
 		 * flushes these first): queued while the page is still BUSY. */
 		uffd__zap_add(p, &p->shadow_zap, shadow_addr(m, idx), m->psize);
 		uffd__page_reactivated(p, m, idx, write_fault);
-		ST_ADD(p, hits, 1);
+		STAT_ADD(&p->st, hits, 1);
 	}
 	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
@@ -77,7 +77,7 @@ static int on_missing(struct uffd_fault *f)
 	bool dirty;
 	int ret;
 
-	ST_ADD(p, faults, 1);
+	STAT_ADD(&p->st, faults, 1);
 	pthread_mutex_lock(&p->lock);
 	uffd__wait_settled(p, m, idx);
 	uffd__ra_trim(p, m, idx);
@@ -85,7 +85,7 @@ static int on_missing(struct uffd_fault *f)
 	case P_ACTIVE:
 		/* Filled by read-ahead or another thread since it faulted. */
 		pthread_mutex_unlock(&p->lock);
-		ST_ADD(p, hits, 1);
+		STAT_ADD(&p->st, hits, 1);
 		return wake_only(m, idx);
 	case P_INACTIVE:
 		m->state[idx] = P_BUSY;
@@ -105,7 +105,7 @@ static int on_missing(struct uffd_fault *f)
 		 * and that fault is served.
 		 */
 		pthread_mutex_unlock(&p->lock);
-		ST_ADD(p, hits, 1);
+		STAT_ADD(&p->st, hits, 1);
 		return wake_only(m, idx);
 	}
 	n = uffd__ra_window(p, m, idx, &async_n);
@@ -114,7 +114,7 @@ static int on_missing(struct uffd_fault *f)
 		uffd__ra_post(p, m, idx + n, async_n);
 	pthread_mutex_unlock(&p->lock);
 	if (k > 1)
-		ST_ADD(p, read_ahead, k - 1);
+		STAT_ADD(&p->st, read_ahead, k - 1);
 	ret = uffd__fill_claimed(p, m, f, idx, k, idx, f->write);
 	return ret ? ret : UFFD_FAULT_RESOLVED;
 }
@@ -137,7 +137,7 @@ static int on_wp(struct uffd_fault *f)
 	uffd__page_set_dirty(p, m, idx);
 	m->state[idx] = P_BUSY;
 	pthread_mutex_unlock(&p->lock);
-	ST_ADD(p, wp_faults, 1);
+	STAT_ADD(&p->st, wp_faults, 1);
 	/* The whole pager page (f->addr is the base page that faulted). */
 	ret = uffd_writeprotect(&p->u, page_addr(m, idx), m->psize, false, 0);
 	if (!ret)

@@ -32,8 +32,8 @@ ssize_t uffd__read_done(struct pmap *m, char *buf, size_t want, ssize_t got)
 		memset(buf + got, 0, whole - got);
 		got = whole;
 	}
-	ST_ADD(m->p, bytes_read, got);
-	ST_ADD(m->p, fills, got / m->psize);
+	STAT_ADD(&m->p->st, bytes_read, got);
+	STAT_ADD(&m->p->st, fills, got / m->psize);
 	return got;
 }
 

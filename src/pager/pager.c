@@ -416,16 +416,22 @@ long uffd_pager_prefetch(struct uffd_pager *p, const struct uffd_pager_range *r,
 
 int uffd_pager_stats(struct uffd_pager *p, struct uffd_pager_stats *s)
 {
-	const uint64_t *from;
-	uint64_t *to = (uint64_t *)s;
-	size_t i;
-
 	if (!p || !s)
 		return -EINVAL;
-	from = (const uint64_t *)&p->st;
+	memset(s, 0, sizeof(*s));
 	pthread_mutex_lock(&p->lock);
-	for (i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
-		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+	STAT_COPY(s, &p->st, faults);
+	STAT_COPY(s, &p->st, wp_faults);
+	STAT_COPY(s, &p->st, hits);
+	STAT_COPY(s, &p->st, fills);
+	STAT_COPY(s, &p->st, read_ahead);
+	STAT_COPY(s, &p->st, evictions);
+	STAT_COPY(s, &p->st, deactivations);
+	STAT_COPY(s, &p->st, writebacks);
+	STAT_COPY(s, &p->st, bytes_read);
+	STAT_COPY(s, &p->st, bytes_written);
+	STAT_COPY(s, &p->st, read_errors);
+	STAT_COPY(s, &p->st, write_errors);
 	s->resident_bytes = p->resident;
 	s->resident_peak_bytes = p->resident_peak;
 	pthread_mutex_unlock(&p->lock);

@@ -51,6 +51,8 @@
 #include <uffd/pager.h>
 #include <uffd/uffd.h>
 
+#include "util/stats.h"
+
 enum page_state {
 	P_EMPTY = 0,
 	P_ACTIVE,
@@ -167,7 +169,6 @@ struct uffd_pager {
 	struct uffd_pager_stats st;
 };
 
-#define ST_ADD(p, field, n) __atomic_fetch_add(&(p)->st.field, (n), __ATOMIC_RELAXED)
 
 /* A run of pages of one map, worked on together (deactivation, eviction). */
 struct run {

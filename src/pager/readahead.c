@@ -180,7 +180,7 @@ void *uffd__readahead_main(void *arg)
 				k = uffd__claim_empty(p, m, at, win);
 				if (k) {
 					c[nc++] = (struct ra_chunk){ at, k };
-					ST_ADD(p, read_ahead, k);
+					STAT_ADD(&p->st, read_ahead, k);
 				}
 				/* Past the claim, or past a page not EMPTY; a fault
 				 * may have trimmed r further while claim_empty

@@ -36,8 +36,8 @@ static int store_write(struct pmap *m, size_t idx, size_t n, const char *src)
 			return -EIO;
 		done += r;
 	}
-	ST_ADD(m->p, bytes_written, done);
-	ST_ADD(m->p, writebacks, n);
+	STAT_ADD(&m->p->st, bytes_written, done);
+	STAT_ADD(&m->p->st, writebacks, n);
 	return 0;
 }
 
@@ -77,8 +77,8 @@ static void store_write_runs(struct pmap *m, struct wrun *v, int n)
 		struct wrun *w = &v[at[i]];
 
 		if (io[i].res == (ssize_t)io[i].len) {
-			ST_ADD(m->p, bytes_written, io[i].len);
-			ST_ADD(m->p, writebacks, w->n);
+			STAT_ADD(&m->p->st, bytes_written, io[i].len);
+			STAT_ADD(&m->p->st, writebacks, w->n);
 		} else {
 			/* Short or failed: once more on its own, for its error. */
 			w->err = store_write(m, w->idx, w->n, w->src);
@@ -247,7 +247,7 @@ int uffd__writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, size
 					err = w[k].err;
 			} else if (drop) {
 				uffd__page_evicted(p, m, pg, w[k].was, seq);
-				ST_ADD(p, evictions, 1);
+				STAT_ADD(&p->st, evictions, 1);
 			} else {
 				uffd__page_unbusy(p, m, pg, w[k].was);
 			}

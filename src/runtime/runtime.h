@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <uffd/handler.h>
 
+#include "util/stats.h"
+
 struct handler_ctx;
 
 struct uffd_region {
@@ -54,8 +56,7 @@ struct handler_ctx {
 	struct handler_ctx *next;
 };
 
-/* Counters: one set per servicing thread, updated with relaxed atomics. */
-#define STAT_ADD(st, field, n) __atomic_fetch_add(&(st)->field, (n), __ATOMIC_RELAXED)
+/* Counters: one set per servicing thread, bumped with STAT_ADD. */
 
 /* A few address runs, merged as they are added (a batch's bookkeeping). */
 #define RANGE_SET_MAX 64

@@ -55,6 +55,7 @@
 #include "util/mmalloc.h"
 #include "util/opts.h"
 #include "util/pagecopy.h"
+#include "util/stats.h"
 
 #define DEFAULT_BUFFER (64UL << 20)
 #define MIN_BUFFER (1UL << 20)
@@ -126,7 +127,6 @@ struct uffd_snap {
 	struct uffd_snap_stats st;	/* counters updated atomically */
 };
 
-#define ST_ADD(s, field, n) __atomic_fetch_add(&(s)->st.field, (n), __ATOMIC_RELAXED)
 
 static void *page_addr(const struct snap_region *r, uint64_t page)
 {
@@ -448,7 +448,7 @@ static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64
 		}
 		for (k = 0; k < j - i; k = m) {
 			if (all_zero(scratch + k * ps, ps)) {
-				ST_ADD(s, zero_pages, 1);
+				STAT_ADD(&s->st, zero_pages, 1);
 				saved++;
 				m = k + 1;
 				continue;
@@ -536,9 +536,9 @@ static int save_group(struct uffd_snap *s, struct snap_region *r, uint64_t page)
 	/* Queued before SAVED: a writer that saw every page SAVED has every
 	 * copy in its queue. */
 	slots_ready(s, v, k);
-	ST_ADD(s, copied_before_write, k);
+	STAT_ADD(&s->st, copied_before_write, k);
 	if ((present & ~copied) && !failed(s))	/* one servicing thread: its scratch */
-		ST_ADD(s, sync_writes, write_claimed(s, r, first, n, present & ~copied,
+		STAT_ADD(&s->st, sync_writes, write_claimed(s, r, first, n, present & ~copied,
 						     s->sync_scratch, &copied, false));
 	release(r, first, n, claimed, copied);
 	ret = confirm(s, r, first, n, true);
@@ -640,7 +640,7 @@ static void save_removed(struct uffd_snap *s, struct snap_region *r, uint64_t a,
 			for (; i < n && !(copied >> i & 1); i++)
 				;
 			if (i < n && all_zero(scratch + i * ps, ps)) {
-				ST_ADD(s, zero_pages, 1);
+				STAT_ADD(&s->st, zero_pages, 1);
 				j = i + 1;
 				continue;
 			}
@@ -652,7 +652,7 @@ static void save_removed(struct uffd_snap *s, struct snap_region *r, uint64_t a,
 			if (ret)
 				fail(s, ret);
 			else
-				ST_ADD(s, sync_writes, j - i);
+				STAT_ADD(&s->st, sync_writes, j - i);
 		}
 		mark_saved(r, a, n, claimed, copied);
 		a += n;
@@ -770,7 +770,7 @@ static void drain_ready(struct uffd_snap *s)
 		const char *data = slot_data(s, sl);
 
 		if (all_zero(data, sl->r->page_size)) {
-			ST_ADD(s, zero_pages, 1);
+			STAT_ADD(&s->st, zero_pages, 1);
 			continue;
 		}
 		if (n && (sl->r != r || sl->page != first + n || n == WINDOW_PAGES)) {
@@ -805,7 +805,7 @@ static void stream_window(struct uffd_snap *s, struct snap_region *r, uint64_t f
 	for (i = 0; i < count; i++)
 		if ((claimed >> i & 1) && bitmap_test(&r->present, first + i))
 			present |= 1ULL << i;
-	ST_ADD(s, written_background, write_claimed(s, r, first, count, present,
+	STAT_ADD(&s->st, written_background, write_claimed(s, r, first, count, present,
 						    s->stream_scratch, &copied,
 						    s->pagemap_fd >= 0));
 	release(r, first, count, claimed, copied);
@@ -1323,16 +1323,23 @@ int uffd_snap_cancel(struct uffd_snap *s)
 
 int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st)
 {
-	const uint64_t *src;
-	uint64_t *dst = (uint64_t *)st;
-	size_t i;
-
 	if (!s || !st)
 		return -EINVAL;
-	src = (const uint64_t *)&s->st;
 	memset(st, 0, sizeof(*st));
-	for (i = 0; i < offsetof(struct uffd_snap_stats, done) / 8; i++)
-		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	STAT_COPY(st, &s->st, pause_ns);
+	STAT_COPY(st, &s->st, protect_ns);
+	STAT_COPY(st, &s->st, precopy_dirty);
+	STAT_COPY(st, &s->st, pages);
+	STAT_COPY(st, &s->st, pages_present);
+	STAT_COPY(st, &s->st, copied_before_write);
+	STAT_COPY(st, &s->st, written_background);
+	STAT_COPY(st, &s->st, sync_writes);
+	STAT_COPY(st, &s->st, zero_pages);
+	STAT_COPY(st, &s->st, bytes);
+	STAT_COPY(st, &s->st, buffer_peak_bytes);
+	STAT_COPY(st, &s->st, extra_bytes);
+	STAT_COPY(st, &s->st, duration_ns);
+	STAT_COPY(st, &s->st, skipped_regions);
 	st->done = __atomic_load_n(&s->done, __ATOMIC_ACQUIRE);
 	st->error = __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
 	if (!st->done)
