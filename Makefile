@@ -68,6 +68,14 @@ TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) \
 	$(TEST_SCRIPTS:tests/%.sh=$(BUILD)/tests/%)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
+# apps/kv: uffd-kv, a Redis-protocol server on the library (public API
+# only).  Its pieces but main.c are an archive the tests and the bench
+# link too (the RESP parser, the test client).
+KV_SRCS := $(sort $(wildcard apps/kv/*.c))
+KV_LIB_OBJS := $(filter-out $(BUILD)/obj/apps/kv/main.o,$(KV_SRCS:%.c=$(BUILD)/obj/%.o))
+KV_LIB := $(BUILD)/libkv.a
+KV := $(BUILD)/uffd-kv
+
 STATIC := $(BUILD)/libuffd.a
 # The same objects unlocalized, for the project's own programs (tools,
 # benches, tests), which may use internal helpers.  Never installed.
@@ -81,7 +89,7 @@ UMAP_OBJS := $(UMAP_SRCS:%.c=$(BUILD)/obj/%.o)
 UMAP_SHARED := $(BUILD)/libumap.so.1
 
 .PHONY: all check demo install clean
-all: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc \
+all: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(KV) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc \
 	$(if $(UMAP_SRCS),$(BUILD)/libumap.so)
 
 # Objects are rebuilt when the flags change (an optional dependency that
@@ -130,18 +138,26 @@ $(UMAP_SHARED): $(UMAP_OBJS) $(STATIC) src/umap/libumap.map
 $(BUILD)/libumap.so: $(UMAP_SHARED)
 	$(Q)ln -sf libumap.so.1 $@
 
-$(TOOL): $(TOOL_OBJS) $(INTERNAL)
+$(TOOL): $(TOOL_OBJS) $(KV_LIB) $(INTERNAL)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(INTERNAL) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(KV_LIB) $(INTERNAL) $(LDLIBS)
+
+$(KV_LIB): $(KV_LIB_OBJS)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(KV): $(BUILD)/obj/apps/kv/main.o $(KV_LIB) $(STATIC)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The umap tests are umap programs: they link the umap objects too.
 $(BUILD)/tests/umap-%: $(BUILD)/obj/tests/umap-%.o $(TESTLIB_OBJS) $(UMAP_OBJS) $(INTERNAL)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(UMAP_OBJS) $(INTERNAL) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(INTERNAL)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(KV_LIB) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(INTERNAL) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(KV_LIB) $(INTERNAL) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.sh
 	@mkdir -p $(dir $@)
