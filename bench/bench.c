@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Timing, medians and the shared output format of the benches. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -84,4 +85,39 @@ int bench_print(struct bench_report *r)
 		       r->ratios[i].goal, r->ratios[i].value >= r->ratios[i].goal ? "true" : "false");
 	printf("}}\n");
 	return 0;
+}
+
+long bench_proc_kib(const char *path, const char *key)
+{
+	size_t klen = strlen(key);
+	char line[256];
+	long v = -1;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen)) {
+			v = strtol(line + klen, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+long bench_mem_kib(pid_t pid)
+{
+	char rollup[64], status[64];
+	long pss, pte;
+
+	if (pid) {
+		snprintf(rollup, sizeof(rollup), "/proc/%d/smaps_rollup", (int)pid);
+		snprintf(status, sizeof(status), "/proc/%d/status", (int)pid);
+	} else {
+		snprintf(rollup, sizeof(rollup), "/proc/self/smaps_rollup");
+		snprintf(status, sizeof(status), "/proc/self/status");
+	}
+	pss = bench_proc_kib(rollup, "Pss:");
+	pte = bench_proc_kib(status, "VmPTE:");
+	return pss < 0 || pte < 0 ? -1 : pss + pte;
 }

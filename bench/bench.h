@@ -10,8 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
-#define BENCH_MAX_RESULTS 48
+#define BENCH_MAX_RESULTS 64
 /* The most memory a bench's --size (MiB) asks for: 64 GiB. */
 #define BENCH_MAX_MIB 65536
 #define BENCH_MAX_RATIOS 12
@@ -38,6 +39,10 @@ void bench_result(struct bench_report *r, const char *system, const char *metric
 		  double value, const char *unit);
 /* A ratio where > 1 means libuffd is better; goal: the value it must reach. */
 void bench_ratio(struct bench_report *r, const char *name, double value, double goal);
+/* The kB value of the line of a /proc file starting with key, or -1. */
+long bench_proc_kib(const char *path, const char *key);
+/* Pss + VmPTE of a process (0: this one) in KiB, or -1 (it is gone). */
+long bench_mem_kib(pid_t pid);
 /* Print the table or the JSON lines (summary last).  Returns 0. */
 int bench_print(struct bench_report *r);
 

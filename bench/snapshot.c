@@ -137,43 +137,6 @@ static void sleep_us(double us)
 
 /* ---- memory: Pss + page tables --------------------------------------------- */
 
-/* The kB value of the line starting with key, or -1. */
-static long proc_kib(const char *path, const char *key)
-{
-	size_t klen = strlen(key);
-	char line[256];
-	long v = -1;
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen)) {
-			v = strtol(line + klen, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
-/* Pss + VmPTE of a process (0: this one) in KiB, or -1 (it is gone). */
-static long mem_kib(pid_t pid)
-{
-	char rollup[64], status[64];
-	long pss, pte;
-
-	if (pid) {
-		snprintf(rollup, sizeof(rollup), "/proc/%d/smaps_rollup", (int)pid);
-		snprintf(status, sizeof(status), "/proc/%d/status", (int)pid);
-	} else {
-		snprintf(rollup, sizeof(rollup), "/proc/self/smaps_rollup");
-		snprintf(status, sizeof(status), "/proc/self/status");
-	}
-	pss = proc_kib(rollup, "Pss:");
-	pte = proc_kib(status, "VmPTE:");
-	return pss < 0 || pte < 0 ? -1 : pss + pte;
-}
-
 struct mem_monitor {
 	pthread_t thread;
 	pid_t child;			/* 0: this process alone */
@@ -185,7 +148,7 @@ struct mem_monitor {
 
 static void monitor_sample(struct mem_monitor *m)
 {
-	long self = mem_kib(0), child = m->child ? mem_kib(m->child) : 0;
+	long self = bench_mem_kib(0), child = m->child ? bench_mem_kib(m->child) : 0;
 
 	if (self < 0 || child < 0)
 		return;
@@ -337,7 +300,7 @@ static int run_libuffd(struct uffd_checker *c, const char *path, struct run *r,
 	struct timed_pause tp = { .c = c };
 	UFFD_OPTS(uffd_snap_opts, o, .path = path, .regions = &reg, .nregions = 1,
 		.pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp);
-	long base = mem_kib(0);
+	long base = bench_mem_kib(0);
 	struct mem_monitor m;
 	struct uffd_snap *s;
 	uint64_t w0, w1;
@@ -454,7 +417,7 @@ static int run_fork(struct uffd_checker *c, const char *path, struct run *r,
 	size_t len = uffd_checker_len(c);
 	int done[2] = { -1, -1 }, go[2] = { -1, -1 }, status = 0, ret;
 	double t0, t_resumed, t1;
-	long base = mem_kib(0);
+	long base = bench_mem_kib(0);
 	struct mem_monitor m;
 	uint64_t w0, w1, instant_writes;
 	char st = 0;

@@ -12,6 +12,7 @@ int bench_fault(int argc, char **argv);
 int bench_track(int argc, char **argv);
 int bench_snapshot(int argc, char **argv);
 int bench_pager(int argc, char **argv);
+int bench_kv(int argc, char **argv);
 
 static const struct {
 	const char *name;
@@ -22,6 +23,7 @@ static const struct {
 	{ "track", "dirty tracking per backend: ns per written page, collect+re-arm, survival", bench_track },
 	{ "snapshot", "live snapshot vs fork: pause, extra memory, writer throughput, durable", bench_snapshot },
 	{ "pager", "file 4x memory: libuffd pager vs mmap in a cgroup, us/page, hit rate", bench_pager },
+	{ "kv", "uffd-kv vs redis-server: BGSAVE under redis-benchmark, restart", bench_kv },
 	{ NULL, NULL, NULL },
 };
 

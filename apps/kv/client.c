@@ -305,9 +305,10 @@ int kvc_cmdf(struct kvc *c, struct kvc_reply *r, const char *words)
 	return kvc_cmd(c, r, argc, (const char *const *)argv);
 }
 
-int kvc_info_str(struct kvc *c, const char *field, char *buf, size_t cap)
+int kvc_info_str(struct kvc *c, const char *section, const char *field, char *buf,
+		 size_t cap)
 {
-	const char *argv[] = { "INFO", "all" };
+	const char *argv[] = { "INFO", section ? section : "all" };
 	struct kvc_reply r;
 	size_t flen = strlen(field), i;
 	int ret = kvc_cmd(c, &r, 2, argv);
@@ -333,10 +334,10 @@ int kvc_info_str(struct kvc *c, const char *field, char *buf, size_t cap)
 	return -ENOENT;
 }
 
-int kvc_info_ll(struct kvc *c, const char *field, long long *v)
+int kvc_info_ll(struct kvc *c, const char *section, const char *field, long long *v)
 {
 	char buf[64], *end;
-	int ret = kvc_info_str(c, field, buf, sizeof(buf));
+	int ret = kvc_info_str(c, section, field, buf, sizeof(buf));
 
 	if (ret)
 		return ret;

@@ -51,10 +51,11 @@ int kvc_read(struct kvc *c, struct kvc_reply *r);
 int kvc_cmd(struct kvc *c, struct kvc_reply *r, int argc, const char *const *argv);
 /* A command given as one string of space-separated words. */
 int kvc_cmdf(struct kvc *c, struct kvc_reply *r, const char *words);
-/* Read the INFO field name (e.g. "rdb_bgsave_in_progress") as a number:
- * 0 or -errno (-ENOENT: no such field). */
-int kvc_info_ll(struct kvc *c, const char *field, long long *v);
+/* Read the INFO field (e.g. "rdb_bgsave_in_progress") of section (NULL:
+ * all) as a number: 0 or -errno (-ENOENT: no such field). */
+int kvc_info_ll(struct kvc *c, const char *section, const char *field, long long *v);
 /* The same field as text (up to cap-1 bytes). */
-int kvc_info_str(struct kvc *c, const char *field, char *buf, size_t cap);
+int kvc_info_str(struct kvc *c, const char *section, const char *field, char *buf,
+		 size_t cap);
 
 #endif

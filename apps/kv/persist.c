@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -407,17 +408,11 @@ void persist_info(struct server *s, char *buf, size_t cap, size_t *len)
 static int restore_image(struct persist *p)
 {
 	struct server *s = p->s;
-	uint64_t t0 = mono_ns(), len = 0;
-	struct uffd_image_info info;
-	struct uffd_image *img;
-	void *base;
+	uint64_t t0 = mono_ns(), len;
+	unsigned char in;
+	char *base;
 	int ret;
 
-	/* The region's length, to check the root against. */
-	img = uffd_image_open(p->path, NULL);
-	if (img && !uffd_image_info(img, &info) && info.nregions == 1)
-		len = info.regions[0].len;
-	uffd_image_close(img);
 	p->restore = uffd_restore_open(p->path, UFFD_RESTORE_LAZY);
 	if (!p->restore) {
 		ret = -errno;
@@ -432,7 +427,14 @@ static int restore_image(struct persist *p)
 		goto out_close;
 	}
 	base = uffd_restore_addr(p->restore, 0);
-	/* the root's page faults in here, from the image */
+	/* The root's page faults in here, from the image.  The region must be
+	 * as long as the root says: its last page mapped, the next not (mincore
+	 * answers from the page tables, without touching the pages). */
+	len = ((struct arena_root *)base)->mapped;
+	if (len < 2 * ARENA_PAGE || len % ARENA_PAGE ||
+	    mincore(base + len - ARENA_PAGE, ARENA_PAGE, &in) ||
+	    !mincore(base + len, ARENA_PAGE, &in))
+		len = 0;
 	ret = arena_adopt(&s->arena, base, len, s->cfg.maxmemory);
 	if (ret) {
 		kv_log(s, "%s is not a uffd-kv image", p->path);
