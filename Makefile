@@ -151,9 +151,9 @@ $(KV): $(BUILD)/obj/apps/kv/main.o $(KV_LIB) $(STATIC)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The umap tests are umap programs: they link the umap objects too.
-$(BUILD)/tests/umap-%: $(BUILD)/obj/tests/umap-%.o $(TESTLIB_OBJS) $(UMAP_OBJS) $(INTERNAL)
+$(BUILD)/tests/umap-%: $(BUILD)/obj/tests/umap-%.o $(TESTLIB_OBJS) $(UMAP_OBJS) $(KV_LIB) $(INTERNAL)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(UMAP_OBJS) $(INTERNAL) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(TESTLIB_OBJS) $(UMAP_OBJS) $(KV_LIB) $(INTERNAL) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(KV_LIB) $(INTERNAL)
 	@mkdir -p $(dir $@)

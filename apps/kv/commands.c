@@ -135,8 +135,8 @@ static void cmd_set(struct cmd_ctx *x)
 			get = true;
 		else if (arg_is(x, i, "KEEPTTL"))
 			;
-		else if (arg_is(x, i, "EX") || arg_is(x, i, "PX") || arg_is(x, i, "EXAT") ||
-			 arg_is(x, i, "PXAT")) {
+		else if ((arg_is(x, i, "EX") || arg_is(x, i, "PX") || arg_is(x, i, "EXAT") ||
+			  arg_is(x, i, "PXAT")) && i + 1 < x->argc) {
 			reply_str(x->c, "-ERR uffd-kv keeps no expiry times");
 			return;
 		} else {
@@ -280,8 +280,12 @@ static void cmd_incrby(struct cmd_ctx *x, bool negate)
 {
 	long long by;
 
-	if (!parse_ll(x->argv[2], x->lens[2], &by) || (negate && by == LLONG_MIN)) {
+	if (!parse_ll(x->argv[2], x->lens[2], &by)) {
 		reply_str(x->c, err_int);
+		return;
+	}
+	if (negate && by == LLONG_MIN) {
+		reply_str(x->c, "-ERR decrement would overflow");
 		return;
 	}
 	incr_by(x, negate ? -by : by);
@@ -315,6 +319,10 @@ static void cmd_flushall(struct cmd_ctx *x)
 	x->s->changes += dict_size(a);
 	arena_reset(a);
 	dict_init(a);
+	/* Give the pages back, so the next image is small too - unless libuffd
+	 * is watching them (a save, the restore): it would have to follow. */
+	if (!persist_busy(x->s))
+		madvise((char *)a->root + ARENA_PAGE, a->root->mapped - ARENA_PAGE, MADV_DONTNEED);
 	reply_str(x->c, "+OK");
 }
 

@@ -129,6 +129,8 @@ void persist_info(struct server *s, char *buf, size_t cap, size_t *len);
 void persist_stop(struct server *s);
 /* True while a lazy restore is still bringing pages in. */
 bool persist_loading(struct server *s);
+/* True while libuffd watches the arena (a save, the restore). */
+bool persist_busy(struct server *s);
 /* The arena was replaced wholesale (FLUSHALL): nothing special yet. */
 
 #endif

@@ -350,6 +350,11 @@ bool persist_loading(struct server *s)
 	return s->persist && s->persist->restore;
 }
 
+bool persist_busy(struct server *s)
+{
+	return s->persist && (s->persist->restore || s->persist->active);
+}
+
 void persist_info(struct server *s, char *buf, size_t cap, size_t *len)
 {
 	struct persist *p = s->persist;

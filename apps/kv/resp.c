@@ -108,16 +108,20 @@ static int parse_count(const char *s, size_t n, long long *v)
 
 /*
  * The header line "<c><count>\r\n" starting at buf[at]: 1 with *v and
- * *next (past the "\n"), 0 if it is not all here yet, -1 too long (no
- * '\r' within COUNT_MAX_CHARS + 1 characters), -2 not a count.
+ * *next (past the "\n"), 0 if it is not all here yet, -1 too long (digits
+ * and no '\r' within COUNT_MAX_CHARS + 1 characters), -2 not a count (as
+ * soon as a character says so: Redis would say it at the '\r').
  */
 static int header_line(const char *buf, size_t len, size_t at, long long *v, size_t *next)
 {
 	size_t end = at + 1 + COUNT_MAX_CHARS + 1, i;
 
-	for (i = at + 1; i < len && i < end; i++)
+	for (i = at + 1; i < len && i < end; i++) {
 		if (buf[i] == '\r')
 			break;
+		if ((buf[i] < '0' || buf[i] > '9') && !(buf[i] == '-' && i == at + 1))
+			return -2;
+	}
 	if (i == end)
 		return -1;
 	if (i + 1 >= len)	/* the '\r' or the '\n' after it is still to come */
