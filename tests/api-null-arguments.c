@@ -726,6 +726,28 @@ static void check_ckpt_take(void)
 	uffd_ckpt_free(c);
 }
 
+static void check_ckpt_begin(void)
+{
+	struct uffd_image_region reg;
+	struct uffd_ckpt *c;
+	char *area = t_map_anon(4 * PAGE);
+
+	CHECK_EINVAL(uffd_ckpt_begin(NULL, t_img_path(1, t_img_dir(), "ck.img")));
+	reg = (struct uffd_image_region){ (uintptr_t)area, 4 * PAGE, PAGE, UFFD_IMAGE_ANON };
+	c = uffd_ckpt_new(&reg, 1, NULL);
+	if (!c)
+		FAIL("uffd_ckpt_new: %s", strerror(errno));
+	CHECK_EINVAL(uffd_ckpt_begin(c, NULL));
+	uffd_ckpt_free(c);
+}
+
+static void check_ckpt_wait(void)
+{
+	struct uffd_ckpt_stats st;
+
+	CHECK_EINVAL(uffd_ckpt_wait(NULL, 0, &st));
+}
+
 static void check_ckpt_free(void) { uffd_ckpt_free(NULL); }
 
 /* ---- the checker: <uffd/checker.h> ---------------------------------------- */
@@ -916,7 +938,7 @@ static struct entry table[] = {
 	E(snap_all_regions), E(restore_open), E(restore_addr), E(restore_regions),
 	E(restore_wait), E(restore_stats), E(restore_close),
 	/* checkpoints */
-	E(ckpt_new), E(ckpt_take), E(ckpt_free),
+	E(ckpt_new), E(ckpt_take), E(ckpt_begin), E(ckpt_wait), E(ckpt_free),
 	/* the checker */
 	E(checker_new), E(checker_area), E(checker_len), E(checker_start),
 	E(checker_pause), E(checker_resume), E(checker_pause_cb),

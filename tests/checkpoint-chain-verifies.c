@@ -6,7 +6,8 @@
  * by page; a delta holds only what changed (no more pages than writes
  * were made since the previous instant), a checkpoint after no change
  * holds no page at all, and the chain restores
- * (lazily, into new mappings) to the latest instant.
+ * (lazily, into new mappings) to the latest instant.  Both ways: live
+ * (the default) and stopped (a forced WP_ASYNC tracker).
  */
 #include <stdio.h>
 #include <unistd.h>
@@ -40,7 +41,7 @@ static void verify_chain(struct uffd_checker *c, const char *path, int length)
 	uffd_image_chain_close(chain);
 }
 
-int main(void)
+static void run(enum uffd_track_backend backend)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 3, .fill = 0.5);
 	char dir[] = "/tmp/libuffd-ckpt-XXXXXX", path[NCKPT][64], msg[256];
@@ -48,13 +49,12 @@ int main(void)
 	uint64_t writes[NCKPT];
 	struct uffd_image_region reg;
 	/* The test pauses the writers itself, to make each change small. */
-	UFFD_OPTS(uffd_ckpt_opts, opts);
+	UFFD_OPTS(uffd_ckpt_opts, opts, .backend = backend);
 	struct uffd_checker *c;
 	struct uffd_restore *r;
 	struct uffd_ckpt *k;
 	int i;
 
-	t_require(UFFD_FEAT_WP_ASYNC);
 	CHECK(mkdtemp(dir));
 	c = uffd_checker_new(&co);
 	CHECK(c);
@@ -98,5 +98,12 @@ int main(void)
 	for (i = 0; i < NCKPT; i++)
 		unlink(path[i]);
 	rmdir(dir);
+}
+
+int main(void)
+{
+	t_require(UFFD_FEAT_WP_ASYNC);
+	run(UFFD_TRACK_AUTO);
+	run(UFFD_TRACK_WP_ASYNC);
 	return T_EXIT_PASS;
 }

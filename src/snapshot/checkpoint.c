@@ -1,18 +1,32 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Incremental checkpoints: a dirty tracker says which pages changed, and
- * only those go into the next image.
+ * Incremental checkpoints: only the pages written since the previous
+ * checkpoint go into the next image.
  *
- * The pages to write are kept in a "pending" bitmap that outlives a failed
- * checkpoint: a collect re-arms the tracker, so the pages it reported are
- * ORed into pending and leave it only when an image holding them has been
- * committed.  The first checkpoint starts with every page pending.
+ * Two ways, chosen at uffd_ckpt_new():
+ *
+ *   live (the default)  ckpt_live.c: the checkpointer's own write-protect
+ *                       registration sees each first write, and a delta is
+ *                       written after the instant with copy-before-write,
+ *                       so the writers are paused for the instant only;
+ *   stopped             a dirty tracker of the backend the caller forced
+ *                       (WP_ASYNC, MPROTECT, SOFT_DIRTY: trackers that
+ *                       cannot stop a write before it lands) collects the
+ *                       written pages and they are written while the
+ *                       writers stay paused.
+ *
+ * In the stopped way the pages to write are kept in a "pending" bitmap that
+ * outlives a failed checkpoint: a collect re-arms the tracker, so the pages
+ * it reported are ORed into pending and leave it only when an image
+ * holding them has been committed (the live engine keeps its own).  The
+ * first checkpoint starts with every page pending.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uffd/checkpoint.h>
 
+#include "ckpt_live.h"
 #include "util/bitmap.h"
 #include "util/clock.h"
 #include "util/opts.h"
@@ -23,13 +37,22 @@
 struct uffd_ckpt {
 	struct uffd_image_region *regions;
 	int nregions;
-	size_t *first_bit;		/* of each region in the tracker's order */
-	struct uffd_tracker *t;
 	struct uffd_ckpt_opts opts;
-	struct bitmap pending;
-	uint64_t *collected;		/* one collect's bitmap */
 	int seq;
 	char *prev_path;
+	/* the checkpoint begun and not yet waited for */
+	bool begun;
+	char *path;
+	uint64_t t_begin;
+	struct uffd_ckpt_stats st;
+	int result;			/* the stopped way's, known at begin */
+	/* live */
+	struct ckpt_live *live;
+	/* stopped */
+	size_t *first_bit;		/* of each region in the tracker's order */
+	struct uffd_tracker *t;
+	struct bitmap pending;
+	uint64_t *collected;		/* one collect's bitmap */
 	char data[PUT_MAX * PAGE];	/* one put's worth of pages */
 };
 
@@ -41,7 +64,7 @@ struct uffd_ckpt *uffd_ckpt_new(const struct uffd_image_region *regions, int nre
 	struct uffd_ckpt *c;
 	int i, ret = 0;
 
-	if (uffd__load_opts(&opts, o, struct uffd_ckpt_opts, arg, arg)) {
+	if (uffd__load_opts(&opts, o, struct uffd_ckpt_opts, buffer_bytes, arg)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -59,16 +82,30 @@ struct uffd_ckpt *uffd_ckpt_new(const struct uffd_image_region *regions, int nre
 	if (!c)
 		return NULL;
 	c->opts = opts;
-	to.backend = c->opts.backend;
 	c->regions = malloc(nregions * sizeof(*regions));
-	c->first_bit = calloc(nregions, sizeof(*c->first_bit));
-	c->t = uffd_track_new(&to);
-	if (!c->regions || !c->first_bit || !c->t) {
-		ret = -errno;
+	if (!c->regions) {
+		ret = -ENOMEM;
 		goto out_err;
 	}
 	memcpy(c->regions, regions, nregions * sizeof(*regions));
 	c->nregions = nregions;
+	if (opts.backend == UFFD_TRACK_AUTO || opts.backend == UFFD_TRACK_SYNC_WP) {
+		c->live = uffd__ckpt_live_new(regions, nregions, opts.buffer_bytes);
+		if (c->live)
+			return c;
+		/* no write-protect here: AUTO falls back to the best tracker */
+		if (errno != EOPNOTSUPP || opts.backend != UFFD_TRACK_AUTO) {
+			ret = -errno;
+			goto out_err;
+		}
+	}
+	to.backend = c->opts.backend;
+	c->first_bit = calloc(nregions, sizeof(*c->first_bit));
+	c->t = uffd_track_new(&to);
+	if (!c->first_bit || !c->t) {
+		ret = -errno;
+		goto out_err;
+	}
 	for (i = 0; i < nregions && !ret; i++) {
 		c->first_bit[i] = uffd_track_pages(c->t);
 		ret = uffd_track_add(c->t, (void *)(uintptr_t)regions[i].addr, regions[i].len);
@@ -164,16 +201,14 @@ static int write_pending(struct uffd_ckpt *c, struct uffd_image_writer *w, uint6
 	return ret;
 }
 
-int uffd_ckpt_take(struct uffd_ckpt *c, const char *path, struct uffd_ckpt_stats *st)
+/* The stopped way: everything while the writers are paused (result kept). */
+static int take_stopped(struct uffd_ckpt *c, const char *path)
 {
 	struct uffd_image_writer *w;
-	uint64_t t0 = mono_ns(), t_pause, pages = 0;
-	size_t i, words;
+	uint64_t t_pause, pages = 0;
+	size_t i, words = BITMAP_WORDS(c->pending.nbits);
 	int ret;
 
-	if (!c || !path)
-		return -EINVAL;
-	words = BITMAP_WORDS(c->pending.nbits);
 	if (c->opts.pause)
 		c->opts.pause(c->opts.arg);
 	t_pause = mono_ns();
@@ -193,34 +228,106 @@ int uffd_ckpt_take(struct uffd_ckpt *c, const char *path, struct uffd_ckpt_stats
 		ret = write_pending(c, w, &pages);
 	if (c->opts.resume)
 		c->opts.resume(c->opts.arg);
-	if (st) {
-		memset(st, 0, sizeof(*st));
-		st->sequence = c->seq;
-		st->pages_written = pages;
-		st->pause_ns = mono_ns() - t_pause;
-		st->bytes = w ? uffd_image_bytes(w) : 0;
-	}
+	c->st.pages_written = pages;
+	c->st.pause_ns = mono_ns() - t_pause;
+	c->st.bytes = w ? uffd_image_bytes(w) : 0;
 	if (ret) {
 		if (w)
 			uffd_image_abort(w);
 		return ret;
 	}
 	ret = uffd_image_commit(w);
-	if (ret)
-		return ret;
-	memset(c->pending.words, 0, words * sizeof(uint64_t));
-	free(c->prev_path);
-	c->prev_path = strdup(path);
-	c->seq++;
+	if (!ret)
+		memset(c->pending.words, 0, words * sizeof(uint64_t));
+	return ret;
+}
+
+int uffd_ckpt_begin(struct uffd_ckpt *c, const char *path)
+{
+	int ret;
+
+	if (!c || !path)
+		return -EINVAL;
+	if (c->begun)
+		return -EBUSY;
+	c->path = strdup(path);
+	if (!c->path)
+		return -ENOMEM;
+	memset(&c->st, 0, sizeof(c->st));
+	c->st.sequence = c->seq;
+	c->t_begin = mono_ns();
+	if (c->live) {
+		ret = uffd__ckpt_live_begin(c->live, path, c->prev_path, c->seq == 0,
+					    c->opts.pause, c->opts.resume, c->opts.arg,
+					    &c->st.pause_ns);
+		if (ret) {
+			free(c->path);
+			c->path = NULL;
+			return ret;
+		}
+	} else {
+		c->result = take_stopped(c, path);
+	}
+	c->begun = true;
+	return 0;
+}
+
+int uffd_ckpt_wait(struct uffd_ckpt *c, int timeout_ms, struct uffd_ckpt_stats *st)
+{
+	struct ckpt_live_result res;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	if (!c->begun)
+		return -ENOENT;
+	if (c->live) {
+		ret = uffd__ckpt_live_wait(c->live, timeout_ms, &res);
+		if (ret == -ETIMEDOUT)
+			return ret;
+		c->st.pages_written = res.pages_written;
+		c->st.bytes = res.bytes;
+		c->st.copied_before_write = res.copied_before_write;
+		c->st.sync_writes = res.sync_writes;
+	} else {
+		ret = c->result;
+	}
+	c->begun = false;
+	if (!ret) {
+		free(c->prev_path);
+		c->prev_path = c->path;
+		c->path = NULL;
+		c->seq++;
+		c->st.duration_ns = mono_ns() - c->t_begin;
+	} else {
+		free(c->path);
+		c->path = NULL;
+	}
 	if (st)
-		st->duration_ns = mono_ns() - t0;
-	return c->prev_path ? 0 : -ENOMEM;
+		*st = c->st;
+	return ret;
+}
+
+int uffd_ckpt_take(struct uffd_ckpt *c, const char *path, struct uffd_ckpt_stats *st)
+{
+	int ret = uffd_ckpt_begin(c, path);
+
+	if (ret) {
+		if (st) {
+			memset(st, 0, sizeof(*st));
+			st->sequence = c ? c->seq : 0;
+		}
+		return ret;
+	}
+	return uffd_ckpt_wait(c, -1, st);
 }
 
 void uffd_ckpt_free(struct uffd_ckpt *c)
 {
 	if (!c)
 		return;
+	uffd__ckpt_live_free(c->live);	/* abandons an image being written */
+	free(c->path);
 	uffd_track_free(c->t);
 	bitmap_free(&c->pending);
 	free(c->collected);
