@@ -518,10 +518,11 @@ static void cmd_info(struct cmd_ctx *x)
 		SECTION("Memory");
 		ADD("used_memory:%llu\r\nused_memory_rss:%llu\r\n"
 		    "maxmemory:%llu\r\nuffd_arena_base:%#llx\r\nuffd_arena_mapped:%llu\r\n"
-		    "uffd_arena_carved:%llu\r\n",
+		    "uffd_arena_carved:%llu\r\nuffd_rehashing:%d\r\n",
 		    (unsigned long long)a->root->used, (unsigned long long)rss_kib() * 1024,
 		    (unsigned long long)s->cfg.maxmemory, (unsigned long long)arena_base(a),
-		    (unsigned long long)a->root->mapped, (unsigned long long)a->root->brk);
+		    (unsigned long long)a->root->mapped, (unsigned long long)a->root->brk,
+		    a->root->dict.rehash_idx >= 0);
 	}
 	if (want_section(x, "persistence")) {
 		SECTION("Persistence");

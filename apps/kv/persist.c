@@ -24,11 +24,24 @@
  * (libuffd does it), so a failed save - a full disk - leaves the previous
  * image as it was.
  *
- * At start, an image in --dir is mapped at its recorded address with
- * UFFD_RESTORE_LAZY: the first GET faults in the pages it reads, served
- * from the file, while libuffd's prefetch thread streams the rest.  The
- * arena's pointers are valid as they are.
+ * With --checkpoint-every, persistence is a chain of incremental
+ * checkpoints instead (uffd/checkpoint.h, live: the loop is stopped for
+ * the instant only, and the delta is written with copy-before-write):
+ * ckpt-GEN-SEQ.uffd, a base then deltas of what changed, every interval
+ * when something did; BGSAVE and SAVE take the next one at once.  The
+ * checkpointer keeps the arena registered, so it replaces the snapshot.
+ * After --checkpoint-chain deltas, or when the arena grew (its new pages
+ * are not tracked), a new generation starts with a base, and the older
+ * generations' files go once it is durable.
+ *
+ * At start, the newest image in --dir (dump.uffd or the newest checkpoint,
+ * by time) is mapped at its recorded address with UFFD_RESTORE_LAZY: the
+ * first GET faults in the pages it reads, served from the file, while
+ * libuffd's prefetch thread streams the rest.  The arena's pointers are
+ * valid as they are.  Saves wait until the restore is done (it holds the
+ * arena's pages).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +50,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <uffd/checkpoint.h>
 #include <uffd/snapshot.h>
 
 #include "dict.h"
@@ -46,9 +60,13 @@
 #define SAVE_RETRIES	3		/* the arena grew before the instant */
 #define WAIT_SLICE_MS	100		/* the saver checks for a cancel */
 
+enum save_kind { SAVE_SNAPSHOT, SAVE_CHECKPOINT };
+
 struct persist {
 	struct server *s;
-	char path[PATH_MAX];
+	char path[PATH_MAX];		/* dump.uffd */
+	char restored[PATH_MAX];	/* the image restored at start */
+	pthread_t loop;			/* the event loop's thread */
 
 	/* the lazy restore at start */
 	struct uffd_restore *restore;
@@ -71,6 +89,16 @@ struct persist {
 	int result;
 	struct uffd_snap_stats st;
 	uint64_t pause_wait_ns;		/* asking the loop to stop until it did */
+
+	/* periodic checkpoints */
+	int kind;			/* of the save in progress */
+	struct uffd_ckpt *ckpt;		/* NULL: a new generation starts */
+	uint64_t ckpt_len;		/* the arena it tracks */
+	unsigned gen, seq;		/* next: ckpt-GEN-SEQ.uffd */
+	char ckpt_path[PATH_MAX];
+	uint64_t ckpt_last_ns;
+	struct uffd_ckpt_stats cst;
+	uint64_t checkpoints;
 
 	/* what INFO and LASTSAVE tell */
 	time_t lastsave;
@@ -97,6 +125,14 @@ static void loop_pause(void *arg)
 	struct server *s = p->s;
 	uint64_t t0 = mono_ns();
 
+	/* SAVE runs in the loop: it is stopped already, by construction */
+	if (pthread_equal(pthread_self(), p->loop)) {
+		p->pause_wait_ns = 0;
+		p->grew = s->arena.grows != p->grows_at_start;
+		p->changes_at_instant = s->changes;
+		p->instant_time = time(NULL);
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
 	__atomic_store_n(&s->pause_req, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->lock);
@@ -114,17 +150,19 @@ static void loop_pause(void *arg)
 
 static void loop_resume(void *arg)
 {
-	struct server *s = ((struct persist *)arg)->s;
+	struct persist *p = arg;
+	struct server *s = p->s;
 
+	if (pthread_equal(pthread_self(), p->loop))
+		return;
 	pthread_mutex_lock(&s->lock);
 	__atomic_store_n(&s->pause_req, 0, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void *saver_main(void *arg)
+static void save_snapshot(struct persist *p)
 {
-	struct persist *p = arg;
 	UFFD_OPTS(uffd_snap_opts, o, .path = p->path, .regions = &p->region, .nregions = 1,
 		  .buffer_bytes = p->s->cfg.snapshot_buffer, .pause = loop_pause,
 		  .resume = loop_resume, .arg = p);
@@ -133,18 +171,67 @@ static void *saver_main(void *arg)
 
 	if (!snap) {
 		p->result = -errno;
-	} else {
+		return;
+	}
+	if (p->grew)
+		__atomic_store_n(&p->cancel, 1, __ATOMIC_RELAXED);
+	while ((ret = uffd_snap_wait(snap, WAIT_SLICE_MS)) == -ETIMEDOUT)
+		if (__atomic_load_n(&p->cancel, __ATOMIC_RELAXED))
+			uffd_snap_cancel(snap);
+	if (p->grew && (ret == 0 || ret == -ECANCELED))
+		ret = -EAGAIN;		/* the image cannot be used: again */
+	p->result = ret;
+	uffd_snap_stats(snap, &p->st);
+	uffd_snap_free(snap);
+}
+
+/*
+ * The next checkpoint; a new generation (a checkpointer over the arena as
+ * it is now, and a base) when there is no checkpointer.  Freeing the
+ * checkpointer abandons an image being written (no file is left).
+ */
+static void save_checkpoint(struct persist *p)
+{
+	UFFD_OPTS(uffd_ckpt_opts, o, .pause = loop_pause, .resume = loop_resume, .arg = p,
+		  .buffer_bytes = p->s->cfg.snapshot_buffer);
+	int ret;
+
+	memset(&p->cst, 0, sizeof(p->cst));
+	if (!p->ckpt) {
+		p->ckpt = uffd_ckpt_new(&p->region, 1, &o);
+		if (!p->ckpt) {
+			p->result = -errno;
+			return;
+		}
+		p->ckpt_len = p->region.len;
+	}
+	ret = uffd_ckpt_begin(p->ckpt, p->ckpt_path);
+	if (!ret) {
 		if (p->grew)
 			__atomic_store_n(&p->cancel, 1, __ATOMIC_RELAXED);
-		while ((ret = uffd_snap_wait(snap, WAIT_SLICE_MS)) == -ETIMEDOUT)
+		while ((ret = uffd_ckpt_wait(p->ckpt, WAIT_SLICE_MS, &p->cst)) == -ETIMEDOUT)
 			if (__atomic_load_n(&p->cancel, __ATOMIC_RELAXED))
-				uffd_snap_cancel(snap);
-		if (p->grew && (ret == 0 || ret == -ECANCELED))
-			ret = -EAGAIN;		/* the image cannot be used: again */
-		p->result = ret;
-		uffd_snap_stats(snap, &p->st);
-		uffd_snap_free(snap);
+				break;
 	}
+	if (ret == -ETIMEDOUT || p->grew) {
+		uffd_ckpt_free(p->ckpt);
+		p->ckpt = NULL;
+		ret = p->grew ? -EAGAIN : -ECANCELED;
+	}
+	p->result = ret;
+	p->st.pause_ns = p->cst.pause_ns;
+	p->st.bytes = p->cst.bytes;
+	p->st.buffer_peak_bytes = 0;
+}
+
+static void *saver_main(void *arg)
+{
+	struct persist *p = arg;
+
+	if (p->kind == SAVE_CHECKPOINT)
+		save_checkpoint(p);
+	else
+		save_snapshot(p);
 	__atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
 	server_wake(p->s);
 	return NULL;
@@ -160,6 +247,53 @@ static void set_region(struct persist *p)
 						UFFD_IMAGE_ANON };
 }
 
+static void ckpt_name(struct persist *p, char *buf, size_t len, unsigned gen, unsigned seq)
+{
+	snprintf(buf, len, "%s/ckpt-%08u-%04u.uffd", p->s->cfg.dir, gen, seq);
+}
+
+/* "ckpt-GEN-SEQ.uffd": 1 with gen and seq, else 0. */
+static int parse_ckpt_name(const char *name, unsigned *gen, unsigned *seq)
+{
+	char tail[8];
+
+	return sscanf(name, "ckpt-%8u-%4u%7s", gen, seq, tail) == 3 && !strcmp(tail, ".uffd");
+}
+
+/* Which checkpoint comes next: a new generation when the chain is long,
+ * or the arena is not the one the checkpointer tracks. */
+static void prepare_checkpoint(struct persist *p)
+{
+	if (p->ckpt && (p->seq >= (unsigned)p->s->cfg.checkpoint_chain + 1 ||
+			p->region.len != p->ckpt_len)) {
+		uffd_ckpt_free(p->ckpt);
+		p->ckpt = NULL;
+	}
+	if (!p->ckpt) {
+		p->gen++;
+		p->seq = 0;
+	}
+	ckpt_name(p, p->ckpt_path, sizeof(p->ckpt_path), p->gen, p->seq);
+}
+
+/* A base is durable: the older generations can go. */
+static void remove_old_generations(struct persist *p)
+{
+	char path[PATH_MAX + 300];
+	struct dirent *e;
+	unsigned gen, seq;
+	DIR *d = opendir(p->s->cfg.dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (parse_ckpt_name(e->d_name, &gen, &seq) && gen < p->gen) {
+			snprintf(path, sizeof(path), "%s/%s", p->s->cfg.dir, e->d_name);
+			unlink(path);
+		}
+	closedir(d);
+}
+
 static int start_bgsave(struct persist *p)
 {
 	struct server *s = p->s;
@@ -171,6 +305,9 @@ static int start_bgsave(struct persist *p)
 		headroom = HEADROOM_MIN;
 	arena_reserve(a, headroom);	/* if it cannot, the retry catches a growth */
 	set_region(p);
+	p->kind = s->cfg.checkpoint_ms ? SAVE_CHECKPOINT : SAVE_SNAPSHOT;
+	if (p->kind == SAVE_CHECKPOINT)
+		prepare_checkpoint(p);
 	p->grows_at_start = a->grows;
 	p->grew = false;
 	p->done = p->cancel = 0;
@@ -185,7 +322,7 @@ static int start_bgsave(struct persist *p)
 		return ret;
 	p->active = true;
 	p->scheduled = false;
-	if (!p->retries)
+	if (!p->retries && p->kind == SAVE_SNAPSHOT)
 		kv_log(s, "background save started: %llu MiB of arena to %s",
 		       (unsigned long long)(p->region.len >> 20), p->path);
 	return 0;
@@ -206,13 +343,19 @@ static void record_result(struct persist *p, int ret, time_t instant, uint64_t c
 		p->lastsave = instant;
 		p->saves++;
 		s->changes -= changes < s->changes ? changes : s->changes;
+		if (p->kind == SAVE_CHECKPOINT) {
+			p->checkpoints++;
+			if (p->seq++ == 0)
+				remove_old_generations(p);
+		}
 		kv_log(s, "saved %s: %.1f MiB in %.1f ms, the loop paused %.3f ms "
-		       "(+%.3f ms to reach a command boundary)", p->path, p->last_bytes / 1048576.0,
-		       p->last_duration_us / 1e3, p->last_pause_us / 1e3,
-		       p->last_pause_wait_us / 1e3);
+		       "(+%.3f ms to reach a command boundary)",
+		       p->kind == SAVE_CHECKPOINT ? p->ckpt_path : p->path,
+		       p->last_bytes / 1048576.0, p->last_duration_us / 1e3,
+		       p->last_pause_us / 1e3, p->last_pause_wait_us / 1e3);
 	} else {
-		kv_log(s, "save to %s failed: %s (the previous image is untouched)", p->path,
-		       strerror(-ret));
+		kv_log(s, "save to %s failed: %s (the previous image is untouched)",
+		       p->kind == SAVE_CHECKPOINT ? p->ckpt_path : p->path, strerror(-ret));
 	}
 }
 
@@ -265,8 +408,14 @@ void persist_cron(struct server *s)
 		finish_restore(p);
 	if (p->active && __atomic_load_n(&p->done, __ATOMIC_ACQUIRE))
 		finish_bgsave(p);
-	if (p->scheduled && !p->active && !p->restore && start_bgsave(p))
-		p->scheduled = false;
+	if (s->cfg.checkpoint_ms && !p->active && !p->restore && s->changes &&
+	    mono_ns() - p->ckpt_last_ns >= s->cfg.checkpoint_ms * 1000000ULL)
+		p->scheduled = true;
+	if (p->scheduled && !p->active && !p->restore) {
+		p->ckpt_last_ns = mono_ns();
+		if (start_bgsave(p))
+			p->scheduled = false;
+	}
 }
 
 void persist_bgsave(struct server *s, struct client *c)
@@ -320,18 +469,28 @@ void persist_save(struct server *s, struct client *c)
 		}
 	}
 	/* The loop is the caller: nothing writes until the image is done. */
+	p->cancel = 0;
 	set_region(p);
 	p->t_start = mono_ns();
 	p->start_time = time(NULL);
 	p->pause_wait_ns = 0;
 	memset(&p->st, 0, sizeof(p->st));
-	snap = uffd_snap_begin(&o);
-	if (!snap) {
-		ret = -errno;
+	p->kind = s->cfg.checkpoint_ms ? SAVE_CHECKPOINT : SAVE_SNAPSHOT;
+	if (p->kind == SAVE_CHECKPOINT) {
+		p->grows_at_start = s->arena.grows;
+		prepare_checkpoint(p);
+		save_checkpoint(p);	/* its pause callback is a no-op here */
+		ret = p->result;
+		p->ckpt_last_ns = mono_ns();
 	} else {
-		ret = uffd_snap_wait(snap, -1);
-		uffd_snap_stats(snap, &p->st);
-		uffd_snap_free(snap);
+		snap = uffd_snap_begin(&o);
+		if (!snap) {
+			ret = -errno;
+		} else {
+			ret = uffd_snap_wait(snap, -1);
+			uffd_snap_stats(snap, &p->st);
+			uffd_snap_free(snap);
+		}
 	}
 	record_result(p, ret, p->start_time, s->changes);
 	if (ret)
@@ -352,7 +511,7 @@ bool persist_loading(struct server *s)
 
 bool persist_busy(struct server *s)
 {
-	return s->persist && (s->persist->restore || s->persist->active);
+	return s->persist && (s->persist->restore || s->persist->active || s->persist->ckpt);
 }
 
 void persist_info(struct server *s, char *buf, size_t cap, size_t *len)
@@ -384,7 +543,14 @@ void persist_info(struct server *s, char *buf, size_t cap, size_t *len)
 		     "uffd_restore_in_progress:%d\r\n"
 		     "uffd_restore_usec:%llu\r\n"
 		     "uffd_restore_pages_faulted:%llu\r\n"
-		     "uffd_restore_pages_prefetched:%llu\r\n",
+		     "uffd_restore_pages_prefetched:%llu\r\n"
+		     "uffd_restored_from:%s\r\n"
+		     "uffd_checkpoint_every_ms:%d\r\n"
+		     "uffd_checkpoints:%llu\r\n"
+		     "uffd_checkpoint_generation:%u\r\n"
+		     "uffd_checkpoint_chain:%u\r\n"
+		     "uffd_last_checkpoint_pages:%llu\r\n"
+		     "uffd_last_checkpoint_copied_before_write:%llu\r\n",
 		     p->restore ? 1 : 0,
 		     (unsigned long long)s->changes,
 		     p->active ? 1 : 0,
@@ -403,14 +569,20 @@ void persist_info(struct server *s, char *buf, size_t cap, size_t *len)
 		     p->restore ? 1 : 0,
 		     (unsigned long long)((p->restore ? rst.duration_ns : p->restore_ns) / 1000),
 		     (unsigned long long)(p->restore ? rst.faulted : p->restore_faulted),
-		     (unsigned long long)(p->restore ? rst.prefetched : p->restore_prefetched));
+		     (unsigned long long)(p->restore ? rst.prefetched : p->restore_prefetched),
+		     p->restored,
+		     s->cfg.checkpoint_ms,
+		     (unsigned long long)p->checkpoints,
+		     p->gen, p->seq,
+		     (unsigned long long)p->cst.pages_written,
+		     (unsigned long long)(p->cst.copied_before_write + p->cst.sync_writes));
 	if (n > 0)
 		*len += (size_t)n < cap - *len ? (size_t)n : cap - *len - 1;
 }
 
 /* ---- start and stop ---------------------------------------------------------- */
 
-static int restore_image(struct persist *p)
+static int restore_image(struct persist *p, const char *path)
 {
 	struct server *s = p->s;
 	uint64_t t0 = mono_ns(), len;
@@ -418,15 +590,16 @@ static int restore_image(struct persist *p)
 	char *base;
 	int ret;
 
-	p->restore = uffd_restore_open(p->path, UFFD_RESTORE_LAZY);
+	snprintf(p->restored, sizeof(p->restored), "%s", path);
+	p->restore = uffd_restore_open(path, UFFD_RESTORE_LAZY);
 	if (!p->restore) {
 		ret = -errno;
-		kv_log(s, "cannot restore %s: %s%s", p->path, strerror(-ret),
+		kv_log(s, "cannot restore %s: %s%s", path, strerror(-ret),
 		       ret == -EEXIST ? " (something is mapped at the image's address)" : "");
 		return ret;
 	}
 	if (uffd_restore_regions(p->restore) != 1) {
-		kv_log(s, "%s is not a uffd-kv image (%d regions)", p->path,
+		kv_log(s, "%s is not a uffd-kv image (%d regions)", path,
 		       uffd_restore_regions(p->restore));
 		ret = -EBADMSG;
 		goto out_close;
@@ -442,11 +615,11 @@ static int restore_image(struct persist *p)
 		len = 0;
 	ret = arena_adopt(&s->arena, base, len, s->cfg.maxmemory);
 	if (ret) {
-		kv_log(s, "%s is not a uffd-kv image", p->path);
+		kv_log(s, "%s is not a uffd-kv image", path);
 		goto out_close;
 	}
 	kv_log(s, "restoring %s lazily at %p: %llu keys, %llu MiB, serving after %.3f ms",
-	       p->path, base, (unsigned long long)dict_size(&s->arena),
+	       path, base, (unsigned long long)dict_size(&s->arena),
 	       (unsigned long long)(arena_mapped(&s->arena) >> 20), (mono_ns() - t0) / 1e6);
 	return 0;
 out_close:
@@ -455,23 +628,66 @@ out_close:
 	return ret;
 }
 
+/*
+ * The newest image in the directory: dump.uffd or the newest checkpoint
+ * (by generation and sequence), whichever was committed last.  Also sets
+ * the next checkpoint generation past every one there.  0 and path, or
+ * -ENOENT.
+ */
+static int newest_image(struct persist *p, char *path, size_t len)
+{
+	struct stat dump, ck;
+	unsigned gen, seq, best_gen = 0, best_seq = 0;
+	bool have_dump = stat(p->path, &dump) == 0, have_ck = false;
+	struct dirent *e;
+	DIR *d = opendir(p->s->cfg.dir);
+
+	while (d && (e = readdir(d))) {
+		if (!parse_ckpt_name(e->d_name, &gen, &seq))
+			continue;
+		if (!have_ck || gen > best_gen || (gen == best_gen && seq > best_seq)) {
+			best_gen = gen;
+			best_seq = seq;
+			have_ck = true;
+		}
+	}
+	if (d)
+		closedir(d);
+	p->gen = best_gen;	/* the next generation is past it */
+	if (have_ck) {
+		ckpt_name(p, path, len, best_gen, best_seq);
+		if (stat(path, &ck))
+			have_ck = false;
+	}
+	if (have_ck && (!have_dump || ck.st_mtim.tv_sec > dump.st_mtim.tv_sec ||
+			(ck.st_mtim.tv_sec == dump.st_mtim.tv_sec &&
+			 ck.st_mtim.tv_nsec >= dump.st_mtim.tv_nsec)))
+		return 0;
+	if (!have_dump)
+		return -ENOENT;
+	snprintf(path, len, "%s", p->path);
+	return 0;
+}
+
 int persist_init(struct server *s)
 {
 	struct persist *p = calloc(1, sizeof(*p));
-	struct stat sb;
+	char image[PATH_MAX];
 	int ret;
 
 	if (!p)
 		return -ENOMEM;
 	p->s = s;
+	p->loop = pthread_self();
 	s->persist = p;
 	p->lastsave = time(NULL);
+	p->ckpt_last_ns = mono_ns();
 	if (s->cfg.dir) {
 		if (snprintf(p->path, sizeof(p->path), "%s/%s", s->cfg.dir, KV_DUMP_NAME) >=
 		    (int)sizeof(p->path))
 			return -ENAMETOOLONG;
-		if (!s->cfg.no_restore && stat(p->path, &sb) == 0)
-			return restore_image(p);
+		if (newest_image(p, image, sizeof(image)) == 0 && !s->cfg.no_restore)
+			return restore_image(p, image);
 	}
 	ret = arena_create(&s->arena, s->cfg.arena_base, 0, s->cfg.maxmemory);
 	if (ret) {
@@ -505,6 +721,8 @@ void persist_stop(struct server *s)
 		uffd_restore_close(p->restore, false);
 		p->restore = NULL;
 	}
+	uffd_ckpt_free(p->ckpt);	/* un-protects the arena */
+	p->ckpt = NULL;
 }
 
 void persist_free(struct server *s)
