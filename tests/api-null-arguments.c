@@ -637,6 +637,13 @@ static void check_snap_wait(void) { CHECK_EINVAL(uffd_snap_wait(NULL, 0)); }
 static void check_snap_cancel(void) { CHECK_EINVAL(uffd_snap_cancel(NULL)); }
 static void check_snap_free(void) { uffd_snap_free(NULL); }
 
+static void check_snap_prepare_write(void)
+{
+	char page[PAGE];
+
+	CHECK_EINVAL(uffd_snap_prepare_write(NULL, page, sizeof(page)));
+}
+
 static void check_snap_stats(void)
 {
 	struct uffd_image_region reg;
@@ -746,6 +753,13 @@ static void check_ckpt_wait(void)
 	struct uffd_ckpt_stats st;
 
 	CHECK_EINVAL(uffd_ckpt_wait(NULL, 0, &st));
+}
+
+static void check_ckpt_prepare_write(void)
+{
+	char page[PAGE];
+
+	CHECK_EINVAL(uffd_ckpt_prepare_write(NULL, page, sizeof(page)));
 }
 
 static void check_ckpt_free(void) { uffd_ckpt_free(NULL); }
@@ -935,10 +949,12 @@ static struct entry table[] = {
 	E(image_chain_read_page),
 	/* snapshots and restore */
 	E(snap_begin), E(snap_wait), E(snap_cancel), E(snap_stats), E(snap_free),
+	E(snap_prepare_write),
 	E(snap_all_regions), E(restore_open), E(restore_addr), E(restore_regions),
 	E(restore_wait), E(restore_stats), E(restore_close),
 	/* checkpoints */
-	E(ckpt_new), E(ckpt_take), E(ckpt_begin), E(ckpt_wait), E(ckpt_free),
+	E(ckpt_new), E(ckpt_take), E(ckpt_begin), E(ckpt_wait), E(ckpt_prepare_write),
+	E(ckpt_free),
 	/* the checker */
 	E(checker_new), E(checker_area), E(checker_len), E(checker_start),
 	E(checker_pause), E(checker_resume), E(checker_pause_cb),

@@ -91,6 +91,15 @@ int uffd_ckpt_begin(struct uffd_ckpt *c, const char *path);
  * st (may be NULL) receives its statistics once it is over.
  */
 int uffd_ckpt_wait(struct uffd_ckpt *c, int timeout_ms, struct uffd_ckpt_stats *st);
+/*
+ * Live: the calling thread is about to write [addr, addr + len) - remember
+ * the pages and un-protect them (saving first what a checkpoint being
+ * written still needs) in this thread, so the write does not fault and
+ * wait for the servicing thread.  For programs that know where they write;
+ * the fault stays the safety net for every write not announced.  0 (also
+ * for the stopped way, and outside the regions) or -errno.
+ */
+int uffd_ckpt_prepare_write(struct uffd_ckpt *c, void *addr, size_t len);
 void uffd_ckpt_free(struct uffd_ckpt *c);
 
 #pragma GCC visibility pop

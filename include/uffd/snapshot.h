@@ -90,6 +90,17 @@ struct uffd_snap_opts {
  * image file's error).
  */
 struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o);
+/*
+ * The calling thread is about to write [addr, addr + len): save the pages
+ * the image still needs and un-protect them now, in this thread, so the
+ * write does not fault and wait for the servicing thread.  For programs
+ * that know where they write (a database writing a value): cheaper than
+ * the fault, which stays the safety net for every write not announced.
+ * Announce only writes about to happen.  0 (also when the snapshot is
+ * done, or for addresses outside it) or -errno (then the write faults as
+ * usual).
+ */
+int uffd_snap_prepare_write(struct uffd_snap *s, void *addr, size_t len);
 /* Wait until durable: 0, -ETIMEDOUT (timeout_ms >= 0 passed), or the error
  * (-EFAULT: memory went before it was saved, see the top). */
 int uffd_snap_wait(struct uffd_snap *s, int timeout_ms);

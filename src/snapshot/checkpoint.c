@@ -308,6 +308,14 @@ int uffd_ckpt_wait(struct uffd_ckpt *c, int timeout_ms, struct uffd_ckpt_stats *
 	return ret;
 }
 
+int uffd_ckpt_prepare_write(struct uffd_ckpt *c, void *addr, size_t len)
+{
+	if (!c)
+		return -EINVAL;
+	/* the stopped way's trackers need no help */
+	return c->live ? uffd__ckpt_live_prepare_write(c->live, addr, len) : 0;
+}
+
 int uffd_ckpt_take(struct uffd_ckpt *c, const char *path, struct uffd_ckpt_stats *st)
 {
 	int ret = uffd_ckpt_begin(c, path);

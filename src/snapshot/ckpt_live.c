@@ -282,6 +282,38 @@ static void live_event(struct uffd_region *region, const struct uffd_event *ev)
 
 static const struct uffd_region_ops live_ops = { .wp = live_wp_fault, .event = live_event };
 
+/* A write the program announces: what live_wp_fault() does, in its thread. */
+int uffd__ckpt_live_prepare_write(struct ckpt_live *l, void *addr, size_t len)
+{
+	uint64_t a = (uintptr_t)addr, end = a + len;
+	int i, ret = 0;
+
+	if (end < a)
+		return -EINVAL;
+	/* TSan builds copy through the servicing thread's scratch page */
+	if (UFFD_TSAN)
+		return 0;
+	for (i = 0; i < l->nregions && !ret; i++) {
+		struct live_region *r = &l->regions[i];
+		uint64_t rend = r->start + r->npages * PAGE, page, last;
+
+		if (end <= r->start || a >= rend || !len)
+			continue;
+		page = (a > r->start ? a - r->start : 0) / PAGE;
+		last = ((end < rend ? end : rend) - 1 - r->start) / PAGE;
+		for (; page <= last && !ret; page++) {
+			if (__atomic_load_n(&r->state[page], __ATOMIC_ACQUIRE) != IDLE)
+				save_before_write(l, r, page);
+			if (bitmap_test(&r->dirty, page))
+				continue;	/* un-protected already */
+			bitmap_set_atomic(&r->dirty, page);
+			ret = uffd_writeprotect(&l->u, page_addr(r, page), PAGE, false, 0);
+			bitmap_set_atomic(&r->dirty, page);
+		}
+	}
+	return ret;
+}
+
 /* ---- the background writer ------------------------------------------------ */
 
 /* Write what the servicing thread copied so far. */

@@ -45,6 +45,8 @@ int uffd__ckpt_live_begin(struct ckpt_live *l, const char *path, const char *par
  * -ENOENT if none was begun.  res may be NULL.
  */
 int uffd__ckpt_live_wait(struct ckpt_live *l, int timeout_ms, struct ckpt_live_result *res);
+/* The program is about to write there: save and un-protect in its thread. */
+int uffd__ckpt_live_prepare_write(struct ckpt_live *l, void *addr, size_t len);
 /* Stop (an image being written is abandoned), unregister, free. */
 void uffd__ckpt_live_free(struct ckpt_live *l);
 

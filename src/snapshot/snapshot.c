@@ -1293,6 +1293,79 @@ out_err:
 	return NULL;
 }
 
+/* ---- writes the program announces ----------------------------------------- */
+
+/*
+ * One page of uffd_snap_prepare_write(): saved (after the instant) or
+ * remembered (before it) and un-protected by the calling thread, as
+ * snap_wp_fault() would have it done - but one page, not its group: a
+ * program that announces its writes touches few pages of a group.  The
+ * copy is checked and confirmed as the writer thread's are (a thread other
+ * than the servicing one: see save_removed() and confirm()); scratch is
+ * the caller's, one page.
+ */
+static int prepare_page(struct uffd_snap *s, struct snap_region *r, uint64_t page,
+			char *scratch)
+{
+	void *addr = page_addr(r, page);
+	uint64_t claimed, copied = 0;
+	struct slot *v[1];
+	int k, ret;
+
+	if (__atomic_load_n(&s->phase, __ATOMIC_ACQUIRE) != AFTER_INSTANT) {
+		if (bitmap_test(&r->dirty, page))
+			return 0;	/* un-protected already */
+		bitmap_set_atomic(&r->dirty, page);
+		ret = uffd_writeprotect(&s->u, addr, r->page_size, false, 0);
+		bitmap_set_atomic(&r->dirty, page);
+		return ret;
+	}
+	if (__atomic_load_n(&r->state[page], __ATOMIC_ACQUIRE) == SAVED)
+		return 0;	/* (if not un-protected yet: one fault, as before) */
+	claimed = claim(r, page, 1);
+	if (claimed && bitmap_test(&r->present, page) && !failed(s)) {
+		if (slots_get(s, v, 1)) {
+			k = copy_to_slots(s, r, page, 1, 1, v, 1, &copied);
+			if (k && !still_protected(s, r, page, 1, 1))
+				fail(s, -EFAULT);	/* zapped before the copy */
+			slots_ready(s, v, k);
+			STAT_ADD(&s->st, copied_before_write, k);
+		}
+		if (!copied && !failed(s))
+			STAT_ADD(&s->st, sync_writes,
+				 write_claimed(s, r, page, 1, 1, scratch, &copied, true));
+	}
+	release(r, page, 1, claimed, copied);
+	ret = confirm(s, r, page, 1, false);
+	return ret < 0 ? ret : 0;
+}
+
+int uffd_snap_prepare_write(struct uffd_snap *s, void *addr, size_t len)
+{
+	uint64_t a = (uintptr_t)addr, end = a + len;
+	int i, ret = 0;
+
+	if (!s || end < a)
+		return -EINVAL;
+	/* Done: nothing is protected. */
+	if (!len || __atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+		return 0;
+	for (i = 0; i < s->nregions && !ret; i++) {
+		struct snap_region *r = &s->regions[i];
+		uint64_t from = a > r->start ? a : r->start;
+		uint64_t to = end < r->start + r->len ? end : r->start + r->len, page;
+		char scratch[4096] __attribute__((aligned(64)));
+
+		/* huge pages: too big for this thread's scratch, left to the fault */
+		if (from >= to || r->page_size > sizeof(scratch))
+			continue;
+		for (page = (from - r->start) / r->page_size;
+		     page <= (to - 1 - r->start) / r->page_size && !ret; page++)
+			ret = prepare_page(s, r, page, scratch);
+	}
+	return ret;
+}
+
 int uffd_snap_wait(struct uffd_snap *s, int timeout_ms)
 {
 	int ret;
