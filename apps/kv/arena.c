@@ -131,11 +131,13 @@ static void *alloc_small(struct arena *a, size_t n)
 	return addr(obj);
 }
 
-static void push_run(struct arena_root *r, uint64_t at, uint64_t pages)
+static void push_run(struct arena *a, uint64_t at, uint64_t pages)
 {
+	struct arena_root *r = a->root;
 	int l = pages < ARENA_LARGE_LISTS - 1 ? (int)pages : ARENA_LARGE_LISTS - 1;
 	struct free_run *f = addr(at);
 
+	arena_touch(a, f, sizeof(*f));
 	f->next = r->free_large[l];
 	f->pages = pages;
 	r->free_large[l] = at;
@@ -162,7 +164,7 @@ static void *alloc_large(struct arena *a, size_t n)
 			at = *prev;
 			*prev = f->next;
 			if (f->pages > pages)
-				push_run(r, at + pages * ARENA_PAGE, f->pages - pages);
+				push_run(a, at + pages * ARENA_PAGE, f->pages - pages);
 			p = addr(at);
 			break;
 		}
@@ -192,13 +194,14 @@ void arena_free(struct arena *a, void *p, size_t n)
 	if (n <= ARENA_SMALL_MAX) {
 		int c = size_class(n);
 
+		arena_touch(a, p, sizeof(uint64_t));
 		*(uint64_t *)p = r->free_small[c];
 		r->free_small[c] = (uintptr_t)p;
 		r->used -= class_size(c);
 	} else {
 		uint64_t pages = (n + ARENA_PAGE - 1) / ARENA_PAGE;
 
-		push_run(r, (uintptr_t)p, pages);
+		push_run(a, (uintptr_t)p, pages);
 		r->used -= pages * ARENA_PAGE;
 	}
 }

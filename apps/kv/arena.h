@@ -64,10 +64,28 @@ struct arena_root {
 struct arena {
 	struct arena_root *root;
 	uint64_t limit;			/* maxmemory: mapped may not pass it (0: none) */
-	/* set while a snapshot is being set up: growing then makes the image
-	 * inconsistent, so it is counted and the save retried */
+	/* Growing while a save is being set up makes its image inconsistent:
+	 * counted, so the save can tell and start again. */
 	uint64_t grows;
+	/*
+	 * Called before the table writes arena memory (a value, an entry, a
+	 * bucket, a chain link; not the root page): persistence announces the
+	 * write to libuffd, which saves and un-protects the pages in this
+	 * thread instead of taking a fault to another one.  NULL: nothing to
+	 * announce.
+	 */
+	void (*touch)(void *arg, void *p, size_t n);
+	void *touch_arg;
+	/* A save is running: no rehashing, no table growth (they would write
+	 * pages of every entry), unless the table is far too full. */
+	bool no_resize;
 };
+
+static inline void arena_touch(struct arena *a, void *p, size_t n)
+{
+	if (a->touch)
+		a->touch(a->touch_arg, p, n);
+}
 
 /*
  * Map a new, empty arena at base (0: the default) with initial bytes.

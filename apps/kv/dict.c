@@ -65,6 +65,7 @@ static int table_alloc(struct arena *a, struct dict_table *t, uint64_t size)
 
 	if (!b)
 		return -ENOMEM;
+	arena_touch(a, b, size * sizeof(uint64_t));
 	memset(b, 0, size * sizeof(uint64_t));
 	t->buckets = (uintptr_t)b;
 	t->size = size;
@@ -86,6 +87,8 @@ int dict_rehash(struct arena *a, int n)
 
 	if (d->rehash_idx < 0)
 		return 0;
+	if (a->no_resize)
+		return 1;
 	while (n-- > 0 && d->t[0].used) {
 		uint64_t *src = addr(d->t[0].buckets), *dst = addr(d->t[1].buckets), e;
 
@@ -99,12 +102,15 @@ int dict_rehash(struct arena *a, int n)
 			struct kv_entry *ent = addr(e);
 			uint64_t next = ent->next, i = ent->hash & (d->t[1].size - 1);
 
+			arena_touch(a, &ent->next, sizeof(ent->next));
+			arena_touch(a, &dst[i], sizeof(dst[i]));
 			ent->next = dst[i];
 			dst[i] = e;
 			d->t[0].used--;
 			d->t[1].used++;
 			e = next;
 		}
+		arena_touch(a, &src[d->rehash_idx], sizeof(src[0]));
 		src[d->rehash_idx++] = 0;
 	}
 	if (d->t[0].used)
@@ -128,6 +134,9 @@ static void maybe_grow(struct arena *a)
 		return;
 	}
 	if (d->t[0].used < d->t[0].size)
+		return;
+	/* Redis' rule while a child saves: grow only when far too full */
+	if (a->no_resize && d->t[0].used < 4 * d->t[0].size)
 		return;
 	if (table_alloc(a, &d->t[1], d->t[0].size * 2) == 0)
 		d->rehash_idx = 0;
@@ -193,6 +202,7 @@ int dict_set(struct arena *a, const char *key, size_t klen, const char *val, siz
 		old = addr(*link);
 		if (arena_usable(kv_entry_size(old->klen, old->vlen)) == arena_usable(size)) {
 			/* the same size class: in place */
+			arena_touch(a, old, size);
 			memcpy(kv_value(old), val, vlen);
 			old->vlen = vlen;
 			return 0;
@@ -201,6 +211,7 @@ int dict_set(struct arena *a, const char *key, size_t klen, const char *val, siz
 	e = arena_alloc(a, size);
 	if (!e)
 		return -ENOMEM;
+	arena_touch(a, e, size);
 	e->hash = h;
 	e->klen = klen;
 	e->vlen = vlen;
@@ -208,6 +219,7 @@ int dict_set(struct arena *a, const char *key, size_t klen, const char *val, siz
 	memcpy(e->data + klen, val, vlen);
 	if (old) {
 		e->next = old->next;
+		arena_touch(a, link, sizeof(*link));
 		*link = (uintptr_t)e;
 		arena_free(a, old, kv_entry_size(old->klen, old->vlen));
 		return 0;
@@ -220,6 +232,7 @@ int dict_set(struct arena *a, const char *key, size_t klen, const char *val, siz
 	tab = d->rehash_idx >= 0 ? &d->t[1] : &d->t[0];
 	b = (uint64_t *)addr(tab->buckets) + (h & (tab->size - 1));
 	e->next = *b;
+	arena_touch(a, b, sizeof(*b));
 	*b = (uintptr_t)e;
 	tab->used++;
 	return 0;
@@ -238,6 +251,7 @@ int dict_del(struct arena *a, const char *key, size_t klen)
 	if (!link)
 		return 0;
 	e = addr(*link);
+	arena_touch(a, link, sizeof(*link));
 	*link = e->next;
 	d->t[t].used--;
 	arena_free(a, e, kv_entry_size(e->klen, e->vlen));

@@ -90,9 +90,15 @@ struct persist {
 	struct uffd_snap_stats st;
 	uint64_t pause_wait_ns;		/* asking the loop to stop until it did */
 
+	/* the snapshot being written, for announcing writes (set by the saver
+	 * once begun; cleared and freed by the loop) */
+	struct uffd_snap *snap;
+
 	/* periodic checkpoints */
 	int kind;			/* of the save in progress */
-	struct uffd_ckpt *ckpt;		/* NULL: a new generation starts */
+	struct uffd_ckpt *ckpt;		/* NULL: a new generation starts (set
+					   by the saver, freed by the loop) */
+	bool drop_ckpt;			/* the saver gave up on it: free it */
 	uint64_t ckpt_len;		/* the arena it tracks */
 	unsigned gen, seq;		/* next: ckpt-GEN-SEQ.uffd */
 	char ckpt_path[PATH_MAX];
@@ -173,6 +179,7 @@ static void save_snapshot(struct persist *p)
 		p->result = -errno;
 		return;
 	}
+	__atomic_store_n(&p->snap, snap, __ATOMIC_RELEASE);	/* the loop announces */
 	if (p->grew)
 		__atomic_store_n(&p->cancel, 1, __ATOMIC_RELAXED);
 	while ((ret = uffd_snap_wait(snap, WAIT_SLICE_MS)) == -ETIMEDOUT)
@@ -182,7 +189,7 @@ static void save_snapshot(struct persist *p)
 		ret = -EAGAIN;		/* the image cannot be used: again */
 	p->result = ret;
 	uffd_snap_stats(snap, &p->st);
-	uffd_snap_free(snap);
+	/* freed by the loop, which may still be announcing a write */
 }
 
 /*
@@ -196,14 +203,18 @@ static void save_checkpoint(struct persist *p)
 		  .buffer_bytes = p->s->cfg.snapshot_buffer);
 	int ret;
 
+	struct uffd_ckpt *ck;
+
 	memset(&p->cst, 0, sizeof(p->cst));
+	p->drop_ckpt = false;
 	if (!p->ckpt) {
-		p->ckpt = uffd_ckpt_new(&p->region, 1, &o);
-		if (!p->ckpt) {
+		ck = uffd_ckpt_new(&p->region, 1, &o);
+		if (!ck) {
 			p->result = -errno;
 			return;
 		}
 		p->ckpt_len = p->region.len;
+		__atomic_store_n(&p->ckpt, ck, __ATOMIC_RELEASE);	/* the loop announces */
 	}
 	ret = uffd_ckpt_begin(p->ckpt, p->ckpt_path);
 	if (!ret) {
@@ -214,8 +225,7 @@ static void save_checkpoint(struct persist *p)
 				break;
 	}
 	if (ret == -ETIMEDOUT || p->grew) {
-		uffd_ckpt_free(p->ckpt);
-		p->ckpt = NULL;
+		p->drop_ckpt = true;	/* the loop frees it: no file is left */
 		ret = p->grew ? -EAGAIN : -ECANCELED;
 	}
 	p->result = ret;
@@ -247,6 +257,40 @@ static void set_region(struct persist *p)
 						UFFD_IMAGE_ANON };
 }
 
+/* arena.touch: a write the table is about to make, announced to libuffd */
+static void announce_write(void *arg, void *addr, size_t len)
+{
+	struct persist *p = arg;
+	struct uffd_snap *snap = __atomic_load_n(&p->snap, __ATOMIC_ACQUIRE);
+	struct uffd_ckpt *ck;
+
+	if (snap) {
+		uffd_snap_prepare_write(snap, addr, len);
+		return;
+	}
+	ck = __atomic_load_n(&p->ckpt, __ATOMIC_ACQUIRE);
+	if (ck)
+		uffd_ckpt_prepare_write(ck, addr, len);
+}
+
+/* What the saver left for the loop: the snapshot to free, a checkpointer
+ * given up on (freeing it abandons its image). */
+static void reap_saver(struct persist *p)
+{
+	struct uffd_snap *snap = p->snap;
+
+	__atomic_store_n(&p->snap, NULL, __ATOMIC_RELEASE);
+	uffd_snap_free(snap);
+	if (p->drop_ckpt) {
+		struct uffd_ckpt *ck = p->ckpt;
+
+		__atomic_store_n(&p->ckpt, NULL, __ATOMIC_RELEASE);
+		uffd_ckpt_free(ck);
+		p->drop_ckpt = false;
+	}
+	p->s->arena.no_resize = false;
+}
+
 static void ckpt_name(struct persist *p, char *buf, size_t len, unsigned gen, unsigned seq)
 {
 	snprintf(buf, len, "%s/ckpt-%08u-%04u.uffd", p->s->cfg.dir, gen, seq);
@@ -266,8 +310,10 @@ static void prepare_checkpoint(struct persist *p)
 {
 	if (p->ckpt && (p->seq >= (unsigned)p->s->cfg.checkpoint_chain + 1 ||
 			p->region.len != p->ckpt_len)) {
-		uffd_ckpt_free(p->ckpt);
-		p->ckpt = NULL;
+		struct uffd_ckpt *ck = p->ckpt;
+
+		__atomic_store_n(&p->ckpt, NULL, __ATOMIC_RELEASE);
+		uffd_ckpt_free(ck);
 	}
 	if (!p->ckpt) {
 		p->gen++;
@@ -308,6 +354,8 @@ static int start_bgsave(struct persist *p)
 	p->kind = s->cfg.checkpoint_ms ? SAVE_CHECKPOINT : SAVE_SNAPSHOT;
 	if (p->kind == SAVE_CHECKPOINT)
 		prepare_checkpoint(p);
+	else
+		a->no_resize = true;	/* rehashing would write every entry */
 	p->grows_at_start = a->grows;
 	p->grew = false;
 	p->done = p->cancel = 0;
@@ -318,8 +366,10 @@ static int start_bgsave(struct persist *p)
 		p->start_time = time(NULL);
 	}
 	ret = -pthread_create(&p->thread, NULL, saver_main, p);
-	if (ret)
+	if (ret) {
+		a->no_resize = false;
 		return ret;
+	}
 	p->active = true;
 	p->scheduled = false;
 	if (!p->retries && p->kind == SAVE_SNAPSHOT)
@@ -362,6 +412,7 @@ static void record_result(struct persist *p, int ret, time_t instant, uint64_t c
 static void finish_bgsave(struct persist *p)
 {
 	pthread_join(p->thread, NULL);
+	reap_saver(p);
 	p->active = false;
 	if (p->result == -EAGAIN && p->retries < SAVE_RETRIES && !p->cancel) {
 		kv_log(p->s, "the arena grew before the instant: saving again");
@@ -480,6 +531,7 @@ void persist_save(struct server *s, struct client *c)
 		p->grows_at_start = s->arena.grows;
 		prepare_checkpoint(p);
 		save_checkpoint(p);	/* its pause callback is a no-op here */
+		reap_saver(p);
 		ret = p->result;
 		p->ckpt_last_ns = mono_ns();
 	} else {
@@ -686,8 +738,10 @@ int persist_init(struct server *s)
 		if (snprintf(p->path, sizeof(p->path), "%s/%s", s->cfg.dir, KV_DUMP_NAME) >=
 		    (int)sizeof(p->path))
 			return -ENAMETOOLONG;
-		if (newest_image(p, image, sizeof(image)) == 0 && !s->cfg.no_restore)
-			return restore_image(p, image);
+		if (newest_image(p, image, sizeof(image)) == 0 && !s->cfg.no_restore) {
+			ret = restore_image(p, image);
+			goto out;
+		}
 	}
 	ret = arena_create(&s->arena, s->cfg.arena_base, 0, s->cfg.maxmemory);
 	if (ret) {
@@ -696,7 +750,10 @@ int persist_init(struct server *s)
 		return ret;
 	}
 	dict_init(&s->arena);
-	return 0;
+out:
+	s->arena.touch = announce_write;
+	s->arena.touch_arg = p;
+	return ret;
 }
 
 void persist_stop(struct server *s)
@@ -713,6 +770,7 @@ void persist_stop(struct server *s)
 	}
 	if (p->active) {
 		pthread_join(p->thread, NULL);
+		reap_saver(p);
 		p->active = false;
 		if (p->result != -ECANCELED)
 			record_result(p, p->result, p->instant_time, p->changes_at_instant);
@@ -721,6 +779,7 @@ void persist_stop(struct server *s)
 		uffd_restore_close(p->restore, false);
 		p->restore = NULL;
 	}
+	s->arena.touch = NULL;
 	uffd_ckpt_free(p->ckpt);	/* un-protects the arena */
 	p->ckpt = NULL;
 }

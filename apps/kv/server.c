@@ -471,7 +471,7 @@ static void cron(struct server *s)
 
 	persist_cron(s);
 	/* Finish a rehash while idle (a millisecond at a time). */
-	while (dict_rehash(&s->arena, 100) && now_ns() - t0 < REHASH_NS)
+	while (!s->arena.no_resize && dict_rehash(&s->arena, 100) && now_ns() - t0 < REHASH_NS)
 		;
 }
 
