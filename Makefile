@@ -178,7 +178,7 @@ check: all
 demo: $(TOOL)
 	$(TOOL) demo
 
-install: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/libuffd.pc $(UMAP_SHARED)
+install: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(KV) $(BUILD)/libuffd.pc $(UMAP_SHARED)
 	install -d $(DESTDIR)$(INCDIR)/uffd $(DESTDIR)$(INCDIR)/umap $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5
@@ -191,7 +191,7 @@ install: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(BUILD)/li
 	ln -sf libuffd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf libuffd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libuffd.so
 	install -m 644 $(BUILD)/libuffd.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
-	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(TOOL) $(KV) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
