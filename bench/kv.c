@@ -42,7 +42,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -59,6 +58,7 @@
 
 #include "bench.h"
 #include "../apps/kv/client.h"
+#include "../tools/args.h"
 #include "../tools/uffd.h"
 #include "util/crc32c.h"
 
@@ -848,19 +848,6 @@ static void ratios(struct bench_report *rep, struct run res[][NSYS], int nsizes)
 	bench_ratio(rep, "every_key_exact", exact ? 1 : 0, 1.0);
 }
 
-static int usage(FILE *f, int status)
-{
-	fprintf(f, "usage: uffd bench kv [--json] [--quick] [--keys N[,N...]] [--pass N]\n"
-		   "                     [--dir DIR]\n\n"
-		   "BGSAVE under a redis-benchmark SET load, redis-server (fork) next to uffd-kv\n"
-		   "(a libuffd snapshot): pause, client latency and throughput during the save,\n"
-		   "extra memory, save time; then a restart of each from its image (first GET,\n"
-		   "all keys in, every key exact).  Default: 1M and 3M keys of 1 KiB; --quick:\n"
-		   "100k.  Needs redis-server and redis-benchmark (Debian: redis-server,\n"
-		   "redis-tools).  Data goes to a new directory under /var/tmp (or DIR).\n");
-	return status;
-}
-
 static bool have(const char *prog)
 {
 	char cmd[128];
@@ -871,44 +858,49 @@ static bool have(const char *prog)
 
 int bench_kv(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "keys", required_argument, NULL, 'k' },
-		{ "pass", required_argument, NULL, 'p' },
-		{ "dir", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	static struct kv_cfg cfg = { { 1000000, 3000000 }, 2, 10000, NULL, "" };
 	static struct run res[MAX_SIZES][NSYS];
 	struct bench_report rep = { .bench = "kv" };
-	char dir[PATH_MAX], *slash, *tok, *save;
-	bool failed = false;
+	uint64_t keys, pass;
+	bool quick = false, keys_seen = false, pass_seen = false, failed = false;
+	const struct arg_opt opts[] = {
+		OPT_FLAG("json", 'j', &rep.json, "JSON lines, the summary last"),
+		OPT_FLAG("quick", 'q', &quick, "a run of under 30 s: 100k keys"),
+		OPT_UINT("keys", 'k', &keys, &keys_seen, "N", "one dataset of N keys "
+			 "(default: 1M and 3M)", 1000, 100000000, 1),
+		OPT_UINT("pass", 'p', &pass, &pass_seen, "N", "requests per redis-benchmark "
+			 "pass (default 10000, --quick 5000)", 100, 10000000, 1),
+		OPT_STRING("dir", 'd', &cfg.dir, "DIR", "where the servers' data goes "
+			   "(default: a new directory under /var/tmp, removed)", 255),
+		OPT_END,
+	};
+	struct arg_spec spec = {
+		.prog = "uffd bench kv",
+		.about = "BGSAVE under a redis-benchmark SET load, redis-server (fork) next to\n"
+			 "uffd-kv (a libuffd snapshot): pause, client latency and throughput\n"
+			 "during the save, extra memory, save time; then a restart of each from\n"
+			 "its image (first GET, all keys in, every key exact).  Needs\n"
+			 "redis-server and redis-benchmark (Debian: redis-server, redis-tools).\n",
+		.opts = opts,
+	};
+	char dir[PATH_MAX], *slash;
 	ssize_t n;
-	int c, i, s;
+	int i, s, ret;
 
-	while ((c = getopt_long(argc, argv, "jqk:p:d:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j': rep.json = true; break;
-		case 'q': cfg.keys[0] = 100000; cfg.nsizes = 1; cfg.pass = 5000; break;
-		case 'k':
-			cfg.nsizes = 0;
-			for (tok = strtok_r(optarg, ",", &save); tok && cfg.nsizes < MAX_SIZES;
-			     tok = strtok_r(NULL, ",", &save))
-				cfg.keys[cfg.nsizes++] = strtol(tok, NULL, 0);
-			break;
-		case 'p': cfg.pass = strtol(optarg, NULL, 0); break;
-		case 'd': cfg.dir = optarg; break;
-		case 'h': return usage(stdout, EXIT_OK);
-		default: return usage(stderr, EXIT_USAGE);
-		}
+	ret = args_parse(&spec, argc, argv);
+	if (ret != ARGS_GO_ON)
+		return ret;
+	if (quick) {
+		cfg.keys[0] = 100000;
+		cfg.nsizes = 1;
+		cfg.pass = 5000;
 	}
-	if (optind < argc || cfg.nsizes < 1 || cfg.pass < 100)
-		return usage(stderr, EXIT_USAGE);
-	for (i = 0; i < cfg.nsizes; i++)
-		if (cfg.keys[i] < 1000 || cfg.keys[i] > 100000000)
-			return usage(stderr, EXIT_USAGE);
+	if (keys_seen) {
+		cfg.keys[0] = (long)keys;
+		cfg.nsizes = 1;
+	}
+	if (pass_seen)
+		cfg.pass = (long)pass;
 	cfg_g = &cfg;
 	n = readlink("/proc/self/exe", cfg.kv_path, sizeof(cfg.kv_path) - 8);
 	if (n <= 0)
