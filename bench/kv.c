@@ -232,7 +232,7 @@ static int server_connect(struct server *sv, struct kvc *c, int timeout_ms)
 		}
 		if (sv->port <= 0)
 			sv->port = read_port_file(portfile);
-		if (sv->port > 0 && !kvc_connect(c, NULL, sv->port, 60000))
+		if (sv->port > 0 && !kvc_connect(c, NULL, sv->port, START_TIMEOUT_MS))
 			return 0;
 		usleep(1000);
 	}
