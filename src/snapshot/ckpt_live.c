@@ -14,9 +14,10 @@
  *
  * A checkpoint's instant re-protects the dirty pages and makes them the
  * delta's pages (`inflight`, each PENDING in `state`): most of them before
- * the pause while the program runs (precopy), and inside the pause only
- * those written meanwhile - so the pause is proportional to what the
- * program wrote during the precopy pass, not to the delta.  After the
+ * the pause while the program runs (precopy, in a few passes that each
+ * catch what was written during the one before), and inside the pause
+ * only those written meanwhile - so the pause is proportional to what the
+ * program wrote during the last precopy pass, not to the delta.  After the
  * instant a background writer streams the PENDING pages straight from
  * memory in address order, and a write to a PENDING page makes the
  * servicing thread save it first (into a bounded buffer, or written from
@@ -52,6 +53,8 @@
 #define WINDOW		64		/* pages per image chunk */
 #define MIN_BUFFER	(1UL << 20)
 #define MAX_BUFFER	(64UL << 20)
+#define PRECOPY_PASSES	4		/* at most, before the pause */
+#define PRECOPY_ENOUGH	256		/* pages written during a pass: stop */
 
 enum page_state { IDLE = 0, PENDING, COPYING };
 
@@ -415,8 +418,8 @@ static void *writer_main(void *arg)
 
 /* ---- the instant ---------------------------------------------------------- */
 
-/* Move r's dirty pages into the delta, protecting them again. */
-static int reprotect(struct ckpt_live *l, struct live_region *r)
+/* Move r's dirty pages into the delta, protecting them again (counted). */
+static int reprotect(struct ckpt_live *l, struct live_region *r, uint64_t *count)
 {
 	size_t pos = 0, a, b;
 	int ret = 0;
@@ -426,16 +429,18 @@ static int reprotect(struct ckpt_live *l, struct live_region *r)
 		bitmap_clear_range(&r->dirty, a, b);
 		bitmap_set_range(&r->inflight, a, b);
 		ret = uffd_writeprotect(&l->u, page_addr(r, a), (b - a) * PAGE, true, 0);
+		*count += b - a;
 	}
 	return ret;
 }
 
-static int reprotect_all(struct ckpt_live *l)
+static int reprotect_all(struct ckpt_live *l, uint64_t *count)
 {
 	int i, ret = 0;
 
+	*count = 0;
 	for (i = 0; i < l->nregions && !ret; i++)
-		ret = reprotect(l, &l->regions[i]);
+		ret = reprotect(l, &l->regions[i], count);
 	return ret;
 }
 
@@ -443,8 +448,8 @@ int uffd__ckpt_live_begin(struct ckpt_live *l, const char *path, const char *par
 			  bool base, void (*pause)(void *), void (*resume)(void *), void *arg,
 			  uint64_t *pause_ns)
 {
-	uint64_t t0;
-	int i, ret;
+	uint64_t t0, count;
+	int i, pass, ret;
 
 	if (l->begun)
 		return -EBUSY;
@@ -463,15 +468,24 @@ int uffd__ckpt_live_begin(struct ckpt_live *l, const char *path, const char *par
 	l->w = uffd_image_create(path, l->image_regions, l->nregions, base ? NULL : parent, 0);
 	if (!l->w)
 		return -errno;
-	/* precopy: most of the written pages, while the program runs */
-	ret = reprotect_all(l);
+	/*
+	 * Precopy, while the program runs: protect what it wrote, then what it
+	 * wrote meanwhile, until little is left for the pause (a pass over a
+	 * large delta lasts long enough for busy writers to dirty thousands of
+	 * pages again; the next, shorter pass catches most of those).
+	 */
+	for (pass = 0; pass < PRECOPY_PASSES; pass++) {
+		ret = reprotect_all(l, &count);
+		if (ret || count <= PRECOPY_ENOUGH)
+			break;
+	}
 	if (pause)
 		pause(arg);
 	t0 = mono_ns();
 	/* MADV_DONTNEEDs already read are applied before the dirty set is taken */
 	uffd_handler_sync(l->h);
 	if (!ret)
-		ret = reprotect_all(l);
+		ret = reprotect_all(l, &count);
 	for (i = 0; i < l->nregions; i++) {
 		struct live_region *r = &l->regions[i];
 		size_t w, pos = 0, a, b;
