@@ -18,6 +18,7 @@
  * (stamp B in the image, C in memory after).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -141,15 +142,31 @@ static void checkpoint_part(const char *dir)
 		unlink(path[i]);
 }
 
+static char dir[] = "/tmp/libuffd-prepare-XXXXXX";
+
+/* Also when a check fails (FAIL exits): the images are 256 MiB. */
+static void remove_dir(void)
+{
+	const char *names[] = { "snap", "ckpt-0", "ckpt-1", "ckpt-2" };
+	char path[96];
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 int main(void)
 {
-	char dir[] = "/tmp/libuffd-prepare-XXXXXX", path[96];
+	char path[96];
 
 	t_require(UFFD_FEAT_WP_UNPOPULATED);
 	CHECK(mkdtemp(dir));
+	atexit(remove_dir);
 	snprintf(path, sizeof(path), "%s/snap", dir);
 	snapshot_part(path);
 	checkpoint_part(dir);
-	rmdir(dir);
 	return T_EXIT_PASS;
 }
