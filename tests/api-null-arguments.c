@@ -630,6 +630,17 @@ static void check_image_chain_read_page(void)
 	uffd_image_chain_close(c);
 }
 
+static void check_image_chain_check(void)
+{
+	char file[64] = "untouched";
+	uint64_t bad = DONE_POISON;
+
+	CHECK_EINVAL(uffd_image_chain_check(NULL, file, sizeof(file), &bad));
+	CHECK_EQ(file[0], 0);		/* no file at fault */
+	CHECK_EQ(bad, DONE_POISON);
+	CHECK_OK(uffd_image_chain_check(fixture_image(), NULL, 0, NULL));
+}
+
 /* ---- snapshots and restore: <uffd/snapshot.h> ----------------------------- */
 
 static void check_snap_begin(void) { CHECK_NULL_EINVAL(uffd_snap_begin(NULL)); }
@@ -946,7 +957,7 @@ static struct entry table[] = {
 	E(image_abort), E(image_bytes), E(image_open), E(image_close),
 	E(image_info), E(image_verify), E(image_read_page), E(image_chain_open),
 	E(image_chain_close), E(image_chain_length), E(image_chain_get),
-	E(image_chain_read_page),
+	E(image_chain_read_page), E(image_chain_check),
 	/* snapshots and restore */
 	E(snap_begin), E(snap_wait), E(snap_cancel), E(snap_stats), E(snap_free),
 	E(snap_prepare_write),

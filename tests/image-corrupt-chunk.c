@@ -3,9 +3,11 @@
  * A damaged chunk is found and named by its offset: flipping any byte of a
  * chunk's data or CRC leaves the image openable, and uffd_image_verify()
  * then returns -EBADMSG with exactly that chunk's offset; flipping any byte
- * of a chunk's header is caught with the same offset, by open (the header
- * no longer makes sense) or by verify (it does, but the CRC fails).  The
- * offsets come from an independent walk of the documented layout.
+ * of a chunk's header is caught by open with the same offset, whether the
+ * header no longer makes sense or still does (the trailer's CRC of chunk
+ * headers fails, and the chunk's own CRC names it): a header that lies is
+ * never left for a later read to trip over, or to miss.  The offsets come
+ * from an independent walk of the documented layout.
  */
 #include <uffd/image.h>
 
@@ -118,9 +120,9 @@ int main(void)
 	}
 	fprintf(stderr, "header flips caught by open %d, by verify %d\n", caught_open,
 		caught_verify);
-	/* both paths were exercised: nonsense headers and plausible ones */
+	/* every one, plausible headers included, at open */
 	CHECK(caught_open > 0);
-	CHECK(caught_verify > 0);
+	CHECK_EQ(caught_verify, 0);
 
 	img = uffd_image_open(path, &bad);
 	CHECK(img);

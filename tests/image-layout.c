@@ -3,7 +3,8 @@
  * The file is byte for byte what man/uffd-image.5 says: a delta of two
  * regions with one data chunk and one chunk mixing data and zero pages is
  * decoded here by hand, from the documented offsets, and every field,
- * reserved byte, page position and CRC32C is checked.
+ * reserved byte, page position and CRC32C is checked (the trailer's CRC of
+ * the chunk headers too: version 2).
  */
 #include <uffd/image.h>
 
@@ -64,7 +65,7 @@ int main(void)
 	f = t_read_file(path, &size);
 	/* header */
 	CHECK(!memcmp(f, "UFFDIMG1", 8));
-	CHECK_EQ(LE(8, 4), 1);				/* version */
+	CHECK_EQ(LE(8, 4), 2);				/* version */
 	CHECK_EQ(LE(12, 4), 1);				/* flags: DELTA */
 	CHECK_EQ(LE(16, 4), sysconf(_SC_PAGESIZE));	/* the writer's page size */
 	CHECK_EQ(LE(20, 4), 2);				/* regions */
@@ -122,7 +123,8 @@ int main(void)
 	CHECK(!memcmp(f + c, "UFFDEND1", 8));
 	CHECK_EQ(LE(c + 8, 8), 2);			/* chunks */
 	CHECK_EQ(LE(c + 16, 8), 6);			/* pages, data and zero */
-	CHECK_EQ(LE(c + 24, 4), 0);
+	/* the chunk headers' CRC: both headers, in file order */
+	CHECK_EQ(LE(c + 24, 4), crc32c(crc32c(0, f + 388, 32), f + 388 + 32 + PAGE + 4, 32));
 	CHECK_EQ(LE(c + 28, 4), crc32c(0, f + c, 28));
 	free(f);
 	free(pages);

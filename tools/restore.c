@@ -4,13 +4,47 @@
  * process - eagerly, or lazily with pages arriving on first touch while a
  * background thread prefetches - and report how it went.  As a tool it
  * proves an image restores; a program restores with uffd_restore_open().
+ * A failure names the file at fault in the chain, and where the damage is
+ * (uffd_image_chain_check()).
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <string.h>
+#include <uffd/image.h>
 #include <uffd/snapshot.h>
 
 #include "args.h"
 #include "uffd.h"
+
+/*
+ * Why the restore of path failed with err: the file of the chain at fault
+ * and the offset of the damage when the chain check finds them, else err
+ * against path.
+ */
+static void explain(const char *path, int err)
+{
+	char file[PATH_MAX];
+	uint64_t off = 0;
+	int found;
+
+	found = err == EEXIST || err == ENOMEM ? 0 :
+		uffd_image_chain_check(path, file, sizeof(file), &off);
+	if (found == -EBADMSG)
+		fprintf(stderr, "uffd restore: %s: not a sound image (bad structure, checksum "
+			"or parent link) at offset %" PRIu64 "\n", file, off);
+	else if (found == -EINVAL || found == -EISDIR)
+		fprintf(stderr, "uffd restore: %s: not a regular file\n", file);
+	else if (found == -EPROTO)
+		fprintf(stderr, "uffd restore: %s: image format version not readable by this "
+			"libuffd (reads 1 to %d)\n", file, UFFD_IMAGE_VERSION);
+	else if (found < 0 && *file)
+		fprintf(stderr, "uffd restore: %s: %s\n", file, strerror(-found));
+	else
+		fprintf(stderr, "uffd restore: %s: %s%s\n", path, strerror(err),
+			err == EEXIST ? " (something is mapped at the image's addresses: "
+					"try --anywhere)" : "");
+}
 
 int cmd_restore(int argc, char **argv)
 {
@@ -46,9 +80,7 @@ int cmd_restore(int argc, char **argv)
 		flags |= UFFD_RESTORE_ANYWHERE;
 	r = uffd_restore_open(file, flags);
 	if (!r) {
-		fprintf(stderr, "uffd restore: %s: %s%s\n", file, strerror(errno),
-			errno == EEXIST ? " (something is mapped at the image's addresses: "
-					  "try --anywhere)" : "");
+		explain(file, errno);
 		return EXIT_FAILED;
 	}
 	ret = uffd_restore_wait(r, -1);
@@ -66,5 +98,7 @@ int cmd_restore(int argc, char **argv)
 		       "lazily" : "eagerly", st.duration_ns / 1e6,
 		       ret ? ": " : "", ret ? strerror(-ret) : "");
 	uffd_restore_close(r, true);
+	if (ret)
+		explain(file, -ret);
 	return ret ? EXIT_FAILED : EXIT_OK;
 }

@@ -176,7 +176,7 @@ static int open_failed(const struct report *rep, const char *file, uint64_t bad)
 		return fail(rep, file, true, bad, "not a sound image: bad structure or checksum");
 	if (err == EPROTO)
 		return fail(rep, file, false, 0,
-			    "image format version not readable by this libuffd (reads version %d)",
+			    "image format version not readable by this libuffd (reads 1 to %d)",
 			    UFFD_IMAGE_VERSION);
 	return fail(rep, file, false, 0, "%s", strerror(err));
 }

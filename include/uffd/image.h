@@ -12,7 +12,8 @@
  * On disk (all integers little-endian, CRCs are CRC32C, documented byte by
  * byte in man/uffd-image.5):
  *
- *   header      64 bytes at 0: magic "UFFDIMG1", u32 version, u32 flags
+ *   header      64 bytes at 0: magic "UFFDIMG1", u32 version (2; 1 is read
+ *               too), u32 flags
  *               (bit 0: DELTA), u32 page size (the writer's, informational),
  *               u32 region count (1..4096), u32 chunk pages (the most a
  *               chunk holds, 1..64; written as 64), u32 zero, u64 image id
@@ -31,7 +32,8 @@
  *               the present pages' data in page order, then u32 CRC of
  *               header and data.  No page is in two chunks.
  *   trailer     the last 32 bytes: magic "UFFDEND1", u64 chunk count, u64
- *               page count (data and zero), u32 zero, u32 CRC of bytes 0..27
+ *               page count (data and zero), u32 CRC of every chunk header
+ *               in file order (version 1: zero), u32 CRC of bytes 0..27
  *
  * A writer builds the file under "NAME.tmp-PID", and uffd_image_commit()
  * writes the trailer, fsyncs the file, renames it to NAME and fsyncs the
@@ -52,7 +54,7 @@ extern "C" {
 
 #pragma GCC visibility push(default)
 
-#define UFFD_IMAGE_VERSION 1
+#define UFFD_IMAGE_VERSION 2	/* written; 1 and 2 are read */
 #define UFFD_IMAGE_MAX_REGIONS 4096
 #define UFFD_IMAGE_PARENT_MAX 256
 
@@ -121,12 +123,15 @@ struct uffd_image;
 
 /*
  * Open an image and check its header, region table and trailer, and every
- * chunk header (chunk data is checked by uffd_image_verify()).  NULL with
- * errno: ENOENT, EBADMSG (not an image / corrupt: *bad_offset, when not
- * NULL, receives the file offset of the first bad structure - 0 for the
- * header and parent name, 320 for the region table, a chunk's offset, the
- * trailer's - or, for a file cut short, its length), EPROTO (a version
- * this libuffd does not read).
+ * chunk header: its fields, and (version 2) all of them against the
+ * trailer's CRC of headers - a damaged header is named by its chunk's
+ * offset, found by the chunks' own CRCs (chunk data is otherwise checked
+ * by uffd_image_verify() and on first read).  NULL with errno: ENOENT,
+ * EBADMSG (not an image / corrupt: *bad_offset, when not NULL, receives
+ * the file offset of the first bad structure - 0 for the header and parent
+ * name, 320 for the region table, a chunk's offset, the trailer's - or,
+ * for a file cut short, its length), EPROTO (a version this libuffd does
+ * not read).
  */
 struct uffd_image *uffd_image_open(const char *path, uint64_t *bad_offset);
 void uffd_image_close(struct uffd_image *img);
@@ -157,8 +162,13 @@ int uffd_image_verify(struct uffd_image *img, uint64_t *bad_offset);
  * The page's contents in this image alone: 1 data copied to buf, 0 the
  * page is recorded as zero (buf zeroed), -ENOENT not in this image (a hole
  * in a base: zero; unchanged in a delta: ask the parent), -EINVAL (no such
- * region or page), -EBADMSG (the file was cut short), or -errno.  One
- * pread; the CRC is not checked here (uffd_image_verify() does).
+ * region or page), -EBADMSG (damage: the chunk holding the page fails its
+ * CRC, or the file was cut short), or -errno.  Nothing damaged is ever
+ * returned as data: the first read of any page of a chunk reads the whole
+ * chunk and checks its CRC (once; later reads of the chunk are one pread).
+ * A version 1 file has no CRC of its chunk headers, so its first read
+ * checks every chunk (as uffd_image_verify()) and fails with -EBADMSG if
+ * any is damaged.
  */
 int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void *buf);
 
@@ -178,9 +188,28 @@ struct uffd_image_chain *uffd_image_chain_open(const char *path, uint64_t *bad_o
 void uffd_image_chain_close(struct uffd_image_chain *c);
 int uffd_image_chain_length(const struct uffd_image_chain *c);
 struct uffd_image *uffd_image_chain_get(struct uffd_image_chain *c, int i); /* 0: newest */
-/* 1 data, 0 zero (buf zeroed; also a page no image has), or -errno. */
+/*
+ * 1 data, 0 zero (buf zeroed; also a page no image has), or -errno:
+ * -EBADMSG for damage in any image the answer depends on (as
+ * uffd_image_read_page(); every chunk header of every image counts, since
+ * one that lies hides the page it holds: a version 1 image is read whole
+ * on the chain's first read).  uffd_image_chain_check() names the file.
+ */
 int uffd_image_chain_read_page(struct uffd_image_chain *c, int region, uint64_t page,
 			       void *buf);
+
+/*
+ * Everything a restore of the chain ending at path relies on, checked
+ * file by file and reading all of each (every chunk CRC): 0 if sound, else
+ * the error of uffd_image_chain_open() or uffd_image_verify() for the
+ * first file at fault, newest first, whose path is copied to file (at most
+ * file_size bytes with the NUL; file may be NULL) and, for EBADMSG, the
+ * offset in that file to *bad_offset (if not NULL).  A broken link is the
+ * child's fault (its parent field).  For naming the damage after a call
+ * failed with -EBADMSG.
+ */
+int uffd_image_chain_check(const char *path, char *file, size_t file_size,
+			   uint64_t *bad_offset);
 
 #pragma GCC visibility pop
 

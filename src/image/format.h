@@ -69,12 +69,20 @@
 #define IMG_CHUNK_ZERO		24
 #define IMG_CHUNK_MIN_SIZE	(IMG_CHUNK_HDR_SIZE + IMG_CRC_SIZE)
 
-/* Trailer: the last 32 bytes of the file. */
+/*
+ * Trailer: the last 32 bytes of the file.  From version 2 the word at 24
+ * is the CRC of every chunk header, in file order: a chunk's own CRC
+ * covers its data too, so without it a header could only be trusted after
+ * reading the whole file (a version 1 file has zero there).
+ */
 #define IMG_TRAILER_SIZE	32
 #define IMG_TRAILER_CHUNKS	8
 #define IMG_TRAILER_PAGES	16
-#define IMG_TRAILER_RESERVED	24
+#define IMG_TRAILER_HDRS_CRC	24
 #define IMG_TRAILER_CRC		28
+
+/* The first version whose trailer has the chunk headers' CRC. */
+#define IMG_VERSION_HDRS_CRC	2
 
 static inline uint64_t img_chunks_start(uint32_t nregions)
 {

@@ -6,10 +6,17 @@
  * an index by walking the chunks: only each 32-byte chunk header is read,
  * since the popcount of its present bitmap says how much data to skip to
  * reach the next one.  The index is, per region, the chunks sorted by first
- * page, so a page is found by binary search and read with one pread.  Data
- * CRCs are checked by uffd_image_verify(), which streams the whole file
- * through one buffer (open reads them only to blame one of two chunks that
- * claim the same page).
+ * page, so a page is found by binary search and read with one pread.
+ *
+ * The index is only as true as the headers, and a header that lies (claims
+ * another page) hides the page it holds without any read ever touching it.
+ * A version 2 trailer carries the CRC of all the headers, checked as they
+ * are walked: the index is trusted at open at no extra I/O.  A version 1
+ * file has none, so it is trusted only once every chunk's CRC has passed,
+ * which its first read_page makes sure of.  Data CRCs are checked by
+ * uffd_image_verify(), which streams the whole file through one buffer, and
+ * by the first read of each chunk (open reads them only to name the chunk
+ * behind a failed headers CRC, or one of two that claim the same page).
  *
  * Every failure names an offset.  The last 32 bytes are read first: when
  * they are a sound trailer the file has its full length, so a chunk that
@@ -19,11 +26,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "format.h"
+#include "internal.h"
 #include "util/crc32c.h"
 
 /* A chunk, as the index keeps it. */
@@ -41,9 +50,19 @@ struct img_region_index {
 	size_t n, cap;
 };
 
+/* Can the chunk headers be trusted (what the index says of each page)? */
+enum headers_state {
+	HEADERS_UNCHECKED,	/* version 1: not until every chunk CRC passed */
+	HEADERS_TRUSTED,	/* version 2 (checked at open), or verified */
+	HEADERS_DAMAGED,	/* a version 1 file whose verify failed */
+};
+
 struct uffd_image {
 	int fd;
 	struct uffd_image_info info;
+	int headers;			/* enum headers_state, atomic */
+	uint64_t damage_offset;		/* HEADERS_DAMAGED: where */
+	pthread_mutex_t headers_lock;	/* one verify of a version 1 file */
 	struct uffd_image_region *regions;	/* info.regions */
 	struct img_region_index *index;		/* one per region */
 	uint32_t chunk_pages;			/* from the header */
@@ -77,7 +96,8 @@ static int read_header(struct uffd_image *img, uint64_t size, uint64_t *bad)
 		return bad_at(bad, 0);
 	if (n < IMG_HDR_SIZE)
 		return bad_at(bad, n);
-	if (get_le32(h + IMG_HDR_VERSION) != UFFD_IMAGE_VERSION) {
+	info->version = get_le32(h + IMG_HDR_VERSION);
+	if (info->version < 1 || info->version > UFFD_IMAGE_VERSION) {
 		*bad = IMG_HDR_VERSION;
 		return -EPROTO;
 	}
@@ -89,7 +109,6 @@ static int read_header(struct uffd_image *img, uint64_t size, uint64_t *bad)
 	/* Sound CRC, nonsense values: a writer bug, pointed at exactly. */
 	flags = get_le32(h + IMG_HDR_FLAGS);
 	chunk_pages = get_le32(h + IMG_HDR_CHUNK_PAGES);
-	info->version = UFFD_IMAGE_VERSION;
 	info->delta = flags & IMG_FLAG_DELTA;
 	info->nregions = get_le32(h + IMG_HDR_NREGIONS);
 	info->id = get_le64(h + IMG_HDR_ID);
@@ -196,11 +215,12 @@ static bool chunk_header_valid(const struct uffd_image *img,
 	return true;
 }
 
-static bool trailer_sound(const uint8_t *t)
+/* Version 1 has zero where version 2 has the CRC of the chunk headers. */
+static bool trailer_sound(const uint8_t *t, uint32_t version)
 {
 	return !memcmp(t, IMG_TRAILER_MAGIC, IMG_MAGIC_LEN) &&
 	       get_le32(t + IMG_TRAILER_CRC) == crc32c(0, t, IMG_TRAILER_CRC) &&
-	       !get_le32(t + IMG_TRAILER_RESERVED);
+	       (version >= IMG_VERSION_HDRS_CRC || !get_le32(t + IMG_TRAILER_HDRS_CRC));
 }
 
 static int index_add(struct img_region_index *ix, const struct img_chunk *c)
@@ -220,13 +240,21 @@ static int index_add(struct img_region_index *ix, const struct img_chunk *c)
 	return 0;
 }
 
-/* Walk the chunk headers from the region table to the trailer. */
+static int first_bad_chunk(struct uffd_image *img, uint64_t *bad);
+
+/*
+ * Walk the chunk headers from the region table to the trailer.  From
+ * version 2 they must add up to the trailer's CRC of headers; when they do
+ * not, the chunk to blame is the first whose own CRC fails (reading them
+ * all: a damaged file is the rare case), else the trailer.
+ */
 static int scan_chunks(struct uffd_image *img, uint64_t size, uint64_t *bad)
 {
 	uint8_t raw[IMG_CHUNK_HDR_SIZE];
 	struct img_chunk_header h;
 	struct img_chunk c;
 	uint64_t p = img->chunks_start, room, len;
+	uint32_t hdrs_crc = 0;
 	bool sound;
 	ssize_t n;
 	int err;
@@ -236,7 +264,7 @@ static int scan_chunks(struct uffd_image *img, uint64_t size, uint64_t *bad)
 	n = img_pread_full(img->fd, img->trailer, IMG_TRAILER_SIZE, size - IMG_TRAILER_SIZE);
 	if (n < 0)
 		return n;
-	sound = n == IMG_TRAILER_SIZE && trailer_sound(img->trailer);
+	sound = n == IMG_TRAILER_SIZE && trailer_sound(img->trailer, img->info.version);
 
 	for (;;) {
 		room = size - p;	/* bytes left for chunks */
@@ -261,6 +289,7 @@ static int scan_chunks(struct uffd_image *img, uint64_t size, uint64_t *bad)
 		err = index_add(&img->index[h.region], &c);
 		if (err)
 			return err;
+		hdrs_crc = crc32c(hdrs_crc, raw, sizeof(raw));
 		img->info.chunks++;
 		img->info.pages += h.count;
 		img->info.zero_pages += __builtin_popcountll(h.zero);
@@ -270,6 +299,13 @@ static int scan_chunks(struct uffd_image *img, uint64_t size, uint64_t *bad)
 	if (get_le64(img->trailer + IMG_TRAILER_CHUNKS) != img->info.chunks ||
 	    get_le64(img->trailer + IMG_TRAILER_PAGES) != img->info.pages)
 		return bad_at(bad, p);
+	if (img->info.version < IMG_VERSION_HDRS_CRC)
+		return 0;
+	if (get_le32(img->trailer + IMG_TRAILER_HDRS_CRC) != hdrs_crc) {
+		err = first_bad_chunk(img, bad);
+		return err ? err : bad_at(bad, p);
+	}
+	img->headers = HEADERS_TRUSTED;
 	return 0;
 }
 
@@ -359,6 +395,31 @@ static int stream_open(struct stream *s, int fd)
 	return s->buf ? 0 : -ENOMEM;
 }
 
+/*
+ * The first chunk, in file order, whose CRC fails: -EBADMSG with its
+ * offset, 0 if every one passes, or -errno.  A file cut short since it was
+ * opened gives its length.
+ */
+static int first_bad_chunk(struct uffd_image *img, uint64_t *bad)
+{
+	struct stream s;
+	uint64_t p, next;
+	int err;
+
+	err = stream_open(&s, img->fd);
+	if (err)
+		return err;
+	for (p = img->chunks_start; p < img->chunks_end; p = next) {
+		err = check_chunk(img, &s, p, &next);
+		if (err == -EBADMSG)
+			err = bad_at(bad, p);
+		if (err)
+			break;
+	}
+	free(s.buf);
+	return err == -ENODATA ? cut_short(img, bad) : err;
+}
+
 static int cmp_chunk_first(const void *a, const void *b)
 {
 	const struct img_chunk *x = a, *y = b;
@@ -426,6 +487,7 @@ struct uffd_image *uffd_image_open(const char *path, uint64_t *bad_offset)
 		errno = ENOMEM;
 		return NULL;
 	}
+	pthread_mutex_init(&img->headers_lock, NULL);
 	img->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (img->fd < 0) {
 		err = -errno;
@@ -473,6 +535,7 @@ void uffd_image_close(struct uffd_image *img)
 		free(img->index[r].chunks);
 	free(img->index);
 	free(img->regions);
+	pthread_mutex_destroy(&img->headers_lock);
 	free(img);
 }
 
@@ -489,26 +552,12 @@ int uffd_image_verify(struct uffd_image *img, uint64_t *bad_offset)
 	uint8_t trailer[IMG_TRAILER_SIZE];
 	uint64_t bad_local;
 	uint64_t *bad = bad_offset ? bad_offset : &bad_local;
-	uint64_t p, next;
-	struct stream s;
 	ssize_t n;
 	int err;
 
 	if (!img)
 		return -EINVAL;
-	err = stream_open(&s, img->fd);
-	if (err)
-		return err;
-	for (p = img->chunks_start; p < img->chunks_end; p = next) {
-		err = check_chunk(img, &s, p, &next);
-		if (err == -EBADMSG)
-			err = bad_at(bad, p);
-		if (err)
-			break;
-	}
-	free(s.buf);
-	if (err == -ENODATA)
-		return cut_short(img, bad);
+	err = first_bad_chunk(img, bad);
 	if (err)
 		return err;
 	n = img_pread_full(img->fd, trailer, sizeof(trailer), img->chunks_end);
@@ -578,11 +627,54 @@ static int verify_chunk_once(struct uffd_image *img, struct img_chunk *c, uint32
 	return 0;
 }
 
+/* Every chunk's CRC passed: their first reads need not check again. */
+static void mark_verified(struct uffd_image *img)
+{
+	size_t i;
+	int r;
+
+	for (r = 0; r < img->info.nregions; r++)
+		for (i = 0; i < img->index[r].n; i++)
+			__atomic_store_n(&img->index[r].chunks[i].verified, 1, __ATOMIC_RELEASE);
+}
+
+int uffd__image_trust_headers(struct uffd_image *img, uint64_t *bad)
+{
+	int state = __atomic_load_n(&img->headers, __ATOMIC_ACQUIRE), err = 0;
+
+	if (state == HEADERS_TRUSTED)
+		return 0;
+	pthread_mutex_lock(&img->headers_lock);
+	state = __atomic_load_n(&img->headers, __ATOMIC_RELAXED);
+	if (state == HEADERS_UNCHECKED) {
+		err = uffd_image_verify(img, &img->damage_offset);
+		if (!err) {
+			mark_verified(img);
+			state = HEADERS_TRUSTED;
+		} else if (err == -EBADMSG) {
+			state = HEADERS_DAMAGED;	/* for good; other errors: again */
+		}
+		__atomic_store_n(&img->headers, state, __ATOMIC_RELEASE);
+	}
+	if (state == HEADERS_DAMAGED) {
+		err = -EBADMSG;
+		*bad = img->damage_offset;
+	}
+	pthread_mutex_unlock(&img->headers_lock);
+	return err;
+}
+
 int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void *buf)
+{
+	return uffd__image_read_page(img, region, page, buf, true);
+}
+
+int uffd__image_read_page(struct uffd_image *img, int region, uint64_t page, void *buf,
+			  bool fill_zero)
 {
 	const struct uffd_image_region *r;
 	struct img_chunk *c;
-	uint64_t bit, before;
+	uint64_t bit, before, bad;
 	ssize_t n;
 
 	if (!img || !buf || region < 0 || region >= img->info.nregions)
@@ -590,6 +682,9 @@ int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void
 	r = &img->regions[region];
 	if (page >= r->len / r->page_size)
 		return -EINVAL;
+	n = uffd__image_trust_headers(img, &bad);
+	if (n)
+		return n;
 	c = (struct img_chunk *)find_chunk(&img->index[region], page);
 	if (!c)
 		return -ENOENT;
@@ -598,7 +693,8 @@ int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void
 		return n;
 	bit = page - c->first;
 	if (c->zero & (1ULL << bit)) {
-		memset(buf, 0, r->page_size);
+		if (fill_zero)
+			memset(buf, 0, r->page_size);
 		return 0;
 	}
 	before = __builtin_popcountll(c->present & ((1ULL << bit) - 1));
@@ -607,4 +703,35 @@ int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void
 	if (n < 0)
 		return n;
 	return (size_t)n == r->page_size ? 1 : -EBADMSG;
+}
+
+/* The first chunk of ix that ends after page, or NULL. */
+static const struct img_chunk *chunk_at_or_after(const struct img_region_index *ix,
+						 uint64_t page)
+{
+	size_t lo = 0, hi = ix->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (ix->chunks[mid].first + ix->chunks[mid].count <= page)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ix->n ? &ix->chunks[lo] : NULL;
+}
+
+bool uffd__image_next_run(const struct uffd_image *img, int region, uint64_t from,
+			  uint64_t *start, uint64_t *end)
+{
+	const struct img_chunk *c;
+
+	if (region < 0 || region >= img->info.nregions)
+		return false;
+	c = chunk_at_or_after(&img->index[region], from);
+	if (!c)
+		return false;
+	*start = c->first > from ? c->first : from;
+	*end = c->first + c->count;
+	return true;
 }

@@ -40,6 +40,7 @@ struct uffd_image_writer {
 	struct bitmap *written;		/* per region: pages put so far */
 	uint64_t end;			/* where the next chunk goes */
 	uint64_t chunks, pages;
+	uint32_t hdrs_crc;		/* of the chunk headers, in file order */
 	int error;			/* first I/O error, or 0 */
 };
 
@@ -277,10 +278,12 @@ static int writer_fail(struct uffd_image_writer *w, int err)
 
 /*
  * Claim the pages [first, first + count) and len bytes of file: the
- * chunk's offset in *off, or -EEXIST / the remembered error.
+ * chunk's offset in *off, or -EEXIST / the remembered error.  The chunk's
+ * header (hdr) joins the trailer's CRC of headers here, where the order of
+ * chunks in the file is decided.
  */
 static int reserve_chunk(struct uffd_image_writer *w, int region, uint64_t first,
-			 uint32_t count, uint64_t len, uint64_t *off)
+			 uint32_t count, const uint8_t *hdr, uint64_t len, uint64_t *off)
 {
 	struct bitmap *written = &w->written[region];
 	uint64_t i;
@@ -302,6 +305,7 @@ static int reserve_chunk(struct uffd_image_writer *w, int region, uint64_t first
 	__atomic_store_n(&w->end, w->end + len, __ATOMIC_RELAXED);
 	w->chunks++;
 	w->pages += count;
+	w->hdrs_crc = crc32c(w->hdrs_crc, hdr, IMG_CHUNK_HDR_SIZE);
 out:
 	pthread_mutex_unlock(&w->lock);
 	return err;
@@ -331,12 +335,12 @@ int img_put_pages(struct uffd_image_writer *w, int region, uint64_t first, uint3
 		ch.present |= 1ULL << i;
 		iov[n++] = (struct iovec){ .iov_base = (void *)pages[i], .iov_len = page_size };
 	}
-	err = reserve_chunk(w, region, first, count,
+	img_encode_chunk_header(hdr, &ch);
+	err = reserve_chunk(w, region, first, count, hdr,
 			    IMG_CHUNK_HDR_SIZE + (uint64_t)(n - 1) * page_size + IMG_CRC_SIZE, &off);
 	if (err)
 		return err;
 
-	img_encode_chunk_header(hdr, &ch);
 	crc = crc32c(0, hdr, sizeof(hdr));
 	for (i = 1; i < (uint32_t)n; i++)
 		crc = crc32c(crc, iov[i].iov_base, page_size);
@@ -393,6 +397,7 @@ static int write_trailer(struct uffd_image_writer *w)
 	memcpy(t, IMG_TRAILER_MAGIC, IMG_MAGIC_LEN);
 	put_le64(t + IMG_TRAILER_CHUNKS, w->chunks);
 	put_le64(t + IMG_TRAILER_PAGES, w->pages);
+	put_le32(t + IMG_TRAILER_HDRS_CRC, w->hdrs_crc);
 	put_le32(t + IMG_TRAILER_CRC, crc32c(0, t, IMG_TRAILER_CRC));
 	return pwrite_full(w->fd, t, sizeof(t), w->end);
 }

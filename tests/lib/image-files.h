@@ -142,6 +142,34 @@ static inline uint64_t t_le(const uint8_t *p, int bytes)
 	return v;
 }
 
+static inline void t_put_le(uint8_t *p, uint64_t v, int bytes)
+{
+	while (bytes--) {
+		*p++ = v;
+		v >>= 8;
+	}
+}
+
+/*
+ * Rewrite a sound image as version 1 wrote it (the layout is the same but
+ * for the trailer's CRC of chunk headers, which version 1 leaves zero):
+ * version 1, the header CRC and the trailer redone.  crc is the library's
+ * crc32c(), passed in so this header does not need it.
+ */
+static inline void t_img_make_v1(const char *path,
+				 uint32_t (*crc)(uint32_t, const void *, size_t))
+{
+	uint64_t size;
+	uint8_t *f = t_read_file(path, &size), *t = f + size - T_IMG_TRAILER;
+
+	t_put_le(f + 8, 1, 4);
+	t_put_le(f + 60, crc(crc(0, f, 60), f + 64, 256), 4);
+	t_put_le(t + 24, 0, 4);
+	t_put_le(t + 28, crc(0, t, 28), 4);
+	t_write_file(path, f, size);
+	free(f);
+}
+
 /* A chunk as the manual page lays it out. */
 struct t_chunk {
 	uint64_t offset;	/* of its header */
