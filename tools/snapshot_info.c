@@ -178,6 +178,8 @@ static int open_failed(const struct report *rep, const char *file, uint64_t bad)
 		return fail(rep, file, false, 0,
 			    "image format version not readable by this libuffd (reads 1 to %d)",
 			    UFFD_IMAGE_VERSION);
+	if (err == EINVAL || err == EISDIR)
+		return fail(rep, file, false, 0, "not a regular file");
 	return fail(rep, file, false, 0, "%s", strerror(err));
 }
 

@@ -127,7 +127,9 @@ struct uffd_image;
  * trailer's CRC of headers - a damaged header is named by its chunk's
  * offset, found by the chunks' own CRCs (chunk data is otherwise checked
  * by uffd_image_verify() and on first read).  NULL with errno: ENOENT,
- * EBADMSG (not an image / corrupt: *bad_offset, when not NULL, receives
+ * EISDIR, EINVAL (path is not a regular file - a FIFO, a socket, a device:
+ * refused without opening it, so never blocked), EBADMSG (not an image /
+ * corrupt: *bad_offset, when not NULL, receives
  * the file offset of the first bad structure - 0 for the header and parent
  * name, 320 for the region table, a chunk's offset, the trailer's - or,
  * for a file cut short, its length), EPROTO (a version this libuffd does

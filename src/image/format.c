@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Helpers of the image format shared by writer and reader (format.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -13,6 +14,36 @@ uint32_t img_header_crc(const uint8_t *hdr_and_parent)
 	uint32_t crc = crc32c(0, hdr_and_parent, IMG_HDR_CRC);
 
 	return crc32c(crc, hdr_and_parent + IMG_PARENT_OFF, IMG_PARENT_SIZE);
+}
+
+static int not_regular(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+}
+
+int uffd__image_open_regular(const char *path, struct stat *st)
+{
+	struct stat before;
+	int fd;
+
+	if (stat(path, &before))
+		return -errno;
+	if (!S_ISREG(before.st_mode))
+		return not_regular(&before);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return not_regular(st);
+	}
+	return fd;
 }
 
 ssize_t img_pread_full(int fd, void *buf, size_t len, uint64_t off)

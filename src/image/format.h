@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <uffd/image.h>
 
@@ -192,6 +193,16 @@ int img_put_pages(struct uffd_image_writer *w, int region, uint64_t first, uint3
  * one checksum covers everything before the region table.
  */
 uint32_t img_header_crc(const uint8_t *hdr_and_parent);
+
+/*
+ * Open an image file for reading: the fd (its fstat in *st), or -errno:
+ * -EISDIR for a directory, -EINVAL for anything else that is not a regular
+ * file (a FIFO, a socket, a device), which is refused before it is opened,
+ * so no open blocks (a FIFO with no writer) or has side effects (a tty, a
+ * tape); the open itself is O_NONBLOCK in case the file changed between
+ * the look and the open, and the fd is checked again.
+ */
+int uffd__image_open_regular(const char *path, struct stat *st);
 
 /*
  * pread all of it, retrying short reads and EINTR: bytes read (fewer than

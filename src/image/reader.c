@@ -488,13 +488,9 @@ struct uffd_image *uffd_image_open(const char *path, uint64_t *bad_offset)
 		return NULL;
 	}
 	pthread_mutex_init(&img->headers_lock, NULL);
-	img->fd = open(path, O_RDONLY | O_CLOEXEC);
+	img->fd = uffd__image_open_regular(path, &st);
 	if (img->fd < 0) {
-		err = -errno;
-		goto out_free;
-	}
-	if (fstat(img->fd, &st)) {
-		err = -errno;
+		err = img->fd;
 		goto out_free;
 	}
 	img->info.file_size = st.st_size;
