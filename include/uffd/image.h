@@ -35,6 +35,10 @@
  *               page count (data and zero), u32 CRC of every chunk header
  *               in file order (version 1: zero), u32 CRC of bytes 0..27
  *
+ * Holes cost nothing: a page no chunk holds takes no byte of the file, and
+ * a restore does not touch it.  So a small file may describe a large
+ * region; the regions of one image add up to at most UFFD_IMAGE_MAX_BYTES.
+ *
  * A writer builds the file under "NAME.tmp-PID", and uffd_image_commit()
  * writes the trailer, fsyncs the file, renames it to NAME and fsyncs the
  * directory: a file named NAME is always complete.  A failure or an abort
@@ -57,6 +61,12 @@ extern "C" {
 #define UFFD_IMAGE_VERSION 2	/* written; 1 and 2 are read */
 #define UFFD_IMAGE_MAX_REGIONS 4096
 #define UFFD_IMAGE_PARENT_MAX 256
+/*
+ * The most memory one image describes: the sum of its regions' lengths,
+ * 128 TiB (the user address space of x86-64 with 4-level page tables).
+ * A restore maps every region, so a file may not ask for more.
+ */
+#define UFFD_IMAGE_MAX_BYTES (1ULL << 47)
 
 /* Region flags: what the memory was (informational, for restore). */
 #define UFFD_IMAGE_ANON		(1u << 0)
@@ -81,7 +91,8 @@ struct uffd_image_writer;
  * EINVAL (bad regions; a parent with other regions, or not in path's
  * directory, where chains look for it), EEXIST (NAME.tmp-PID exists), the
  * parent's open error, or the error creating the file.  Page sizes are
- * powers of two from 512 bytes to 1 GiB; address and length multiples.
+ * powers of two from 512 bytes to 1 GiB; address and length multiples;
+ * lengths add up to at most UFFD_IMAGE_MAX_BYTES.
  */
 struct uffd_image_writer *uffd_image_create(const char *path,
 					    const struct uffd_image_region *regions,
@@ -126,14 +137,15 @@ struct uffd_image;
  * chunk header: its fields, and (version 2) all of them against the
  * trailer's CRC of headers - a damaged header is named by its chunk's
  * offset, found by the chunks' own CRCs (chunk data is otherwise checked
- * by uffd_image_verify() and on first read).  NULL with errno: ENOENT,
- * EISDIR, EINVAL (path is not a regular file - a FIFO, a socket, a device:
- * refused without opening it, so never blocked), EBADMSG (not an image /
- * corrupt: *bad_offset, when not NULL, receives
- * the file offset of the first bad structure - 0 for the header and parent
- * name, 320 for the region table, a chunk's offset, the trailer's - or,
- * for a file cut short, its length), EPROTO (a version this libuffd does
- * not read).
+ * by uffd_image_verify() and on first read).  Only headers are read, never
+ * page data, however large the regions.  NULL with errno: ENOENT, EISDIR,
+ * EINVAL (path is not a regular file - a FIFO, a socket, a device: refused
+ * without opening it, so never blocked), EBADMSG (not an image / corrupt:
+ * *bad_offset, when not NULL, receives the file offset of the first bad
+ * structure - 0 for the header and parent name, 320 for the region table's
+ * CRC, 320 + 32 * i for region i (also the one that takes the total past
+ * UFFD_IMAGE_MAX_BYTES), a chunk's offset, the trailer's - or, for a file
+ * cut short, its length), EPROTO (a version this libuffd does not read).
  */
 struct uffd_image *uffd_image_open(const char *path, uint64_t *bad_offset);
 void uffd_image_close(struct uffd_image *img);

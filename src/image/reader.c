@@ -149,6 +149,7 @@ static int read_header(struct uffd_image *img, uint64_t size, uint64_t *bad)
 static int read_regions(struct uffd_image *img, uint64_t *bad)
 {
 	size_t table_len = (size_t)img->info.nregions * IMG_REGION_SIZE;
+	uint64_t total = 0;	/* bytes described: at most UFFD_IMAGE_MAX_BYTES */
 	uint8_t *table, *e;
 	ssize_t n;
 	int i, err = 0;
@@ -180,10 +181,12 @@ static int read_regions(struct uffd_image *img, uint64_t *bad)
 		r->len = get_le64(e + IMG_REGION_LEN);
 		r->page_size = get_le32(e + IMG_REGION_PAGE_SIZE);
 		r->flags = get_le32(e + IMG_REGION_FLAGS);
-		if (!img_region_valid(r) || get_le64(e + IMG_REGION_RESERVED)) {
+		if (!img_region_valid(r) || get_le64(e + IMG_REGION_RESERVED) ||
+		    r->len > UFFD_IMAGE_MAX_BYTES - total) {
 			err = bad_at(bad, IMG_REGIONS_OFF + i * IMG_REGION_SIZE);
 			goto out;
 		}
+		total += r->len;
 	}
 	img->info.regions = img->regions;
 out:

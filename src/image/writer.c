@@ -200,7 +200,7 @@ struct uffd_image_writer *uffd_image_create(const char *path,
 					    uint64_t instant_ns)
 {
 	struct uffd_image_writer *w;
-	uint64_t parent_id = 0;
+	uint64_t parent_id = 0, total = 0;
 	int i, err;
 
 	if (!path || !regions || nregions < 1 || nregions > UFFD_IMAGE_MAX_REGIONS) {
@@ -208,10 +208,12 @@ struct uffd_image_writer *uffd_image_create(const char *path,
 		return NULL;
 	}
 	for (i = 0; i < nregions; i++) {
-		if (!img_region_valid(&regions[i])) {
+		if (!img_region_valid(&regions[i]) ||
+		    regions[i].len > UFFD_IMAGE_MAX_BYTES - total) {
 			errno = EINVAL;
 			return NULL;
 		}
+		total += regions[i].len;
 	}
 	if (parent) {
 		err = check_parent(path, parent, regions, nregions, &parent_id);

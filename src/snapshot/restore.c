@@ -9,6 +9,12 @@
  * copying in whatever is still missing - EEXIST from a page the program
  * already faulted in is just skipped.  Either way each page is read from
  * the newest image in the chain that holds it.
+ *
+ * Holes cost nothing: fresh anonymous memory already reads as zero, so
+ * both walk only the runs of pages some image records (a tiny image of a
+ * huge sparse region restores in the time its data takes), and a page
+ * that reads as zero is not written.  When the prefetch is done the lazy
+ * regions are unregistered, and a hole touched later is an ordinary fault.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +25,7 @@
 #include <uffd/handler.h>
 #include <uffd/snapshot.h>
 
+#include "image/internal.h"
 #include "util/clock.h"
 
 struct restore_region {
@@ -41,6 +48,7 @@ struct uffd_restore {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	int done, error;		/* atomic */
+	uint64_t data;			/* atomic: pages filled with data */
 	uint64_t t0;
 	struct uffd_restore_stats st;
 };
@@ -73,17 +81,21 @@ static int map_region(struct uffd_restore *r, struct restore_region *rr)
 	return 0;
 }
 
+/* Only recorded pages, read straight into place; a zero one is left alone. */
 static int fill_eagerly(struct uffd_restore *r, struct restore_region *rr)
 {
-	uint64_t page, npages = rr->ir.len / rr->ir.page_size;
+	uint64_t page = 0, end;
+	int ret;
 
-	for (page = 0; page < npages; page++) {
-		int ret = read_page(r, rr->index, page, rr->addr + page * rr->ir.page_size);
-
-		if (ret < 0)
-			return ret;
-		if (ret == 0)
-			r->st.zero++;
+	while (uffd__image_chain_next_run(r->chain, rr->index, page, &page, &end)) {
+		for (; page < end; page++) {
+			ret = uffd__image_chain_read_page(r->chain, rr->index, page,
+							  rr->addr + page * rr->ir.page_size,
+							  false);
+			if (ret < 0)
+				return ret;
+			r->data += ret;
+		}
 	}
 	return 0;
 }
@@ -104,14 +116,22 @@ static int restore_missing(struct uffd_fault *f)
 		__atomic_fetch_add(&r->st.zero, 1, __ATOMIC_RELAXED);
 		return uffd_fault_zero(f, rr->ir.page_size);
 	}
+	__atomic_fetch_add(&r->data, 1, __ATOMIC_RELAXED);
 	return uffd_fault_copy(f, buf, rr->ir.page_size);
 }
 
 static const struct uffd_region_ops restore_ops = { .missing = restore_missing };
 
+/*
+ * Done: every page is data or reads as zero, holes included, so from now
+ * on zero counts them all.
+ */
 static void set_done(struct uffd_restore *r, int err)
 {
 	pthread_mutex_lock(&r->lock);
+	if (!err)
+		__atomic_store_n(&r->st.zero, r->st.pages - __atomic_load_n(&r->data,
+					     __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 	__atomic_store_n(&r->error, err, __ATOMIC_RELAXED);
 	__atomic_store_n(&r->st.duration_ns, mono_ns() - r->t0, __ATOMIC_RELAXED);
 	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
@@ -143,29 +163,34 @@ static void *prefetch_main(void *arg)
 
 	for (i = 0; i < r->nregions && !err; i++) {
 		struct restore_region *rr = &r->regions[i];
-		uint64_t page, npages = rr->ir.len / rr->ir.page_size;
+		uint64_t page = 0, end;
 
-		for (page = 0; page < npages && !err; page++) {
-			char *dst = rr->addr + page * rr->ir.page_size;
-			int ret = read_page(r, i, page, buf);
-			bool zero;
+		while (!err && uffd__image_chain_next_run(r->chain, i, page, &page, &end)) {
+			for (; page < end && !err; page++) {
+				char *dst = rr->addr + page * rr->ir.page_size;
+				int ret = read_page(r, i, page, buf);
+				bool zero;
 
-			if (ret < 0) {
-				err = ret;
-				break;
-			}
-			zero = ret == 0;
-			ret = prefetch_page(r, dst, zero ? NULL : buf, rr->ir.page_size);
-			if (ret == 0) {
-				__atomic_fetch_add(&r->st.prefetched, 1, __ATOMIC_RELAXED);
-				if (zero)
-					__atomic_fetch_add(&r->st.zero, 1, __ATOMIC_RELAXED);
-			} else if (ret != -EEXIST) {
-				err = ret;
+				if (ret < 0) {
+					err = ret;
+					break;
+				}
+				zero = ret == 0;
+				ret = prefetch_page(r, dst, zero ? NULL : buf, rr->ir.page_size);
+				if (ret == 0) {
+					__atomic_fetch_add(&r->st.prefetched, 1, __ATOMIC_RELAXED);
+					__atomic_fetch_add(zero ? &r->st.zero : &r->data, 1,
+							   __ATOMIC_RELAXED);
+				} else if (ret != -EEXIST) {
+					err = ret;
+				}
 			}
 		}
 	}
-	/* Everything is in: no fault can happen there any more. */
+	/*
+	 * Every recorded page is in; what is still missing is a hole, which
+	 * the kernel fills with zeros once the regions are unregistered.
+	 */
 	if (!err)
 		uffd_handler_stop(r->h);
 	set_done(r, err);
