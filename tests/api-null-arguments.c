@@ -827,6 +827,13 @@ static void check_checker_verify_image(void)
 static void check_store_file(void) { CHECK_NULL_EINVAL(uffd_store_file(NULL, O_RDONLY, 0)); }
 static void check_store_memory(void) { CHECK_NULL_EINVAL(uffd_store_memory(NULL, 0)); }
 static void check_store_socket(void) { CHECK_NULL_EINVAL(uffd_store_socket(NULL)); }
+static void check_store_socket_open(void)
+{
+	UFFD_OPTS(uffd_store_socket_opts, o, .timeout_ms = -1);
+
+	CHECK_NULL_EINVAL(uffd_store_socket_open(NULL, NULL));
+	CHECK_NULL_EINVAL(uffd_store_socket_open("/nonexistent/sock", &o));
+}
 static void check_store_free(void) { uffd_store_free(NULL); }
 
 static void check_store_fd(void)
@@ -973,7 +980,7 @@ static struct entry table[] = {
 	E(checker_writes), E(checker_free), E(checker_verify_memory),
 	E(checker_verify_image),
 	/* the pager */
-	E(store_file), E(store_fd), E(store_memory), E(store_socket),
+	E(store_file), E(store_fd), E(store_memory), E(store_socket), E(store_socket_open),
 	E(store_serve), E(store_free), E(pager_new), E(pager_free), E(pager_map),
 	E(pager_unmap), E(pager_flush), E(pager_evict), E(pager_prefetch),
 	E(pager_stats), E(pager_config),

@@ -88,6 +88,19 @@ struct uffd_store *uffd_store_memory(void *buf, size_t len);
 /* The memory a server process exports over a Unix stream socket
  * (uffd_store_serve). */
 struct uffd_store *uffd_store_socket(const char *socket_path);
+/*
+ * The same with options.  A request the server does not answer fails with
+ * -EIO timeout_ms after it was issued (waiting for a free connection
+ * included), however many are queued: once one has timed out, requests
+ * issued within the next timeout_ms fail at once.
+ */
+#define UFFD_STORE_SOCKET_MAX_TIMEOUT_MS	3600000	/* an hour */
+struct uffd_store_socket_opts {
+	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
+	int timeout_ms;			/* 0: 5000; 1 to ..._MAX_TIMEOUT_MS */
+};
+struct uffd_store *uffd_store_socket_open(const char *socket_path,
+					  const struct uffd_store_socket_opts *opts);
 /* Serve len bytes at buf to uffd_store_socket clients on socket_path until
  * *stop becomes true (checked at least every 100 ms).  0 or -errno. */
 int uffd_store_serve(const char *socket_path, void *buf, size_t len,

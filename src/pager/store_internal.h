@@ -2,7 +2,8 @@
 /*
  * What the file store (store.c) shares with its io_uring batches
  * (store_uring.c): the store itself, the rule that picks the descriptor an
- * I/O goes through, and the synchronous I/O the batches fall back to.
+ * I/O goes through, and the synchronous I/O the batches fall back to; and
+ * the socket store's entry points for its fuzz targets.
  */
 #ifndef LIBUFFD_PAGER_STORE_INTERNAL_H
 #define LIBUFFD_PAGER_STORE_INTERNAL_H
@@ -41,6 +42,16 @@ int file_store_fd_for(const struct file_store *fs, const void *buf, size_t len,
  */
 ssize_t file_store_io(struct file_store *fs, void *buf, size_t len,
 		      uint64_t off, bool write);
+
+/*
+ * The socket store's two ends over one connected fd, for fuzzing the
+ * protocol without a listening socket: a store whose only connection is fd
+ * (the handshake done on it; it never connects again; the store owns fd
+ * from success on), and a server of len bytes at buf for one client on fd,
+ * until it closes or breaks the protocol (0, or -EINVAL for bad arguments).
+ */
+struct uffd_store *uffd__store_socket_over(int fd, int timeout_ms);
+int uffd__store_serve_conn(int fd, void *buf, size_t len);
 
 #ifdef HAVE_LIBURING
 /* A pool of rings, one per concurrent batch; the first is made now, so a

@@ -31,12 +31,19 @@
  *
  * One request is outstanding per connection.  The client keeps a small
  * pool of connections, one per thread that is doing I/O at the moment, so
- * the pager's threads do not queue behind each other, and every receive
- * has a deadline: a server that dies gives -EIO at once (MSG_NOSIGNAL: no
- * SIGPIPE), one that hangs gives -EIO after SOCK_TIMEOUT_MS.  Every request
- * is idempotent, so one that fails because the server closed a connection
- * that sat idle in the pool is sent again once on a new connection (the
- * server may have been restarted).  The server runs a thread per client.
+ * the pager's threads do not queue behind each other.  A server that dies
+ * gives -EIO at once (MSG_NOSIGNAL: no SIGPIPE); one that hangs gives -EIO
+ * within the store's time-out of when the request was issued, however
+ * many requests queue: each has one deadline for all it waits on (a pooled
+ * connection, connect, handshake, send, every receive), and once one of
+ * them has timed out the server is taken for silent - the requests that
+ * start during the next time-out fail at once, rather than each waiting a
+ * time-out of its own behind the others (a pager serving faults one after
+ * another would otherwise add them up).  Every request is idempotent, so
+ * one that fails because the server closed a connection that sat idle in
+ * the pool is sent again once on a new connection (the server may have
+ * been restarted).  The server runs a thread per client, and gives a
+ * client that stalls mid-message SOCK_TIMEOUT_MS to finish it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -53,6 +60,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <uffd/pager.h>
+
+#include "store_internal.h"
+#include "util/clock.h"
+#include "util/opts.h"
+#include "util/sock.h"
 
 #define SOCK_MAGIC	0x50534655u	/* "UFSP" in a little-endian word */
 #define SOCK_VERSION	1
@@ -98,7 +110,7 @@ _Static_assert(sizeof(struct sock_response) == 16, "response layout");
 
 /* Largest request: a pager's biggest read-ahead window, with room. */
 #define SOCK_MAX_IO	(4u << 20)
-/* A peer that does not answer for this long is taken for dead. */
+/* A peer that does not answer for this long is taken for dead (default). */
 #define SOCK_TIMEOUT_MS	5000
 /* Connections a client keeps at most: as many I/Os run at once. */
 #define SOCK_MAX_CONNS	8
@@ -106,121 +118,61 @@ _Static_assert(sizeof(struct sock_response) == 16, "response layout");
 #define SERVE_POLL_MS	100
 #define SERVE_BACKLOG	64
 
-/* Send all of iov (MSG_NOSIGNAL: a closed peer is EPIPE, not SIGPIPE). */
-static int send_all(int fd, struct iovec *iov, int iovcnt)
+/*
+ * Before connect(2), which waits while the server's backlog is full: give
+ * it what is left until deadline (SO_SNDTIMEO; the rest of the I/O polls
+ * against the deadline itself).
+ */
+static int set_connect_timeout(int fd, uint64_t deadline)
 {
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
-	ssize_t n;
+	uint64_t now = mono_ns(), left = deadline > now ? deadline - now : 1000;
+	struct timeval tv = { .tv_sec = left / 1000000000ULL,
+			      .tv_usec = left % 1000000000ULL / 1000 };
 
-	while (msg.msg_iovlen > 0) {
-		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
-		while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov->iov_len) {
-			n -= msg.msg_iov->iov_len;
-			msg.msg_iov++;
-			msg.msg_iovlen--;
-		}
-		if (msg.msg_iovlen > 0) {
-			msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + n;
-			msg.msg_iov->iov_len -= n;
-		}
-	}
-	return 0;
-}
-
-static int send_buf(int fd, const void *buf, size_t len)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-
-	return send_all(fd, &iov, 1);
-}
-
-/* Receive exactly len bytes: 0, -ECONNRESET (peer closed), -ETIMEDOUT. */
-static int recv_all(int fd, void *buf, size_t len)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = recv(fd, (char *)buf + done, len - done, MSG_WAITALL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		done += n;
-	}
-	return 0;
-}
-
-static int set_timeouts(int fd)
-{
-	struct timeval tv = {
-		.tv_sec = SOCK_TIMEOUT_MS / 1000,
-		.tv_usec = SOCK_TIMEOUT_MS % 1000 * 1000,
-	};
-
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
-		return -errno;
-	return 0;
-}
-
-static int make_addr(struct sockaddr_un *addr, const char *path)
-{
-	if (!path || !*path)
-		return -EINVAL;
-	if (strlen(path) >= sizeof(addr->sun_path))
-		return -ENAMETOOLONG;
-	memset(addr, 0, sizeof(*addr));
-	addr->sun_family = AF_UNIX;
-	strcpy(addr->sun_path, path);
-	return 0;
+	if (!tv.tv_sec && !tv.tv_usec)
+		tv.tv_usec = 1;		/* 0 would mean "no time-out" */
+	return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ? -errno : 0;
 }
 
 /* The client. */
 
 struct socket_store {
 	struct uffd_store store;
-	struct sockaddr_un addr;
+	struct sockaddr_un addr;	/* sun_family 0: no new connections */
 	uint64_t size;
 	uint32_t max_io;
+	int timeout_ms;
+	uint64_t silent_until;		/* atomic, mono ns: fail at once before */
 	pthread_mutex_t lock;
-	pthread_cond_t conn_freed;
+	pthread_cond_t conn_freed;	/* on CLOCK_MONOTONIC */
 	int idle[SOCK_MAX_CONNS];	/* connected, not in use */
 	int nidle;
 	int nconns;			/* idle and in use */
 	uint64_t next_tag;		/* atomic */
 };
 
-/*
- * Connect and shake hands: the fd, or -errno.  The server's size and
- * max_io go to *size and *max_io.  The send timeout also bounds connect,
- * should the server's backlog be full.
- */
-static int sock_connect(const struct sockaddr_un *addr, uint64_t *size,
-			uint32_t *max_io)
+/* The server missed a deadline lately: requests fail without waiting. */
+static bool server_silent(struct socket_store *ss)
+{
+	return mono_ns() < __atomic_load_n(&ss->silent_until, __ATOMIC_RELAXED);
+}
+
+static void mark_silent(struct socket_store *ss)
+{
+	__atomic_store_n(&ss->silent_until,
+			 mono_ns() + (uint64_t)ss->timeout_ms * 1000000ULL, __ATOMIC_RELAXED);
+}
+
+/* Shake hands on a connected fd: 0 or -errno; the server's size, max_io. */
+static int handshake(int fd, uint64_t deadline, uint64_t *size, uint32_t *max_io)
 {
 	struct sock_hello hello = { .magic = SOCK_MAGIC, .version = SOCK_VERSION };
 	struct sock_welcome w;
-	int fd, err;
+	int err;
 
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	err = set_timeouts(fd);
-	if (!err && connect(fd, (const struct sockaddr *)addr, sizeof(*addr)))
-		err = errno == EAGAIN ? -ETIMEDOUT : -errno;
+	err = uffd__send_all(fd, &hello, sizeof(hello), deadline);
 	if (!err)
-		err = send_buf(fd, &hello, sizeof(hello));
-	if (!err)
-		err = recv_all(fd, &w, sizeof(w));
+		err = uffd__recv_all(fd, &w, sizeof(w), deadline);
 	if (!err && (w.magic != SOCK_MAGIC ||
 		     (!w.status && (!w.max_io || !w.size || w.size > INT64_MAX))))
 		err = -EPROTO;
@@ -228,28 +180,66 @@ static int sock_connect(const struct sockaddr_un *addr, uint64_t *size,
 		err = w.status == -EPROTONOSUPPORT ? -EPROTONOSUPPORT : -EPROTO;
 	if (!err && w.version != SOCK_VERSION)
 		err = -EPROTONOSUPPORT;
+	if (err)
+		return err;
+	*size = w.size;
+	*max_io = w.max_io;
+	return 0;
+}
+
+/*
+ * Connect and shake hands by deadline: the fd, or -errno.  The server's
+ * size and max_io go to *size and *max_io.
+ */
+static int sock_connect(const struct sockaddr_un *addr, uint64_t deadline,
+			uint64_t *size, uint32_t *max_io)
+{
+	int fd, err;
+
+	if (addr->sun_family != AF_UNIX)
+		return -ENOTCONN;	/* a store made over one fd */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	err = set_connect_timeout(fd, deadline);
+	if (!err && connect(fd, (const struct sockaddr *)addr, sizeof(*addr)))
+		err = errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+	if (!err)
+		err = handshake(fd, deadline, size, max_io);
 	if (err) {
 		close(fd);
 		return err;
 	}
-	*size = w.size;
-	*max_io = w.max_io;
 	return fd;
 }
 
+static void timespec_of(uint64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = ns / 1000000000ULL;
+	ts->tv_nsec = ns % 1000000000ULL;
+}
+
 /*
- * A connection of the pool, idle or new (then *fresh): fd or -EIO.  Waits
+ * A connection of the pool, idle or new (then *fresh): fd, -EIO, or
+ * -ETIMEDOUT (deadline passed, or the server taken for silent).  Waits
  * while SOCK_MAX_CONNS are in use.
  */
-static int conn_get(struct socket_store *ss, bool *fresh)
+static int conn_get(struct socket_store *ss, uint64_t deadline, bool *fresh)
 {
+	struct timespec until;
 	uint32_t max_io;
 	uint64_t size;
 	int fd;
 
+	timespec_of(deadline, &until);
 	pthread_mutex_lock(&ss->lock);
-	while (!ss->nidle && ss->nconns >= SOCK_MAX_CONNS)
-		pthread_cond_wait(&ss->conn_freed, &ss->lock);
+	while (!ss->nidle && ss->nconns >= SOCK_MAX_CONNS) {
+		if (pthread_cond_timedwait(&ss->conn_freed, &ss->lock, &until) == ETIMEDOUT ||
+		    server_silent(ss)) {
+			pthread_mutex_unlock(&ss->lock);
+			return -ETIMEDOUT;
+		}
+	}
 	if (ss->nidle) {
 		fd = ss->idle[--ss->nidle];
 		pthread_mutex_unlock(&ss->lock);
@@ -260,7 +250,7 @@ static int conn_get(struct socket_store *ss, bool *fresh)
 	pthread_mutex_unlock(&ss->lock);
 
 	*fresh = true;
-	fd = sock_connect(&ss->addr, &size, &max_io);
+	fd = sock_connect(&ss->addr, deadline, &size, &max_io);
 	if (fd >= 0 && (size != ss->size || max_io != ss->max_io)) {
 		close(fd);		/* another server, other memory */
 		fd = -EIO;
@@ -270,7 +260,7 @@ static int conn_get(struct socket_store *ss, bool *fresh)
 		ss->nconns--;
 		pthread_cond_signal(&ss->conn_freed);
 		pthread_mutex_unlock(&ss->lock);
-		return -EIO;
+		return fd == -ETIMEDOUT ? fd : -EIO;
 	}
 	return fd;
 }
@@ -305,7 +295,8 @@ static void conn_put(struct socket_store *ss, int fd, int transport)
  * (then the connection is unusable).
  */
 static ssize_t exchange(struct socket_store *ss, int fd, enum sock_op op,
-			void *buf, uint32_t len, uint64_t off, int *transport)
+			void *buf, uint32_t len, uint64_t off, uint64_t deadline,
+			int *transport)
 {
 	struct sock_request req = {
 		.op = op, .len = op == SOCK_FLUSH ? 0 : len, .off = off,
@@ -318,14 +309,15 @@ static ssize_t exchange(struct socket_store *ss, int fd, enum sock_op op,
 	struct sock_response resp;
 	int err;
 
-	err = send_all(fd, iov, op == SOCK_WRITE ? 2 : 1);
+	err = uffd__sendv_all(fd, iov, op == SOCK_WRITE ? 2 : 1, deadline);
 	if (!err)
-		err = recv_all(fd, &resp, sizeof(resp));
+		err = uffd__recv_all(fd, &resp, sizeof(resp), deadline);
 	if (!err && (resp.tag != req.tag || resp.status > 0 ||
-		     (resp.status < 0 && resp.len) || resp.len > req.len))
+		     (resp.status < 0 && resp.len) || resp.len > req.len ||
+		     (op != SOCK_READ && resp.status >= 0 && resp.len != req.len)))
 		err = -EPROTO;
 	if (!err && op == SOCK_READ && resp.len)
-		err = recv_all(fd, buf, resp.len);
+		err = uffd__recv_all(fd, buf, resp.len, deadline);
 	if (err) {
 		*transport = err;
 		return -EIO;
@@ -335,23 +327,32 @@ static ssize_t exchange(struct socket_store *ss, int fd, enum sock_op op,
 }
 
 /*
- * A request on a pooled connection.  When the server has closed a reused
- * connection (EPIPE, ECONNRESET), the request is sent again once, on a new
- * one.
+ * A request on a pooled connection, all of it by one deadline from now.
+ * When the server has closed a reused connection (EPIPE, ECONNRESET), the
+ * request is sent again once, on a new one.  A request that times out
+ * marks the server silent.
  */
 static ssize_t sock_request(struct socket_store *ss, enum sock_op op, void *buf,
 			    uint32_t len, uint64_t off)
 {
+	uint64_t deadline = uffd__deadline_ms(ss->timeout_ms);
 	int attempt, fd, transport;
 	bool fresh;
-	ssize_t n;
+	ssize_t n = -EIO;
 
+	if (server_silent(ss))
+		return -EIO;
 	for (attempt = 0; attempt < 2; attempt++) {
-		fd = conn_get(ss, &fresh);
-		if (fd < 0)
-			return fd;
-		n = exchange(ss, fd, op, buf, len, off, &transport);
+		fd = conn_get(ss, deadline, &fresh);
+		if (fd < 0) {
+			if (fd == -ETIMEDOUT)
+				mark_silent(ss);
+			return -EIO;
+		}
+		n = exchange(ss, fd, op, buf, len, off, deadline, &transport);
 		conn_put(ss, fd, transport);
+		if (transport == -ETIMEDOUT)
+			mark_silent(ss);
 		if (!transport || fresh ||
 		    (transport != -EPIPE && transport != -ECONNRESET))
 			return n;
@@ -425,36 +426,80 @@ static const struct uffd_store_ops socket_ops = {
 	.close = sock_close,
 };
 
-struct uffd_store *uffd_store_socket(const char *socket_path)
+/* A store whose first connection is fd (shaken hands with), or NULL. */
+static struct uffd_store *store_new(struct socket_store *ss, int fd)
 {
-	struct socket_store *ss;
-	int fd, err;
+	pthread_condattr_t attr;
 
-	ss = calloc(1, sizeof(*ss));
-	if (!ss)
-		return NULL;
-	err = make_addr(&ss->addr, socket_path);
-	if (err)
-		goto out_free;
-	/* The first connection learns the size; it stays in the pool. */
-	fd = sock_connect(&ss->addr, &ss->size, &ss->max_io);
-	if (fd < 0) {
-		err = fd;
-		goto out_free;
-	}
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ss->conn_freed, &attr);
+	pthread_condattr_destroy(&attr);
 	pthread_mutex_init(&ss->lock, NULL);
-	pthread_cond_init(&ss->conn_freed, NULL);
 	ss->idle[ss->nidle++] = fd;
 	ss->nconns = 1;
 	ss->store.ops = &socket_ops;
 	ss->store.data = ss;
 	ss->store.kind = "socket";
 	return &ss->store;
+}
+
+struct uffd_store *uffd_store_socket_open(const char *socket_path,
+					  const struct uffd_store_socket_opts *opts)
+{
+	struct uffd_store_socket_opts o;
+	struct socket_store *ss;
+	int fd, err;
+
+	err = uffd__load_opts(&o, opts, struct uffd_store_socket_opts, timeout_ms, timeout_ms);
+	if (!err && (o.timeout_ms < 0 || o.timeout_ms > UFFD_STORE_SOCKET_MAX_TIMEOUT_MS))
+		err = -EINVAL;
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	ss = calloc(1, sizeof(*ss));
+	if (!ss)
+		return NULL;
+	ss->timeout_ms = o.timeout_ms ? o.timeout_ms : SOCK_TIMEOUT_MS;
+	err = uffd__unix_addr(&ss->addr, socket_path);
+	if (err)
+		goto out_free;
+	/* The first connection learns the size; it stays in the pool. */
+	fd = sock_connect(&ss->addr, uffd__deadline_ms(ss->timeout_ms), &ss->size,
+			  &ss->max_io);
+	if (fd < 0) {
+		err = fd;
+		goto out_free;
+	}
+	return store_new(ss, fd);
 
 out_free:
 	free(ss);
 	errno = -err;
 	return NULL;
+}
+
+struct uffd_store *uffd_store_socket(const char *socket_path)
+{
+	return uffd_store_socket_open(socket_path, NULL);
+}
+
+struct uffd_store *uffd__store_socket_over(int fd, int timeout_ms)
+{
+	struct socket_store *ss = calloc(1, sizeof(*ss));
+	int err;
+
+	if (!ss)
+		return NULL;
+	ss->timeout_ms = timeout_ms > 0 ? timeout_ms : SOCK_TIMEOUT_MS;
+	err = handshake(fd, uffd__deadline_ms(ss->timeout_ms), &ss->size, &ss->max_io);
+	if (err) {
+		free(ss);
+		errno = -err;
+		return NULL;
+	}
+	return store_new(ss, fd);
 }
 
 /* The server. */
@@ -480,8 +525,12 @@ static bool serve_stopping(struct server *srv)
 	return srv->stop && __atomic_load_n(srv->stop, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * The server side of one request is bounded by a deadline set when its
+ * first bytes arrive: a client that stalls mid-message is dropped.
+ */
 static int respond(int fd, const struct sock_request *req, int status,
-		   const void *data, uint32_t len)
+		   const void *data, uint32_t len, uint64_t deadline)
 {
 	struct sock_response resp = {
 		.status = status, .len = status < 0 ? 0 : len, .tag = req->tag,
@@ -491,11 +540,11 @@ static int respond(int fd, const struct sock_request *req, int status,
 		{ .iov_base = (void *)data, .iov_len = data ? resp.len : 0 },
 	};
 
-	return send_all(fd, iov, 2);
+	return uffd__sendv_all(fd, iov, 2, deadline);
 }
 
 /* Read and drop len bytes (a write refused): 0 or -errno. */
-static int discard(int fd, uint32_t len)
+static int discard(int fd, uint32_t len, uint64_t deadline)
 {
 	char scratch[4096];
 	uint32_t n;
@@ -503,7 +552,7 @@ static int discard(int fd, uint32_t len)
 
 	while (len) {
 		n = len < sizeof(scratch) ? len : sizeof(scratch);
-		err = recv_all(fd, scratch, n);
+		err = uffd__recv_all(fd, scratch, n, deadline);
 		if (err)
 			return err;
 		len -= n;
@@ -522,17 +571,18 @@ static int serve_flush(struct server *srv)
 }
 
 /* One request: 0 to go on, -errno to close the connection. */
-static int serve_request(struct server *srv, int fd, const struct sock_request *req)
+static int serve_request(struct server *srv, int fd, const struct sock_request *req,
+			 uint64_t deadline)
 {
 	uint64_t n;
 	int err;
 
 	if (req->op != SOCK_READ && req->op != SOCK_WRITE && req->op != SOCK_FLUSH) {
-		respond(fd, req, -EOPNOTSUPP, NULL, 0);
+		respond(fd, req, -EOPNOTSUPP, NULL, 0, deadline);
 		return -EOPNOTSUPP;
 	}
 	if (req->len > SOCK_MAX_IO) {
-		respond(fd, req, -EMSGSIZE, NULL, 0);
+		respond(fd, req, -EMSGSIZE, NULL, 0, deadline);
 		return -EMSGSIZE;
 	}
 	switch (req->op) {
@@ -540,60 +590,77 @@ static int serve_request(struct server *srv, int fd, const struct sock_request *
 		n = req->off < srv->len ? srv->len - req->off : 0;
 		if (n > req->len)
 			n = req->len;
-		return respond(fd, req, 0, n ? srv->buf + req->off : NULL, n);
+		return respond(fd, req, 0, n ? srv->buf + req->off : NULL, n, deadline);
 	case SOCK_WRITE:
 		if (req->off > srv->len || req->len > srv->len - req->off) {
-			err = discard(fd, req->len);
-			return err ? err : respond(fd, req, -EINVAL, NULL, 0);
+			err = discard(fd, req->len, deadline);
+			return err ? err : respond(fd, req, -EINVAL, NULL, 0, deadline);
 		}
-		err = recv_all(fd, srv->buf + req->off, req->len);
-		return err ? err : respond(fd, req, 0, NULL, req->len);
+		err = uffd__recv_all(fd, srv->buf + req->off, req->len, deadline);
+		return err ? err : respond(fd, req, 0, NULL, req->len, deadline);
 	default:
-		return respond(fd, req, serve_flush(srv), NULL, 0);
+		return respond(fd, req, serve_flush(srv), NULL, 0, deadline);
 	}
 }
 
 /* Wait, with no deadline, until fd has a request or the server quits. */
-static bool wait_request(struct client *c)
+static bool wait_request(struct server *srv, int fd)
 {
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-	while (!__atomic_load_n(&c->srv->quit, __ATOMIC_ACQUIRE)) {
+	while (!__atomic_load_n(&srv->quit, __ATOMIC_ACQUIRE)) {
 		if (poll(&pfd, 1, SERVE_POLL_MS) > 0)
 			return true;
 	}
 	return false;
 }
 
-static void *serve_client(void *arg)
+/* One client's connection, from its hello until it closes or errs. */
+static void serve_conn(struct server *srv, int fd)
 {
-	struct client *c = arg;
-	struct server *srv = c->srv;
 	struct sock_welcome w = {
 		.magic = SOCK_MAGIC, .version = SOCK_VERSION,
 		.max_io = SOCK_MAX_IO, .size = srv->len,
 	};
+	uint64_t deadline = uffd__deadline_ms(SOCK_TIMEOUT_MS);
 	struct sock_request req;
 	struct sock_hello hello;
 
-	if (recv_all(c->fd, &hello, sizeof(hello)) || hello.magic != SOCK_MAGIC)
-		goto out;
+	if (uffd__recv_all(fd, &hello, sizeof(hello), deadline) || hello.magic != SOCK_MAGIC)
+		return;
 	if (hello.version != SOCK_VERSION) {
 		w.status = -EPROTONOSUPPORT;
-		send_buf(c->fd, &w, sizeof(w));
-		goto out;
+		uffd__send_all(fd, &w, sizeof(w), deadline);
+		return;
 	}
-	if (send_buf(c->fd, &w, sizeof(w)))
-		goto out;
-	while (wait_request(c)) {
-		if (recv_all(c->fd, &req, sizeof(req)))
+	if (uffd__send_all(fd, &w, sizeof(w), deadline))
+		return;
+	while (wait_request(srv, fd)) {
+		deadline = uffd__deadline_ms(SOCK_TIMEOUT_MS);
+		if (uffd__recv_all(fd, &req, sizeof(req), deadline))
 			break;		/* closed, or stalled mid-request */
-		if (serve_request(srv, c->fd, &req))
+		if (serve_request(srv, fd, &req, deadline))
 			break;
 	}
-out:
+}
+
+static void *serve_client(void *arg)
+{
+	struct client *c = arg;
+
+	serve_conn(c->srv, c->fd);
 	__atomic_store_n(&c->done, true, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+int uffd__store_serve_conn(int fd, void *buf, size_t len)
+{
+	struct server srv = { .buf = buf, .len = len };
+
+	if (!buf || !len || len > INT64_MAX)
+		return -EINVAL;
+	serve_conn(&srv, fd);
+	return 0;
 }
 
 /* Join the clients whose thread ended (all of them, when all). */
@@ -617,8 +684,7 @@ static void add_client(struct server *srv, int fd)
 {
 	struct client *c = calloc(1, sizeof(*c));
 
-	if (!c || set_timeouts(fd)) {
-		free(c);
+	if (!c) {
 		close(fd);
 		return;
 	}
@@ -686,7 +752,7 @@ int uffd_store_serve(const char *socket_path, void *buf, size_t len,
 
 	if (!buf || !len || len > INT64_MAX)
 		return -EINVAL;
-	err = make_addr(&addr, socket_path);
+	err = uffd__unix_addr(&addr, socket_path);
 	if (err)
 		return err;
 	pfd.fd = listen_on(&addr);

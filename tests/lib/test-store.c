@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -142,6 +143,8 @@ pid_t t_serve_start(const char *path, size_t len, unsigned seed)
 
 	CHECK(pid >= 0);
 	if (!pid) {
+		/* a test that fails (or is stopped) must not leave a server behind */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (mem == MAP_FAILED)
 			_exit(2);
