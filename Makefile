@@ -6,6 +6,8 @@
 #                        the same suite under a sanitizer, in build/san-NAME/
 #   make demo            the tour: build/uffd demo
 #   make install PREFIX=/usr/local DESTDIR=
+#   make fuzz            libFuzzer targets into build/fuzz/ (needs clang; see
+#                        fuzz/run.sh and README.md)
 #
 # Optional dependencies are detected here and announced with -DHAVE_*; the
 # library builds and works without them.
@@ -35,6 +37,12 @@ BUILD ?= build
 else
 BUILD ?= build/san-$(SAN)
 SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+# make fuzz builds everything again with clang, instrumented for libFuzzer.
+ifeq ($(FUZZING),1)
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
 endif
 
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
@@ -88,7 +96,7 @@ UMAP_SRCS := $(sort $(wildcard src/umap/*.c))
 UMAP_OBJS := $(UMAP_SRCS:%.c=$(BUILD)/obj/%.o)
 UMAP_SHARED := $(BUILD)/libumap.so.1
 
-.PHONY: all check demo install clean
+.PHONY: all check demo install clean fuzz fuzz-targets fuzz-seeds
 all: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(KV) $(TESTS) $(EXAMPLES) $(BUILD)/libuffd.pc \
 	$(if $(UMAP_SRCS),$(BUILD)/libumap.so)
 
@@ -195,6 +203,33 @@ install: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(KV) $(BUI
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+
+# Fuzz targets: fuzz/NAME.c becomes build/fuzz/fuzz-NAME (libFuzzer's main),
+# and fuzz/seeds.c the program that writes their seed corpora.
+FUZZ_BUILD := build/fuzz
+FUZZ_SRCS := $(filter-out fuzz/seeds.c,$(sort $(wildcard fuzz/*.c)))
+FUZZERS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz-%)
+
+fuzz:
+	@command -v clang >/dev/null 2>&1 || { \
+		echo "make fuzz: clang is required (libFuzzer); on Debian: apt-get install clang" >&2; \
+		exit 1; }
+	$(Q)$(MAKE) --no-print-directory CC=clang FUZZING=1 BUILD=$(FUZZ_BUILD) fuzz-targets
+
+fuzz-targets: $(FUZZERS) $(BUILD)/fuzz-seeds
+
+$(BUILD)/fuzz-%: $(BUILD)/obj/fuzz/%.o $(INTERNAL)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(INTERNAL) $(LDLIBS)
+
+$(BUILD)/fuzz-seeds: $(BUILD)/obj/fuzz/seeds.o $(INTERNAL)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(INTERNAL) $(LDLIBS)
+
+# Rewrite fuzz/corpus/ from scratch (seeds only; what a fuzzer finds stays out).
+fuzz-seeds: fuzz
+	rm -rf fuzz/corpus
+	$(FUZZ_BUILD)/fuzz-seeds fuzz/corpus
 
 clean:
 	rm -rf build
