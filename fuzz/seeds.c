@@ -5,13 +5,15 @@
  *
  *   image         images as the library writes them (base, delta, mixed
  *                 data and zero chunks, two regions, a version 1 file)
- *   chain         chains of 1 to 3 of them, packed as fuzz/chain.c reads
+ *   chain         chains of 1 to 3 of them, packed as fuzz/chain.c reads,
+ *                 and one of 4 KiB pages (mostly zero), which it restores
  *   store-server  a client's side of whole conversations
  *   store-client  a server's side, answering fuzz/store-client.c's I/O
  *
  *   build/fuzz/fuzz-seeds DIR     (make fuzz-seeds: DIR = fuzz/corpus)
  *
- * Pages are 512 bytes, the smallest the format allows, to keep them small.
+ * Pages are 512 bytes, the smallest the format allows, to keep them small
+ * (restore takes only 4 KiB pages: that chain records one data page).
  */
 #include <sys/stat.h>
 #include <uffd/image.h>
@@ -135,6 +137,23 @@ static void emit_chain(const char *name, char paths[][256], int nfiles)
 	free(in);
 }
 
+/* A base of 4 KiB pages (one data, three zero) and a delta of it. */
+static void restorable_chain(char paths[][256])
+{
+	struct uffd_image_region r = { .addr = 0x200000, .len = 8 * 4096, .page_size = 4096,
+				       .flags = UFFD_IMAGE_ANON };
+	struct uffd_image_writer *w = uffd_image_create(paths[1], &r, 1, NULL, 1);
+	uint8_t data[4096];
+
+	fill(data, sizeof(data), 9);
+	if (!w || uffd_image_put(w, 0, 2, 4, data, 0xd) || uffd_image_commit(w))
+		abort();
+	w = uffd_image_create(paths[0], &r, 1, paths[1], 2);
+	if (!w || uffd_image_put_page(w, 0, 3, NULL) || uffd_image_put_page(w, 0, 7, NULL) ||
+	    uffd_image_commit(w))
+		abort();
+}
+
 static void images_and_chains(void)
 {
 	const char *dir = fuzz_dir();
@@ -155,6 +174,10 @@ static void images_and_chains(void)
 	emit_chain("one", paths + 2, 1);
 	make_v1(paths[2]);
 	emit_image("base-v1", paths[2], FUZZ_FIX_CRCS);
+	for (i = 0; i < 3; i++)
+		unlink(paths[i]);
+	restorable_chain(paths);
+	emit_chain("restore-4k", paths, 2);
 }
 
 /* The wire protocol of src/pager/store_socket.c, in this machine's order. */
