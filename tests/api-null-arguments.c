@@ -562,6 +562,22 @@ static void check_image_put(void)
 	uffd_image_abort(w);
 }
 
+static void check_image_putv(void)
+{
+	struct uffd_image_region reg = { 0x100000000ULL, 4 * PAGE, PAGE, UFFD_IMAGE_ANON };
+	static const char page[PAGE] = { 1 };
+	const void *pages[2] = { page, NULL };
+	struct uffd_image_writer *w;
+
+	CHECK_EINVAL(uffd_image_putv(NULL, 0, 0, 1, pages));
+	w = uffd_image_create(t_img_path(1, t_img_dir(), "putv.img"), &reg, 1, NULL, 0);
+	CHECK(w);
+	CHECK_EINVAL(uffd_image_putv(w, 0, 0, 2, NULL));	/* no page list */
+	CHECK_EINVAL(uffd_image_putv(w, 0, 3, 2, pages));	/* past the region */
+	CHECK_EINVAL(uffd_image_putv(w, 0, 0, 0, pages));	/* no pages */
+	uffd_image_abort(w);
+}
+
 static void check_image_put_page(void)
 {
 	char page[PAGE] = { 1 };
@@ -960,7 +976,7 @@ static struct entry table[] = {
 	E(track_reset), E(track_free), E(track_result_free), E(track_collect),
 	E(track_collect_bitmap), E(track_stats),
 	/* images */
-	E(image_create), E(image_put), E(image_put_page), E(image_commit),
+	E(image_create), E(image_put), E(image_putv), E(image_put_page), E(image_commit),
 	E(image_abort), E(image_bytes), E(image_open), E(image_close),
 	E(image_info), E(image_verify), E(image_read_page), E(image_chain_open),
 	E(image_chain_close), E(image_chain_length), E(image_chain_get),

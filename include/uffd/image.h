@@ -111,6 +111,10 @@ struct uffd_image_writer *uffd_image_create(const char *path,
  */
 int uffd_image_put(struct uffd_image_writer *w, int region, uint64_t first,
 		   uint32_t count, const void *data, uint64_t zero_mask);
+/* The same from pages scattered in memory: pages[i] is page first+i's
+ * contents, or NULL for a zero page (one pwritev, no copy). */
+int uffd_image_putv(struct uffd_image_writer *w, int region, uint64_t first,
+		    uint32_t count, const void *const *pages);
 /* One page: data, or NULL for a zero page. */
 int uffd_image_put_page(struct uffd_image_writer *w, int region, uint64_t page,
 			const void *data);

@@ -185,8 +185,6 @@ static inline void img_encode_region(uint8_t *p, const struct uffd_image_region 
  * first + i's data, or NULL for a zero page.  One chunk, one write.
  */
 struct uffd_image_writer;
-int img_put_pages(struct uffd_image_writer *w, int region, uint64_t first, uint32_t count,
-		  const void *const *pages);
 
 /*
  * The header CRC: bytes [0, 60) of the header, then the parent field, so

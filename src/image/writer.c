@@ -31,7 +31,7 @@
 
 struct uffd_image_writer {
 	pthread_mutex_t lock;
-	pthread_mutex_t io_lock;	/* one write at a time: see img_put_pages() */
+	pthread_mutex_t io_lock;	/* one write at a time: see uffd_image_putv() */
 	int fd;
 	char *path;
 	char *tmp_path;
@@ -313,7 +313,7 @@ out:
 	return err;
 }
 
-int img_put_pages(struct uffd_image_writer *w, int region, uint64_t first, uint32_t count,
+int uffd_image_putv(struct uffd_image_writer *w, int region, uint64_t first, uint32_t count,
 		  const void *const *pages)
 {
 	uint8_t hdr[IMG_CHUNK_HDR_SIZE], crc_le[IMG_CRC_SIZE];
@@ -323,7 +323,7 @@ int img_put_pages(struct uffd_image_writer *w, int region, uint64_t first, uint3
 	uint32_t page_size, crc, i;
 	int err, n = 1;
 
-	if (!w || region < 0 || region >= w->nregions || !count || count > IMG_CHUNK_PAGES)
+	if (!w || !pages || region < 0 || region >= w->nregions || !count || count > IMG_CHUNK_PAGES)
 		return -EINVAL;
 	page_size = w->regions[region].page_size;
 	npages = w->regions[region].len / page_size;
@@ -383,7 +383,7 @@ int uffd_image_put(struct uffd_image_writer *w, int region, uint64_t first,
 		pages[i] = next;
 		next += page_size;
 	}
-	return img_put_pages(w, region, first, count, pages);
+	return uffd_image_putv(w, region, first, count, pages);
 }
 
 int uffd_image_put_page(struct uffd_image_writer *w, int region, uint64_t page,

@@ -47,7 +47,6 @@
 #include <uffd/handler.h>
 #include <uffd/snapshot.h>
 
-#include "image/format.h"
 #include "util/clock.h"
 #include "util/crc32c.h"
 
@@ -745,7 +744,7 @@ static void put_run(struct uffd_snap *s, struct snap_region *r, uint64_t first, 
 {
 	int ret;
 
-	if (n && (ret = img_put_pages(s->w, r->index, first, n, pages)))
+	if (n && (ret = uffd_image_putv(s->w, r->index, first, n, pages)))
 		fail(s, ret);
 }
 
