@@ -32,7 +32,7 @@
 #define LONG_ONLY	256	/* getopt val of option i without a short name: 256 + i */
 #define HELP_COLUMN	26
 
-static const struct arg_opt no_opts[] = { { NULL } };
+static const struct arg_opt no_opts[] = { { 0 } };
 
 static int count_opts(const struct arg_opt *o)
 {
