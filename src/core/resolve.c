@@ -25,6 +25,8 @@ struct fill_op {
 	bool moves_src;		/* src advances with dst (COPY, MOVE) */
 	bool src_aligned;	/* src must be page-aligned (MOVE; COPY reads
 				   its source with copy_from_user: any address) */
+	bool src_here;		/* src is in this process (COPY), not in the
+				   userfaultfd's address space (MOVE) */
 };
 
 /*
@@ -33,9 +35,19 @@ struct fill_op {
  * kernel's read of the source would fault on the same userfaultfd, in the
  * thread that was to resolve it, which would then wait for ever.  MOVE
  * follows the same rule: a range is not moved onto itself.
+ *
+ * COPY's source is in this process, its destination in the userfaultfd's
+ * address space: the same numbers overlap only when that is this process,
+ * i.e. when the fd was opened here.  An adopted fd (a forked child's, or
+ * another process's handed over, as a page server gets its clients') has
+ * the destination elsewhere, and a buffer here at the same address is no
+ * overlap at all.
  */
-static bool overlaps(uint64_t dst, uint64_t src, uint64_t len)
+static bool overlaps(const struct uffd *u, const struct fill_op *op, uint64_t dst,
+		     uint64_t src, uint64_t len)
 {
+	if (op->src_here && !(u->how & (UFFD_OPENED_DEV | UFFD_OPENED_SYSCALL)))
+		return false;
 	return src < dst + len && dst < src + len;
 }
 
@@ -74,7 +86,7 @@ static int fill_range(struct uffd *u, const struct fill_op *op, fill_setup setup
 	ret = check_range(dst, len);
 	if (!ret && op->src_aligned)
 		ret = check_range(src, len);
-	if (!ret && op->moves_src && (src + len < src || overlaps(dst, src, len)))
+	if (!ret && op->moves_src && (src + len < src || overlaps(u, op, dst, src, len)))
 		ret = -EINVAL;
 	if (ret)
 		return ret;
@@ -121,7 +133,7 @@ static __s64 *setup_copy(void *arg, uint64_t dst, uint64_t src, uint64_t len,
 int uffd_copy(struct uffd *u, void *dst, const void *src, size_t len,
 	      unsigned flags, size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_COPY, true, false };
+	static const struct fill_op op = { UFFDIO_COPY, true, false, true };
 	struct uffdio_copy arg;
 	uint64_t mode = 0;
 
@@ -146,7 +158,7 @@ static __s64 *setup_zeropage(void *arg, uint64_t dst, uint64_t src,
 int uffd_zeropage(struct uffd *u, void *dst, size_t len, unsigned flags,
 		  size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_ZEROPAGE, false, false };
+	static const struct fill_op op = { UFFDIO_ZEROPAGE, false, false, false };
 	struct uffdio_zeropage arg;
 	uint64_t mode = (flags & UFFD_DONTWAKE) ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0;
 
@@ -167,7 +179,7 @@ static __s64 *setup_continue(void *arg, uint64_t dst, uint64_t src,
 int uffd_continue(struct uffd *u, void *dst, size_t len, unsigned flags,
 		  size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_CONTINUE, false, false };
+	static const struct fill_op op = { UFFDIO_CONTINUE, false, false, false };
 	struct uffdio_continue arg;
 	uint64_t mode = 0;
 
@@ -191,7 +203,7 @@ static __s64 *setup_move(void *arg, uint64_t dst, uint64_t src, uint64_t len,
 int uffd_move(struct uffd *u, void *dst, void *src, size_t len,
 	      unsigned flags, size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_MOVE, true, true };
+	static const struct fill_op op = { UFFDIO_MOVE, true, true, false };
 	struct uffdio_move arg;
 	uint64_t mode = 0;
 
@@ -216,7 +228,7 @@ static __s64 *setup_poison(void *arg, uint64_t dst, uint64_t src,
 int uffd_poison(struct uffd *u, void *dst, size_t len, unsigned flags,
 		size_t *done)
 {
-	static const struct fill_op op = { UFFDIO_POISON, false, false };
+	static const struct fill_op op = { UFFDIO_POISON, false, false, false };
 	struct uffdio_poison arg;
 	uint64_t mode = (flags & UFFD_DONTWAKE) ? UFFDIO_POISON_MODE_DONTWAKE : 0;
 
