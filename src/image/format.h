@@ -16,6 +16,8 @@
 #include <sys/types.h>
 #include <uffd/image.h>
 
+#include "util/le.h"
+
 #define IMG_MAGIC		"UFFDIMG1"
 #define IMG_TRAILER_MAGIC	"UFFDEND1"
 #define IMG_CHUNK_MAGIC		"CHNK"
@@ -94,39 +96,6 @@ static inline uint64_t img_chunks_start(uint32_t nregions)
 static inline uint64_t img_count_mask(uint32_t count)
 {
 	return count >= 64 ? ~0ULL : (1ULL << count) - 1;
-}
-
-static inline void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = v;
-	p[1] = v >> 8;
-}
-
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-	put_le16(p, v);
-	put_le16(p + 2, v >> 16);
-}
-
-static inline void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, v);
-	put_le32(p + 4, v >> 32);
-}
-
-static inline uint16_t get_le16(const uint8_t *p)
-{
-	return p[0] | (uint16_t)p[1] << 8;
-}
-
-static inline uint32_t get_le32(const uint8_t *p)
-{
-	return get_le16(p) | (uint32_t)get_le16(p + 2) << 16;
-}
-
-static inline uint64_t get_le64(const uint8_t *p)
-{
-	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
 
 /* A chunk header, decoded. */
