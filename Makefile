@@ -62,7 +62,7 @@ LDLIBS += -luring
 endif
 
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c \
-	src/checker/*.c src/image/*.c src/snapshot/*.c src/pager/*.c))
+	src/checker/*.c src/image/*.c src/snapshot/*.c src/pager/*.c src/serve/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_SCRIPTS := $(filter-out tests/runtests.sh,$(sort $(wildcard tests/*.sh)))
