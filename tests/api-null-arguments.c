@@ -36,6 +36,7 @@
 #include <uffd/handler.h>
 #include <uffd/image.h>
 #include <uffd/pager.h>
+#include <uffd/serve.h>
 #include <uffd/snapshot.h>
 #include <uffd/track.h>
 
@@ -737,6 +738,101 @@ static void check_restore_stats(void)
 	uffd_restore_close(r, true);
 }
 
+/* ---- the page server: <uffd/serve.h> -------------------------------------- */
+
+/* A server of the fixture image on a socket of its own, in this child. */
+static struct uffd_serve *fixture_server(const char **sock)
+{
+	static char path[600];
+	UFFD_OPTS(uffd_serve_opts, o, .image = fixture_image());
+	struct uffd_serve *s;
+
+	snprintf(path, sizeof(path), "%s/serve-%d.sock", t_img_dir(), (int)getpid());
+	o.socket_path = path;
+	s = uffd_serve_new(&o);
+	if (!s)
+		FAIL("uffd_serve_new: %s", strerror(errno));
+	*sock = path;
+	return s;
+}
+
+static void check_serve_new(void)
+{
+	UFFD_OPTS(uffd_serve_opts, o, .image = "x");
+
+	CHECK_NULL_EINVAL(uffd_serve_new(NULL));
+	CHECK_NULL_EINVAL(uffd_serve_new(&o));		/* no socket */
+}
+
+static void check_serve_stats(void)
+{
+	struct uffd_serve_stats st;
+	struct uffd_serve *s;
+	const char *sock;
+
+	CHECK_EINVAL(uffd_serve_stats(NULL, &st));
+	s = fixture_server(&sock);
+	CHECK_EINVAL(uffd_serve_stats(s, NULL));
+	uffd_serve_free(s);
+}
+
+static void check_serve_free(void) { uffd_serve_free(NULL); }
+
+static void check_serve_attach(void)
+{
+	UFFD_OPTS(uffd_serve_attach_opts, o, .flags = UFFD_SERVE_ANYWHERE);
+
+	CHECK_NULL_EINVAL(uffd_serve_attach(NULL));
+	CHECK_NULL_EINVAL(uffd_serve_attach(&o));	/* no socket */
+}
+
+static void check_serve_client_regions(void) { CHECK_EINVAL(uffd_serve_client_regions(NULL)); }
+static void check_serve_client_len(void) { CHECK_EQ(uffd_serve_client_len(NULL, 0), 0); }
+static void check_serve_client_wait(void) { CHECK_EINVAL(uffd_serve_client_wait(NULL, 0)); }
+static void check_serve_detach(void) { uffd_serve_detach(NULL, true); }
+
+/* A client of the fixture server, in this child. */
+static void with_client(void (*check)(struct uffd_serve_client *c))
+{
+	UFFD_OPTS(uffd_serve_attach_opts, o, .flags = UFFD_SERVE_ANYWHERE);
+	struct uffd_serve_client *c;
+	struct uffd_serve *s = fixture_server(&o.socket_path);
+
+	c = uffd_serve_attach(&o);
+	if (!c)
+		FAIL("uffd_serve_attach: %s", strerror(errno));
+	check(c);
+	uffd_serve_detach(c, true);
+	uffd_serve_free(s);
+}
+
+static void client_addr_checks(struct uffd_serve_client *c)
+{
+	CHECK_NULL_EINVAL(uffd_serve_client_addr(c, 1));
+	CHECK_NULL_EINVAL(uffd_serve_client_addr(c, -1));
+	CHECK(uffd_serve_client_addr(c, 0) != NULL);
+	CHECK_EQ(uffd_serve_client_len(c, 1), 0);
+}
+
+static void check_serve_client_addr(void)
+{
+	CHECK_NULL_EINVAL(uffd_serve_client_addr(NULL, 0));
+	with_client(client_addr_checks);
+}
+
+static void client_stats_checks(struct uffd_serve_client *c)
+{
+	CHECK_EINVAL(uffd_serve_client_stats(c, NULL));
+}
+
+static void check_serve_client_stats(void)
+{
+	struct uffd_serve_client_stats st;
+
+	CHECK_EINVAL(uffd_serve_client_stats(NULL, &st));
+	with_client(client_stats_checks);
+}
+
 /* ---- checkpoints: <uffd/checkpoint.h> ------------------------------------- */
 
 static void check_ckpt_new(void)
@@ -986,6 +1082,10 @@ static struct entry table[] = {
 	E(snap_prepare_write),
 	E(snap_all_regions), E(restore_open), E(restore_addr), E(restore_regions),
 	E(restore_wait), E(restore_stats), E(restore_close),
+	/* the page server */
+	E(serve_new), E(serve_stats), E(serve_free), E(serve_attach),
+	E(serve_client_regions), E(serve_client_addr), E(serve_client_len),
+	E(serve_client_wait), E(serve_client_stats), E(serve_detach),
 	/* checkpoints */
 	E(ckpt_new), E(ckpt_take), E(ckpt_begin), E(ckpt_wait), E(ckpt_prepare_write),
 	E(ckpt_free),

@@ -1,0 +1,703 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The client side of the page server: uffd_serve_attach() and the thread
+ * that watches the server for the rest of the restore.
+ *
+ * The client keeps its own reference to the userfaultfd it handed over,
+ * so the kernel keeps the faults of a dead server's client pending rather
+ * than turning them into zero pages, and a pidfd of the server, which
+ * becomes readable when it dies.  The watcher thread reads what the
+ * server says - the changes of the memory map it saw (the client's own
+ * mremap, munmap, madvise), the counters it is asked for, "done" - and
+ * keeps a standby engine (engine.h) in step with those changes.  If the
+ * server dies, or closes the connection, before saying "done", the
+ * watcher starts that engine on the client's own userfaultfd: it wakes
+ * every region (faults the server had read but not answered are raised
+ * again), serves the faults and fills the rest from the source the server
+ * named, opened read-only here, or poisons the missing pages when the
+ * source cannot be opened (the program gets SIGBUS, never a hang).
+ *
+ * What a fallback cannot know: an event the server read but died before
+ * reporting, and a forked child's userfaultfd, which only the server held
+ * (the child's missing pages read as zeros once that fd is gone).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <uffd/serve.h>
+
+#include "engine.h"
+#include "proto.h"
+#include "source.h"
+#include "util/clock.h"
+#include "util/opts.h"
+#include "util/sock.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+#define DEFAULT_TIMEOUT_MS	5000
+#define STATS_TIMEOUT_MS	1000
+#define BYE_TIMEOUT_MS		1000
+#define RX_CAP			(SERVE_HDR + SERVE_MAX_PAYLOAD)
+
+/* What the server requires of a client's userfaultfd, and what helps. */
+#define REQUIRED_FEATURES (UFFD_F(UFFD_FEAT_EVENT_REMOVE) | UFFD_F(UFFD_FEAT_EVENT_REMAP) | \
+			   UFFD_F(UFFD_FEAT_EVENT_UNMAP))
+#define WANTED_FEATURES (UFFD_F(UFFD_FEAT_EVENT_FORK) | UFFD_F(UFFD_FEAT_POISON))
+
+struct uffd_serve_client {
+	struct uffd_serve_attach_opts o;
+	char *fallback_path;
+	int sock, pidfd, stop_efd;
+	struct uffd u;
+	uint64_t features;		/* of u, as negotiated */
+	struct serve_layout layout;
+	int nregions;
+	struct serve_mapping *maps;	/* as the server was told, by address */
+	uint64_t pages;
+	struct serve_engine e;		/* standby, then the fallback */
+	bool engine_ready;
+	struct serve_source *src;	/* opened by the watcher */
+	int src_err;
+	pthread_t watcher;
+	bool watcher_started;
+	pthread_mutex_t lock;		/* the fields below, and sends */
+	pthread_cond_t cond;
+	bool done, fallback, finish;	/* finish: detach asks to complete here */
+	int error;
+	bool stats_waiting;
+	uint64_t stats_gen;
+	struct serve_counts server;	/* as last reported */
+	uint64_t t0, t_done;
+	uint8_t *rx;
+	size_t rxlen;
+};
+
+/* ---- the handshake --------------------------------------------------- */
+
+static int connect_to(const char *path, uint64_t deadline)
+{
+	struct sockaddr_un addr;
+	int fd, ret;
+
+	ret = uffd__unix_addr(&addr, path);
+	if (ret)
+		return ret;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A full backlog says EAGAIN for a Unix socket: try again. */
+	while (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
+		ret = -errno;
+		if ((ret != -EAGAIN && ret != -EINTR) || (deadline && mono_ns() > deadline)) {
+			close(fd);
+			return ret == -EAGAIN ? -ETIMEDOUT : ret;
+		}
+		usleep(1000);
+	}
+	return fd;
+}
+
+static int send_frame(int sock, uint16_t type, const void *payload, uint32_t len, int fd,
+		      uint64_t deadline)
+{
+	uint8_t *buf = malloc(SERVE_HDR + len);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	if (len)
+		memcpy(buf + SERVE_HDR, payload, len);
+	uffd__serve_frame_put(buf, type, buf + SERVE_HDR, len);
+	ret = fd >= 0 ? uffd__send_with_fd(sock, buf, SERVE_HDR + len, fd) :
+			uffd__send_all(sock, buf, SERVE_HDR + len, deadline);
+	free(buf);
+	return ret;
+}
+
+/*
+ * The next frame from the server into f (valid until the next call):
+ * 0, or -errno (-ECONNRESET: closed).  With deadline 0 it does not wait:
+ * -EAGAIN when no whole frame is there yet.
+ */
+static int read_frame(struct uffd_serve_client *c, struct serve_frame *f, size_t *consumed,
+		      uint64_t deadline, bool wait)
+{
+	int ret;
+
+	if (*consumed) {
+		memmove(c->rx, c->rx + *consumed, c->rxlen - *consumed);
+		c->rxlen -= *consumed;
+		*consumed = 0;
+	}
+	for (;;) {
+		ssize_t n;
+
+		ret = uffd__serve_frame_parse(c->rx, c->rxlen, f);
+		if (ret > 0) {
+			*consumed = ret;
+			return 0;
+		}
+		if (ret < 0)
+			return ret;
+		if (c->rxlen == RX_CAP)
+			return -EMSGSIZE;
+		n = recv(c->sock, c->rx + c->rxlen, RX_CAP - c->rxlen, MSG_DONTWAIT);
+		if (n > 0) {
+			c->rxlen += n;
+			continue;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		if (!wait)
+			return -EAGAIN;
+		ret = uffd__wait_readable(c->sock, -1, deadline);
+		if (ret <= 0)
+			return ret ? ret : -ETIMEDOUT;
+	}
+}
+
+/* A refusal: its errno (and the reason, which the caller cannot get). */
+static int answer_status(const struct serve_frame *f)
+{
+	struct serve_answer a;
+
+	if (uffd__serve_answer_get(f, &a))
+		return -EBADMSG;
+	return a.status;
+}
+
+static int map_regions(struct uffd_serve_client *c, const struct serve_mapping *ext)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->layout.nextents; i++) {
+		bool anywhere = (c->o.flags & UFFD_SERVE_ANYWHERE) || !ext[i].addr;
+		void *want = anywhere ? NULL : (void *)(uintptr_t)ext[i].addr;
+		void *p = mmap(want, ext[i].len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | (anywhere ? 0 : MAP_FIXED_NOREPLACE),
+			       -1, 0);
+
+		if (p == MAP_FAILED)
+			return -errno;
+		c->maps[i] = ext[i];
+		c->maps[i].addr = (uintptr_t)p;
+		c->nregions = i + 1;
+		if (want && p != want)
+			return -EEXIST;		/* a kernel without NOREPLACE */
+		c->pages += ext[i].len / SERVE_PAGE;
+	}
+	return 0;
+}
+
+static int handshake(struct uffd_serve_client *c, uint64_t deadline)
+{
+	struct serve_hello h = { UFFD_SERVE_PROTO_VERSION, UFFD_SERVE_PROTO_VERSION, SERVE_PAGE };
+	uint8_t hello[SERVE_HELLO_SIZE], *map;
+	struct serve_mapping *ext;
+	struct serve_frame f;
+	size_t consumed = 0;
+	uint32_t i;
+	int ret;
+
+	uffd__serve_hello_put(hello, &h);
+	ret = send_frame(c->sock, SF_HELLO, hello, sizeof(hello), -1, deadline);
+	if (ret)
+		return ret;
+	ret = read_frame(c, &f, &consumed, deadline, true);
+	if (ret)
+		return ret;
+	if (f.type == SF_ANSWER)
+		return answer_status(&f) ?: -EBADMSG;
+	ext = calloc(UFFD_SERVE_MAX_REGIONS, sizeof(*ext));
+	c->maps = calloc(UFFD_SERVE_MAX_REGIONS, sizeof(*c->maps));
+	if (!ext || !c->maps) {
+		free(ext);
+		return -ENOMEM;
+	}
+	ret = uffd__serve_layout_get(&f, &c->layout, ext, UFFD_SERVE_MAX_REGIONS);
+	if (!ret && c->layout.version != UFFD_SERVE_PROTO_VERSION)
+		ret = -EPROTONOSUPPORT;
+	for (i = 0; !ret && i < c->layout.nextents; i++)
+		if (ext[i].page_size != SERVE_PAGE || !ext[i].len || ext[i].len % SERVE_PAGE)
+			ret = -EBADMSG;
+	if (!ret)
+		ret = map_regions(c, ext);
+	free(ext);
+	if (ret)
+		return ret;
+	ret = uffd_open(&c->u, REQUIRED_FEATURES, WANTED_FEATURES,
+			UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
+	if (ret)
+		return ret;
+	c->features = c->u.features;
+	for (i = 0; i < (uint32_t)c->nregions; i++) {
+		ret = uffd_register(&c->u, (void *)(uintptr_t)c->maps[i].addr, c->maps[i].len,
+				    UFFD_REG_MISSING, NULL);
+		if (ret)
+			return ret;
+	}
+	map = malloc(uffd__serve_map_size(c->nregions));
+	if (!map)
+		return -ENOMEM;
+	uffd__serve_map_put(map, c->maps, c->nregions);
+	ret = send_frame(c->sock, SF_MAP, map, uffd__serve_map_size(c->nregions), c->u.fd,
+			 deadline);
+	free(map);
+	if (ret)
+		return ret;
+	ret = read_frame(c, &f, &consumed, deadline, true);
+	if (ret)
+		return ret;
+	if (f.type != SF_ANSWER)
+		return -EBADMSG;
+	ret = answer_status(&f);
+	/* Whatever follows (notes) stays in rx for the watcher. */
+	memmove(c->rx, c->rx + consumed, c->rxlen - consumed);
+	c->rxlen -= consumed;
+	return ret;
+}
+
+static int server_pidfd(int sock)
+{
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(int);
+	int fd = -1;
+
+	if (!getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) && fd >= 0)
+		return fd;
+	len = sizeof(cred);
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.pid <= 0)
+		return -1;
+	return (int)syscall(SYS_pidfd_open, cred.pid, 0);
+}
+
+/* ---- the watcher ---------------------------------------------------- */
+
+static void set_done(struct uffd_serve_client *c, int error)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->done && !c->error) {
+		c->error = error;
+		c->done = !error;
+		c->t_done = mono_ns();
+	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void open_fallback_source(struct uffd_serve_client *c)
+{
+	const char *path = c->fallback_path ? c->fallback_path : c->layout.path;
+	bool raw = c->layout.flags & SERVE_LAYOUT_RAW;
+
+	c->src_err = -ENOENT;
+	if ((c->o.flags & UFFD_SERVE_NO_FALLBACK) || !*path)
+		return;
+	c->src = serve_source_open(raw ? NULL : path, raw ? path : NULL);
+	if (!c->src) {
+		c->src_err = -errno;
+		return;
+	}
+	if (c->src->id != c->layout.source_id || c->src->size != c->layout.source_size) {
+		/* Not what the server served: poisoning beats wrong memory. */
+		serve_source_close(c->src);
+		c->src = NULL;
+		c->src_err = -ESTALE;
+		return;
+	}
+	c->src_err = 0;
+}
+
+/* Frames that arrived: 0, or -ECONNRESET once the server closed. */
+static int read_notes(struct uffd_serve_client *c)
+{
+	struct serve_frame f;
+	struct serve_event ev;
+	struct serve_counts k;
+	size_t consumed = 0;
+	int ret;
+
+	for (;;) {
+		ret = read_frame(c, &f, &consumed, 0, false);
+		if (ret == -EAGAIN)
+			return 0;
+		if (ret)
+			return ret;
+		switch (f.type) {
+		case SF_EVENT:
+			if (!uffd__serve_event_get(&f, &ev))
+				serve_engine_apply(&c->e, &ev);
+			break;
+		case SF_STATS:
+		case SF_DONE:
+			if (uffd__serve_counts_get(&f, &k))
+				break;
+			pthread_mutex_lock(&c->lock);
+			c->server = k;
+			c->stats_gen++;
+			pthread_cond_broadcast(&c->cond);
+			pthread_mutex_unlock(&c->lock);
+			if (f.type == SF_DONE)
+				set_done(c, 0);
+			break;
+		default:
+			break;		/* SF_BYE and anything newer */
+		}
+	}
+}
+
+static bool is_done(struct uffd_serve_client *c)
+{
+	bool done;
+
+	pthread_mutex_lock(&c->lock);
+	done = c->done;
+	pthread_mutex_unlock(&c->lock);
+	return done;
+}
+
+static void fatal_self(void *arg)
+{
+	(void)arg;
+	/* A page of ours cannot be read and cannot be poisoned. */
+	kill(getpid(), SIGBUS);
+}
+
+/* The server is gone before the end: serve ourselves to the end. */
+static void take_over(struct uffd_serve_client *c)
+{
+	struct pollfd stop = { .fd = c->stop_efd, .events = POLLIN };
+	struct uffd u = c->u;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	c->fallback = true;
+	close(c->sock);
+	c->sock = -1;
+	pthread_mutex_unlock(&c->lock);
+	c->e.o.src = c->src;
+	c->e.o.fatal = fatal_self;
+	c->u.fd = -1;			/* the engine owns it from here */
+	ret = serve_engine_start(&c->e, &u, true, NULL);
+	if (ret) {
+		set_done(c, ret);
+		return;
+	}
+	/* Poisoning only: the fill marks every missing page, so the memory
+	 * left is whole in its way - each such page raises SIGBUS. */
+	if (!c->src)
+		set_done(c, -EIO);
+	for (;;) {
+		ret = serve_engine_run(&c->e, &stop, 1);
+		if (ret == ENGINE_DONE) {
+			set_done(c, 0);
+			return;
+		}
+		if (ret < 0) {
+			set_done(c, ret);
+			return;
+		}
+		/* Asked to stop: only a detach that unmaps does, with nothing
+		 * left to serve; one that keeps the memory waits for done. */
+		if (stop.revents) {
+			pthread_mutex_lock(&c->lock);
+			ret = !c->finish;
+			pthread_mutex_unlock(&c->lock);
+			if (ret)
+				return;
+			stop.fd = -1;
+		}
+	}
+}
+
+/* Tell the server to stop serving us, and wait (a second at most) until
+ * it has: after its answer it reads nothing more from our fd. */
+static void say_bye(struct uffd_serve_client *c)
+{
+	uint64_t deadline = uffd__deadline_ms(BYE_TIMEOUT_MS);
+	struct serve_frame f;
+	size_t consumed = 0;
+
+	if (send_frame(c->sock, SF_BYE, NULL, 0, -1, deadline))
+		return;
+	while (!read_frame(c, &f, &consumed, deadline, true)) {
+		if (f.type == SF_EVENT) {
+			struct serve_event ev;
+
+			if (!uffd__serve_event_get(&f, &ev))
+				serve_engine_apply(&c->e, &ev);
+		} else if (f.type == SF_DONE) {
+			set_done(c, 0);
+		} else if (f.type == SF_BYE) {
+			break;
+		}
+	}
+}
+
+static void *watcher_main(void *arg)
+{
+	struct uffd_serve_client *c = arg;
+
+	open_fallback_source(c);
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = c->sock, .events = POLLIN },
+			{ .fd = c->stop_efd, .events = POLLIN },
+			{ .fd = c->pidfd, .events = POLLIN },
+		};
+		bool finish;
+		int ret;
+
+		ret = read_notes(c);
+		if (is_done(c))
+			return NULL;
+		if (ret) {		/* the server closed the connection */
+			take_over(c);
+			return NULL;
+		}
+		if (poll(p, c->pidfd >= 0 ? 3 : 2, -1) < 0 && errno != EINTR)
+			continue;
+		if (p[1].revents) {
+			pthread_mutex_lock(&c->lock);
+			finish = c->finish;
+			pthread_mutex_unlock(&c->lock);
+			if (!finish)
+				return NULL;
+			say_bye(c);
+			if (!is_done(c))
+				take_over(c);
+			return NULL;
+		}
+		if (p[2].revents) {
+			/* Dead: what it sent before dying is still to read. */
+			read_notes(c);
+			if (!is_done(c))
+				take_over(c);
+			return NULL;
+		}
+	}
+}
+
+/* ---- the API ------------------------------------------------------------ */
+
+static void client_free(struct uffd_serve_client *c, bool unmap)
+{
+	int i;
+
+	if (c->engine_ready)
+		serve_engine_release(&c->e);
+	uffd_close(&c->u);
+	if (c->sock >= 0)
+		close(c->sock);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	if (c->stop_efd >= 0)
+		close(c->stop_efd);
+	for (i = 0; unmap && i < c->nregions; i++)
+		munmap((void *)(uintptr_t)c->maps[i].addr, c->maps[i].len);
+	serve_source_close(c->src);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c->maps);
+	free(c->rx);
+	free(c->fallback_path);
+	free(c);
+}
+
+struct uffd_serve_client *uffd_serve_attach(const struct uffd_serve_attach_opts *o)
+{
+	struct serve_engine_opts eo = { .fill = true };
+	struct uffd_serve_client *c;
+	pthread_condattr_t ca;
+	uint64_t deadline;
+	int ret;
+
+	if (!o) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->sock = c->pidfd = c->stop_efd = -1;
+	c->u.fd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	/* Deadlines below are CLOCK_MONOTONIC: immune to the wall clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	c->t0 = mono_ns();
+	ret = uffd__load_opts(&c->o, o, struct uffd_serve_attach_opts, fallback_path,
+			      fallback_path);
+	if (!ret && (!c->o.socket_path || c->o.timeout_ms < 0 ||
+		     (c->o.flags & ~(UFFD_SERVE_ANYWHERE | UFFD_SERVE_NO_FALLBACK))))
+		ret = -EINVAL;
+	if (ret)
+		goto fail;
+	if (c->o.fallback_path && !(c->fallback_path = strdup(c->o.fallback_path))) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	c->o.fallback_path = NULL;
+	c->rx = malloc(RX_CAP);
+	c->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!c->rx || c->stop_efd < 0) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	deadline = uffd__deadline_ms(c->o.timeout_ms ? c->o.timeout_ms : DEFAULT_TIMEOUT_MS);
+	c->sock = connect_to(c->o.socket_path, deadline);
+	if (c->sock < 0) {
+		ret = c->sock;
+		goto fail;
+	}
+	c->o.socket_path = NULL;
+	ret = handshake(c, deadline);
+	if (ret)
+		goto fail;
+	c->pidfd = server_pidfd(c->sock);
+	ret = serve_engine_init(&c->e, c->maps, c->nregions, &eo);
+	c->engine_ready = true;
+	if (!ret)
+		ret = -pthread_create(&c->watcher, NULL, watcher_main, c);
+	if (ret)
+		goto fail;
+	c->watcher_started = true;
+	return c;
+fail:
+	client_free(c, true);
+	errno = -ret;
+	return NULL;
+}
+
+int uffd_serve_client_regions(const struct uffd_serve_client *c)
+{
+	return c ? c->nregions : -EINVAL;
+}
+
+void *uffd_serve_client_addr(const struct uffd_serve_client *c, int region)
+{
+	if (!c || region < 0 || region >= c->nregions) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return (void *)(uintptr_t)c->maps[region].addr;
+}
+
+size_t uffd_serve_client_len(const struct uffd_serve_client *c, int region)
+{
+	return c && region >= 0 && region < c->nregions ? c->maps[region].len : 0;
+}
+
+int uffd_serve_client_wait(struct uffd_serve_client *c, int timeout_ms)
+{
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	if (timeout_ms < 0) {
+		while (!c->done && !c->error)
+			pthread_cond_wait(&c->cond, &c->lock);
+	} else {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!c->done && !c->error)
+			if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+				break;
+	}
+	ret = c->done ? 0 : c->error ? c->error : -ETIMEDOUT;
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+/* Ask the server for its counters and wait a moment for the answer. */
+static void refresh_server_counts(struct uffd_serve_client *c)
+{
+	uint64_t gen;
+	struct timespec ts;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->done || c->fallback || c->sock < 0) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	gen = c->stats_gen;
+	/* Only the watcher reads the socket; a send is one small frame. */
+	send_frame(c->sock, SF_STATS_REQ, NULL, 0, -1, uffd__deadline_ms(100));
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += STATS_TIMEOUT_MS / 1000;
+	while (c->stats_gen == gen && !c->done && !c->fallback)
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int uffd_serve_client_stats(struct uffd_serve_client *c, struct uffd_serve_client_stats *st)
+{
+	struct serve_engine_counts k = { 0 };
+
+	if (!c || !st)
+		return -EINVAL;
+	refresh_server_counts(c);
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&c->lock);
+	if (c->fallback)
+		serve_engine_counts(&c->e, &k);
+	st->pages = c->pages;
+	st->faults = c->server.faults + k.faults;
+	st->prefetched = c->server.prefetched + k.prefetched;
+	st->filled = c->server.filled + k.filled;
+	st->zero = c->server.zero + k.zero;
+	st->errors = c->server.errors + k.errors;
+	st->features = c->features;
+	st->done = c->done;
+	st->fallback = c->fallback;
+	st->duration_ns = (c->done ? c->t_done : mono_ns()) - c->t0;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+void uffd_serve_detach(struct uffd_serve_client *c, bool unmap)
+{
+	uint64_t one = 1;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->finish = !unmap;
+	pthread_mutex_unlock(&c->lock);
+	if (c->watcher_started) {
+		/* An eventfd write of 1 cannot fail short of overflow. */
+		if (write(c->stop_efd, &one, sizeof(one)) != sizeof(one)) {
+		}
+		pthread_join(c->watcher, NULL);
+	}
+	client_free(c, unmap);
+}

@@ -1,0 +1,863 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The serving engine (see engine.h): spans, the fault and event callbacks,
+ * the working-set prefetch and the background fill, driven one step at a
+ * time by one thread.
+ *
+ * Demand first: a step services every queued message before it does any
+ * background work, and a working-set slice looks at the userfaultfd every
+ * few pages and stops when a fault is queued.  Working-set pages go in
+ * with DONTWAKE: nobody waits for them unless it faulted, and a fault is
+ * read and answered (EEXIST: wake) within a slice; one wake per span at
+ * the end of the set covers any race.  The working set's file is read in
+ * 256 KiB pieces with POSIX_FADV_WILLNEED a few MiB ahead, so the kernel
+ * reads it sequentially while pages are installed; demand faults on pages
+ * of the set read them from that file too.
+ *
+ * "installed" (root address space only, per region page): the engine put
+ * the page there.  Such a page is present, or was zapped since - by
+ * madvise(DONTNEED) (whose REMOVE marks it removed anyway) or reclaimed
+ * after MADV_FREE - and a zapped page of private anonymous memory is
+ * zero: so a fault on an installed page is answered with a zero page,
+ * which also just wakes the thread when the page is still there (EEXIST),
+ * and the fill skips installed pages without an ioctl.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "runtime/runtime.h"	/* struct uffd_region: a FORK copy's data */
+#include "util/clock.h"
+
+#define PAGE			4096ull
+#define WS_PIECE		64	/* pages read from the working set at once */
+#define PREFETCH_SLICE		64	/* pages installed per step */
+#define PREFETCH_CHECK		8	/* look for queued faults this often */
+#define FILL_SLICE		64	/* pages filled per step (one read each) */
+#define SKIP_SLICE		4096	/* installed pages skipped per step */
+#define ADVISE_AHEAD		(4ull << 20)
+#define CHILD_RECHECK_MS	500
+
+/* ---- spans ------------------------------------------------------------ */
+
+static int span_find(const struct serve_mm *mm, uint64_t addr)
+{
+	int lo = 0, hi = mm->nspans;
+
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+
+		if (mm->spans[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < mm->nspans && mm->spans[lo].start <= addr ? lo : -1;
+}
+
+static int span_insert(struct serve_mm *mm, struct serve_span s)
+{
+	int i;
+
+	if (mm->nspans == mm->cap) {
+		int cap = mm->cap ? mm->cap * 2 : 4;
+		struct serve_span *v = realloc(mm->spans, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		mm->spans = v;
+		mm->cap = cap;
+	}
+	for (i = mm->nspans; i > 0 && mm->spans[i - 1].start > s.start; i--)
+		mm->spans[i] = mm->spans[i - 1];
+	mm->spans[i] = s;
+	mm->nspans++;
+	return 0;
+}
+
+/*
+ * Take [lo, hi) out of the spans; the parts taken go to *cut (malloc'd,
+ * *ncut of them) when cut is not NULL.  A span can split in two: the
+ * array grows by at most one.
+ */
+static int spans_cut(struct serve_mm *mm, uint64_t lo, uint64_t hi,
+		     struct serve_span **cut, int *ncut)
+{
+	struct serve_span *v = malloc((mm->nspans + 2) * sizeof(*v)), *c = NULL;
+	int i, n = 0, nc = 0;
+
+	if (cut)
+		c = malloc((mm->nspans + 1) * sizeof(*c));
+	if (!v || (cut && !c)) {
+		free(v);
+		free(c);
+		return -ENOMEM;
+	}
+	for (i = 0; i < mm->nspans; i++) {
+		struct serve_span s = mm->spans[i];
+		uint64_t a, b;
+
+		if (s.end <= lo || s.start >= hi) {
+			v[n++] = s;
+			continue;
+		}
+		a = s.start > lo ? s.start : lo;
+		b = s.end < hi ? s.end : hi;
+		if (s.start < lo)
+			v[n++] = (struct serve_span){ s.start, lo, s.region, s.page };
+		if (c)
+			c[nc++] = (struct serve_span){ a, b, s.region, s.page + (a - s.start) / PAGE };
+		if (s.end > hi)
+			v[n++] = (struct serve_span){ hi, s.end, s.region,
+						      s.page + (hi - s.start) / PAGE };
+	}
+	free(mm->spans);
+	mm->spans = v;
+	mm->nspans = n;
+	mm->cap = mm->nspans + 2;
+	if (cut) {
+		*cut = c;
+		*ncut = nc;
+	}
+	return 0;
+}
+
+/* Where page k of region r is mapped now (0: nowhere); *end: its span's end. */
+static uint64_t span_addr(const struct serve_mm *mm, int r, uint64_t k, uint64_t *end)
+{
+	int i;
+
+	for (i = 0; i < mm->nspans; i++) {
+		const struct serve_span *s = &mm->spans[i];
+
+		if (s->region == r && k >= s->page && k < s->page + (s->end - s->start) / PAGE) {
+			*end = s->end;
+			return s->start + (k - s->page) * PAGE;
+		}
+	}
+	return 0;
+}
+
+static bool is_removed(const struct serve_mm *mm, int r, uint64_t k)
+{
+	return mm->removed[r].nbits && bitmap_test(&mm->removed[r], k);
+}
+
+/* ---- address spaces ----------------------------------------------------- */
+
+static void mm_free(struct serve_mm *mm)
+{
+	int i;
+
+	if (!mm)
+		return;
+	for (i = 0; mm->removed && i < mm->e->nregions; i++)
+		bitmap_free(&mm->removed[i]);
+	free(mm->removed);
+	free(mm->rdata);
+	free(mm->spans);
+	free(mm);
+}
+
+static struct serve_mm *mm_new(struct serve_engine *e, bool root)
+{
+	struct serve_mm *mm = calloc(1, sizeof(*mm));
+	int i;
+
+	if (!mm)
+		return NULL;
+	mm->e = e;
+	mm->root = root;
+	mm->removed = calloc(e->nregions, sizeof(*mm->removed));
+	mm->rdata = calloc(e->nregions, sizeof(*mm->rdata));
+	if (!mm->removed || !mm->rdata) {
+		mm_free(mm);
+		return NULL;
+	}
+	for (i = 0; i < e->nregions; i++)
+		mm->rdata[i] = (struct serve_rdata){ mm, i };
+	pthread_mutex_lock(&e->mms_lock);
+	mm->next = e->mms;
+	e->mms = mm;
+	pthread_mutex_unlock(&e->mms_lock);
+	return mm;
+}
+
+/* A forked child's address space: the parent's spans and removed pages. */
+static struct serve_mm *mm_fork(struct serve_mm *parent, const struct uffd *child_u)
+{
+	struct serve_engine *e = parent->e;
+	struct serve_mm *mm;
+	int i;
+
+	if (parent->last_child && parent->last_child->u == child_u)
+		return parent->last_child;
+	mm = calloc(1, sizeof(*mm));
+	if (!mm)
+		return NULL;
+	mm->e = e;
+	mm->u = child_u;
+	mm->removed = calloc(e->nregions, sizeof(*mm->removed));
+	mm->rdata = calloc(e->nregions, sizeof(*mm->rdata));
+	mm->spans = malloc((parent->nspans + 1) * sizeof(*mm->spans));
+	if (!mm->removed || !mm->rdata || !mm->spans)
+		goto fail;
+	memcpy(mm->spans, parent->spans, parent->nspans * sizeof(*mm->spans));
+	mm->nspans = parent->nspans;
+	mm->cap = parent->nspans + 1;
+	for (i = 0; i < e->nregions; i++) {
+		mm->rdata[i] = (struct serve_rdata){ mm, i };
+		if (!parent->removed[i].nbits)
+			continue;
+		if (bitmap_resize(&mm->removed[i], parent->removed[i].nbits))
+			goto fail;
+		memcpy(mm->removed[i].words, parent->removed[i].words,
+		       BITMAP_WORDS(parent->removed[i].nbits) * sizeof(uint64_t));
+	}
+	pthread_mutex_lock(&e->mms_lock);
+	mm->next = e->mms;
+	e->mms = mm;
+	pthread_mutex_unlock(&e->mms_lock);
+	parent->last_child = mm;
+	return mm;
+fail:
+	mm_free(mm);
+	return NULL;
+}
+
+/* ---- reading pages ------------------------------------------------------ */
+
+static void count(uint64_t *c, uint64_t n)
+{
+	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+static bool has_poison(const struct serve_engine *e)
+{
+	return e->u.features & UFFD_F(UFFD_FEAT_POISON);
+}
+
+/* The source page at off: 1 data in buf, 0 zero, -errno.  Pages of the
+ * working set come from its file (read ahead), the rest from the source. */
+static int read_source_page(struct serve_engine *e, uint64_t off, void *buf)
+{
+	const struct serve_wset *ws = e->o.ws;
+	uint64_t slot;
+
+	if (!e->o.src)
+		return -EIO;
+	if (ws && (slot = ws->slot[off / PAGE]) &&
+	    !serve_wset_read(ws, slot - 1, 1, buf) && serve_wset_page_ok(ws, slot - 1, buf))
+		return 1;
+	return serve_source_read(e->o.src, off, buf);
+}
+
+static void mark_dead(struct serve_engine *e, int ret)
+{
+	if (ret == -ESRCH || ret == -ENOSPC)
+		__atomic_store_n(&e->dead, 1, __ATOMIC_RELEASE);
+}
+
+/* A page that could not be read, without POISON: end the client. */
+static void unreadable(struct serve_engine *e)
+{
+	if (!e->fatal_called && e->o.fatal) {
+		e->fatal_called = true;
+		e->o.fatal(e->o.fatal_arg);
+	}
+}
+
+static void record(struct serve_engine *e, uint64_t src_page)
+{
+	if (!e->o.record || bitmap_test(&e->rec_seen, src_page))
+		return;
+	if (e->nrec == e->rec_cap)
+		return;			/* rec_cap is every page: cannot happen */
+	bitmap_set_atomic(&e->rec_seen, src_page);
+	e->rec[e->nrec++] = src_page;
+}
+
+/* ---- callbacks ---------------------------------------------------------- */
+
+static int serve_missing(struct uffd_fault *f)
+{
+	struct serve_rdata *d = f->data;
+	struct serve_mm *mm = d->mm;
+	struct serve_engine *e = mm->e;
+	uint64_t addr = (uintptr_t)f->addr, off, k;
+	char buf[PAGE] __attribute__((aligned(64)));
+	const struct serve_span *s;
+	int i = span_find(mm, addr), r, ret;
+
+	count(&e->counts.faults, 1);
+	if (i < 0) {
+		/* The runtime knows this range and we do not: a bug, not a
+		 * reason to serve anything. */
+		count(&e->counts.errors, 1);
+		return -EFAULT;
+	}
+	s = &mm->spans[i];
+	r = s->region;
+	k = s->page + (addr - s->start) / PAGE;
+	off = e->regions[r].offset + k * PAGE;
+	if (is_removed(mm, r, k) || (mm->root && bitmap_test(&e->installed[r], k))) {
+		count(&e->counts.zero, 1);
+		ret = uffd_fault_zero(f, PAGE);
+		goto out;
+	}
+	ret = read_source_page(e, off, buf);
+	if (ret < 0) {
+		count(&e->counts.errors, 1);
+		if (!has_poison(e)) {
+			unreadable(e);
+			return UFFD_FAULT_DEFERRED;	/* the client is being ended */
+		}
+		return ret;	/* the runtime poisons it: SIGBUS */
+	}
+	if (ret == 0) {
+		count(&e->counts.zero, 1);
+		ret = uffd_fault_zero(f, PAGE);
+	} else {
+		ret = uffd_fault_copy(f, buf, PAGE);
+	}
+	if (mm->root)
+		record(e, off / PAGE);
+out:
+	if (!ret && mm->root)
+		bitmap_set_atomic(&e->installed[r], k);
+	if (mm->root)
+		mark_dead(e, ret);
+	return ret;
+}
+
+static void note(struct serve_engine *e, uint32_t type, uint64_t a, uint64_t b, uint64_t c)
+{
+	struct serve_event ev = { .type = type, .a = a, .b = b, .c = c };
+
+	if (e->o.note)
+		e->o.note(e->o.note_arg, &ev);
+}
+
+/* REMOVE: the pages of [lo, hi) are zero from now on. */
+static void mark_removed(struct serve_mm *mm, uint64_t lo, uint64_t hi)
+{
+	struct serve_engine *e = mm->e;
+	int i;
+
+	for (i = 0; i < mm->nspans; i++) {
+		const struct serve_span *s = &mm->spans[i];
+		uint64_t a = s->start > lo ? s->start : lo, b = s->end < hi ? s->end : hi;
+		struct bitmap *bm = &mm->removed[s->region];
+
+		if (a >= b)
+			continue;
+		if (!bm->nbits && bitmap_resize(bm, e->regions[s->region].pages))
+			continue;	/* no memory: those pages keep their image */
+		bitmap_set_range(bm, s->page + (a - s->start) / PAGE,
+				 s->page + (b - s->start) / PAGE);
+	}
+}
+
+/* A piece that was at [old, old + len) is now at [to, to + len). */
+static void move_span(struct serve_mm *mm, uint64_t old, uint64_t to, uint64_t len)
+{
+	struct serve_span *cut = NULL;
+	int i, n = 0;
+
+	/* Whatever was at the destination is gone. */
+	spans_cut(mm, to, to + len, NULL, NULL);
+	if (spans_cut(mm, old, old + len, &cut, &n))
+		return;
+	for (i = 0; i < n; i++) {
+		cut[i].start = cut[i].start - old + to;
+		cut[i].end = cut[i].end - old + to;
+		span_insert(mm, cut[i]);
+	}
+	free(cut);
+}
+
+static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
+{
+	struct serve_rdata *d = uffd_region_data(r);
+	struct serve_mm *mm = d->mm, *child;
+	struct serve_engine *e = mm->e;
+	uint64_t start = (uintptr_t)uffd_region_addr(r), end = start + uffd_region_len(r);
+	uint64_t lo, hi;
+
+	switch (ev->type) {
+	case UFFD_EV_FORK:
+		/* r is the child's copy of one of our regions, made before
+		 * the child's thread starts: it gets data of its own. */
+		child = mm_fork(mm, uffd_region_uffd(r));
+		if (child)
+			r->data = &child->rdata[d->index];
+		return;
+	case UFFD_EV_REMAP:
+		/* Called once per piece, after the move: r is where it is now. */
+		lo = start - (ev->remap.to - ev->remap.from);
+		move_span(mm, lo, start, end - start);
+		if (mm->root)
+			note(e, SERVE_EV_REMAP, lo, start, end - start);
+		return;
+	case UFFD_EV_REMOVE:
+	case UFFD_EV_UNMAP:
+		lo = ev->range.start > start ? ev->range.start : start;
+		hi = ev->range.end < end ? ev->range.end : end;
+		if (lo >= hi)
+			return;
+		if (ev->type == UFFD_EV_REMOVE)
+			mark_removed(mm, lo, hi);
+		else
+			spans_cut(mm, lo, hi, NULL, NULL);
+		if (mm->root)
+			note(e, ev->type == UFFD_EV_REMOVE ? SERVE_EV_REMOVE : SERVE_EV_UNMAP,
+			     lo, hi, 0);
+		return;
+	default:
+		return;
+	}
+}
+
+static const struct uffd_region_ops serve_ops = {
+	.missing = serve_missing,
+	.event = serve_event,
+};
+
+/* ---- setup ---------------------------------------------------------------- */
+
+int serve_engine_init(struct serve_engine *e, const struct serve_mapping *m, int n,
+		      const struct serve_engine_opts *o)
+{
+	int i, j;
+
+	memset(e, 0, sizeof(*e));
+	e->o = *o;
+	e->u.fd = -1;
+	e->nregions = n;
+	e->ws_done = !o->ws || !o->src;
+	pthread_mutex_init(&e->mms_lock, NULL);
+	e->regions = calloc(n, sizeof(*e->regions));
+	e->by_offset = calloc(n, sizeof(*e->by_offset));
+	e->installed = calloc(n, sizeof(*e->installed));
+	e->buf = aligned_alloc(PAGE, WS_PIECE * PAGE);
+	if (!e->regions || !e->by_offset || !e->installed || !e->buf)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		e->regions[i] = (struct serve_region){ m[i].addr, m[i].len, m[i].offset,
+						       m[i].len / PAGE };
+		if (bitmap_resize(&e->installed[i], e->regions[i].pages))
+			return -ENOMEM;
+		/* by_offset: insertion sort (a few regions, once) */
+		for (j = i; j > 0 && m[e->by_offset[j - 1]].offset > m[i].offset; j--)
+			e->by_offset[j] = e->by_offset[j - 1];
+		e->by_offset[j] = i;
+	}
+	e->root = mm_new(e, true);
+	if (!e->root)
+		return -ENOMEM;
+	e->root->u = &e->u;
+	for (i = 0; i < n; i++) {
+		struct serve_span s = { m[i].addr, m[i].addr + m[i].len, i, 0 };
+
+		if (span_insert(e->root, s))
+			return -ENOMEM;
+	}
+	if (o->record && o->src) {
+		e->rec_cap = o->src->size / PAGE;
+		e->rec = malloc(e->rec_cap * sizeof(*e->rec) + 1);
+		if (!e->rec || bitmap_resize(&e->rec_seen, e->rec_cap))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void serve_engine_apply(struct serve_engine *e, const struct serve_event *ev)
+{
+	switch (ev->type) {
+	case SERVE_EV_REMAP:
+		move_span(e->root, ev->a, ev->b, ev->c);
+		break;
+	case SERVE_EV_REMOVE:
+		mark_removed(e->root, ev->a, ev->b);
+		break;
+	case SERVE_EV_UNMAP:
+		spans_cut(e->root, ev->a, ev->b, NULL, NULL);
+		break;
+	}
+}
+
+int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_all, int *bad)
+{
+	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1, .wait = UFFD_WAIT_EPOLL);
+	int i, ret;
+
+	e->u = *u;
+	e->h = uffd_handler_new(&e->u, &ho);
+	if (!e->h)
+		return -errno;
+	for (i = 0; i < e->root->nspans; i++) {
+		const struct serve_span *s = &e->root->spans[i];
+
+		if (!uffd_handler_add(e->h, (void *)(uintptr_t)s->start, s->end - s->start, 0,
+				      UFFD_REG_MISSING, &serve_ops, &e->root->rdata[s->region])) {
+			if (bad)
+				*bad = s->region;
+			return -errno;
+		}
+	}
+	ret = uffd_handler_start(e->h);
+	if (ret)
+		return ret;
+	e->started = true;
+	for (i = 0; wake_all && i < e->root->nspans; i++)
+		uffd_wake(&e->u, (void *)(uintptr_t)e->root->spans[i].start,
+			  e->root->spans[i].end - e->root->spans[i].start);
+	e->last_activity_ns = mono_ns();
+	return 0;
+}
+
+/* ---- background work ---------------------------------------------------- */
+
+static bool fault_queued(const struct serve_engine *e)
+{
+	struct pollfd p = { .fd = e->u.fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/*
+ * Put the source page at off, whose data is page, everywhere the root maps
+ * it (a region that is neither removed nor already filled there).  0, or
+ * the first -EAGAIN/-ESRCH/-ENOSPC.
+ */
+static int install_ws_page(struct serve_engine *e, uint64_t off, const void *page)
+{
+	int j;
+
+	for (j = 0; j < e->nregions; j++) {
+		const struct serve_region *reg = &e->regions[e->by_offset[j]];
+		int r = e->by_offset[j];
+		uint64_t k, addr, end;
+		int ret;
+
+		if (reg->offset > off)
+			break;
+		if (off >= reg->offset + reg->len)
+			continue;
+		k = (off - reg->offset) / PAGE;
+		if (bitmap_test(&e->installed[r], k) || is_removed(e->root, r, k))
+			continue;
+		addr = span_addr(e->root, r, k, &end);
+		if (!addr)
+			continue;
+		ret = uffd_copy(&e->u, (void *)(uintptr_t)addr, page, PAGE, UFFD_DONTWAKE, NULL);
+		if (ret == 0) {
+			count(&e->counts.prefetched, 1);
+			bitmap_set_atomic(&e->installed[r], k);
+		} else if (ret == -EEXIST) {
+			bitmap_set_atomic(&e->installed[r], k);
+		} else if (ret == -EAGAIN || ret == -ESRCH || ret == -ENOSPC) {
+			return ret;
+		}
+		/* -ENOENT: gone meanwhile; anything else: left to demand */
+	}
+	return 0;
+}
+
+static void wake_root(struct serve_engine *e)
+{
+	int i;
+
+	for (i = 0; i < e->root->nspans; i++)
+		uffd_wake(&e->u, (void *)(uintptr_t)e->root->spans[i].start,
+			  e->root->spans[i].end - e->root->spans[i].start);
+}
+
+static int prefetch_slice(struct serve_engine *e)
+{
+	const struct serve_wset *ws = e->o.ws;
+	int budget, ret;
+
+	if (e->ws_next >= ws->count) {
+		wake_root(e);
+		e->ws_done = true;
+		return 0;
+	}
+	if (e->ws_next >= e->piece_first + e->piece_n) {
+		uint64_t n = ws->count - e->ws_next < WS_PIECE ? ws->count - e->ws_next : WS_PIECE;
+		uint64_t at = ws->data_offset + e->ws_next * PAGE;
+		uint64_t end = ws->data_offset + ws->count * PAGE;
+
+		/* Keep the kernel reading ADVISE_AHEAD to twice that ahead. */
+		if (e->advised < end && e->advised < at + ADVISE_AHEAD) {
+			uint64_t from = e->advised > at ? e->advised : at;
+			uint64_t to = from + ADVISE_AHEAD < end ? from + ADVISE_AHEAD : end;
+
+			posix_fadvise(ws->fd, from, to - from, POSIX_FADV_WILLNEED);
+			e->advised = to;
+		}
+		ret = serve_wset_read(ws, e->ws_next, n, e->buf);
+		if (ret) {
+			/* The set went bad under us: demand serves the rest. */
+			wake_root(e);
+			e->ws_done = true;
+			return 0;
+		}
+		e->piece_first = e->ws_next;
+		e->piece_n = n;
+	}
+	for (budget = 0; budget < PREFETCH_SLICE && e->ws_next < e->piece_first + e->piece_n;
+	     budget++) {
+		uint64_t i = e->ws_next;
+		const uint8_t *page = e->buf + (i - e->piece_first) * PAGE;
+
+		if (budget && budget % PREFETCH_CHECK == 0 && fault_queued(e))
+			break;
+		if (serve_wset_page_ok(ws, i, page)) {
+			ret = install_ws_page(e, ws->pages[i] * PAGE, page);
+			if (ret == -EAGAIN)
+				break;
+			if (ret) {
+				mark_dead(e, ret);
+				return ret;
+			}
+		}
+		e->ws_next++;
+	}
+	return 0;
+}
+
+/* Fill pages of region r from k: one run of pages of one kind that are
+ * mapped contiguously and neither filled nor removed. */
+static int fill_run(struct serve_engine *e, int r, uint64_t k, int budget)
+{
+	const struct serve_region *reg = &e->regions[r];
+	uint64_t end, addr = span_addr(e->root, r, k, &end), m = 0;
+	int kind = -1, ret = 0;
+	size_t done = 0;
+
+	if (!addr) {
+		e->fill_page = k + 1;	/* unmapped: nothing to fill */
+		return 0;
+	}
+	while ((int)m < budget && k + m < reg->pages && addr + m * PAGE < end &&
+	       !bitmap_test(&e->installed[r], k + m) && !is_removed(e->root, r, k + m)) {
+		ret = read_source_page(e, reg->offset + (k + m) * PAGE, e->buf + m * PAGE);
+		if (ret < 0)
+			break;
+		if (kind >= 0 && ret != kind)
+			break;
+		kind = ret;
+		m++;
+	}
+	if (m == 0) {
+		if (ret < 0) {
+			/* Unreadable: SIGBUS on access if we can, else end it. */
+			count(&e->counts.errors, 1);
+			if (has_poison(e))
+				uffd_poison(&e->u, (void *)(uintptr_t)addr, PAGE, 0, NULL);
+			else
+				unreadable(e);
+		}
+		e->fill_page = k + 1;
+		return 0;
+	}
+	ret = kind ? uffd_copy(&e->u, (void *)(uintptr_t)addr, e->buf, m * PAGE, 0, &done) :
+		     uffd_zeropage(&e->u, (void *)(uintptr_t)addr, m * PAGE, 0, &done);
+	done /= PAGE;
+	bitmap_set_range(&e->installed[r], k, k + done);
+	count(&e->counts.filled, done);
+	if (!kind)
+		count(&e->counts.zero, done);
+	switch (ret) {
+	case 0:
+		e->fill_page = k + m;
+		return 0;
+	case -EEXIST:
+		bitmap_set_atomic(&e->installed[r], k + done);
+		/* fall through */
+	case -ENOENT:
+		e->fill_page = k + done + 1;
+		return 0;
+	case -EAGAIN:
+		e->fill_page = k + done;
+		return -EAGAIN;
+	default:
+		mark_dead(e, ret);
+		e->fill_page = k + done + 1;
+		return ret == -ESRCH || ret == -ENOSPC ? ret : 0;
+	}
+}
+
+static int fill_slice(struct serve_engine *e)
+{
+	int budget = FILL_SLICE, skips = SKIP_SLICE;
+
+	while (budget > 0 && skips > 0) {
+		int r = e->fill_region, ret;
+		uint64_t k = e->fill_page, before;
+
+		if (r >= e->nregions) {
+			e->fill_done = true;
+			return 0;
+		}
+		if (k >= e->regions[r].pages) {
+			e->fill_region++;
+			e->fill_page = 0;
+			continue;
+		}
+		if (bitmap_test(&e->installed[r], k) || is_removed(e->root, r, k)) {
+			e->fill_page++;
+			skips--;
+			continue;
+		}
+		before = e->fill_page;
+		ret = fill_run(e, r, k, budget);
+		if (ret)
+			return ret == -EAGAIN ? 0 : ret;
+		budget -= e->fill_page > before ? (int)(e->fill_page - before) : 1;
+	}
+	return 0;
+}
+
+static int children_alive(struct serve_engine *e)
+{
+	struct uffd_handler_stats st;
+
+	if (uffd_handler_stats(e->h, &st))
+		return 0;
+	return (int)(st.contexts - 1 - st.dead_contexts);
+}
+
+/* Every page is in: the kernel's own zero-fill is right from now on. */
+static void finish(struct serve_engine *e)
+{
+	int i;
+
+	for (i = 0; i < e->root->nspans; i++)
+		uffd_unregister(&e->u, (void *)(uintptr_t)e->root->spans[i].start,
+				e->root->spans[i].end - e->root->spans[i].start);
+	e->done = true;
+}
+
+int serve_engine_step(struct serve_engine *e)
+{
+	int n, ret;
+
+	if (e->done)
+		return ENGINE_DONE;
+	n = uffd_handler_dispatch(e->h);
+	if (__atomic_load_n(&e->dead, __ATOMIC_ACQUIRE))
+		return -ESRCH;
+	if (e->fatal_called)
+		return -EIO;
+	if (n < 0)
+		return n;
+	if (n > 0) {
+		e->last_activity_ns = mono_ns();
+		return ENGINE_BUSY;
+	}
+	if (!e->ws_done) {
+		ret = prefetch_slice(e);
+		return ret ? ret : ENGINE_BUSY;
+	}
+	if (e->o.fill && (e->o.src || has_poison(e)) && !e->fill_done) {
+		ret = fill_slice(e);
+		if (ret) {
+			mark_dead(e, ret);
+			return ret;
+		}
+		return ENGINE_BUSY;
+	}
+	if (e->o.fill && e->fill_done) {
+		if (children_alive(e) > 0)
+			return ENGINE_WAIT_CHILD;
+		finish(e);
+		return ENGINE_DONE;
+	}
+	return ENGINE_IDLE;
+}
+
+static bool extra_ready(struct pollfd *extra, int nextra, int timeout_ms)
+{
+	return nextra > 0 && poll(extra, nextra, timeout_ms) > 0;
+}
+
+int serve_engine_run(struct serve_engine *e, struct pollfd *extra, int nextra)
+{
+	uint64_t spin_ns = (uint64_t)(e->o.spin_us ? e->o.spin_us : UFFD_DEFAULT_SPIN_US) * 1000;
+	struct pollfd p[8];
+	int i, ret;
+
+	if (nextra > 7)
+		return -EINVAL;
+	for (;;) {
+		ret = serve_engine_step(e);
+		if (ret < 0 || ret == ENGINE_DONE)
+			return ret;
+		/* The caller's fds are looked at between any two steps. */
+		if (extra_ready(extra, nextra, 0))
+			return ENGINE_IDLE;
+		if (ret == ENGINE_BUSY)
+			continue;
+		if (ret == ENGINE_IDLE && mono_ns() - e->last_activity_ns < spin_ns) {
+			sched_yield();
+			continue;
+		}
+		p[0] = (struct pollfd){ .fd = e->u.fd, .events = POLLIN };
+		for (i = 0; i < nextra; i++)
+			p[i + 1] = extra[i];
+		if (poll(p, nextra + 1, ret == ENGINE_WAIT_CHILD ? CHILD_RECHECK_MS : -1) < 0 &&
+		    errno != EINTR)
+			return -errno;
+		for (i = 0; i < nextra; i++)
+			extra[i].revents = p[i + 1].revents;
+		if (extra_ready(extra, nextra, 0))
+			return ENGINE_IDLE;
+	}
+}
+
+void serve_engine_counts(const struct serve_engine *e, struct serve_engine_counts *c)
+{
+	c->faults = __atomic_load_n(&e->counts.faults, __ATOMIC_RELAXED);
+	c->prefetched = __atomic_load_n(&e->counts.prefetched, __ATOMIC_RELAXED);
+	c->filled = __atomic_load_n(&e->counts.filled, __ATOMIC_RELAXED);
+	c->zero = __atomic_load_n(&e->counts.zero, __ATOMIC_RELAXED);
+	c->errors = __atomic_load_n(&e->counts.errors, __ATOMIC_RELAXED);
+}
+
+void serve_engine_release(struct serve_engine *e)
+{
+	struct serve_mm *mm, *next;
+	int fd = e->u.fd, i;
+
+	/*
+	 * The runtime unregisters its regions when it stops.  The client's
+	 * memory is not ours to unregister: that would turn every page not
+	 * yet in into a zero page of a process that still expects its data.
+	 * An fd of -1 makes those calls fail harmlessly.
+	 */
+	e->u.fd = -1;
+	uffd_handler_free(e->h);
+	if (fd >= 0)
+		close(fd);
+	for (mm = e->mms; mm; mm = next) {
+		next = mm->next;
+		mm_free(mm);
+	}
+	for (i = 0; e->installed && i < e->nregions; i++)
+		bitmap_free(&e->installed[i]);
+	free(e->installed);
+	free(e->regions);
+	free(e->by_offset);
+	free(e->buf);
+	free(e->rec);
+	bitmap_free(&e->rec_seen);
+	pthread_mutex_destroy(&e->mms_lock);
+	memset(e, 0, sizeof(*e));
+	e->u.fd = -1;
+}

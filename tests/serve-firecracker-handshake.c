@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Firecracker's handshake, byte for byte as Firecracker sends it: this
+ * test plays the VMM - anonymous guest regions, a non-blocking userfaultfd
+ * with EVENT_REMOVE registered on them, then one sendmsg of serde_json's
+ * compact array {base_host_virt_addr, size, offset, page_size,
+ * page_size_kib} with the fd attached, the socket kept open and never
+ * read.  The server serves the regions from a raw memory file at their
+ * offsets, exactly; a balloon's MADV_DONTNEED makes pages zero from then
+ * on (untouched ones too); the older form with page_size_kib alone is
+ * accepted; the same JSON restores from an image.  Malformed, truncated,
+ * fd-less and huge-page handshakes are closed without an answer
+ * (Firecracker reads none) and the server goes on.
+ */
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/pserve.h"
+#include "util/sock.h"
+
+#define NPAGES 64
+#define R0 24			/* region 0: pages 0..23 of the file */
+#define R1 (NPAGES - R0)	/* region 1: the rest */
+
+static struct t_ps_image im;
+
+static int connect_server(void)
+{
+	struct sockaddr_un addr;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	CHECK_OK(uffd__unix_addr(&addr, im.sock));
+	CHECK_OK(connect(fd, (struct sockaddr *)&addr, sizeof(addr)));
+	return fd;
+}
+
+/* What Firecracker's send_uffd_handshake() writes: serde_json::to_string
+ * of its Vec<GuestRegionUffdMapping>, fields in declaration order. */
+static int fc_json(char *buf, size_t len, char *r0, char *r1, bool kib_only)
+{
+	if (kib_only)
+		return snprintf(buf, len,
+				"[{\"base_host_virt_addr\":%llu,\"size\":%lu,\"offset\":0,"
+				"\"page_size_kib\":4096},{\"base_host_virt_addr\":%llu,"
+				"\"size\":%lu,\"offset\":%lu,\"page_size_kib\":4096}]",
+				(unsigned long long)(uintptr_t)r0, R0 * PAGE,
+				(unsigned long long)(uintptr_t)r1, R1 * PAGE, R0 * PAGE);
+	return snprintf(buf, len,
+			"[{\"base_host_virt_addr\":%llu,\"size\":%lu,\"offset\":0,"
+			"\"page_size\":4096,\"page_size_kib\":4096},{\"base_host_virt_addr\":%llu,"
+			"\"size\":%lu,\"offset\":%lu,\"page_size\":4096,\"page_size_kib\":4096}]",
+			(unsigned long long)(uintptr_t)r0, R0 * PAGE,
+			(unsigned long long)(uintptr_t)r1, R1 * PAGE, R0 * PAGE);
+}
+
+struct vm {
+	struct uffd u;
+	char *r0, *r1;
+	int sock;
+};
+
+/* The VMM's side: map, register, connect, one sendmsg. */
+static void vm_start(struct vm *vm, bool kib_only)
+{
+	char json[1024];
+	int n;
+
+	t_open(&vm->u, UFFD_F(UFFD_FEAT_EVENT_REMOVE), 0);
+	vm->r0 = t_map_anon(R0 * PAGE);
+	vm->r1 = t_map_anon(R1 * PAGE);
+	CHECK_OK(uffd_register(&vm->u, vm->r0, R0 * PAGE, UFFD_REG_MISSING, NULL));
+	CHECK_OK(uffd_register(&vm->u, vm->r1, R1 * PAGE, UFFD_REG_MISSING, NULL));
+	n = fc_json(json, sizeof(json), vm->r0, vm->r1, kib_only);
+	vm->sock = connect_server();
+	CHECK_OK(uffd__send_with_fd(vm->sock, json, n, vm->u.fd));
+}
+
+static void vm_stop(struct vm *vm)
+{
+	close(vm->sock);
+	uffd_close(&vm->u);
+	munmap(vm->r0, R0 * PAGE);
+	munmap(vm->r1, R1 * PAGE);
+}
+
+/* A handshake that must be closed, with nothing sent back. */
+static void expect_closed(const void *msg, size_t len, int pass_fd)
+{
+	int fd = connect_server();
+	char c;
+
+	if (pass_fd >= 0)
+		CHECK_OK(uffd__send_with_fd(fd, msg, len, pass_fd));
+	else
+		CHECK_EQ(send(fd, msg, len, 0), (ssize_t)len);
+	CHECK_EQ(uffd__wait_readable(fd, -1, uffd__deadline_ms(5000)), 1);
+	CHECK_EQ(recv(fd, &c, 1, 0), 0);
+	close(fd);
+}
+
+int main(void)
+{
+	UFFD_OPTS(uffd_serve_opts, so, .demand_only = true, .handshake_ms = 700);
+	struct uffd_serve_stats st;
+	struct vm vm;
+	char json[1024], zero[PAGE] = { 0 };
+	pid_t server;
+	int n, refused = 0;
+
+	t_ps_make_image(&im, NPAGES, 11);
+	so.socket_path = im.sock;
+	so.mem_file = im.raw;
+	server = t_ps_server_start(&so);
+
+	vm_start(&vm, false);
+	/* The guest touches region 1 first, then half of region 0. */
+	t_ps_check("region 1", vm.r1, R0, R1, im.seed);
+	t_ps_check("region 0, first half", vm.r0, 0, R0 / 2, im.seed);
+	/* The balloon takes pages back: 4 touched and 4 never touched. */
+	CHECK_OK(madvise(vm.r1 + 8 * PAGE, 4 * PAGE, MADV_DONTNEED));
+	CHECK_OK(madvise(vm.r0 + 16 * PAGE, 4 * PAGE, MADV_DONTNEED));
+	for (n = 0; n < 4; n++) {
+		t_check_bytes("removed touched page", vm.r1 + (8 + n) * PAGE, zero, PAGE);
+		t_check_bytes("removed untouched page", vm.r0 + (16 + n) * PAGE, zero, PAGE);
+	}
+	t_ps_check("region 0, the rest", vm.r0 + 12 * PAGE, 12, 4, im.seed);
+	t_ps_check("region 0, the end", vm.r0 + 20 * PAGE, 20, 4, im.seed);
+	/* A removed page takes writes like any other. */
+	vm.r1[9 * PAGE] = 42;
+	CHECK_EQ(vm.r1[9 * PAGE], 42);
+	vm_stop(&vm);
+
+	/* Firecracker before page_size: page_size_kib alone (in bytes). */
+	vm_start(&vm, true);
+	t_ps_check("kib-only region 0", vm.r0, 0, R0, im.seed);
+	t_ps_check("kib-only region 1", vm.r1, R0, R1, im.seed);
+	vm_stop(&vm);
+
+	/* Refused: each closed without an answer. */
+	vm_start(&vm, false);		/* for its fd; its own session is fine */
+	n = snprintf(json, sizeof(json), "[{\"base_host_virt_addr\":%llu,\"size\":-4096,"
+		     "\"offset\":0,\"page_size\":4096}]", (unsigned long long)(uintptr_t)vm.r0);
+	expect_closed(json, n, vm.u.fd), refused++;
+	n = snprintf(json, sizeof(json), "[{\"base_host_virt_addr\":%llu,\"size\":4096,",
+		     (unsigned long long)(uintptr_t)vm.r0);
+	expect_closed(json, n, vm.u.fd), refused++;	/* truncated: the deadline */
+	n = fc_json(json, sizeof(json), vm.r0, vm.r1, false);
+	expect_closed(json, n, -1), refused++;		/* no fd */
+	n = snprintf(json, sizeof(json), "[{\"base_host_virt_addr\":%llu,\"size\":%lu,"
+		     "\"offset\":0,\"page_size\":2097152,\"page_size_kib\":2097152}]",
+		     (unsigned long long)(uintptr_t)vm.r0, R0 * PAGE);
+	expect_closed(json, n, vm.u.fd), refused++;	/* hugetlbfs */
+	n = snprintf(json, sizeof(json), "[{\"base_host_virt_addr\":%llu,\"size\":%lu,"
+		     "\"offset\":0,\"page_size\":4096}] trailing",
+		     (unsigned long long)(uintptr_t)vm.r0, R0 * PAGE);
+	expect_closed(json, n, vm.u.fd), refused++;
+	/* The good session, still served after all that. */
+	t_ps_check("after refusals", vm.r1, R0, R1, im.seed);
+	vm_stop(&vm);
+	t_ps_server_stop(server, &st);
+	CHECK_EQ(st.accepted, 3);
+	CHECK_EQ(st.refused, refused);
+	CHECK_EQ(st.events[2], 2);		/* the two REMOVEs */
+	CHECK_EQ(st.errors, 0);
+
+	/* The same JSON restores from an image, and the background fill
+	 * completes it without a touch. */
+	so.mem_file = NULL;
+	so.image = im.path;
+	so.demand_only = false;
+	server = t_ps_server_start(&so);
+	vm_start(&vm, false);
+	for (n = 0; n < 5000; n++) {
+		unsigned char v[R1];
+
+		CHECK_OK(mincore(vm.r1, R1 * PAGE, v));
+		if (!memchr(v, 0, R1))
+			break;
+		t_sleep_ms(1);
+	}
+	t_ps_check("image region 0", vm.r0, 0, R0, im.seed);
+	t_ps_check("image region 1", vm.r1, R0, R1, im.seed);
+	vm_stop(&vm);
+	t_ps_server_stop(server, &st);
+	CHECK_EQ(st.accepted, 1);
+	CHECK_EQ(st.done, 1);
+	CHECK_EQ(st.faults + st.filled, NPAGES);
+	return 0;
+}
