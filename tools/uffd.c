@@ -15,6 +15,7 @@ static const struct subcommand commands[] = {
 	  cmd_snapshot_info },
 	{ "restore", "restore a memory image into this process, eagerly or lazily",
 	  cmd_restore },
+	{ "serve", "a page server: lazy restore of other processes over a socket", cmd_serve },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
