@@ -219,11 +219,11 @@ static int handshake(struct uffd_serve_client *c, uint64_t deadline)
 
 	uffd__serve_hello_put(hello, &h);
 	ret = send_frame(c->sock, SF_HELLO, hello, sizeof(hello), -1, deadline);
-	if (ret)
-		return ret;
-	ret = read_frame(c, &f, &consumed, deadline, true);
-	if (ret)
-		return ret;
+	/* A server that refuses at once (this uid) answers and closes
+	 * before reading: the answer may be there even if the send failed. */
+	i = read_frame(c, &f, &consumed, deadline, !ret);
+	if (i)
+		return ret ? ret : (int)i;
 	if (f.type == SF_ANSWER)
 		return answer_status(&f) ?: -EBADMSG;
 	ext = calloc(UFFD_SERVE_MAX_REGIONS, sizeof(*ext));

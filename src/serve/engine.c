@@ -37,6 +37,9 @@
 #define WS_PIECE		64	/* pages read from the working set at once */
 #define PREFETCH_SLICE		64	/* pages installed per step */
 #define PREFETCH_CHECK		8	/* look for queued faults this often */
+#define BURST			64	/* working-set pages installed past a fault */
+#define BURST_REACH		256	/* ... on a page at most this far ahead */
+#define FILL_RUN		16	/* pages per fill copy: a fault waits less */
 #define FILL_SLICE		64	/* pages filled per step (one read each) */
 #define SKIP_SLICE		4096	/* installed pages skipped per step */
 #define ADVISE_AHEAD		(4ull << 20)
@@ -283,6 +286,8 @@ static void record(struct serve_engine *e, uint64_t src_page)
 
 /* ---- callbacks ---------------------------------------------------------- */
 
+static void ws_burst(struct serve_engine *e, uint64_t off);
+
 static int serve_missing(struct uffd_fault *f)
 {
 	struct serve_rdata *d = f->data;
@@ -304,6 +309,8 @@ static int serve_missing(struct uffd_fault *f)
 	r = s->region;
 	k = s->page + (addr - s->start) / PAGE;
 	off = e->regions[r].offset + k * PAGE;
+	if (mm->root && !e->ws_done)
+		ws_burst(e, off);
 	if (is_removed(mm, r, k) || (mm->root && bitmap_test(&e->installed[r], k))) {
 		count(&e->counts.zero, 1);
 		ret = uffd_fault_zero(f, PAGE);
@@ -513,6 +520,10 @@ int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_a
 	if (ret)
 		return ret;
 	e->started = true;
+	if (!e->ws_done && e->o.ws_active) {
+		__atomic_fetch_add(e->o.ws_active, 1, __ATOMIC_ACQ_REL);
+		e->ws_counted = true;
+	}
 	for (i = 0; wake_all && i < e->root->nspans; i++)
 		uffd_wake(&e->u, (void *)(uintptr_t)e->root->spans[i].start,
 			  e->root->spans[i].end - e->root->spans[i].start);
@@ -568,6 +579,35 @@ static int install_ws_page(struct serve_engine *e, uint64_t off, const void *pag
 	return 0;
 }
 
+/*
+ * Where the root maps the source page at off: 1 when exactly one region
+ * holds it and the page there is neither filled nor removed (*r, *k, *addr
+ * and its span's *end set), 0 when there is nothing to do, 2 when several
+ * regions hold it (install_ws_page() takes care of those).
+ */
+static int ws_target(struct serve_engine *e, uint64_t off, int *r, uint64_t *k, uint64_t *addr,
+		     uint64_t *end)
+{
+	int j, found = 0;
+
+	for (j = 0; j < e->nregions; j++) {
+		const struct serve_region *reg = &e->regions[e->by_offset[j]];
+
+		if (reg->offset > off)
+			break;
+		if (off >= reg->offset + reg->len)
+			continue;
+		if (found++)
+			return 2;
+		*r = e->by_offset[j];
+		*k = (off - reg->offset) / PAGE;
+	}
+	if (!found || bitmap_test(&e->installed[*r], *k) || is_removed(e->root, *r, *k))
+		return 0;
+	*addr = span_addr(e->root, *r, *k, end);
+	return *addr ? 1 : 0;
+}
+
 static void wake_root(struct serve_engine *e)
 {
 	int i;
@@ -577,58 +617,151 @@ static void wake_root(struct serve_engine *e)
 			  e->root->spans[i].end - e->root->spans[i].start);
 }
 
-static int prefetch_slice(struct serve_engine *e)
+/* The working set is in (or went bad): one wake for every waiter. */
+static void ws_finish(struct serve_engine *e)
+{
+	if (e->ws_done)
+		return;
+	wake_root(e);
+	e->ws_done = true;
+	if (e->ws_counted) {
+		__atomic_fetch_sub(e->o.ws_active, 1, __ATOMIC_RELEASE);
+		e->ws_counted = false;
+	}
+}
+
+/* The piece holding entry ws_next in buf: 0, or -EIO (the set went bad:
+ * finished, demand serves the rest). */
+static int ws_load_piece(struct serve_engine *e)
 {
 	const struct serve_wset *ws = e->o.ws;
-	int budget, ret;
+	uint64_t n, at, end;
 
-	if (e->ws_next >= ws->count) {
-		wake_root(e);
-		e->ws_done = true;
+	if (e->ws_next < e->piece_first + e->piece_n)
 		return 0;
+	n = ws->count - e->ws_next < WS_PIECE ? ws->count - e->ws_next : WS_PIECE;
+	at = ws->data_offset + e->ws_next * PAGE;
+	end = ws->data_offset + ws->count * PAGE;
+	/* Keep the kernel reading ADVISE_AHEAD to twice that ahead of us. */
+	if (e->advised < end && e->advised < at + ADVISE_AHEAD) {
+		uint64_t from = e->advised > at ? e->advised : at;
+		uint64_t to = from + ADVISE_AHEAD < end ? from + ADVISE_AHEAD : end;
+
+		posix_fadvise(ws->fd, from, to - from, POSIX_FADV_WILLNEED);
+		e->advised = to;
 	}
-	if (e->ws_next >= e->piece_first + e->piece_n) {
-		uint64_t n = ws->count - e->ws_next < WS_PIECE ? ws->count - e->ws_next : WS_PIECE;
-		uint64_t at = ws->data_offset + e->ws_next * PAGE;
-		uint64_t end = ws->data_offset + ws->count * PAGE;
-
-		/* Keep the kernel reading ADVISE_AHEAD to twice that ahead. */
-		if (e->advised < end && e->advised < at + ADVISE_AHEAD) {
-			uint64_t from = e->advised > at ? e->advised : at;
-			uint64_t to = from + ADVISE_AHEAD < end ? from + ADVISE_AHEAD : end;
-
-			posix_fadvise(ws->fd, from, to - from, POSIX_FADV_WILLNEED);
-			e->advised = to;
-		}
-		ret = serve_wset_read(ws, e->ws_next, n, e->buf);
-		if (ret) {
-			/* The set went bad under us: demand serves the rest. */
-			wake_root(e);
-			e->ws_done = true;
-			return 0;
-		}
-		e->piece_first = e->ws_next;
-		e->piece_n = n;
+	if (serve_wset_read(ws, e->ws_next, n, e->buf)) {
+		ws_finish(e);
+		return -EIO;
 	}
-	for (budget = 0; budget < PREFETCH_SLICE && e->ws_next < e->piece_first + e->piece_n;
-	     budget++) {
-		uint64_t i = e->ws_next;
-		const uint8_t *page = e->buf + (i - e->piece_first) * PAGE;
+	e->piece_first = e->ws_next;
+	e->piece_n = n;
+	return 0;
+}
 
-		if (budget && budget % PREFETCH_CHECK == 0 && fault_queued(e))
+/*
+ * Install working-set entries from ws_next up to end (exclusive).
+ * Consecutive entries that are consecutive pages of one span go in one
+ * UFFDIO_COPY with DONTWAKE, straight from the piece buffer, where they
+ * are consecutive too.  check: stop when a fault is queued (looked at
+ * every PREFETCH_CHECK pages).  0, -EAGAIN (events are pending: stopped),
+ * or -ESRCH/-ENOSPC (the process is gone).
+ */
+static int ws_install(struct serve_engine *e, uint64_t end, bool check)
+{
+	const struct serve_wset *ws = e->o.ws;
+	uint64_t since_check = 0;
+
+	while (!e->ws_done && e->ws_next < end) {
+		uint64_t i = e->ws_next, off, k, addr, span_end, n;
+		const uint8_t *page;
+		size_t done = 0;
+		int r, ret;
+
+		if (i >= ws->count) {
+			ws_finish(e);
 			break;
-		if (serve_wset_page_ok(ws, i, page)) {
-			ret = install_ws_page(e, ws->pages[i] * PAGE, page);
-			if (ret == -EAGAIN)
-				break;
+		}
+		if (ws_load_piece(e))
+			break;
+		if (check && since_check >= PREFETCH_CHECK) {
+			if (fault_queued(e))
+				return 0;
+			since_check = 0;
+		}
+		page = e->buf + (i - e->piece_first) * PAGE;
+		off = ws->pages[i] * PAGE;
+		if (!serve_wset_page_ok(ws, i, page)) {
+			e->ws_next++;		/* left to the source */
+			continue;
+		}
+		ret = ws_target(e, off, &r, &k, &addr, &span_end);
+		if (ret != 1) {
+			ret = ret ? install_ws_page(e, off, page) : 0;
 			if (ret) {
 				mark_dead(e, ret);
 				return ret;
 			}
+			e->ws_next++;
+			since_check++;
+			continue;
 		}
-		e->ws_next++;
+		for (n = 1; i + n < end && i + n < e->piece_first + e->piece_n && n < WS_PIECE; n++) {
+			if (ws->pages[i + n] != ws->pages[i] + n || addr + n * PAGE >= span_end ||
+			    k + n >= e->regions[r].pages || bitmap_test(&e->installed[r], k + n) ||
+			    is_removed(e->root, r, k + n) || !serve_wset_page_ok(ws, i + n, page + n * PAGE))
+				break;
+		}
+		ret = uffd_copy(&e->u, (void *)(uintptr_t)addr, page, n * PAGE, UFFD_DONTWAKE, &done);
+		done /= PAGE;
+		bitmap_set_range(&e->installed[r], k, k + done);
+		count(&e->counts.prefetched, done);
+		since_check += n;
+		switch (ret) {
+		case 0:
+			e->ws_next += n;
+			break;
+		case -EEXIST:
+			bitmap_set_atomic(&e->installed[r], k + done);
+			e->ws_next += done + 1;
+			break;
+		case -EAGAIN:
+			e->ws_next += done;
+			return -EAGAIN;
+		case -ESRCH:
+		case -ENOSPC:
+			mark_dead(e, ret);
+			return ret;
+		default:		/* -ENOENT (gone), or left to demand */
+			e->ws_next += done + 1;
+			break;
+		}
 	}
+	if (!e->ws_done && e->ws_next >= ws->count)
+		ws_finish(e);
 	return 0;
+}
+
+static int prefetch_slice(struct serve_engine *e)
+{
+	int ret = ws_install(e, e->ws_next + PREFETCH_SLICE, true);
+
+	return ret == -EAGAIN ? 0 : ret;
+}
+
+/*
+ * A fault on a page of the working set the prefetch has not reached: the
+ * program is there already.  Install the set up to BURST pages past it
+ * before answering - the faulting thread waits one copy batch longer, and
+ * then finds that many pages in instead of faulting on each.
+ */
+static void ws_burst(struct serve_engine *e, uint64_t off)
+{
+	uint32_t slot = e->o.ws->slot[off / PAGE];
+
+	if (!slot || slot - 1 < e->ws_next || slot - 1 >= e->ws_next + BURST_REACH)
+		return;
+	ws_install(e, slot - 1 + BURST, false);
 }
 
 /* Fill pages of region r from k: one run of pages of one kind that are
@@ -715,8 +848,11 @@ static int fill_slice(struct serve_engine *e)
 			skips--;
 			continue;
 		}
+		/* A fault waits for at most one run. */
+		if (budget < FILL_SLICE && fault_queued(e))
+			return 0;
 		before = e->fill_page;
-		ret = fill_run(e, r, k, budget);
+		ret = fill_run(e, r, k, budget < FILL_RUN ? budget : FILL_RUN);
 		if (ret)
 			return ret == -EAGAIN ? 0 : ret;
 		budget -= e->fill_page > before ? (int)(e->fill_page - before) : 1;
@@ -766,6 +902,8 @@ int serve_engine_step(struct serve_engine *e)
 		return ret ? ret : ENGINE_BUSY;
 	}
 	if (e->o.fill && (e->o.src || has_poison(e)) && !e->fill_done) {
+		if (e->o.ws_active && __atomic_load_n(e->o.ws_active, __ATOMIC_ACQUIRE) > 0)
+			return ENGINE_YIELD;
 		ret = fill_slice(e);
 		if (ret) {
 			mark_dead(e, ret);
@@ -804,14 +942,16 @@ int serve_engine_run(struct serve_engine *e, struct pollfd *extra, int nextra)
 			return ENGINE_IDLE;
 		if (ret == ENGINE_BUSY)
 			continue;
-		if (ret == ENGINE_IDLE && mono_ns() - e->last_activity_ns < spin_ns) {
+		if ((ret == ENGINE_IDLE || ret == ENGINE_YIELD) &&
+		    mono_ns() - e->last_activity_ns < spin_ns) {
 			sched_yield();
 			continue;
 		}
 		p[0] = (struct pollfd){ .fd = e->u.fd, .events = POLLIN };
 		for (i = 0; i < nextra; i++)
 			p[i + 1] = extra[i];
-		if (poll(p, nextra + 1, ret == ENGINE_WAIT_CHILD ? CHILD_RECHECK_MS : -1) < 0 &&
+		if (poll(p, nextra + 1, ret == ENGINE_WAIT_CHILD ? CHILD_RECHECK_MS :
+					ret == ENGINE_YIELD ? 1 : -1) < 0 &&
 		    errno != EINTR)
 			return -errno;
 		for (i = 0; i < nextra; i++)
@@ -845,6 +985,8 @@ void serve_engine_release(struct serve_engine *e)
 	uffd_handler_free(e->h);
 	if (fd >= 0)
 		close(fd);
+	if (e->ws_counted)
+		__atomic_fetch_sub(e->o.ws_active, 1, __ATOMIC_RELEASE);
 	for (mm = e->mms; mm; mm = next) {
 		next = mm->next;
 		mm_free(mm);

@@ -86,6 +86,11 @@ struct serve_engine_opts {
 	/* Root address space changes, for the client (a server's notes). */
 	void (*note)(void *arg, const struct serve_event *ev);
 	void *note_arg;
+	/* Clients whose working set is not in yet, shared by the engines of
+	 * one server (atomic; NULL: none): the background fill of every
+	 * client waits while it is not zero, so a working set never queues
+	 * behind another client's fill. */
+	int *ws_active;
 	/* A page could not be read and the fd cannot poison: the caller
 	 * ends the client (SIGBUS) rather than serve it wrong data. */
 	void (*fatal)(void *arg);
@@ -115,6 +120,7 @@ struct serve_engine {
 	uint64_t piece_first, piece_n;	/* entries in buf */
 	uint64_t advised;		/* WILLNEED given up to this offset */
 	bool ws_done;
+	bool ws_counted;		/* in *o.ws_active */
 	int fill_region;
 	uint64_t fill_page;
 	bool fill_done, done;
@@ -159,6 +165,8 @@ enum {
 				   regions were unregistered, release it */
 	ENGINE_WAIT_CHILD = 3,	/* filled, but a forked child is still
 				   served: call again within 500 ms */
+	ENGINE_YIELD = 4,	/* the fill waits for other clients' working
+				   sets: call again within a millisecond */
 };
 /* One step (see the top of this file): ENGINE_*, or -ESRCH (the process
  * is gone), -EIO (a page could not be read and could not be poisoned). */

@@ -98,6 +98,8 @@ struct uffd_serve {
 	int live;
 	unsigned next_id;
 	int record_taken;		/* atomic */
+	int ws_active;			/* atomic: clients still getting their
+					   working set (engine.h) */
 	uint64_t accepted, refused, recorded;	/* atomic */
 	struct uffd_serve_stats totals;	/* connections that ended (lock) */
 };
@@ -216,6 +218,8 @@ static int refuse(struct serve_conn *c, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	/* Counted before the peer can see it: its next step may be to ask. */
+	add_count(&c->srv->refused, 1);
 	if (!c->firecracker)
 		send_answer(c->sock, err, c->features, why);
 	logf_(c->srv, "client %u (pid %d, uid %u%s): refused: %s (%s)", c->id, (int)c->pid,
@@ -428,6 +432,7 @@ static int conn_accept_maps(struct serve_conn *c)
 	struct serve_engine_opts eo = {
 		.src = s->src, .ws = s->ws, .fill = !s->o.demand_only,
 		.note = conn_note, .note_arg = c, .fatal = conn_fatal, .fatal_arg = c,
+		.ws_active = &s->ws_active,
 	};
 	char why[SERVE_REASON_MAX];
 	struct uffd u;
@@ -644,8 +649,6 @@ static void *conn_main(void *arg)
 
 	if (!handshake(c))
 		conn_serve(c);		/* folds the counts in when it ends */
-	else
-		add_count(&c->srv->refused, 1);
 	if (c->engine_ready)
 		serve_engine_release(&c->e);
 	/* Only now, with our fd closed, may the client serve itself. */
@@ -734,18 +737,18 @@ static void accept_one(struct uffd_serve *s)
 		char why[64];
 
 		snprintf(why, sizeof(why), "uid %u is not allowed", (unsigned)cred.uid);
+		add_count(&s->refused, 1);
 		send_answer(sock, -EACCES, 0, why);
 		close(sock);
-		add_count(&s->refused, 1);
 		logf_(s, "connection from pid %d: refused: %s", (int)cred.pid, why);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
 	if (s->live >= s->o.max_clients) {
 		pthread_mutex_unlock(&s->lock);
+		add_count(&s->refused, 1);
 		send_answer(sock, -EBUSY, 0, "too many clients");
 		close(sock);
-		add_count(&s->refused, 1);
 		logf_(s, "connection from pid %d: refused: %d clients already", (int)cred.pid,
 		      s->o.max_clients);
 		return;
