@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libFuzzer target: libuffd's page-server frames (uffd__serve_frame_parse
+ * and every payload decoder, as the server and the client read them).  A
+ * frame that parses has exactly the size it says; every decoder either
+ * refuses the payload or fills its struct within bounds; a stream of
+ * frames is walked to its end, as a connection would be.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/proto.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+static struct serve_mapping maps[UFFD_SERVE_MAX_REGIONS];
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+	size_t pos = 0;
+
+	while (pos < size) {
+		struct serve_frame f;
+		struct serve_hello h;
+		struct serve_layout l;
+		struct serve_answer a;
+		struct serve_event ev;
+		struct serve_counts k;
+		int ret = uffd__serve_frame_parse(data + pos, size - pos, &f), n;
+
+		if (ret <= 0)
+			break;
+		if ((size_t)ret > size - pos || (size_t)ret != SERVE_HDR + f.len ||
+		    f.payload != data + pos + SERVE_HDR)
+			abort();
+		uffd__serve_hello_get(&f, &h);
+		if (!uffd__serve_layout_get(&f, &l, maps, UFFD_SERVE_MAX_REGIONS) &&
+		    (l.nextents > UFFD_SERVE_MAX_REGIONS || !memchr(l.path, 0, sizeof(l.path))))
+			abort();
+		n = uffd__serve_map_get(&f, maps, UFFD_SERVE_MAX_REGIONS);
+		if (n > UFFD_SERVE_MAX_REGIONS)
+			abort();
+		if (n > 0)
+			uffd__serve_check_mappings(maps, n, 1ull << 40, NULL, 0);
+		if (!uffd__serve_answer_get(&f, &a) &&
+		    (a.status > 0 || !memchr(a.reason, 0, sizeof(a.reason))))
+			abort();
+		uffd__serve_event_get(&f, &ev);
+		uffd__serve_counts_get(&f, &k);
+		pos += ret;
+	}
+	return 0;
+}
