@@ -13,6 +13,7 @@ int bench_track(int argc, char **argv);
 int bench_snapshot(int argc, char **argv);
 int bench_pager(int argc, char **argv);
 int bench_kv(int argc, char **argv);
+int bench_serve(int argc, char **argv);
 
 static const struct {
 	const char *name;
@@ -24,6 +25,7 @@ static const struct {
 	{ "snapshot", "live snapshot vs fork: pause, extra memory, writer throughput, durable", bench_snapshot },
 	{ "pager", "file 4x memory: libuffd pager vs mmap in a cgroup, us/page, hit rate", bench_pager },
 	{ "kv", "uffd-kv vs redis-server: BGSAVE under redis-benchmark, restart", bench_kv },
+	{ "serve", "page server vs mmap, eager and in-process restore: working set in, cold/warm", bench_serve },
 	{ NULL, NULL, NULL },
 };
 
