@@ -49,11 +49,20 @@ static int client(void *arg)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct uffd_serve_stats st;
 	pid_t server, pid;
 
+	if (argc == 3 && !strcmp(argv[1], "--make")) {
+		t_ps_make_image_in(&im, argv[2], NPAGES, 7);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "--client")) {
+		im.seed = 7;
+		snprintf(im.sock, sizeof(im.sock), "%s", argv[2]);
+		return client(NULL);
+	}
 	t_ps_make_image(&im, NPAGES, 7);
 	{
 		UFFD_OPTS(uffd_serve_opts, o, .socket_path = im.sock, .image = im.path);

@@ -488,7 +488,9 @@ static int handshake(struct serve_conn *c)
 	if (!c->rx || !c->maps)
 		return refuse(c, -ENOMEM, "out of memory");
 	ret = conn_read_more(c, deadline);
-	if (ret == -EINTR)
+	/* A peer that closes without a word (a probe: is anyone there?) is
+	 * neither a client nor refused. */
+	if (ret == -EINTR || ret == -ECONNRESET)
 		return ret;
 	if (ret)
 		return refuse(c, ret, "nothing received");

@@ -67,18 +67,13 @@ void t_ps_check(const char *what, const void *mem, size_t first, size_t npages, 
 
 void t_ps_make_image(struct t_ps_image *im, size_t npages, unsigned seed)
 {
-	struct uffd_image_region reg = { .addr = T_PS_ADDR, .len = npages * PAGE,
-					 .page_size = PAGE, .flags = UFFD_IMAGE_ANON };
 	const char *tmp = getenv("TMPDIR");
-	struct uffd_image_writer *w;
-	uint64_t page[PAGE / 8];
+	char dir[256];
 	size_t i;
-	int fd;
 
-	memset(im, 0, sizeof(*im));
-	snprintf(im->dir, sizeof(im->dir), "%s/uffd-serve-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(im->dir))
-		FAIL("mkdtemp %s: %s", im->dir, strerror(errno));
+	snprintf(dir, sizeof(dir), "%s/uffd-serve-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir))
+		FAIL("mkdtemp %s: %s", dir, strerror(errno));
 	for (i = 0; i < MAX_IMAGES && cleanup_images[i]; i++)
 		;
 	CHECK(i < MAX_IMAGES);
@@ -86,6 +81,20 @@ void t_ps_make_image(struct t_ps_image *im, size_t npages, unsigned seed)
 	if (!cleanup_owner)
 		atexit(remove_image_files);
 	cleanup_owner = getpid();
+	t_ps_make_image_in(im, dir, npages, seed);
+}
+
+void t_ps_make_image_in(struct t_ps_image *im, const char *dir, size_t npages, unsigned seed)
+{
+	struct uffd_image_region reg = { .addr = T_PS_ADDR, .len = npages * PAGE,
+					 .page_size = PAGE, .flags = UFFD_IMAGE_ANON };
+	struct uffd_image_writer *w;
+	uint64_t page[PAGE / 8];
+	size_t i;
+	int fd;
+
+	memset(im, 0, sizeof(*im));
+	snprintf(im->dir, sizeof(im->dir), "%s", dir);
 	snprintf(im->path, sizeof(im->path), "%s/img", im->dir);
 	snprintf(im->raw, sizeof(im->raw), "%s/mem", im->dir);
 	snprintf(im->sock, sizeof(im->sock), "%s/sock", im->dir);

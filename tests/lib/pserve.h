@@ -39,6 +39,8 @@ struct t_ps_image {
  * (zero).  The raw file holds the same bytes.
  */
 void t_ps_make_image(struct t_ps_image *im, size_t npages, unsigned seed);
+/* The same in an existing directory, left there at exit. */
+void t_ps_make_image_in(struct t_ps_image *im, const char *dir, size_t npages, unsigned seed);
 /* Page i's contents in the image. */
 void t_ps_fill(void *page, size_t i, unsigned seed);
 /* Fail naming the first page of mem (npages pages, from page first of the
