@@ -17,7 +17,10 @@
 #include <uffd/checkpoint.h>
 #include <uffd/snapshot.h>
 #include <uffd/pager.h>
+#include <uffd/serve.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -613,6 +616,168 @@ out:
 	return ret;
 }
 
+/* The page server: processes restored at once, then one whose server dies. */
+#define SERVE_TABLE (32UL << 20)
+#define SERVE_CLIENTS 3
+
+static pid_t demo_server(const char *sock, const char *img, bool demand_only)
+{
+	int pipefd[2];
+	pid_t pid;
+	char c = 1;
+
+	if (pipe(pipefd))
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		UFFD_OPTS(uffd_serve_opts, o, .socket_path = sock, .image = img,
+			  .demand_only = demand_only);
+		struct uffd_serve *s;
+		sigset_t set;
+		int sig;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		s = uffd_serve_new(&o);
+		c = s ? 0 : 1;
+		if (write(pipefd[1], &c, 1) != 1 || !s)
+			_exit(1);
+		sigwait(&set, &sig);
+		uffd_serve_free(s);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	if (pid < 0 || read(pipefd[0], &c, 1) != 1 || c) {
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		pid = -1;
+	}
+	close(pipefd[0]);
+	return pid;
+}
+
+/* A client process: attach, touch a tenth of the pages, wait, check. */
+static void demo_serve_client(struct uffd_checker *chk, const char *sock, int n,
+			      int killed_fd)
+{
+	UFFD_OPTS(uffd_serve_attach_opts, o, .socket_path = sock, .flags = UFFD_SERVE_ANYWHERE);
+	struct uffd_serve_client_stats st;
+	struct uffd_serve_client *c = uffd_serve_attach(&o);
+	char msg[256], *mem, b;
+	size_t i;
+	int ret;
+
+	if (!c) {
+		printf("  client %d: attach: %s\n", n, strerror(errno));
+		_exit(1);
+	}
+	mem = uffd_serve_client_addr(c, 0);
+	for (i = 0; i < SERVE_TABLE / DEMO_PAGE; i += 10)
+		(void)*(volatile char *)(mem + ((i * 7919) % (SERVE_TABLE / DEMO_PAGE)) * DEMO_PAGE);
+	if (killed_fd >= 0 && read(killed_fd, &b, 1) < 0)	/* the server is dead now */
+		_exit(1);
+	ret = uffd_serve_client_wait(c, 10000);
+	uffd_serve_client_stats(c, &st);
+	ret = ret ? ret : uffd_checker_verify_memory(chk, mem, msg, sizeof(msg));
+	if (st.fallback)
+		printf("  client %d (pid %d): its server gone, it filled the %llu pages not yet in "
+		       "itself; contents exact: %s\n", n, (int)getpid(),
+		       (unsigned long long)st.filled, ret ? "NO" : "yes");
+	else
+		printf("  client %d (pid %d): %llu pages on first touch, %llu filled in the "
+		       "background; contents exact: %s\n", n, (int)getpid(),
+		       (unsigned long long)st.faults, (unsigned long long)st.filled,
+		       ret ? "NO" : "yes");
+	fflush(stdout);
+	uffd_serve_detach(c, true);
+	_exit(ret ? 1 : 0);
+}
+
+static int demo_serve(void)
+{
+	UFFD_OPTS(uffd_checker_opts, co, .bytes = SERVE_TABLE, .seed = 5, .fill = 1.0);
+	char dir[] = "/tmp/uffd-demo-serve-XXXXXX", img[64], sock[64];
+	struct uffd_checker *chk = NULL;
+	struct uffd_image_region reg;
+	struct uffd_image_writer *w = NULL;
+	pid_t server = -1, pids[SERVE_CLIENTS + 1];
+	int i, status, ret = -1, killed[2] = { -1, -1 };
+	const char *mem;
+	uint64_t p;
+
+	if (!mkdtemp(dir) || !(chk = uffd_checker_new(&co))) {
+		printf("  cannot set up the workload: skipped\n");
+		uffd_checker_free(chk);
+		return 0;
+	}
+	snprintf(img, sizeof(img), "%s/table.img", dir);
+	snprintf(sock, sizeof(sock), "%s/sock", dir);
+	uffd_checker_mark_instant(chk);
+	mem = uffd_checker_area(chk);
+	reg = (struct uffd_image_region){ (uintptr_t)mem, SERVE_TABLE, DEMO_PAGE, UFFD_IMAGE_ANON };
+	w = uffd_image_create(img, &reg, 1, NULL, 0);
+	for (p = 0; w && p < SERVE_TABLE / DEMO_PAGE; p += 64)
+		if (uffd_image_put(w, 0, p, 64, mem + p * DEMO_PAGE, 0))
+			break;
+	if (!w || uffd_image_commit(w)) {
+		printf("  cannot write the image: skipped\n");
+		ret = 0;
+		goto out;
+	}
+	server = demo_server(sock, img, false);
+	if (server < 0) {
+		printf("  the server cannot start here (no userfaultfd?): skipped\n");
+		ret = 0;
+		goto out;
+	}
+	printf("  a server process serves a 32 MiB image on %s;\n"
+	       "  %d client processes attach at once and touch a tenth of their pages\n",
+	       sock, SERVE_CLIENTS);
+	fflush(stdout);
+	for (i = 0; i < SERVE_CLIENTS; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0)
+			demo_serve_client(chk, sock, i + 1, -1);
+	}
+	for (ret = 0, i = 0; i < SERVE_CLIENTS; i++)
+		if (pids[i] < 0 || waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			ret = -1;
+	kill(server, SIGTERM);
+	waitpid(server, NULL, 0);
+	if (ret)
+		goto out;
+	/* The same with a server that serves on demand and is killed. */
+	server = demo_server(sock, img, true);
+	if (server < 0 || pipe(killed)) {
+		ret = -1;
+		goto out;
+	}
+	printf("  another client, whose server is SIGKILLed after its first touches:\n");
+	fflush(stdout);
+	pids[SERVE_CLIENTS] = fork();
+	if (pids[SERVE_CLIENTS] == 0) {
+		close(killed[1]);
+		demo_serve_client(chk, sock, SERVE_CLIENTS + 1, killed[0]);
+	}
+	close(killed[0]);
+	usleep(50000);
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+	close(killed[1]);
+	ret = pids[SERVE_CLIENTS] > 0 && waitpid(pids[SERVE_CLIENTS], &status, 0) > 0 &&
+	      WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
+	printf("  (uffd serve runs a server, for Firecracker VMs too: see uffd(1))\n");
+out:
+	unlink(img);
+	unlink(sock);
+	rmdir(dir);
+	uffd_checker_free(chk);
+	return ret;
+}
+
 static int demo_probe(void)
 {
 	printf("  ");
@@ -633,6 +798,7 @@ static const struct {
 	{ "A live snapshot without fork, proven exact, restored lazily", demo_snapshot },
 	{ "Incremental checkpoints: a base and deltas of what changed", demo_checkpoint },
 	{ "The pager: sorting a file 4x larger than its buffer", demo_pager },
+	{ "A page server: processes restored at once, even when it dies", demo_serve },
 };
 
 int cmd_demo(int argc, char **argv)
