@@ -819,10 +819,17 @@ static int fill_run(struct serve_engine *e, int r, uint64_t k, int budget)
 	case -EAGAIN:
 		e->fill_page = k + done;
 		return -EAGAIN;
-	default:
+	case -ESRCH:
+	case -ENOSPC:
 		mark_dead(e, ret);
+		return ret;
+	default:
+		/* Not filled, and never to be taken for filled: the regions
+		 * stay registered and a touch of it is served on demand. */
+		count(&e->counts.errors, 1);
+		e->fill_incomplete = true;
 		e->fill_page = k + done + 1;
-		return ret == -ESRCH || ret == -ENOSPC ? ret : 0;
+		return 0;
 	}
 }
 
@@ -911,7 +918,7 @@ int serve_engine_step(struct serve_engine *e)
 		}
 		return ENGINE_BUSY;
 	}
-	if (e->o.fill && e->fill_done) {
+	if (e->o.fill && e->fill_done && !e->fill_incomplete) {
 		if (children_alive(e) > 0)
 			return ENGINE_WAIT_CHILD;
 		finish(e);

@@ -124,6 +124,8 @@ struct serve_engine {
 	int fill_region;
 	uint64_t fill_page;
 	bool fill_done, done;
+	bool fill_incomplete;		/* a page could not be filled: never
+					   unregister, serve on demand */
 	uint8_t *buf;			/* a piece of the working set */
 	uint64_t last_activity_ns;
 	/* record */
