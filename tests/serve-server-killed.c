@@ -10,7 +10,9 @@
  *  - the client told not to fall back gets SIGBUS on every page that was
  *    not in yet (poisoned), keeps the pages it had, and wait() says EIO.
  */
+#include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/pserve.h"
@@ -31,10 +33,14 @@ static void say(int fd)
 	CHECK_EQ(write(fd, "x", 1), 1);
 }
 
+/* A word from the other side within 10 s (a failed peer says nothing). */
 static void hear(int fd)
 {
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char c;
 
+	if (poll(&p, 1, 10000) != 1)
+		FAIL("the other side did not get this far");
 	CHECK_EQ(read(fd, &c, 1), 1);
 }
 
@@ -96,7 +102,7 @@ int main(void)
 {
 	UFFD_OPTS(uffd_serve_opts, so, .demand_only = true);
 	pid_t server, a, b;
-	int i;
+	int i, status;
 
 	t_require(UFFD_FEAT_POISON);
 	t_ps_make_image(&im, NPAGES, 13);
@@ -112,6 +118,9 @@ int main(void)
 	hear(sy[0].to_parent[0]);
 	hear(sy[1].to_parent[0]);
 	CHECK_OK(kill(server, SIGSTOP));
+	/* Stopped for sure (kill() does not wait): none of its threads runs. */
+	CHECK_EQ(waitpid(server, &status, WUNTRACED), server);
+	CHECK(WIFSTOPPED(status));
 	say(sy[0].to_child[1]);
 	hear(sy[0].to_parent[0]);		/* a fault is pending */
 	t_ps_server_kill(server);

@@ -67,6 +67,8 @@ int main(void)
 	CHECK_EQ(send(half, hello, 10, 0), 10);
 	CHECK_OK(pipe(ready));
 	stuck = t_ps_spawn(client, (void *)1);
+	close(ready[1]);
+	/* (A client that failed closes its end: no wait without end.) */
 	CHECK_EQ(read(ready[0], &c, 1), 1);
 	CHECK_OK(kill(stuck, SIGSTOP));
 
