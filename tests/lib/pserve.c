@@ -13,24 +13,27 @@
 #include "pserve.h"
 
 #define MAX_IMAGES 4
-static struct t_ps_image *cleanup_images[MAX_IMAGES];
+/* Copies: an image struct may live on a stack that is gone by exit. */
+static char cleanup_dirs[MAX_IMAGES][256];
 static pid_t cleanup_owner;
 
 /* At the test's exit (not a child's): the files each image dir may hold. */
 static void remove_image_files(void)
 {
 	const char *names[] = { "img", "img.ws", "mem", "mem.ws", "sock" };
-	char path[600];
+	char path[sizeof(cleanup_dirs) + 16];	/* (gcc cannot bound a row) */
 	size_t i, k;
 
 	if (getpid() != cleanup_owner)
 		return;
-	for (k = 0; k < MAX_IMAGES && cleanup_images[k]; k++) {
+	for (k = 0; k < MAX_IMAGES && cleanup_dirs[k][0]; k++) {
+		const char *dir = cleanup_dirs[k];
+
 		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", cleanup_images[k]->dir, names[i]);
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 			unlink(path);
 		}
-		rmdir(cleanup_images[k]->dir);
+		rmdir(dir);
 	}
 }
 
@@ -74,10 +77,10 @@ void t_ps_make_image(struct t_ps_image *im, size_t npages, unsigned seed)
 	snprintf(dir, sizeof(dir), "%s/uffd-serve-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir))
 		FAIL("mkdtemp %s: %s", dir, strerror(errno));
-	for (i = 0; i < MAX_IMAGES && cleanup_images[i]; i++)
+	for (i = 0; i < MAX_IMAGES && cleanup_dirs[i][0]; i++)
 		;
 	CHECK(i < MAX_IMAGES);
-	cleanup_images[i] = im;
+	snprintf(cleanup_dirs[i], sizeof(cleanup_dirs[i]), "%s", dir);
 	if (!cleanup_owner)
 		atexit(remove_image_files);
 	cleanup_owner = getpid();
