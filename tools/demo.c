@@ -221,6 +221,9 @@ static int demo_runtime(void)
 	}
 	for (i = 0; i < RT_PAGES; i++)
 		want += i & 0xff;
+	/* A fill wakes its thread before the handler adds it to its counters:
+	 * stop (join) the handler first, and the counters are final. */
+	uffd_handler_stop(h);
 	uffd_handler_stats(h, &st);
 	printf("  %llu faults, %llu pages resolved, %llu coalesced, %llu wakes\n",
 	       (unsigned long long)st.faults[UFFD_FAULT_MISSING],
