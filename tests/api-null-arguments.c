@@ -397,6 +397,7 @@ static void check_stats_quantile_ns(void)
 
 static void check_region_addr(void) { CHECK_NULL_EINVAL(uffd_region_addr(NULL)); }
 static void check_region_data(void) { CHECK_NULL_EINVAL(uffd_region_data(NULL)); }
+static void check_region_set_data(void) { CHECK_EINVAL(uffd_region_set_data(NULL, NULL)); }
 static void check_region_uffd(void) { CHECK_NULL_EINVAL(uffd_region_uffd(NULL)); }
 static void check_region_len(void) { CHECK_EQ(uffd_region_len(NULL), 0); }
 static void check_region_page_size(void) { CHECK_EQ(uffd_region_page_size(NULL), 0); }
@@ -1063,7 +1064,7 @@ static struct entry table[] = {
 	E(handler_new), E(handler_add), E(handler_remove), E(handler_start),
 	E(handler_stop), E(handler_sync), E(handler_fd), E(handler_dispatch),
 	E(handler_free), E(handler_stats), E(stats_quantile_ns), E(region_addr),
-	E(region_data), E(region_uffd), E(region_len), E(region_page_size),
+	E(region_data), E(region_set_data), E(region_uffd), E(region_len), E(region_page_size),
 	E(region_read_seq), E(region_copy), E(region_copy_wp), E(region_zero),
 	E(fault_copy), E(fault_copy_at), E(fault_copy_wp), E(fault_zero),
 	E(fault_continue), E(fault_unprotect),

@@ -161,6 +161,13 @@ size_t uffd_region_len(const struct uffd_region *r);
 size_t uffd_region_page_size(const struct uffd_region *r);
 void *uffd_region_data(const struct uffd_region *r);
 /*
+ * Give r other private data: from r's event callback (a FORK callback
+ * gives the child's copy, which starts with the parent's data, data of its
+ * own, before the child's servicing thread starts), or while no callback
+ * of r can run.  0 or -EINVAL.
+ */
+int uffd_region_set_data(struct uffd_region *r, void *data);
+/*
  * Batches of messages read so far for r's userfaultfd.  A service that
  * records it when it changes a page can tell a fault read before the
  * change (f->seq <= the recorded count) from one read after: a fault read

@@ -265,7 +265,18 @@ void *uffd_region_addr(const struct uffd_region *r)
 
 size_t uffd_region_len(const struct uffd_region *r) { return r ? r->len : 0; }
 size_t uffd_region_page_size(const struct uffd_region *r) { return r ? r->page_size : 0; }
-void *uffd_region_data(const struct uffd_region *r) { return r ? r->data : no_region(); }
+void *uffd_region_data(const struct uffd_region *r)
+{
+	return r ? __atomic_load_n(&r->data, __ATOMIC_ACQUIRE) : no_region();
+}
+
+int uffd_region_set_data(struct uffd_region *r, void *data)
+{
+	if (!r)
+		return -EINVAL;
+	__atomic_store_n(&r->data, data, __ATOMIC_RELEASE);
+	return 0;
+}
 struct uffd *uffd_region_uffd(const struct uffd_region *r) { return r ? r->ctx->u : no_region(); }
 
 uint64_t uffd_region_read_seq(const struct uffd_region *r)

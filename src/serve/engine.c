@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #include "engine.h"
-#include "runtime/runtime.h"	/* struct uffd_region: a FORK copy's data */
 #include "util/clock.h"
 
 #define PAGE			4096ull
@@ -401,7 +400,7 @@ static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
 		 * the child's thread starts: it gets data of its own. */
 		child = mm_fork(mm, uffd_region_uffd(r));
 		if (child)
-			r->data = &child->rdata[d->index];
+			uffd_region_set_data(r, &child->rdata[d->index]);
 		return;
 	case UFFD_EV_REMAP:
 		/* Called once per piece, after the move: r is where it is now. */
