@@ -9,6 +9,7 @@
  *
  *   claim (EMPTY -> BUSY)       unclaim (BUSY -> EMPTY)
  *   filled (BUSY -> ACTIVE)     deactivated (BUSY -> INACTIVE)
+ *   parked (BUSY -> INACTIVE, read straight into the shadow)
  *   reactivated (-> ACTIVE)     evicted (-> EMPTY)      unbusy (-> as was)
  *
  * so each count is written in one place.  Claiming is what makes room: a
@@ -167,16 +168,33 @@ void uffd__page_deactivated(struct uffd_pager *p, struct pmap *m, size_t idx)
 	p->inactive += m->psize;
 }
 
+/* Read ahead into its shadow, not mapped (a stream's mark, readahead.c):
+ * inactive from the start, in room reserved before the read. */
+void uffd__page_parked(struct uffd_pager *p, struct pmap *m, size_t idx)
+{
+	stream_clear(p, m, idx);
+	m->pflags[idx] |= PF_PARKED;
+	uffd__page_deactivated(p, m, idx);
+}
+
 /* A touch brought page idx back from the shadow (BUSY -> ACTIVE): passed
  * over three times by the hand; dirty if the touch was a write. */
 void uffd__page_reactivated(struct uffd_pager *p, struct pmap *m, size_t idx, bool write)
 {
-	m->state[idx] = P_ACTIVE;
-	p->eligible_gen++;
-	m->pflags[idx] = (m->pflags[idx] & ~PF_REF) | REF_REUSED << PF_REF_SHIFT;
+	bool parked = m->pflags[idx] & PF_PARKED;
+
+	p->inactive -= m->psize;
+	m->pflags[idx] &= ~PF_PARKED;
+	if (parked) {
+		/* Read ahead, touched for the first time: use-once still. */
+		uffd__page_filled(p, m, idx, true);
+	} else {
+		m->state[idx] = P_ACTIVE;
+		p->eligible_gen++;
+		m->pflags[idx] = (m->pflags[idx] & ~PF_REF) | REF_REUSED << PF_REF_SHIFT;
+	}
 	if (write)
 		uffd__page_set_dirty(p, m, idx);
-	p->inactive -= m->psize;
 }
 
 /*
@@ -194,6 +212,7 @@ void uffd__page_evicted(struct uffd_pager *p, struct pmap *m, size_t idx,
 	uffd__page_clear_dirty(p, m, idx);
 	unpin(p, m, idx);
 	stream_clear(p, m, idx);
+	m->pflags[idx] &= ~PF_PARKED;
 	m->state[idx] = P_EMPTY;
 	m->dropped_seq[idx] = seq;
 }

@@ -20,8 +20,11 @@ static bool quiet(const struct uffd_pager *p)
 	const struct pmap *m;
 	size_t i;
 
-	if (p->nra || p->ra_cur.m || p->qreserved)
+	if (p->nra || p->qreserved)
 		return false;
+	for (i = 0; i < READERS; i++)
+		if (p->ra_cur[i].m)
+			return false;
 	for (m = p->maps; m; m = m->next) {
 		if (m->users)
 			return false;

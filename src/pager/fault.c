@@ -73,13 +73,14 @@ static int on_missing(struct uffd_fault *f)
 {
 	struct pmap *m = f->data;
 	struct uffd_pager *p = m->p;
-	size_t idx = page_index(m, f->addr), n, async_n, k;
+	size_t idx = page_index(m, f->addr), n, k;
 	bool dirty;
 	int ret;
 
 	STAT_ADD(&p->st, faults, 1);
 	pthread_mutex_lock(&p->lock);
 	uffd__wait_settled(p, m, idx);
+	uffd__ra_marker(p, m, idx);
 	uffd__ra_trim(p, m, idx);
 	switch (m->state[idx]) {
 	case P_ACTIVE:
@@ -108,10 +109,8 @@ static int on_missing(struct uffd_fault *f)
 		STAT_ADD(&p->st, hits, 1);
 		return wake_only(m, idx);
 	}
-	n = uffd__ra_window(p, m, idx, &async_n);
+	n = uffd__ra_window(p, m, idx);
 	k = uffd__claim_empty(p, m, idx, n);
-	if (async_n)
-		uffd__ra_post(p, m, idx + n, async_n);
 	pthread_mutex_unlock(&p->lock);
 	if (k > 1)
 		STAT_ADD(&p->st, read_ahead, k - 1);

@@ -6,7 +6,7 @@
  * user's view, pager_internal.h for a page's life and the other files).
  *
  * A pager is one userfaultfd, the runtime's fault-servicing threads
- * (fault.c), one read-ahead thread (readahead.c) and the evictors
+ * (fault.c), the read-ahead threads (readahead.c) and the evictors
  * (evict.c).  A map is anonymous memory registered with the runtime, plus
  * its shadow - the same length, private, where inactive pages wait - and a
  * byte or two of state per page.  Unmapping writes the dirty pages back and
@@ -103,14 +103,14 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 		errno = -ret;
 		goto fail;
 	}
-	p->threads = fa_calloc(p->o.evictors + 1, sizeof(*p->threads));
+	p->threads = fa_calloc(p->o.evictors + READERS, sizeof(*p->threads));
 	if (!p->threads)
 		goto fail;
-	for (i = 0; i <= p->o.evictors; i++) {
+	for (i = 0; i < p->o.evictors + READERS; i++) {
 		/* (A thread's stack is an allocation.) */
 		ret = uffd__alloc_fails() ? EAGAIN :
-		      pthread_create(&p->threads[i], NULL,
-				     i ? uffd__evictor_main : uffd__readahead_main, p);
+		      pthread_create(&p->threads[i], NULL, i >= READERS ?
+				     uffd__evictor_main : uffd__readahead_main, p);
 		if (ret) {
 			errno = ret;
 			goto fail;

@@ -26,7 +26,7 @@
  *   pager.c      the API: a pager and its threads, maps made and unmade
  *   fault.c      MISSING and write-protect faults
  *   fill.c       reading pages from the store and mapping them
- *   readahead.c  sequential streams, and the thread that reads ahead of them
+ *   readahead.c  sequential streams, and the threads that read ahead of them
  *   bounce.c     the per-thread buffers reads and write-backs go through
  *   account.c    the buffer's accounts: every count a page's move changes,
  *                and room for a fill
@@ -78,10 +78,16 @@ enum page_state {
 #define PF_STREAM	(1u << 5)
 /* check.c's mark, set and cleared while it holds the lock. */
 #define PF_CHECKED	(1u << 6)
+/* Read ahead into the shadow, not mapped yet (a stream's mark): the touch
+ * that maps it makes it read ahead like the others (PF_STREAM), not a
+ * page used again. */
+#define PF_PARKED	(1u << 7)
 
 #define BATCH_PAGES	64		/* pages deactivated or evicted per round */
 #define ZAP_MAX		64		/* ranges zapped with one TLB flush */
 #define RA_STREAMS	16		/* sequential streams followed per map */
+#define READERS		2		/* read-ahead threads: one reads while
+					   the other maps what it read */
 
 struct zap {
 	struct iovec v[ZAP_MAX];
@@ -104,7 +110,12 @@ struct pmap {
 					   page was last evicted (see
 					   stale_fault) */
 	struct {			/* sequential streams (pages) */
-		size_t next, win;
+		size_t next;		/* a fault here continues it */
+		size_t win;		/* its last synchronous window */
+		size_t mark;		/* read ahead parks this page in the
+					   shadow: the touch that maps it back
+					   posts the next group (0: none) */
+		size_t end;		/* read ahead posted up to here */
 	} ra[RA_STREAMS];
 	unsigned ra_victim;
 	int users;			/* threads working on it unlocked */
@@ -152,11 +163,12 @@ struct uffd_pager {
 	/* clock hand */
 	struct pmap *hand_map;
 	size_t hand_idx;
-	/* read-ahead requests: waiting, and the one being read (ra_cur.m
-	 * NULL: none) */
+	/* read-ahead requests: waiting, and the one each reader reads
+	 * (ra_cur[i].m NULL: none) */
 	struct ra_req ra[16];
 	int nra;
-	struct ra_req ra_cur;
+	struct ra_req ra_cur[READERS];
+	int readers_started;
 	pthread_t *threads;
 	int nthreads;
 	bool stopping;
@@ -258,6 +270,7 @@ void uffd__unclaim(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 		   enum page_state to);
 void uffd__page_filled(struct uffd_pager *p, struct pmap *m, size_t idx, bool stream);
 void uffd__page_deactivated(struct uffd_pager *p, struct pmap *m, size_t idx);
+void uffd__page_parked(struct uffd_pager *p, struct pmap *m, size_t idx);
 void uffd__page_reactivated(struct uffd_pager *p, struct pmap *m, size_t idx, bool write);
 void uffd__page_evicted(struct uffd_pager *p, struct pmap *m, size_t idx,
 			enum page_state was, uint32_t seq);
@@ -303,10 +316,10 @@ int uffd__map_read(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 int uffd__fill_claimed(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 		       size_t idx, size_t n, size_t fault_idx, bool write_fault);
 
-/* readahead.c (lock held, but the thread) */
+/* readahead.c (lock held, but the threads) */
 size_t uffd__ra_pages(const struct uffd_pager *p, const struct pmap *m);
-size_t uffd__ra_window(struct uffd_pager *p, struct pmap *m, size_t idx, size_t *async_n);
-void uffd__ra_post(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n);
+void uffd__ra_marker(struct uffd_pager *p, struct pmap *m, size_t idx);
+size_t uffd__ra_window(struct uffd_pager *p, struct pmap *m, size_t idx);
 void uffd__ra_trim(struct uffd_pager *p, struct pmap *m, size_t idx);
 void *uffd__readahead_main(void *arg);
 
