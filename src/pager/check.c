@@ -20,7 +20,7 @@ static bool quiet(const struct uffd_pager *p)
 	const struct pmap *m;
 	size_t i;
 
-	if (p->nra || p->qreserved)
+	if (p->nra || p->njobs || p->job_readers || p->qreserved)
 		return false;
 	for (i = 0; i < READERS; i++)
 		if (p->ra_cur[i].m)

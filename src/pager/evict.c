@@ -84,8 +84,10 @@ static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 		uffd__zap_add(p, &z, a, r[i].n * m->psize);
 	}
 	uffd__zap_flush(p, &z);
+	/* (A clean run was protected before: a writer blocked on it is a
+	 * WP fault that on_wp wakes once the run settles.) */
 	for (i = 0; i < nr; i++)
-		if (r[i].m->writable && !r[i].err)
+		if (r[i].m->writable && r[i].dirty && !r[i].err)
 			uffd_wake(&p->u, page_addr(r[i].m, r[i].idx), r[i].n * r[i].m->psize);
 	pthread_mutex_lock(&p->lock);
 	for (i = 0; i < nr; i++) {

@@ -6,7 +6,8 @@
  * A MISSING fault finds its page in one of four states: ACTIVE (filled by
  * someone else since it faulted: just wake), INACTIVE (map it back from the
  * shadow - a hit, no I/O), BAD (SIGBUS again) or EMPTY (read it from the
- * store, with the window read-ahead gives it).  A fault raised before its
+ * store, with the window read-ahead gives it, together with other faults'
+ * reads where the store reads in batches - batch.c).  A fault raised before its
  * page was last evicted is stale: the fill that came in between woke its
  * thread, so it only wakes (stale_fault).
  *
@@ -111,9 +112,12 @@ static int on_missing(struct uffd_fault *f)
 	}
 	n = uffd__ra_window(p, m, idx);
 	k = uffd__claim_empty(p, m, idx, n);
-	pthread_mutex_unlock(&p->lock);
 	if (k > 1)
 		STAT_ADD(&p->st, read_ahead, k - 1);
+	/* Read with other faults' reads where the store batches them. */
+	if (uffd__fill_batched(p, m, idx, k, f->write))
+		return UFFD_FAULT_DEFERRED;
+	pthread_mutex_unlock(&p->lock);
 	ret = uffd__fill_claimed(p, m, f, idx, k, idx, f->write);
 	return ret ? ret : UFFD_FAULT_RESOLVED;
 }

@@ -87,6 +87,7 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->changed, NULL);
 	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->read_work, NULL);
 	if ((ret = pthread_key_create(&p->bounce_key, uffd__bounce_free))) {
 		errno = ret;
 		goto fail;
@@ -466,6 +467,7 @@ int uffd_pager_free(struct uffd_pager *p)
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
 	pthread_cond_broadcast(&p->work);
+	pthread_cond_broadcast(&p->read_work);
 	pthread_mutex_unlock(&p->lock);
 	for (i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
@@ -484,6 +486,7 @@ int uffd_pager_free(struct uffd_pager *p)
 	}
 	pthread_cond_destroy(&p->changed);
 	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->read_work);
 	pthread_mutex_destroy(&p->lock);
 	free(p->q);
 	free(p);

@@ -27,6 +27,7 @@
  *   fault.c      MISSING and write-protect faults
  *   fill.c       reading pages from the store and mapping them
  *   readahead.c  sequential streams, and the threads that read ahead of them
+ *   batch.c      faults' reads gathered, many in flight at once
  *   bounce.c     the per-thread buffers reads and write-backs go through
  *   account.c    the buffer's accounts: every count a page's move changes,
  *                and room for a fill
@@ -138,13 +139,26 @@ struct ra_req {
 	size_t idx, n;
 };
 
+/* A fault's read gathered with others (batch.c): pages [idx, idx+n)
+ * claimed BUSY, for the thread that faulted on fault_idx. */
+struct fill_job {
+	struct pmap *m;
+	size_t idx, n, fault_idx;
+	bool write;
+};
+
+#define JOBS_MAX	128		/* faults' reads queued */
+#define JOB_BATCH	32		/* of them, in flight at once */
+#define JOB_READERS	2		/* servicing threads reading them */
+
 struct uffd_pager {
 	struct uffd u;
 	struct uffd_handler *h;
 	struct uffd_pager_opts o;
 	pthread_mutex_t lock;
 	pthread_cond_t changed;		/* a page left BUSY, a map went */
-	pthread_cond_t work;		/* evictors and the read-ahead thread */
+	pthread_cond_t work;		/* the evictors */
+	pthread_cond_t read_work;	/* the readers: read-ahead, faults' reads */
 	struct pmap *maps;
 	size_t resident, resident_peak, inactive, pinned;	/* bytes */
 	size_t stream_bytes;		/* mapped pages marked PF_STREAM */
@@ -169,6 +183,9 @@ struct uffd_pager {
 	int nra;
 	struct ra_req ra_cur[READERS];
 	int readers_started;
+	/* faults' reads queued, and the servicing threads reading them */
+	struct fill_job jobs[JOBS_MAX];
+	int njobs, job_readers;
 	pthread_t *threads;
 	int nthreads;
 	bool stopping;
@@ -322,6 +339,10 @@ void uffd__ra_marker(struct uffd_pager *p, struct pmap *m, size_t idx);
 size_t uffd__ra_window(struct uffd_pager *p, struct pmap *m, size_t idx);
 void uffd__ra_trim(struct uffd_pager *p, struct pmap *m, size_t idx);
 void *uffd__readahead_main(void *arg);
+
+/* batch.c (lock held; fill_batched lets go of it when it returns true) */
+bool uffd__fill_batched(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
+			bool write);
 
 /* fault.c */
 extern const struct uffd_region_ops uffd__pager_ops;

@@ -62,7 +62,7 @@ static void ra_post(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n)
 		return;
 	p->ra[p->nra++] = (struct ra_req){ m, idx, n };
 	m->users++;
-	pthread_cond_broadcast(&p->work);
+	pthread_cond_signal(&p->read_work);
 }
 
 /* Post stream i's next group from its end, marked by its first page.
@@ -249,59 +249,65 @@ static void fill_chunks(struct uffd_pager *p, struct pmap *m, const struct ra_ch
 }
 
 /*
- * A reader: fills groups posted by sequential streams, in the background.
- * The request it reads is its p->ra_cur[], where faults can trim it
- * (ra_trim).
+ * A reader: fills the groups posted by sequential streams, in the
+ * background.  The request it reads is its p->ra_cur[], where faults can
+ * trim it (ra_trim).
  */
 void *uffd__readahead_main(void *arg)
 {
 	struct uffd_pager *p = arg;
 	struct ra_req *r;
+	struct pmap *m;
 
 	pthread_mutex_lock(&p->lock);
 	r = &p->ra_cur[p->readers_started++ % READERS];
 	while (!p->stopping) {
-		struct pmap *m;
+		struct ra_chunk c[RA_BATCH];
+		int nc = 0;
 
-		if (!p->nra) {
-			pthread_cond_wait(&p->work, &p->lock);
+		if (!r->m) {
+			if (!p->nra) {
+				pthread_cond_wait(&p->read_work, &p->lock);
+				continue;
+			}
+			*r = p->ra[0];
+			memmove(p->ra, p->ra + 1, --p->nra * sizeof(p->ra[0]));
+			if (r->idx + r->n > r->m->npages)
+				r->n = r->idx < r->m->npages ? r->m->npages - r->idx : 0;
+		}
+		m = r->m;
+		if (!r->n || m->dying) {
+			r->m = NULL;
+			uffd__map_unuse(p, m);
 			continue;
 		}
-		*r = p->ra[0];
-		memmove(p->ra, p->ra + 1, --p->nra * sizeof(p->ra[0]));
-		m = r->m;
-		if (r->idx + r->n > m->npages)
-			r->n = r->idx < m->npages ? m->npages - r->idx : 0;
-		while (r->n && !m->dying && !p->stopping) {
-			struct ra_chunk c[RA_BATCH];
-			int nc = 0;
+		/* Claim up to RA_BATCH windows, then read them together; r->idx
+		 * and r->n are what is left to do. */
+		while (r->n && nc < RA_BATCH) {
+			size_t at = r->idx, end = r->idx + r->n, k, win = uffd__ra_pages(p, m);
 
-			/* Claim up to RA_BATCH windows, then read them together;
-			 * r->idx and r->n are what is left to do. */
-			while (r->n && nc < RA_BATCH) {
-				size_t at = r->idx, end = r->idx + r->n, k,
-				       win = uffd__ra_pages(p, m);
-
-				if (win > r->n)
-					win = r->n;
-				k = uffd__claim_empty(p, m, at, win);
-				if (k) {
-					c[nc++] = (struct ra_chunk){ at, k, find_park(p, m, at, k) };
-					STAT_ADD(&p->st, read_ahead, k);
-				}
-				/* Past the claim, or past a page not EMPTY; a fault
-				 * may have trimmed r further while claim_empty
-				 * evicted (trimming keeps the end). */
-				if (r->idx < at + (k ? k : 1))
-					r->idx = at + (k ? k : 1);
-				r->n = end > r->idx ? end - r->idx : 0;
+			if (win > r->n)
+				win = r->n;
+			k = uffd__claim_empty(p, m, at, win);
+			if (k) {
+				c[nc++] = (struct ra_chunk){ at, k, find_park(p, m, at, k) };
+				STAT_ADD(&p->st, read_ahead, k);
 			}
-			if (!nc)
-				continue;
-			pthread_mutex_unlock(&p->lock);
-			fill_chunks(p, m, c, nc);
-			pthread_mutex_lock(&p->lock);
+			/* Past the claim, or past a page not EMPTY; a fault may
+			 * have trimmed r further while claim_empty evicted
+			 * (trimming keeps the end). */
+			if (r->idx < at + (k ? k : 1))
+				r->idx = at + (k ? k : 1);
+			r->n = end > r->idx ? end - r->idx : 0;
 		}
+		if (!nc)
+			continue;
+		pthread_mutex_unlock(&p->lock);
+		fill_chunks(p, m, c, nc);
+		pthread_mutex_lock(&p->lock);
+	}
+	if (r->m) {
+		m = r->m;
 		r->m = NULL;
 		uffd__map_unuse(p, m);
 	}
