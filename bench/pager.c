@@ -28,7 +28,13 @@
  *
  * Before every run the file's pages are written back and dropped
  * (fdatasync, POSIX_FADV_DONTNEED, and echo 3 > drop_caches when allowed).
- * The workloads, with 1 and 2 application threads splitting the work:
+ * Before the runs, the device's own speed under the file is measured with
+ * O_DIRECT and stated in the config ("disk"): 1 MiB sequential reads, 4 in
+ * flight, and 4 KiB random reads one at a time and from 8 threads - on a
+ * VM whose host caches the virtual disk, what the kernel's page cache is
+ * really up against.  The workloads, with 1 and 2 application threads
+ * splitting the work (and random reads with 8 too, on libuffd and
+ * MADV_RANDOM mmap, for how each scales with threads):
  *
  *   random   N random pages (default: a quarter of the file's pages), one
  *            8-byte word at a random offset of each;
@@ -57,7 +63,9 @@
  * for libuffd (a fault that did not read the store, read-ahead being a
  * hit); mismatches; the child's peak RSS over its RSS at start (VmHWM) and
  * the cgroup's peak usage (page cache included).  Ratios are taken on the
- * one-thread runs; the two-thread figures are reported as results.  The
+ * one-thread runs, but for the 8-thread random reads' two: libuffd's
+ * throughput at 8 threads over its own at one, and MADV_RANDOM mmap's us
+ * per page over libuffd's at 8; the rest are reported as results.  The
  * zipf reads start with an untimed warm-up (the first ZIPF_WARM_BUFFERS x
  * the buffer's pages of reads, one thread; the kernel side with
  * MADV_RANDOM meanwhile, then MADV_NORMAL again for plain mmap) so that
@@ -111,7 +119,13 @@
 #define QUICK_BUDGET_S		2
 #define CLOCK_EVERY		64		/* accesses between looks at the clock */
 #define CHECKPOINT_EVERY	256		/* accesses between misses samples */
-#define MAX_THREADS		2
+#define MAX_THREADS		8
+/* The thread counts runs are made with: every workload with 1 and 2, and
+ * random reads with 8 as well (libuffd and MADV_RANDOM mmap: the issue's
+ * scaling goal, where the device has reads to overlap). */
+static const int thread_counts[] = { 1, 2, 8 };
+#define NTHR			3
+#define SCALE_THREADS		8
 #define GEN_CHUNK		(1UL << 20)
 #define DISK_MARGIN		(64UL << 20)
 
@@ -127,10 +141,22 @@
 #define RAMFS_MAGIC		0x858458f6
 #endif
 
+/* The runs[] slot of a thread count (one of thread_counts). */
+static int thr_slot(int threads)
+{
+	int i;
+
+	for (i = 0; i < NTHR - 1 && thread_counts[i] != threads; i++)
+		;
+	return i;
+}
+
 /* Goals (issue), as ratios where >= goal is met. */
 #define GOAL_RANDOM		0.5		/* random reads within 2x of the kernel */
 #define GOAL_SEQ		1.0		/* sequential at least the kernel's speed */
 #define GOAL_ZIPF_HIT		1.0		/* zipf hit rate at least the kernel's */
+#define GOAL_SCALE		2.0		/* 8 threads: 2x one thread's throughput */
+#define GOAL_SCALE_KERNEL	1.0		/* 8 threads: at least MADV_RANDOM mmap */
 
 /* kernel_mmap is the peer the goals are against; the same with MADV_RANDOM
  * (no read-around) is run for random and zipf reads, one thread, as a
@@ -143,6 +169,21 @@ enum { WL_RANDOM, WL_SEQ, WL_RMW, WL_ZIPF, NWL };
 /* NULL-terminated: the --only choices too. */
 static const char *const wl_names[NWL + 1] = { "random_read", "seq_read", "rmw", "zipf_read",
 						NULL };
+
+/*
+ * Which runs are made: every workload with 1 and 2 threads on both mmap
+ * and libuffd; MADV_RANDOM mmap (a reference) with random and zipf reads
+ * at one thread; random reads with 8 threads on libuffd and MADV_RANDOM
+ * mmap (plain mmap's read-around would only be cut by the budget).
+ */
+static bool runs_with(int wl, int threads, int sys)
+{
+	if (threads == SCALE_THREADS)
+		return wl == WL_RANDOM && sys != SYS_KERNEL;
+	if (sys == SYS_KERNEL_RANDOM)
+		return threads == 1 && (wl == WL_RANDOM || wl == WL_ZIPF);
+	return true;
+}
 
 /* How far a child got: told when it is killed or dies. */
 enum { STAGE_FORKED, STAGE_CGROUP, STAGE_MAP, STAGE_RUN, STAGE_FLUSH, STAGE_UNMAP,
@@ -201,23 +242,32 @@ struct cgroup_env {
 	char why[64];			/* version 0: why not */
 };
 
+/* The device's own speed under the file, measured before the runs with
+ * O_DIRECT (no page cache; the host may still cache a virtual disk). */
+struct disk_speed {
+	double seq_mb_s;		/* 1 MiB reads, DISK_SEQ_QD in flight */
+	double rand_qd1_iops;		/* 4 KiB random reads, one at a time */
+	double rand_8thr_iops;		/* the same, 8 threads */
+};
+
 struct pager_bench {
 	size_t mem;
 	uint64_t file_bytes, pages;
 	uint64_t random_n;
 	int timeout_s, budget_s;
 	int only_wl;			/* -1: every workload */
-	int only_threads;		/* 0: 1 and 2 */
+	int only_threads;		/* 0: every count of thread_counts */
 	char parent_dir[200];
 	char dir[256];
 	char path[300];
 	bool drop_caches;
 	char drop_why[64];
 	struct cgroup_env cg;
+	struct disk_speed disk;
 	struct plan plans[NWL];		/* seq has none: it walks the pages */
 	struct run_result *shared;	/* MAP_SHARED: the child's report */
 	size_t shared_len;
-	struct run_rec runs[NSYS][NWL][MAX_THREADS];
+	struct run_rec runs[NSYS][NWL][NTHR];
 	int cg_seq;
 	bool human;
 };
@@ -311,6 +361,103 @@ static void cold_cache(const struct pager_bench *b)
 			close(fd);
 		}
 	}
+}
+
+/* ---- the device's own speed ----------------------------------------------- */
+
+#define DISK_SEQ_QD		4		/* 1 MiB reads in flight */
+#define DISK_SEQ_BLOCK		(1UL << 20)
+#define DISK_RAND_READS		2000		/* per measure, at most */
+#define DISK_MEASURE_US		1e6		/* and at most this long */
+
+struct disk_job {
+	pthread_t thread;
+	int fd;
+	uint64_t from, to;		/* seq: bytes [from, to) */
+	uint64_t pages, seed;		/* rand */
+	uint64_t done;			/* bytes (seq) or reads (rand) */
+	bool rand, failed;
+	double deadline;
+};
+
+static void *disk_job_main(void *arg)
+{
+	struct disk_job *j = arg;
+	size_t len = j->rand ? PAGE_SZ : DISK_SEQ_BLOCK;
+	uint64_t off = j->from;
+	void *buf;
+
+	if (posix_memalign(&buf, PAGE_SZ, len)) {
+		j->failed = true;
+		return NULL;
+	}
+	while (!j->failed) {
+		ssize_t n;
+
+		if (j->rand) {
+			if (j->done == DISK_RAND_READS || bench_now_us() > j->deadline)
+				break;
+			off = rng_next(&j->seed) % j->pages * PAGE_SZ;
+		} else if (off >= j->to) {
+			break;
+		}
+		n = pread(j->fd, buf, len, off);
+		if (n <= 0) {
+			j->failed = true;
+			break;
+		}
+		if (j->rand) {
+			j->done++;
+		} else {
+			j->done += n;
+			off += n;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Run n jobs at once; the rate (bytes or reads per second), 0 on failure. */
+static double disk_run(int fd, int n, bool rand, uint64_t bytes)
+{
+	struct disk_job j[8];
+	uint64_t done = 0;
+	double t0 = bench_now_us(), t;
+	bool ok = true;
+	int i, made;
+
+	for (made = 0; made < n; made++) {
+		j[made] = (struct disk_job){ .fd = fd, .rand = rand,
+					     .from = bytes / DISK_SEQ_BLOCK * made / n * DISK_SEQ_BLOCK,
+					     .to = bytes / DISK_SEQ_BLOCK * (made + 1) / n *
+						   DISK_SEQ_BLOCK,
+					     .pages = bytes / PAGE_SZ, .seed = ACCESS_SEED + made,
+					     .deadline = t0 + DISK_MEASURE_US };
+		if (pthread_create(&j[made].thread, NULL, disk_job_main, &j[made]))
+			break;
+	}
+	for (i = 0; i < made; i++) {
+		pthread_join(j[i].thread, NULL);
+		done += j[i].done;
+		ok &= !j[i].failed;
+	}
+	t = (bench_now_us() - t0) / 1e6;
+	return ok && made == n && t > 0 ? done / t : 0;
+}
+
+/* The file's device read directly: sequential at DISK_SEQ_QD, random at
+ * one and 8 in flight.  Zeros where O_DIRECT is refused. */
+static void measure_disk(struct pager_bench *b)
+{
+	int fd = open(b->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+
+	memset(&b->disk, 0, sizeof(b->disk));
+	if (fd < 0)
+		return;
+	b->disk.seq_mb_s = disk_run(fd, DISK_SEQ_QD, false, b->file_bytes) / 1e6;
+	b->disk.rand_qd1_iops = disk_run(fd, 1, true, b->file_bytes);
+	b->disk.rand_8thr_iops = disk_run(fd, 8, true, b->file_bytes);
+	close(fd);
 }
 
 static void probe_drop_caches(struct pager_bench *b)
@@ -1119,7 +1266,7 @@ static size_t cgroup_limit(const struct pager_bench *b, int sys)
 static bool run_one(struct pager_bench *b, int sys, int wl, int threads, char *fail,
 		    size_t faillen)
 {
-	struct run_rec *rec = &b->runs[sys][wl][threads - 1];
+	struct run_rec *rec = &b->runs[sys][wl][thr_slot(threads)];
 	struct run_result *r = b->shared;
 	char cg_dir[512] = "", why[300];
 	long long oom = -1, peak = -1, bad;
@@ -1219,7 +1366,7 @@ static bool run_one(struct pager_bench *b, int sys, int wl, int threads, char *f
 
 static void print_run(const struct pager_bench *b, int sys, int wl, int threads)
 {
-	const struct run_rec *rec = &b->runs[sys][wl][threads - 1];
+	const struct run_rec *rec = &b->runs[sys][wl][thr_slot(threads)];
 	const struct run_result *r = &rec->res;
 	uint64_t total = wl == WL_SEQ ? b->pages : b->plans[wl].n;
 
@@ -1261,7 +1408,7 @@ static void report(struct pager_bench *b, struct bench_report *rep)
 		int cut = 0;
 
 		for (w = 0; w < NWL; w++)
-			for (t = 0; t < MAX_THREADS; t++) {
+			for (t = 0; t < NTHR; t++) {
 				const struct run_rec *rec = &b->runs[s][w][t];
 
 				if (!rec->ran)
@@ -1272,10 +1419,12 @@ static void report(struct pager_bench *b, struct bench_report *rep)
 				cut += rec->res.cut;
 				if (!rec->ok)
 					continue;
-				snprintf(name, sizeof(name), "%s_us_per_page_%dt", wl_names[w], t + 1);
+				snprintf(name, sizeof(name), "%s_us_per_page_%dt", wl_names[w],
+					 thread_counts[t]);
 				bench_result(rep, sys_names[s], name, rec->us_per_page, "us");
 				if (w == WL_ZIPF) {
-					snprintf(name, sizeof(name), "zipf_hit_rate_%dt", t + 1);
+					snprintf(name, sizeof(name), "zipf_hit_rate_%dt",
+						 thread_counts[t]);
 					bench_result(rep, sys_names[s], name, rec->hit_rate,
 						     "fraction");
 				}
@@ -1327,6 +1476,26 @@ static void ratio_us(struct pager_bench *b, struct bench_report *rep, const char
 		bench_ratio(rep, name, k->us_per_page / l->us_per_page, goal);
 }
 
+/*
+ * Random reads with 8 threads: libuffd's throughput over its own with one
+ * thread (us per page of wall time, all threads' pages), and MADV_RANDOM
+ * mmap's us per page over libuffd's, both at 8 threads.
+ */
+static void scale_ratios(struct pager_bench *b, struct bench_report *rep)
+{
+	int n = thr_slot(SCALE_THREADS);
+	const struct run_rec *l1 = &b->runs[SYS_LIBUFFD][WL_RANDOM][0],
+			     *ln = &b->runs[SYS_LIBUFFD][WL_RANDOM][n],
+			     *kn = &b->runs[SYS_KERNEL_RANDOM][WL_RANDOM][n];
+
+	if (l1->ok && ln->ok && ln->us_per_page > 0)
+		bench_ratio(rep, "random_8t_over_1t_throughput",
+			    l1->us_per_page / ln->us_per_page, GOAL_SCALE);
+	if (kn->ok && ln->ok && ln->us_per_page > 0)
+		bench_ratio(rep, "random_8t_madv_random_us_over_libuffd_us",
+			    kn->us_per_page / ln->us_per_page, GOAL_SCALE_KERNEL);
+}
+
 /* On the one-thread runs.  Returns the reads the zipf hit ratio is over. */
 static uint64_t ratios(struct pager_bench *b, struct bench_report *rep)
 {
@@ -1337,13 +1506,14 @@ static uint64_t ratios(struct pager_bench *b, struct bench_report *rep)
 	int w, t;
 
 	ratio_us(b, rep, "random_kernel_us_over_libuffd_us", SYS_KERNEL, WL_RANDOM, GOAL_RANDOM);
+	scale_ratios(b, rep);
 	ratio_us(b, rep, "seq_kernel_us_over_libuffd_us", SYS_KERNEL, WL_SEQ, GOAL_SEQ);
 	if (common_hit_rates(&b->runs[SYS_KERNEL][WL_ZIPF][0], l, &hk, &hl, &reads) && hk > 0)
 		bench_ratio(rep, "zipf_hitrate_libuffd_over_kernel", hl / hk, GOAL_ZIPF_HIT);
 	/* no mismatch: every libuffd run that was started (--only) finished,
 	 * and nothing it read or wrote back was wrong */
 	for (w = 0; w < NWL; w++)
-		for (t = 0; t < MAX_THREADS; t++)
+		for (t = 0; t < NTHR; t++)
 			if (b->runs[SYS_LIBUFFD][w][t].ran &&
 			    (!b->runs[SYS_LIBUFFD][w][t].ok ||
 			     b->runs[SYS_LIBUFFD][w][t].mismatches))
@@ -1451,9 +1621,13 @@ out:
 static void make_config(const struct pager_bench *b, struct bench_report *rep,
 			uint64_t zipf_ratio_reads)
 {
-	char cg[80];
+	char cg[80], disk[200];
 	int n;
 
+	snprintf(disk, sizeof(disk), "{\"direct_seq_1m_qd%d_mb_s\":%.0f,\"direct_seq_us_per_page\":"
+		 "%.2f,\"direct_rand_4k_qd1_iops\":%.0f,\"direct_rand_4k_8thr_iops\":%.0f}",
+		 DISK_SEQ_QD, b->disk.seq_mb_s, b->disk.seq_mb_s > 0 ? PAGE_SZ / b->disk.seq_mb_s : 0,
+		 b->disk.rand_qd1_iops, b->disk.rand_8thr_iops);
 	if (b->cg.version)
 		snprintf(cg, sizeof(cg), "\"v%d\",\"limit_mib\":{\"kernel\":%zu,\"libuffd\":%zu}",
 			 b->cg.version, cgroup_limit(b, SYS_KERNEL) >> 20,
@@ -1463,9 +1637,9 @@ static void make_config(const struct pager_bench *b, struct bench_report *rep,
 	n = snprintf(rep->config, sizeof(rep->config),
 		     "{\"mem_mib\":%zu,\"file_mib\":%llu,\"random_reads\":%llu,\"seq_pages\":%llu,"
 		     "\"rmw_pages\":%llu,\"zipf_reads\":%llu,\"zipf_warm_reads\":%llu,"
-		     "\"zipf_s\":%.2f,\"threads\":[1,2],"
+		     "\"zipf_s\":%.2f,\"threads\":[1,2],\"random_threads\":[1,2,8],"
 		     "\"ratios_at_threads\":1,\"zipf_hit_ratio_over_reads\":%llu,"
-		     "\"budget_s\":%d,\"drop_caches\":%s,\"cgroup\":%s,"
+		     "\"budget_s\":%d,\"drop_caches\":%s,\"cgroup\":%s,\"disk\":%s,"
 		     "\"libuffd_store\":\"file O_DIRECT, io_uring read-ahead\",\"rmw_time\":\"incl. msync/flush\","
 		     "\"no_goal\":\"ratios with goal 0\"}",
 		     b->mem >> 20, (unsigned long long)(b->file_bytes >> 20),
@@ -1474,7 +1648,7 @@ static void make_config(const struct pager_bench *b, struct bench_report *rep,
 		     (unsigned long long)b->plans[WL_ZIPF].n,
 		     (unsigned long long)zipf_warm_reads(b), ZIPF_S,
 		     (unsigned long long)zipf_ratio_reads, b->budget_s,
-		     b->drop_caches ? "true" : "false", cg);
+		     b->drop_caches ? "true" : "false", cg, disk);
 	if (n < 0 || (size_t)n >= sizeof(rep->config))	/* never half a JSON object */
 		snprintf(rep->config, sizeof(rep->config), "{\"mem_mib\":%zu,\"file_mib\":%llu}",
 			 b->mem >> 20, (unsigned long long)(b->file_bytes >> 20));
@@ -1545,8 +1719,9 @@ int bench_pager(int argc, char **argv)
 			 MAX_SECONDS, 1),
 		OPT_CHOICE("only", 'o', &only, NULL, "NAME", "only this workload (no goals "
 			   "then)", wl_names),
-		OPT_UINT("threads", 'T', &threads, NULL, "N", "only this many threads (no "
-			 "goals then; default: 1 and 2)", 1, MAX_THREADS, 1),
+		OPT_UINT("threads", 'T', &threads, NULL, "N", "only this many threads: 1, 2 "
+			 "or 8 (no goals then; default: 1 and 2, and 8 for random reads)", 1,
+			 MAX_THREADS, 1),
 		OPT_END,
 	};
 	struct arg_spec spec = {
@@ -1562,7 +1737,7 @@ int bench_pager(int argc, char **argv)
 	};
 	uint64_t most;
 	double t0;
-	int ret, w, t, s;
+	int ret, w, t, ti, s;
 
 	ret = args_parse(&spec, argc, argv);
 	if (ret != ARGS_GO_ON)
@@ -1570,6 +1745,8 @@ int bench_pager(int argc, char **argv)
 	memset(b, 0, sizeof(*b));
 	b->only_wl = only;
 	b->only_threads = (int)threads;
+	if (threads && thread_counts[thr_slot((int)threads)] != (int)threads)
+		return args_usage_error(&spec, "--threads: %d is not 1, 2 or 8", (int)threads);
 	snprintf(b->parent_dir, sizeof(b->parent_dir), "%s", dir);
 	b->mem = mem ? mem : quick ? QUICK_MEM : DEFAULT_MEM;
 	b->timeout_s = timeout_s ? (int)timeout_s : quick ? QUICK_TIMEOUT_S : DEFAULT_TIMEOUT_S;
@@ -1624,6 +1801,8 @@ int bench_pager(int argc, char **argv)
 	}
 	probe_drop_caches(b);
 	cgroup_probe(&b->cg);
+	cold_cache(b);
+	measure_disk(b);
 	if (b->human) {
 		printf("uffd bench pager: %llu MiB file in %s (written in %.1f s), memory %zu MiB,"
 		       " %llu random reads, %llu rmw pages, %llu zipf reads (s=%.2f)\n",
@@ -1642,25 +1821,30 @@ int bench_pager(int argc, char **argv)
 		if (!b->drop_caches)
 			printf("  drop_caches not writable (%s): only this file's pages are"
 			       " dropped before each run\n", b->drop_why);
+		printf("  the disk, O_DIRECT: sequential 1 MiB reads (%d in flight) %.0f MB/s"
+		       " (%.2f us per 4 KiB); random 4 KiB reads %.0f IOPS one at a time,"
+		       " %.0f with 8 threads\n", DISK_SEQ_QD, b->disk.seq_mb_s,
+		       b->disk.seq_mb_s > 0 ? PAGE_SZ / b->disk.seq_mb_s : 0,
+		       b->disk.rand_qd1_iops, b->disk.rand_8thr_iops);
 		printf("\n");
 	}
 
 	for (w = 0; w < NWL; w++)
-		for (t = 1; t <= MAX_THREADS; t++)
+		for (ti = 0; ti < NTHR; ti++)
 			for (s = 0; s < NSYS; s++) {
-				if (s == SYS_KERNEL_RANDOM &&
-				    (t > 1 || (w != WL_RANDOM && w != WL_ZIPF)))
+				t = thread_counts[ti];
+				if (!runs_with(w, t, s))
 					continue;
 				if ((b->only_wl >= 0 && w != b->only_wl) ||
 				    (b->only_threads && t != b->only_threads))
 					continue;
 				if (!run_one(b, s, w, t, msg, sizeof(msg)) && !fail[0])
 					snprintf(fail, sizeof(fail), "%s", msg);
-				if (b->runs[s][w][t - 1].mismatches && !fail[0])
+				if (b->runs[s][w][ti].mismatches && !fail[0])
 					snprintf(fail, sizeof(fail), "%s %s %d thr: %llu mismatches",
 						 sys_names[s], wl_names[w], t,
-						 (unsigned long long)b->runs[s][w][t - 1].mismatches);
-				if (b->human && b->runs[s][w][t - 1].ran)
+						 (unsigned long long)b->runs[s][w][ti].mismatches);
+				if (b->human && b->runs[s][w][ti].ran)
 					print_run(b, s, w, t);
 			}
 
@@ -1683,7 +1867,7 @@ out_unmap:
 	free_plans(b);
 	for (s = 0; s < NSYS; s++)
 		for (w = 0; w < NWL; w++)
-			for (t = 0; t < MAX_THREADS; t++)
+			for (t = 0; t < NTHR; t++)
 				free(b->runs[s][w][t].chk);
 	return ret;
 }
