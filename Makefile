@@ -61,6 +61,15 @@ ALL_CFLAGS += -DHAVE_LIBURING
 LDLIBS += -luring
 endif
 
+# hiredis (optional): the Redis store (uffd_store_redis); without it that
+# store reports EOPNOTSUPP.
+HAVE_HIREDIS := $(shell printf '\043include <hiredis/hiredis.h>\nint main(void){redisReader *r=redisReaderCreate();redisReaderFree(r);return 0;}' | \
+	$(CC) -x c - -o /dev/null -lhiredis >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_HIREDIS),1)
+ALL_CFLAGS += -DHAVE_HIREDIS
+LDLIBS += -lhiredis
+endif
+
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c \
 	src/checker/*.c src/image/*.c src/snapshot/*.c src/pager/*.c src/serve/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))

@@ -949,6 +949,14 @@ static void check_store_socket_open(void)
 }
 static void check_store_free(void) { uffd_store_free(NULL); }
 
+static void check_store_redis(void)
+{
+	UFFD_OPTS(uffd_store_redis_opts, noprefix, .size = PAGE);
+
+	CHECK_NULL_EINVAL(uffd_store_redis(NULL));
+	CHECK_NULL_EINVAL(uffd_store_redis(&noprefix));
+}
+
 static void check_store_fd(void)
 {
 	errno = 0;
@@ -1098,6 +1106,7 @@ static struct entry table[] = {
 	E(checker_verify_image),
 	/* the pager */
 	E(store_file), E(store_fd), E(store_memory), E(store_socket), E(store_socket_open),
+	E(store_redis),
 	E(store_serve), E(store_free), E(pager_new), E(pager_free), E(pager_map),
 	E(pager_unmap), E(pager_flush), E(pager_evict), E(pager_prefetch),
 	E(pager_stats), E(pager_config),

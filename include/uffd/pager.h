@@ -107,6 +107,34 @@ int uffd_store_serve(const char *socket_path, void *buf, size_t len,
 		     volatile bool *stop);
 void uffd_store_free(struct uffd_store *s);
 
+/*
+ * A Redis server, or a Redis Cluster, as a store: each page of page_size
+ * bytes is the string value of the key "<prefix>:<n>" (n: its index; a key
+ * that does not exist reads as zeros), read and written with pipelined
+ * GET and SET - a read-ahead window is one round trip.  With
+ * UFFD_STORE_REDIS_CLUSTER, host:port is one node of a cluster and each
+ * key goes to the node that serves its hash slot (MOVED and ASK are
+ * followed).  A request that gets no answer within timeout_ms fails with
+ * -EIO (the access that needed the page: SIGBUS): a server that dies or
+ * hangs costs at most two timeouts, never a hang.  See uffd_store_redis(3).
+ * Declare with UFFD_OPTS(uffd_store_redis_opts, o, .prefix = ..., .size =
+ * ...).  NULL with errno: EINVAL (no prefix, no size, a bad field), EIO
+ * (no server answers), EOPNOTSUPP (libuffd was built without hiredis).
+ */
+struct uffd_store_redis_opts {
+	size_t sz;			/* set by UFFD_OPTS() */
+	const char *host;	/* name or address (NULL: 127.0.0.1) */
+	int port;		/* 0: 6379 */
+	const char *prefix;	/* the keys' prefix: names the map (required,
+				   at most 200 bytes) */
+	uint64_t size;		/* bytes the store holds (required) */
+	size_t page_size;	/* bytes per value (0: 4096) */
+	int timeout_ms;		/* per request (0: 1000) */
+	unsigned flags;		/* UFFD_STORE_REDIS_* */
+};
+#define UFFD_STORE_REDIS_CLUSTER (1u << 0) /* host:port is a cluster node */
+struct uffd_store *uffd_store_redis(const struct uffd_store_redis_opts *o);
+
 struct uffd_pager;
 
 struct uffd_pager_opts {

@@ -18,6 +18,8 @@
 #include "harness.h"
 #include "kv-server.h"
 
+#define CLUSTER_BUS_OFFSET	10000	/* a cluster node's bus: its port + this */
+
 /* Directories removed at exit, also when a check fails (FAIL exits). */
 static char made[4][256];
 
@@ -193,28 +195,71 @@ static int free_port(void)
 	return port;
 }
 
+/* A free port whose cluster bus port (+10000) is free too. */
+static int free_cluster_port(void)
+{
+	int i, port, bus;
+
+	for (i = 0; i < 1000; i++) {
+		port = free_port();
+		if (port <= 0 || port > 65535 - CLUSTER_BUS_OFFSET)
+			continue;
+		bus = socket(AF_INET, SOCK_STREAM, 0);
+		if (bus >= 0) {
+			struct sockaddr_in sa = { .sin_family = AF_INET,
+						  .sin_port = htons(port + CLUSTER_BUS_OFFSET),
+						  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			bool ok = !bind(bus, (struct sockaddr *)&sa, sizeof(sa));
+
+			close(bus);
+			if (ok)
+				return port;
+		}
+	}
+	return -1;
+}
+
 void t_redis_start(struct t_kv *k, const char *dir)
 {
-	char port[16];
+	t_redis_start_args(k, dir, NULL, false);
+}
+
+void t_redis_start_args(struct t_kv *k, const char *dir, const char *const *extra,
+			bool cluster)
+{
+	char port[16], conf[300] = "";
 	int attempt;
 
 	if (system("command -v redis-server >/dev/null 2>&1"))
 		SKIP("redis-server is not installed (Debian: apt-get install redis-server)");
 	for (attempt = 0; attempt < 5; attempt++) {
-		char *argv[] = { "redis-server", "--port", port, "--bind", "127.0.0.1",
-				 "--save", "", "--appendonly", "no", "--daemonize", "no",
-				 "--dir", (char *)dir, NULL };
+		char *argv[32] = { "redis-server", "--port", port, "--bind", "127.0.0.1",
+				   "--save", "", "--appendonly", "no", "--daemonize", "no",
+				   "--dir", (char *)dir };
+		int argc = 13, i;
 
 		memset(k, 0, sizeof(*k));
 		k->c.fd = -1;
 		snprintf(k->dir, sizeof(k->dir), "%s", dir);
 		snprintf(k->log, sizeof(k->log), "%s/redis.log", dir);
-		k->port = free_port();
+		k->port = cluster ? free_cluster_port() : free_port();
 		snprintf(port, sizeof(port), "%d", k->port);
+		if (cluster) {
+			snprintf(conf, sizeof(conf), "%s/nodes.conf", dir);
+			argv[argc++] = "--cluster-enabled";
+			argv[argc++] = "yes";
+			argv[argc++] = "--cluster-config-file";
+			argv[argc++] = conf;
+		}
+		for (i = 0; extra && extra[i] && argc < 31; i++)
+			argv[argc++] = (char *)extra[i];
+		argv[argc] = NULL;
 		k->pid = spawn(argv, k->log);
 		if (connect_to(k, NULL))
 			return;
 		t_kv_stop(k);	/* the port was taken meanwhile: another one */
+		if (cluster)
+			unlink(conf);
 	}
 	dump_log(k);
 	FAIL("redis-server did not come up");

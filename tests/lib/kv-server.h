@@ -34,6 +34,11 @@ void t_kv_rmdir(const char *dir);
 void t_kv_start(struct t_kv *k, const char *dir, const char *const *extra);
 /* Start redis-server in dir (skip with 77 if it is not installed). */
 void t_redis_start(struct t_kv *k, const char *dir);
+/* The same with extra arguments (NULL-terminated, may be NULL), and with
+ * cluster a cluster node (--cluster-enabled, its nodes.conf in dir, on a
+ * port whose bus port, +10000, is free too). */
+void t_redis_start_args(struct t_kv *k, const char *dir, const char *const *extra,
+			bool cluster);
 /* SIGTERM and reap (SIGKILL after 20 s): the exit status, or -1. */
 int t_kv_stop(struct t_kv *k);
 /* Wait for the server to exit by itself (SHUTDOWN): its status, or -1. */

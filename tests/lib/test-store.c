@@ -116,6 +116,18 @@ unsigned long t_store_writes(const struct t_store *s)
 	return total(s, s->writes);
 }
 
+void t_require_redis_store(void)
+{
+	/* Port 1: nobody there, so EIO at once, unless there is no store. */
+	UFFD_OPTS(uffd_store_redis_opts, o, .port = 1, .prefix = "probe", .size = 4096,
+		  .timeout_ms = 100);
+	struct uffd_store *s = uffd_store_redis(&o);
+
+	if (!s && errno == EOPNOTSUPP)
+		SKIP("libuffd built without hiredis");
+	uffd_store_free(s);
+}
+
 struct uffd_pager *t_pager_new(const struct uffd_pager_opts *o)
 {
 	struct uffd_pager *p = uffd_pager_new(o);

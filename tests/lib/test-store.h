@@ -46,6 +46,9 @@ static inline unsigned t_writes(const struct t_store *s, size_t page)
 pid_t t_serve_start(const char *path, size_t len, unsigned seed);
 void t_serve_kill(pid_t pid);
 
+/* Skip (77) when libuffd was built without hiredis (no Redis store). */
+void t_require_redis_store(void);
+
 /* A pager with these options, or skip (no userfaultfd write-protect). */
 struct uffd_pager *t_pager_new(const struct uffd_pager_opts *o);
 
