@@ -81,7 +81,8 @@ static int on_missing(struct uffd_fault *f)
 	STAT_ADD(&p->st, faults, 1);
 	pthread_mutex_lock(&p->lock);
 	uffd__wait_settled(p, m, idx);
-	uffd__ra_marker(p, m, idx);
+	if (m->state[idx] == P_INACTIVE && (m->pflags[idx] & PF_PARKED))
+		uffd__ra_marker(p, m, idx);
 	uffd__ra_trim(p, m, idx);
 	switch (m->state[idx]) {
 	case P_ACTIVE:

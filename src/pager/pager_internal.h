@@ -113,10 +113,9 @@ struct pmap {
 	struct {			/* sequential streams (pages) */
 		size_t next;		/* a fault here continues it */
 		size_t win;		/* its last synchronous window */
-		size_t mark;		/* read ahead parks this page in the
-					   shadow: the touch that maps it back
-					   posts the next group (0: none) */
-		size_t end;		/* read ahead posted up to here */
+		size_t async;		/* read ahead in groups from here
+					   (0: not yet) */
+		size_t end;		/* and posted up to here */
 	} ra[RA_STREAMS];
 	unsigned ra_victim;
 	int users;			/* threads working on it unlocked */
@@ -137,6 +136,7 @@ struct qent {
 struct ra_req {
 	struct pmap *m;
 	size_t idx, n;
+	size_t mark;		/* its first page, parked (readahead.c) */
 };
 
 /* A fault's read gathered with others (batch.c): pages [idx, idx+n)

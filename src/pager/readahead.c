@@ -32,7 +32,10 @@
 #include "pager_internal.h"
 
 #define RA_START_PAGES	4		/* first sequential window */
-#define ASYNC_RA_WINDOWS 4		/* windows in a group read ahead */
+#define ASYNC_RA_WINDOWS 2		/* windows in a group read ahead: with
+					   GROUPS_AHEAD, at most a quarter of
+					   the buffer (windows: a 16th) */
+#define GROUPS_AHEAD	2		/* groups posted ahead of the program */
 #define RA_BATCH	8		/* windows a reader has in flight */
 
 /* The largest window: read_ahead, at most 1/16 of the buffer. */
@@ -48,7 +51,8 @@ size_t uffd__ra_pages(const struct uffd_pager *p, const struct pmap *m)
 	return n ? n : 1;
 }
 
-/* Hand n pages from idx to the readers.  Lock held. */
+/* Hand n pages from idx to the readers, the first to be parked.  Lock
+ * held. */
 static void ra_post(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n)
 {
 	int i;
@@ -60,63 +64,61 @@ static void ra_post(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n)
 			return;
 	if (p->nra == (int)(sizeof(p->ra) / sizeof(p->ra[0])))
 		return;
-	p->ra[p->nra++] = (struct ra_req){ m, idx, n };
+	p->ra[p->nra++] = (struct ra_req){ m, idx, n, idx };
 	m->users++;
 	pthread_cond_signal(&p->read_work);
 }
 
-/* Post stream i's next group from its end, marked by its first page.
- * Lock held. */
+/* Post stream i's next group, from its end.  Lock held. */
 static void post_group(struct uffd_pager *p, struct pmap *m, int i, size_t max)
 {
 	size_t from = m->ra[i].end, n = max * ASYNC_RA_WINDOWS;
 
-	m->ra[i].mark = from;
 	m->ra[i].end = from + n;
 	m->ra[i].next = from + n;
 	ra_post(p, m, from, n);
 }
 
 /*
- * A fault at idx, whatever its page's state: if it is a stream's mark, the
- * program reached the group read ahead last, and the next one is posted.
- * Lock held.
+ * A fault at idx on a parked page (PF_PARKED: the first of a group read
+ * ahead): the program reached that group, and the stream's next one is
+ * posted, so GROUPS_AHEAD groups stay in flight ahead of it.  Lock held.
  */
 void uffd__ra_marker(struct uffd_pager *p, struct pmap *m, size_t idx)
 {
+	size_t max = uffd__ra_pages(p, m), n = max * ASYNC_RA_WINDOWS;
 	int i;
 
-	if (!idx)
-		return;
 	for (i = 0; i < RA_STREAMS; i++)
-		if (m->ra[i].mark == idx)
-			post_group(p, m, i, uffd__ra_pages(p, m));
+		if (m->ra[i].async && idx >= m->ra[i].async && idx < m->ra[i].end &&
+		    m->ra[i].end - idx <= GROUPS_AHEAD * n)
+			post_group(p, m, i, max);
 }
 
 /*
  * The window a fault at idx on an EMPTY page reads itself: a new stream's
  * one page, a growing stream's next window (which, at the largest, also
- * starts the stream's groups read ahead), or, inside a group the readers
- * have not reached yet, the largest window.  Lock held.
+ * starts the stream's groups read ahead), or, inside the groups the
+ * readers have not reached yet, the largest window.  Lock held.
  */
 size_t uffd__ra_window(struct uffd_pager *p, struct pmap *m, size_t idx)
 {
 	size_t max = uffd__ra_pages(p, m), win;
-	int i;
+	int i, g;
 
 	if (max <= 1)
 		return 1;
 	for (i = 0; i < RA_STREAMS; i++) {
 		if (m->ra[i].next == idx && idx)
 			break;
-		if (m->ra[i].mark && idx > m->ra[i].mark && idx < m->ra[i].end)
+		if (m->ra[i].async && idx >= m->ra[i].async && idx < m->ra[i].end)
 			return max;	/* the readers are behind */
 	}
 	if (i == RA_STREAMS) {
 		/* Not a continuation: start a stream in place of another. */
 		i = m->ra_victim++ % RA_STREAMS;
 		m->ra[i].win = 0;
-		m->ra[i].mark = 0;
+		m->ra[i].async = 0;
 		m->ra[i].next = idx + 1;
 		return 1;
 	}
@@ -126,8 +128,11 @@ size_t uffd__ra_window(struct uffd_pager *p, struct pmap *m, size_t idx)
 	m->ra[i].win = win;
 	m->ra[i].next = idx + win;
 	if (win == max) {
+		/* Asynchronous from here on: GROUPS_AHEAD groups at once. */
+		m->ra[i].async = idx + win;
 		m->ra[i].end = idx + win;
-		post_group(p, m, i, max);
+		for (g = 0; g < GROUPS_AHEAD; g++)
+			post_group(p, m, i, max);
 	}
 	return win;
 }
@@ -163,17 +168,12 @@ struct ra_chunk {
 	size_t idx, n, park;
 };
 
-/* The mark of one of m's streams inside [idx, idx+n), with room on the
- * queue for it, or SIZE_MAX.  Lock held. */
-static size_t find_park(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n)
+/* The page of a chunk claimed at idx to park: the first of a group (r's
+ * mark), when there is room on the queue for it, else SIZE_MAX.  Lock
+ * held. */
+static size_t find_park(struct uffd_pager *p, const struct ra_req *r, size_t idx)
 {
-	int i;
-
-	for (i = 0; i < RA_STREAMS; i++)
-		if (m->ra[i].mark >= idx && m->ra[i].mark < idx + n && m->ra[i].mark &&
-		    uffd__queue_reserve(p, 1))
-			return m->ra[i].mark;
-	return SIZE_MAX;
+	return idx == r->mark && uffd__queue_reserve(p, 1) ? idx : SIZE_MAX;
 }
 
 /* Page idx (BUSY, read into src) to its shadow, INACTIVE. */
@@ -290,7 +290,7 @@ void *uffd__readahead_main(void *arg)
 				win = r->n;
 			k = uffd__claim_empty(p, m, at, win);
 			if (k) {
-				c[nc++] = (struct ra_chunk){ at, k, find_park(p, m, at, k) };
+				c[nc++] = (struct ra_chunk){ at, k, find_park(p, r, at) };
 				STAT_ADD(&p->st, read_ahead, k);
 			}
 			/* Past the claim, or past a page not EMPTY; a fault may
