@@ -85,8 +85,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -169,6 +172,10 @@ enum { WL_RANDOM, WL_SEQ, WL_RMW, WL_ZIPF, NWL };
 /* NULL-terminated: the --only choices too. */
 static const char *const wl_names[NWL + 1] = { "random_read", "seq_read", "rmw", "zipf_read",
 						NULL };
+/* --only's choices: a workload, or the Redis section alone. */
+#define ONLY_REDIS		NWL
+static const char *const only_names[] = { "random_read", "seq_read", "rmw", "zipf_read",
+					  "redis", NULL };
 
 /*
  * Which runs are made: every workload with 1 and 2 threads on both mmap
@@ -1618,6 +1625,234 @@ out:
 	uffd_close(&u);
 }
 
+/*
+ * A map on Redis (uffd_store_redis) against Redis itself: a redis-server
+ * started here on a free loopback port holds REDIS_PAGES pages (the same
+ * hashed words as the file), and the same pages are read twice, each way
+ * once:
+ *
+ *   raw      GET pipelined by hiredis on one connection, REDIS_WINDOW
+ *            commands sent before their replies are read, each value
+ *            copied out - what a program that knows Redis would do;
+ *   libuffd  a sequential scan of a pager map over the store (a word of
+ *            every page, every word of one page in 64 checked): the
+ *            faults' read-ahead windows pipelined by the store.
+ *
+ * redis_raw_get_us_over_libuffd_us: the issue's goal is a page's fault at
+ * most 1.3x a raw pipelined GET of it (the ratio at least 1/1.3).  The
+ * server is stopped by pid at the end; without redis-server or hiredis the
+ * section says so and is left out.
+ */
+#define REDIS_PAGES		16384		/* 64 MiB */
+#define REDIS_QUICK_PAGES	4096
+#define REDIS_WINDOW		256		/* the pager's 1 MiB window */
+#define REDIS_READY_MS		10000
+#define REDIS_ROUNDS		3		/* each side, the best kept */
+#define GOAL_REDIS		(1 / 1.3)
+
+#ifdef HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+
+/* A free loopback port, or 0. */
+static int redis_free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = 0;
+
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* redis-server on port, no persistence, in dir; its pid once it answers
+ * PING, or -1. */
+static pid_t redis_start(int port, const char *dir)
+{
+	char sport[16];
+	pid_t pid;
+	int waited;
+
+	snprintf(sport, sizeof(sport), "%d", port);
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("redis-server", "redis-server", "--port", sport, "--bind", "127.0.0.1",
+		       "--save", "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0)
+		return -1;
+	for (waited = 0; waited < REDIS_READY_MS; waited += 10) {
+		struct timeval tv = { 1, 0 };
+		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+		redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+		bool up = r && r->type == REDIS_REPLY_STATUS;
+
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+		if (up)
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+/* GET every page, REDIS_WINDOW at a time pipelined, into buf (a window);
+ * us per page, or -1.  Mismatches in the words counted. */
+static double redis_raw(int port, const char *prefix, uint64_t pages, char *buf,
+			uint64_t *mismatches)
+{
+	struct timeval tv = { 5, 0 };
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	double t0, us = -1;
+	uint64_t p, i, k;
+
+	if (!c || c->err)
+		goto out;
+	redisSetTimeout(c, tv);
+	t0 = bench_now_us();
+	for (p = 0; p < pages; p += REDIS_WINDOW) {
+		uint64_t n = pages - p < REDIS_WINDOW ? pages - p : REDIS_WINDOW;
+
+		for (i = 0; i < n; i++)
+			redisAppendCommand(c, "GET %s:%llu", prefix, (unsigned long long)(p + i));
+		for (i = 0; i < n; i++) {
+			redisReply *r;
+
+			if (redisGetReply(c, (void **)&r) != REDIS_OK)
+				goto out;
+			if (r->type != REDIS_REPLY_STRING || r->len != PAGE_SZ) {
+				freeReplyObject(r);
+				goto out;
+			}
+			memcpy(buf + i * PAGE_SZ, r->str, PAGE_SZ);
+			freeReplyObject(r);
+		}
+		/* the same check as the map's scan: a word of each page */
+		for (i = 0; i < n; i++) {
+			k = (p + i) * PAGE_SZ + ((p + i) % PAGE_WORDS) * WORD_SZ;
+			if (*(uint64_t *)(buf + i * PAGE_SZ + k % PAGE_SZ) != data_word(k))
+				(*mismatches)++;
+		}
+	}
+	us = (bench_now_us() - t0) / pages;
+out:
+	if (c)
+		redisFree(c);
+	return us;
+}
+
+/* A sequential scan of a pager map over the store: us per page, or -1. */
+static double redis_map(int port, const char *prefix, uint64_t pages, uint64_t *mismatches)
+{
+	UFFD_OPTS(uffd_pager_opts, po, .buffer_bytes = pages * PAGE_SZ / 2);
+	UFFD_OPTS(uffd_store_redis_opts, o, .port = port, .prefix = prefix,
+		  .size = pages * PAGE_SZ, .timeout_ms = 5000);
+	struct uffd_store *s = uffd_store_redis(&o);
+	struct uffd_pager *p = s ? uffd_pager_new(&po) : NULL;
+	double t0, us = -1;
+	uint64_t pg, k, off;
+	char *map;
+
+	if (!p)
+		goto out;
+	map = uffd_pager_map(p, s, 0, pages * PAGE_SZ, PROT_READ, UFFD_PAGER_OWN_STORE, 0);
+	if (!map)
+		goto out;
+	s = NULL;
+	t0 = bench_now_us();
+	for (pg = 0; pg < pages; pg++) {
+		off = pg * PAGE_SZ + (pg % PAGE_WORDS) * WORD_SZ;
+		*mismatches += load_word(map, off) != data_word(off);
+		if (pg % FULL_CHECK_EVERY)
+			continue;
+		for (k = 0; k < PAGE_WORDS; k++) {
+			off = pg * PAGE_SZ + k * WORD_SZ;
+			*mismatches += load_word(map, off) != data_word(off);
+		}
+	}
+	us = (bench_now_us() - t0) / pages;
+out:
+	uffd_store_free(s);
+	if (p)
+		uffd_pager_free(p);
+	return us;
+}
+
+static void redis_section(const struct pager_bench *b, struct bench_report *rep,
+			  bool quick, char *fail, size_t faillen)
+{
+	uint64_t pages = quick ? REDIS_QUICK_PAGES : REDIS_PAGES, mism = 0, i;
+	UFFD_OPTS(uffd_store_redis_opts, o, .prefix = "bench", .size = pages * PAGE_SZ,
+		  .timeout_ms = 5000);
+	double raw = -1, map = -1;
+	struct uffd_store *s;
+	char dir[300], *buf;
+	int port, round;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/redis", b->dir);
+	port = redis_free_port();
+	if (mkdir(dir, 0700) || !port || (pid = redis_start(port, dir)) < 0) {
+		if (b->human)
+			printf("  redis: no redis-server could be started here: left out\n");
+		rmdir(dir);
+		return;
+	}
+	buf = malloc(pages * PAGE_SZ);
+	o.port = port;
+	s = uffd_store_redis(&o);
+	if (buf && s) {
+		for (i = 0; i < pages * PAGE_WORDS; i++)
+			((uint64_t *)buf)[i] = data_word(i * WORD_SZ);
+		if (s->ops->write(s->data, buf, pages * PAGE_SZ, 0) == (ssize_t)(pages * PAGE_SZ))
+			for (round = 0; round < REDIS_ROUNDS; round++) {
+				double r = redis_raw(port, "bench", pages, buf, &mism),
+				       m = redis_map(port, "bench", pages, &mism);
+
+				raw = r > 0 && (raw < 0 || r < raw) ? r : raw;
+				map = m > 0 && (map < 0 || m < map) ? m : map;
+			}
+	}
+	uffd_store_free(s);
+	free(buf);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	rmdir(dir);
+	if (raw < 0 || map < 0) {
+		if (!fail[0])
+			snprintf(fail, faillen, "redis: %s failed", raw < 0 ? "raw GET" : "the map");
+		return;
+	}
+	if (mism && !fail[0])
+		snprintf(fail, faillen, "redis: %llu words read wrong", (unsigned long long)mism);
+	bench_result(rep, "redis", "raw_pipelined_get_us_per_page", raw, "us");
+	bench_result(rep, "libuffd", "redis_map_seq_us_per_page", map, "us");
+	bench_result(rep, "libuffd", "redis_mismatches", mism, "words");
+	bench_ratio(rep, "redis_raw_get_us_over_libuffd_us", raw / map, GOAL_REDIS);
+}
+#else
+static void redis_section(const struct pager_bench *b, struct bench_report *rep,
+			  bool quick, char *fail, size_t faillen)
+{
+	if (b->human)
+		printf("  redis: libuffd built without hiredis: left out\n");
+}
+#endif
+
 static void make_config(const struct pager_bench *b, struct bench_report *rep,
 			uint64_t zipf_ratio_reads)
 {
@@ -1717,8 +1952,8 @@ int bench_pager(int argc, char **argv)
 		OPT_UINT("budget", 'b', &budget_s, NULL, "SEC", "a run stops its accesses "
 			 "after this, less than the timeout (default 15, --quick 2)", 1,
 			 MAX_SECONDS, 1),
-		OPT_CHOICE("only", 'o', &only, NULL, "NAME", "only this workload (no goals "
-			   "then)", wl_names),
+		OPT_CHOICE("only", 'o', &only, NULL, "NAME", "only this workload, or only the "
+			   "Redis section (no goals then)", only_names),
 		OPT_UINT("threads", 'T', &threads, NULL, "N", "only this many threads: 1, 2 "
 			 "or 8 (no goals then; default: 1 and 2, and 8 for random reads)", 1,
 			 MAX_THREADS, 1),
@@ -1853,6 +2088,8 @@ int bench_pager(int argc, char **argv)
 	report(b, &rep);
 	make_config(b, &rep, ratios(b, &rep));
 	fill_paths(&rep);
+	if ((b->only_wl < 0 || b->only_wl == ONLY_REDIS) && !b->only_threads)
+		redis_section(b, &rep, quick, fail, sizeof(fail));
 	bench_print(&rep);
 	ret = EXIT_OK;
 	if (fail[0]) {

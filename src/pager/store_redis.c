@@ -13,15 +13,20 @@
  * The idea that makes it fast is pipelining: the pages of one read or
  * write, and of every I/O of a batch (the pager's read-ahead windows, the
  * faults read together, eviction's write-back runs), go out as one stream
- * of commands per node before any reply is read, so a window of 256 pages
- * costs one round trip, not 256.  In a cluster each key goes to the node
+ * of commands per node, the next ones sent as the first replies come, so a
+ * window of 256 pages costs about one round trip, not 256.  In a cluster each key goes to the node
  * that owns its hash slot (CRC16 of the key, mod 16384, from CLUSTER
  * SLOTS); all nodes' streams are sent before any is read, a MOVED reply
  * reloads the slot map and sends the command again, an ASK sends it once
  * to the node named, after ASKING.
  *
- * hiredis is the protocol codec only (commands formatted, replies parsed
- * from what we feed it); the sockets are ours, non-blocking, every wait
+ * On the data path the store writes the commands and reads the replies
+ * itself (a bulk string, nil, status, integer or error - every length
+ * checked), each value copied once, from the receive buffer to its page:
+ * hiredis's reader, which copies what it is fed and moves what is left of
+ * its buffer after each reply, spent more time in memmove than the pager
+ * in everything else.  hiredis parses the set-up replies (PING, CLUSTER
+ * SLOTS).  The sockets are the store's, non-blocking, every wait
  * bounded by one deadline per request (timeout_ms from its start), and
  * sends use MSG_NOSIGNAL: a server that is killed gives -EIO at once, one
  * that hangs gives -EIO when the deadline passes, never a hang and never
@@ -107,13 +112,30 @@ struct uffd_store *uffd_store_redis(const struct uffd_store_redis_opts *opts)
 #define MAX_NODES		1024		/* a cluster's nodes we follow */
 #define MAX_REDIRECTS		5		/* MOVED/ASK rounds per request */
 #define RECV_CHUNK		(64u << 10)
+#define PIPELINE_CHUNK		128		/* commands sent at once */
+#define PIPELINE_DEPTH		2		/* chunks unanswered at once */
 #define KEY_MAX			(REDIS_MAX_PREFIX + 24)
 
-/* A connection: a non-blocking TCP socket and the parser of its replies. */
+/*
+ * A connection: a non-blocking TCP socket, and what was received and not
+ * parsed yet (in[head, tail)) on the data path, or hiredis's parser for
+ * set-up replies.
+ */
 struct conn {
 	int fd;
-	redisReader *rd;
+	redisReader *rd;		/* set-up connections */
+	char *in;			/* data path: RECV_CHUNK bytes */
+	size_t head, tail;
 	struct conn *next;		/* in its node's idle list */
+};
+
+/* A data-path reply: its type; a value went to its op's buffer. */
+struct op;
+struct sink {
+	struct op *op;			/* a string's destination, or NULL */
+	int type;			/* REDIS_REPLY_* */
+	size_t msglen;
+	char msg[128];			/* an error's text (MOVED, ASK ...) */
 };
 
 struct node {
@@ -126,6 +148,7 @@ struct node {
 struct redis_store {
 	struct uffd_store store;	/* store.data points back here */
 	char prefix[REDIS_MAX_PREFIX + 1];
+	size_t prefix_len;
 	uint64_t size;
 	size_t psize;
 	int timeout_ms;
@@ -179,11 +202,13 @@ static void conn_free(struct conn *c)
 		close(c->fd);
 	if (c->rd)
 		redisReaderFree(c->rd);
+	free(c->in);
 	free(c);
 }
 
-/* Connect to host:port before the deadline.  The connection, or NULL. */
-static struct conn *conn_open(const char *host, int port, uint64_t deadline)
+/* Connect to host:port before the deadline, for the data path or for
+ * set-up (hiredis parses the replies).  The connection, or NULL. */
+static struct conn *conn_open(const char *host, int port, uint64_t deadline, bool data)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM },
 			*res = NULL, *ai;
@@ -194,9 +219,12 @@ static struct conn *conn_open(const char *host, int port, uint64_t deadline)
 	if (!c)
 		return NULL;
 	c->fd = -1;
-	c->rd = redisReaderCreate();
+	if (data)
+		c->in = malloc(RECV_CHUNK);
+	else
+		c->rd = redisReaderCreate();
 	snprintf(service, sizeof(service), "%d", port);
-	if (!c->rd || getaddrinfo(host, service, &hints, &res))
+	if (!(c->rd || c->in) || getaddrinfo(host, service, &hints, &res))
 		goto fail;
 	for (ai = res; ai; ai = ai->ai_next) {
 		struct pollfd pfd;
@@ -242,7 +270,7 @@ static struct conn *conn_get(struct node *n, uint64_t deadline, bool *pooled)
 		n->idle = c->next;
 	pthread_mutex_unlock(&n->lock);
 	*pooled = c != NULL;
-	return c ? c : conn_open(n->host, n->port, deadline);
+	return c ? c : conn_open(n->host, n->port, deadline, true);
 }
 
 static void conn_put(struct node *n, struct conn *c)
@@ -253,9 +281,9 @@ static void conn_put(struct node *n, struct conn *c)
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* The next reply on c, waiting until the deadline: 0 and *reply, or -EIO
- * (the connection is then unusable). */
-static int conn_reply(struct conn *c, redisReply **reply, uint64_t deadline)
+/* The next set-up reply on c, waiting until the deadline: 0 and *reply,
+ * or -EIO (the connection is then unusable). */
+static int conn_reply(struct conn *c, void **reply, uint64_t deadline)
 {
 	char buf[RECV_CHUNK];
 
@@ -284,8 +312,8 @@ static redisReply *command(const char *host, int port, int timeout_ms, int argc,
 			   const char **argv)
 {
 	uint64_t deadline = uffd__deadline_ms(timeout_ms);
-	struct conn *c = conn_open(host, port, deadline);
-	redisReply *reply = NULL;
+	struct conn *c = conn_open(host, port, deadline, false);
+	void *reply = NULL;
 	char *cmd = NULL;
 	int len;
 
@@ -295,7 +323,7 @@ static redisReply *command(const char *host, int port, int timeout_ms, int argc,
 	if (len > 0 && !uffd__send_all(c->fd, cmd, len, deadline) &&
 	    conn_reply(c, &reply, deadline))
 		reply = NULL;
-	free(cmd);
+	redisFreeCommand(cmd);
 	conn_free(c);
 	return reply;
 }
@@ -400,17 +428,17 @@ static int key_node(struct redis_store *rs, const char *key, size_t len)
 
 /* "MOVED 3999 127.0.0.1:6381" or "ASK ...": the node it names (added),
  * or -1. */
-static int redirect_node(struct redis_store *rs, const redisReply *r)
+static int redirect_node(struct redis_store *rs, const char *msg, size_t len)
 {
 	const char *sp, *colon;
 	int idx;
 
-	sp = memchr(r->str, ' ', r->len);
-	sp = sp ? memchr(sp + 1, ' ', r->len - (sp + 1 - r->str)) : NULL;
+	sp = memchr(msg, ' ', len);
+	sp = sp ? memchr(sp + 1, ' ', len - (sp + 1 - msg)) : NULL;
 	if (!sp)
 		return -1;
 	sp++;
-	colon = memrchr(sp, ':', r->len - (sp - r->str));
+	colon = memrchr(sp, ':', len - (sp - msg));
 	if (!colon)
 		return -1;
 	pthread_rwlock_wrlock(&rs->map_lock);
@@ -438,91 +466,34 @@ struct op {
 	int err;
 };
 
+/* v in decimal at p (no NUL); its length.  (No printf on the data path:
+ * it showed in the profile.) */
+static size_t put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do
+		tmp[n++] = '0' + v % 10;
+	while ((v /= 10));
+	for (i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t put_str(char *p, const char *s, size_t len)
+{
+	memcpy(p, s, len);
+	return len;
+}
+
 static void op_format(const struct redis_store *rs, struct op *op, uint64_t page)
 {
-	op->klen = snprintf(op->key, sizeof(op->key), "%s:%" PRIu64, rs->prefix, page);
+	size_t n = put_str(op->key, rs->prefix, rs->prefix_len);
+
+	op->key[n++] = ':';
+	op->klen = n + put_u64(op->key + n, page);
 }
-
-/* The command for op: malloc'd into *cmd, its length or -1. */
-static int op_command(const struct op *op, char **cmd)
-{
-	char lo[24], hi[24];
-	const char *argv[4];
-	size_t argl[4];
-	int argc = 0;
-
-	switch (op->kind) {
-	case OP_GET:
-		argv[argc] = "GET", argl[argc++] = 3;
-		argv[argc] = op->key, argl[argc++] = op->klen;
-		break;
-	case OP_GETRANGE:
-		argv[argc] = "GETRANGE", argl[argc++] = 8;
-		argv[argc] = op->key, argl[argc++] = op->klen;
-		argl[argc] = snprintf(lo, sizeof(lo), "%zu", op->start), argv[argc++] = lo;
-		argl[argc] = snprintf(hi, sizeof(hi), "%zu", op->start + op->len - 1);
-		argv[argc++] = hi;
-		break;
-	case OP_SET:
-		argv[argc] = "SET", argl[argc++] = 3;
-		argv[argc] = op->key, argl[argc++] = op->klen;
-		argv[argc] = op->buf, argl[argc++] = op->len;
-		break;
-	case OP_SETRANGE:
-		argv[argc] = "SETRANGE", argl[argc++] = 8;
-		argv[argc] = op->key, argl[argc++] = op->klen;
-		argl[argc] = snprintf(lo, sizeof(lo), "%zu", op->start), argv[argc++] = lo;
-		argv[argc] = op->buf, argl[argc++] = op->len;
-		break;
-	}
-	return redisFormatCommandArgv(cmd, argc, argv, argl);
-}
-
-/* What a reply means for its op: 0 done, 1 redirected to the node the
- * reply names (a MOVED also asks for the slot map again: *reload), -EIO. */
-static int op_reply(struct redis_store *rs, struct op *op, const redisReply *r, bool *reload)
-{
-	size_t got;
-
-	if (r->type == REDIS_REPLY_ERROR) {
-		bool moved = r->len > 6 && !memcmp(r->str, "MOVED ", 6),
-		     ask = r->len > 4 && !memcmp(r->str, "ASK ", 4);
-		int idx = (moved || ask) && rs->cluster ? redirect_node(rs, r) : -1;
-
-		if (idx < 0)
-			return -EIO;
-		op->node = idx;
-		op->asking = ask;
-		op->redirected = true;
-		*reload |= moved;
-		return 1;
-	}
-	if (op->kind == OP_SET || op->kind == OP_SETRANGE)
-		return r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
-	if (r->type == REDIS_REPLY_NIL) {
-		memset(op->buf, 0, op->len);	/* never written: zeros */
-		return 0;
-	}
-	if (r->type != REDIS_REPLY_STRING)
-		return -EIO;
-	got = r->len < op->len ? r->len : op->len;
-	memcpy(op->buf, r->str, got);
-	memset(op->buf + got, 0, op->len - got);
-	return 0;
-}
-
-/* A node's share of a request's ops, pipelined on one connection. */
-struct group {
-	int node;
-	struct node *n;
-	struct conn *c;
-	bool pooled;		/* c came from the idle pool */
-	bool failed;
-	struct op **v;
-	int nv;
-};
-
-#define ASKING_CMD "*1\r\n$6\r\nASKING\r\n"
 
 /* Room for need bytes in *out.  False: no memory. */
 static bool reserve(char **out, size_t *cap, size_t need)
@@ -539,93 +510,343 @@ static bool reserve(char **out, size_t *cap, size_t need)
 	return true;
 }
 
-/* Send g's commands, all of them, before any reply is read.  False when
- * that failed (g->c is then gone). */
-static bool group_send(struct redis_store *rs, struct group *g, uint64_t deadline)
+/* A bulk string "$<len>\r\n<bytes>\r\n" at p; its length. */
+static size_t bulk(char *p, const void *bytes, size_t len)
 {
-	char *out = NULL;
-	size_t olen = 0, ocap = 0;
-	bool ok = false;
-	int i;
+	size_t n = 0;
 
+	p[n++] = '$';
+	n += put_u64(p + n, len);
+	n += put_str(p + n, "\r\n", 2);
+	memcpy(p + n, bytes, len);
+	memcpy(p + n + len, "\r\n", 2);
+	return n + len + 2;
+}
+
+/* Append op's command (RESP, after ASKING when it was told ASK) to *out.
+ * False: no memory. */
+static bool op_append(const struct op *op, char **out, size_t *len, size_t *cap)
+{
+	static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+	bool set = op->kind == OP_SET || op->kind == OP_SETRANGE;
+	char lo[24], hi[24], *p;
+	size_t nlo, nhi;
+
+	/* Headers, the key, two numbers, and a value: its length plus this. */
+	if (!reserve(out, cap, *len + sizeof(asking) + 4 * 32 + op->klen + 64 +
+		     (set ? op->len : 0)))
+		return false;
+	p = *out + *len;
+	if (op->asking)
+		p += put_str(p, asking, sizeof(asking) - 1);
+	nlo = put_u64(lo, op->start);
+	nhi = put_u64(hi, op->start + op->len - 1);
+	switch (op->kind) {
+	case OP_GET:
+		p += put_str(p, "*2\r\n$3\r\nGET\r\n", 13);
+		p += bulk(p, op->key, op->klen);
+		break;
+	case OP_GETRANGE:
+		p += put_str(p, "*4\r\n$8\r\nGETRANGE\r\n", 18);
+		p += bulk(p, op->key, op->klen);
+		p += bulk(p, lo, nlo);
+		p += bulk(p, hi, nhi);
+		break;
+	case OP_SET:
+		p += put_str(p, "*3\r\n$3\r\nSET\r\n", 13);
+		p += bulk(p, op->key, op->klen);
+		p += bulk(p, op->buf, op->len);
+		break;
+	case OP_SETRANGE:
+		p += put_str(p, "*4\r\n$8\r\nSETRANGE\r\n", 18);
+		p += bulk(p, op->key, op->klen);
+		p += bulk(p, lo, nlo);
+		p += bulk(p, op->buf, op->len);
+		break;
+	}
+	*len = p - *out;
+	return true;
+}
+
+/* ---- the data path's replies --------------------------------------- */
+
+#define LINE_MAX_BYTES	512		/* a reply's first line, at most */
+
+/* More bytes into c->in, what is there kept at its start.  0 or -EIO. */
+static int conn_fill(struct conn *c, uint64_t deadline)
+{
+	ssize_t n;
+
+	if (c->head) {
+		memmove(c->in, c->in + c->head, c->tail - c->head);
+		c->tail -= c->head;
+		c->head = 0;
+	}
+	if (c->tail == RECV_CHUNK)
+		return -EIO;
+	for (;;) {
+		n = recv(c->fd, c->in + c->tail, RECV_CHUNK - c->tail, MSG_DONTWAIT);
+		if (n > 0) {
+			c->tail += n;
+			return 0;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			return -EIO;
+		if (uffd__wait_readable(c->fd, -1, deadline) != 1)
+			return -EIO;
+	}
+}
+
+/* The next line (its \r\n cut off, NUL-terminated in place).  0 or
+ * -EIO (none within LINE_MAX_BYTES, or the connection failed). */
+static int conn_line(struct conn *c, char **line, size_t *len, uint64_t deadline)
+{
+	for (;;) {
+		char *start = c->in + c->head,
+		     *cr = memchr(start, '\r', c->tail - c->head);
+
+		if (cr && cr + 1 < c->in + c->tail) {
+			if (cr[1] != '\n')
+				return -EIO;
+			*cr = 0;
+			*line = start;
+			*len = cr - start;
+			c->head += *len + 2;
+			return 0;
+		}
+		if (c->tail - c->head >= LINE_MAX_BYTES || conn_fill(c, deadline))
+			return -EIO;
+	}
+}
+
+/* The next n bytes to dst (NULL: dropped).  0 or -EIO. */
+static int conn_bytes(struct conn *c, char *dst, size_t n, uint64_t deadline)
+{
+	while (n) {
+		size_t have = c->tail - c->head;
+
+		if (!have) {
+			if (conn_fill(c, deadline))
+				return -EIO;
+			continue;
+		}
+		if (have > n)
+			have = n;
+		if (dst) {
+			memcpy(dst, c->in + c->head, have);
+			dst += have;
+		}
+		c->head += have;
+		n -= have;
+	}
+	return 0;
+}
+
+/* A decimal integer, all of s: 0 or -EIO. */
+static int parse_int(const char *s, long long *v)
+{
+	char *end;
+
+	if (!*s || strlen(s) > 20)
+		return -EIO;
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return *end || errno ? -EIO : 0;
+}
+
+/*
+ * The next reply on a data-path connection, into s: a bulk string goes to
+ * s->op's buffer (what does not fit dropped, the rest zero-filled), nil
+ * zero-fills it, an error's text goes to s->msg.  0 or -EIO (a malformed
+ * reply, one this path never asks for, or the connection failed).
+ */
+static int read_reply(struct conn *c, struct sink *s, uint64_t deadline)
+{
+	struct op *op = s->op;
+	long long n;
+	size_t len, got;
+	char *line;
+
+	if (conn_line(c, &line, &len, deadline))
+		return -EIO;
+	switch (line[0]) {
+	case '+':
+		s->type = REDIS_REPLY_STATUS;
+		return 0;
+	case '-':
+		s->type = REDIS_REPLY_ERROR;
+		s->msglen = len - 1 < sizeof(s->msg) ? len - 1 : sizeof(s->msg) - 1;
+		memcpy(s->msg, line + 1, s->msglen);
+		s->msg[s->msglen] = 0;
+		return 0;
+	case ':':
+		s->type = REDIS_REPLY_INTEGER;
+		return parse_int(line + 1, &n);
+	case '$':
+		if (parse_int(line + 1, &n) || n < -1 || n > REDIS_MAX_PAGE)
+			return -EIO;
+		if (n == -1) {
+			s->type = REDIS_REPLY_NIL;
+			if (op)
+				memset(op->buf, 0, op->len);	/* never written */
+			return 0;
+		}
+		s->type = REDIS_REPLY_STRING;
+		got = op ? ((size_t)n < op->len ? (size_t)n : op->len) : 0;
+		if (conn_bytes(c, op ? op->buf : NULL, got, deadline) ||
+		    conn_bytes(c, NULL, n - got, deadline) || conn_line(c, &line, &len, deadline) ||
+		    len)
+			return -EIO;
+		if (op)
+			memset(op->buf + got, 0, op->len - got);
+		return 0;
+	default:
+		return -EIO;
+	}
+}
+
+/* What a reply (parsed into its sink) means for its op: 0 done, 1
+ * redirected to the node the reply names (a MOVED also asks for the slot
+ * map again: *reload), -EIO. */
+static int op_reply(struct redis_store *rs, struct op *op, const struct sink *r, bool *reload)
+{
+	if (r->type == REDIS_REPLY_ERROR) {
+		bool moved = r->msglen > 6 && !memcmp(r->msg, "MOVED ", 6),
+		     ask = r->msglen > 4 && !memcmp(r->msg, "ASK ", 4);
+		int idx = (moved || ask) && rs->cluster ? redirect_node(rs, r->msg, r->msglen) : -1;
+
+		if (idx < 0)
+			return -EIO;
+		op->node = idx;
+		op->asking = ask;
+		op->redirected = true;
+		*reload |= moved;
+		return 1;
+	}
+	if (op->kind == OP_SET || op->kind == OP_SETRANGE)
+		return r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
+	/* A string or nil is in op->buf already (read_reply). */
+	return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL ? 0 : -EIO;
+}
+
+/* A node's share of a request's ops, pipelined on one connection. */
+struct group {
+	int node;
+	struct node *n;
+	struct conn *c;
+	bool pooled;		/* c came from the idle pool */
+	bool failed;
+	struct op **v;
+	int nv;
+	int sent, answered;	/* of v */
+};
+
+/* Open g's connection.  False when there is none. */
+static bool group_open(struct redis_store *rs, struct group *g, uint64_t deadline)
+{
 	pthread_rwlock_rdlock(&rs->map_lock);
 	g->n = g->node < rs->nnodes ? rs->nodes[g->node] : NULL;
 	pthread_rwlock_unlock(&rs->map_lock);
 	g->pooled = false;
+	g->sent = g->answered = 0;
 	g->c = g->n ? conn_get(g->n, deadline, &g->pooled) : NULL;
-	if (!g->c)
-		return false;
-	for (i = 0; i < g->nv; i++) {
-		size_t extra = g->v[i]->asking ? strlen(ASKING_CMD) : 0;
-		char *cmd = NULL;
-		int len = op_command(g->v[i], &cmd);
+	return g->c != NULL;
+}
 
-		if (len < 0 || !reserve(&out, &ocap, olen + extra + len)) {
-			redisFreeCommand(cmd);
+static void group_fail(struct group *g)
+{
+	conn_free(g->c);
+	g->c = NULL;
+	g->failed = true;
+}
+
+/* Send g's next PIPELINE_CHUNK commands.  False when that failed. */
+static bool group_send(struct group *g, uint64_t deadline)
+{
+	char *out = NULL;
+	size_t olen = 0, ocap = 0;
+	bool ok = false;
+	int end = g->sent + PIPELINE_CHUNK < g->nv ? g->sent + PIPELINE_CHUNK : g->nv;
+
+	for (; g->sent < end; g->sent++)
+		if (!op_append(g->v[g->sent], &out, &olen, &ocap))
 			goto out;
-		}
-		memcpy(out + olen, ASKING_CMD, extra);
-		memcpy(out + olen + extra, cmd, len);
-		olen += extra + len;
-		redisFreeCommand(cmd);
-	}
-	ok = !uffd__send_all(g->c->fd, out, olen, deadline);
+	ok = !olen || !uffd__send_all(g->c->fd, out, olen, deadline);
 out:
 	free(out);
-	if (!ok) {
-		conn_free(g->c);
-		g->c = NULL;
-	}
 	return ok;
 }
 
-/* Read g's replies and settle its ops (done, or redirected).  False when
- * the connection failed: the ops not answered stay pending. */
+/* Read the replies of g's oldest unanswered chunk and settle its ops
+ * (done, or redirected).  False when the connection failed: the ops not
+ * answered stay pending. */
 static bool group_recv(struct redis_store *rs, struct group *g, uint64_t deadline,
 		       bool *reload)
 {
-	redisReply *r;
-	int i, ret;
+	int end = g->answered + PIPELINE_CHUNK < g->sent ? g->answered + PIPELINE_CHUNK : g->sent;
+	int ret;
 
-	for (i = 0; i < g->nv; i++) {
-		struct op *op = g->v[i];
+	for (; g->answered < end; g->answered++) {
+		struct op *op = g->v[g->answered];
+		struct sink sink = { .op = NULL };
 
 		if (op->asking) {
-			if (conn_reply(g->c, &r, deadline))
-				goto fail;
-			freeReplyObject(r);
+			if (read_reply(g->c, &sink, deadline))
+				return false;
 			op->asking = false;
 		}
-		if (conn_reply(g->c, &r, deadline))
-			goto fail;
-		ret = op_reply(rs, op, r, reload);
-		freeReplyObject(r);
+		sink = (struct sink){ .op = op };
+		if (read_reply(g->c, &sink, deadline))
+			return false;
+		ret = op_reply(rs, op, &sink, reload);
 		if (ret <= 0) {
 			op->done = true;
 			op->err = ret;
 		}
 	}
-	conn_put(g->n, g->c);
-	g->c = NULL;
 	return true;
-fail:
-	conn_free(g->c);
-	g->c = NULL;
-	return false;
 }
 
-/* Every group sent, then every group's replies read.  Failed groups are
- * marked. */
+/*
+ * Every group's commands sent and answered, all groups at once, each
+ * keeping PIPELINE_DEPTH chunks unanswered: a pipeline that long keeps the
+ * server busy, and one much longer only makes it buffer replies by the
+ * megabyte, which costs it more per command.  Failed groups are marked.
+ */
 static void groups_run(struct redis_store *rs, struct group *g, int ng, uint64_t deadline,
 		       bool *reload)
 {
-	int i;
+	bool busy = true;
+	int i, k;
 
-	for (i = 0; i < ng; i++)
-		g[i].failed = !group_send(rs, &g[i], deadline);
-	for (i = 0; i < ng; i++)
-		if (!g[i].failed)
-			g[i].failed = !group_recv(rs, &g[i], deadline, reload);
+	for (i = 0; i < ng; i++) {
+		g[i].failed = false;
+		if (!group_open(rs, &g[i], deadline)) {
+			g[i].failed = true;
+			continue;
+		}
+		for (k = 0; k < PIPELINE_DEPTH && !g[i].failed; k++)
+			if (!group_send(&g[i], deadline))
+				group_fail(&g[i]);
+	}
+	while (busy) {
+		busy = false;
+		for (i = 0; i < ng; i++) {
+			if (g[i].failed || g[i].answered == g[i].nv)
+				continue;
+			if (!group_recv(rs, &g[i], deadline, reload) ||
+			    !group_send(&g[i], deadline)) {
+				group_fail(&g[i]);
+				continue;
+			}
+			if (g[i].answered < g[i].nv) {
+				busy = true;
+			} else {
+				conn_put(g[i].n, g[i].c);
+				g[i].c = NULL;
+			}
+		}
+	}
 }
 
 /*
@@ -903,7 +1124,7 @@ struct uffd_store *uffd_store_redis(const struct uffd_store_redis_opts *opts)
 	if (!rs)
 		return NULL;
 	pthread_rwlock_init(&rs->map_lock, NULL);
-	snprintf(rs->prefix, sizeof(rs->prefix), "%s", o.prefix);
+	rs->prefix_len = snprintf(rs->prefix, sizeof(rs->prefix), "%s", o.prefix);
 	rs->size = o.size;
 	rs->psize = o.page_size;
 	rs->timeout_ms = o.timeout_ms;
