@@ -996,6 +996,21 @@ static void check_pager_map(void)
 	uffd_store_free(s);
 }
 
+static void check_pager_map_ex(void)
+{
+	UFFD_OPTS(uffd_pager_map_opts, o, .len = 4 * PAGE, .prot = PROT_READ);
+	struct uffd_store *s = uffd_store_memory(NULL, 4 * PAGE);
+	struct uffd_pager *p;
+
+	CHECK(s);
+	CHECK_NULL_EINVAL(uffd_pager_map_ex(NULL, s, &o));
+	p = fixture_pager();
+	CHECK_NULL_EINVAL(uffd_pager_map_ex(p, NULL, &o));
+	CHECK_NULL_EINVAL(uffd_pager_map_ex(p, s, NULL));
+	CHECK_OK(uffd_pager_free(p));
+	uffd_store_free(s);
+}
+
 static void check_pager_unmap(void)
 {
 	struct uffd_pager *p;
@@ -1106,7 +1121,7 @@ static struct entry table[] = {
 	E(checker_verify_image),
 	/* the pager */
 	E(store_file), E(store_fd), E(store_memory), E(store_socket), E(store_socket_open),
-	E(store_redis),
+	E(store_redis), E(pager_map_ex),
 	E(store_serve), E(store_free), E(pager_new), E(pager_free), E(pager_map),
 	E(pager_unmap), E(pager_flush), E(pager_evict), E(pager_prefetch),
 	E(pager_stats), E(pager_config),

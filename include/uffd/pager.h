@@ -172,6 +172,26 @@ int uffd_pager_free(struct uffd_pager *p);
  */
 void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 		     size_t len, int prot, unsigned flags, size_t page_size);
+/*
+ * uffd_pager_map with its arguments in an options struct that can grow
+ * (declared with UFFD_OPTS), and one more: with UFFD_PAGER_FIXED in flags
+ * the map goes at addr exactly (a multiple of its page size), replacing
+ * whatever the process has mapped there, as mmap's MAP_FIXED does - but
+ * never another map of this pager (EEXIST).  uffd_pager_map refuses
+ * UFFD_PAGER_FIXED (EINVAL): it has no address to give.
+ */
+#define UFFD_PAGER_FIXED	(1u << 2)
+struct uffd_pager_map_opts {
+	size_t sz;			/* set by UFFD_OPTS() */
+	uint64_t off;		/* as uffd_pager_map's arguments */
+	size_t len;
+	int prot;
+	unsigned flags;
+	size_t page_size;
+	void *addr;		/* with UFFD_PAGER_FIXED: where the map goes */
+};
+void *uffd_pager_map_ex(struct uffd_pager *p, struct uffd_store *s,
+			const struct uffd_pager_map_opts *o);
 /* Write dirty pages back, forget the map.  0 or the first write error. */
 int uffd_pager_unmap(struct uffd_pager *p, void *addr);
 /* Write back the dirty pages of [addr, addr+len) (len 0: the whole map)

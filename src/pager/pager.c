@@ -169,8 +169,22 @@ static bool owned_elsewhere(const struct uffd_pager *p, const struct uffd_store 
 	return false;
 }
 
-void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
-		     size_t len, int prot, unsigned flags, size_t page_size)
+/* Does [addr, addr+len) overlap a map of p?  Lock held. */
+static bool overlaps_map(const struct uffd_pager *p, const char *addr, size_t len)
+{
+	const struct pmap *m;
+
+	for (m = p->maps; m; m = m->next)
+		if (addr < m->addr + m->len && m->addr < addr + len)
+			return true;
+	return false;
+}
+
+#define MAP_FLAGS (UFFD_PAGER_PRIVATE | UFFD_PAGER_OWN_STORE | UFFD_PAGER_FIXED)
+
+/* Both ways in: with UFFD_PAGER_FIXED the map goes at addr. */
+static void *pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
+		       size_t len, int prot, unsigned flags, size_t page_size, void *addr)
 {
 	unsigned modes = UFFD_REG_MISSING;
 	struct pmap *m;
@@ -184,6 +198,23 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 	    (prot & ~(PROT_READ | PROT_WRITE)) != 0 || !(prot & PROT_READ)) {
 		errno = EINVAL;
 		return NULL;
+	}
+	/* A fixed map: at an address of its page size, not over a map of
+	 * this pager (whatever else is there is replaced, as mmap's
+	 * MAP_FIXED replaces it). */
+	if (flags & UFFD_PAGER_FIXED) {
+		if (!addr || (uintptr_t)addr % page_size ||
+		    (uintptr_t)addr > UINTPTR_MAX - len) {
+			errno = EINVAL;
+			return NULL;
+		}
+		pthread_mutex_lock(&p->lock);
+		err = overlaps_map(p, addr, len) ? EEXIST : 0;
+		pthread_mutex_unlock(&p->lock);
+		if (err) {
+			errno = err;
+			return NULL;
+		}
 	}
 	/* A store is addressed by off_t: no map reaches past 2^63 - 1 (so
 	 * none wraps around 2^64 either). */
@@ -216,7 +247,10 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 	m->flags = flags;
 	m->writable = prot & PROT_WRITE;
 	m->store_size = size;
-	m->addr = map_aligned(len, page_size, prot);
+	m->addr = flags & UFFD_PAGER_FIXED ?
+		  fa_mmap(addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+			  -1, 0) :
+		  map_aligned(len, page_size, prot);
 	m->shadow = fa_mmap(NULL, len, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	m->state = fa_mm_zalloc(m->npages);
@@ -262,6 +296,29 @@ fail:
 	free(m);
 	errno = err;
 	return NULL;
+}
+
+void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
+		     size_t len, int prot, unsigned flags, size_t page_size)
+{
+	if (flags & UFFD_PAGER_FIXED) {		/* (no address to put it at) */
+		errno = EINVAL;
+		return NULL;
+	}
+	return pager_map(p, s, off, len, prot, flags, page_size, NULL);
+}
+
+void *uffd_pager_map_ex(struct uffd_pager *p, struct uffd_store *s,
+			const struct uffd_pager_map_opts *opts)
+{
+	struct uffd_pager_map_opts o;
+	int ret = uffd__load_opts(&o, opts, struct uffd_pager_map_opts, addr, addr);
+
+	if (ret || !opts || (o.flags & ~MAP_FLAGS)) {
+		errno = ret ? -ret : EINVAL;
+		return NULL;
+	}
+	return pager_map(p, s, o.off, o.len, o.prot, o.flags, o.page_size, o.addr);
 }
 
 
