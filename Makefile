@@ -70,10 +70,17 @@ ALL_CFLAGS += -DHAVE_HIREDIS
 LDLIBS += -lhiredis
 endif
 
+# A C++ compiler (optional): umap's C++ Store API (include/umap/store/) is
+# header-only, and its test is built when one is found.
+HAVE_CXX := $(shell printf 'int main(){return 0;}' | $(CXX) -x c++ - -o /dev/null >/dev/null 2>&1 && echo 1)
+ALL_CXXFLAGS := -std=gnu++17 -D_GNU_SOURCE -pthread -Wall -Wextra -Werror -Wno-unused-parameter \
+	$(CFLAGS) $(SANFLAGS) -Iinclude -Isrc -MMD -MP
+
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c \
 	src/checker/*.c src/image/*.c src/snapshot/*.c src/pager/*.c src/serve/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c))
+TEST_CXX_SRCS := $(if $(HAVE_CXX),$(sort $(wildcard tests/*.cpp)))
 TEST_SCRIPTS := $(filter-out tests/runtests.sh,$(sort $(wildcard tests/*.sh)))
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
@@ -81,7 +88,8 @@ EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(BUILD)/obj/%.o)
-TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) \
+CXX_TESTS := $(TEST_CXX_SRCS:tests/%.cpp=$(BUILD)/tests/%)
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%) $(CXX_TESTS) \
 	$(TEST_SCRIPTS:tests/%.sh=$(BUILD)/tests/%)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
@@ -112,7 +120,7 @@ all: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(KV) $(TESTS) 
 # Objects are rebuilt when the flags change (an optional dependency that
 # appears, another compiler), not only when sources do.
 FLAGS_FILE := $(BUILD)/.cflags
-FLAGS_NOW := $(CC) $(ALL_CFLAGS) $(LDLIBS)
+FLAGS_NOW := $(CC) $(ALL_CFLAGS) $(LDLIBS) $(if $(HAVE_CXX),$(CXX))
 $(shell mkdir -p $(BUILD); [ "$$(cat $(FLAGS_FILE) 2>/dev/null)" = "$(FLAGS_NOW)" ] || \
 	echo "$(FLAGS_NOW)" > $(FLAGS_FILE))
 
@@ -120,6 +128,11 @@ $(BUILD)/obj/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.cpp $(FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $<"
+	$(Q)$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 
 # The static library is one relocatable object in which every hidden
 # (internal) symbol is made local: a program that links it sees only the
@@ -167,6 +180,11 @@ $(KV): $(BUILD)/obj/apps/kv/main.o $(KV_LIB) $(STATIC)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# C++ tests are umap programs too (umap's C++ Store API).
+$(CXX_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJS) $(UMAP_OBJS) $(KV_LIB) $(INTERNAL)
+	@mkdir -p $(dir $@)
+	$(Q)$(CXX) $(ALL_CXXFLAGS) -o $@ $< $(TESTLIB_OBJS) $(UMAP_OBJS) $(KV_LIB) $(INTERNAL) $(LDLIBS)
+
 # The umap tests are umap programs: they link the umap objects too.
 $(BUILD)/tests/umap-%: $(BUILD)/obj/tests/umap-%.o $(TESTLIB_OBJS) $(UMAP_OBJS) $(KV_LIB) $(INTERNAL)
 	@mkdir -p $(dir $@)
@@ -201,6 +219,8 @@ install: $(STATIC) $(INTERNAL) $(SHARED) $(BUILD)/libuffd.so $(TOOL) $(KV) $(BUI
 		$(DESTDIR)$(MANDIR)/man5
 	install -m 644 include/uffd/*.h $(DESTDIR)$(INCDIR)/uffd/
 	install -m 644 include/umap/*.h $(DESTDIR)$(INCDIR)/umap/
+	install -d $(DESTDIR)$(INCDIR)/umap/store
+	install -m 644 include/umap/store/* $(DESTDIR)$(INCDIR)/umap/store/
 	install -m 755 $(UMAP_SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libumap.so.1 $(DESTDIR)$(LIBDIR)/libumap.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/

@@ -5,9 +5,10 @@
  * from libuffd without being changed.
  *
  * The prototypes, constants and environment variables are umap's (release
- * 2.x).  What behaves differently is listed in docs/umap.md and umap(3); the
- * one thing to know first is that the file offset given to umap() is
- * honoured here, where umap ignores it.
+ * 2.x), and so is, in C++, its Store API (umap/store/Store.hpp).  What
+ * behaves differently is listed in docs/umap.md and umap(3); the one thing
+ * to know first is that the file offset given to umap() is honoured here,
+ * where umap ignores it.
  */
 #ifndef LIBUFFD_UMAP_H
 #define LIBUFFD_UMAP_H
@@ -32,6 +33,16 @@ void *umap(void *addr, size_t length, int prot, int flags, int fd,
 int uunmap(void *addr, size_t length);
 /* Write back the dirty pages of every map; 0, or -1 with errno. */
 int umap_flush(void);
+
+/*
+ * libuffd's own: umap() over any store of the libuffd pager
+ * (uffd/pager.h) instead of a file - what the C++ Umap::umap_ex() uses for
+ * an Umap::Store.  The map owns the store from then on (uunmap frees it);
+ * on failure it is still the caller's.
+ */
+struct uffd_store;
+void *umap_with_store(void *addr, size_t length, int prot, int flags,
+		      struct uffd_store *store, off_t offset);
 
 struct umap_prefetch_item {
 	void *page_base_addr;
@@ -66,13 +77,21 @@ int      umapcfg_get_evict_high_water_threshold(void);
 /*
  * umap() flags.  As in umap, UMAP_PRIVATE is what every map passes and the
  * map is still written back to the file (it names no copy-on-write);
- * UMAP_FIXED is refused (EOPNOTSUPP).  UMAP_NO_WRITEBACK is libuffd's own:
- * writes stay in memory and never reach the file, like mmap's MAP_PRIVATE.
+ * UMAP_FIXED puts the map at addr exactly (an umap page boundary),
+ * replacing what is mapped there, as mmap's MAP_FIXED.  UMAP_NO_WRITEBACK
+ * is libuffd's own: writes stay in memory and never reach the file, like
+ * mmap's MAP_PRIVATE.
  */
 #define UMAP_PRIVATE		MAP_PRIVATE
 #define UMAP_FIXED		MAP_FIXED
 #define UMAP_NO_WRITEBACK	0x40000000	/* no MAP_* flag uses this bit */
 
 #define UMAP_FAILED		((void *)-1)
+
+/* C++: umap's Store API - Umap::Store, Umap::umap_ex() (and, in their own
+ * headers, Umap::StoreFile and Umap::SparseStore). */
+#ifdef __cplusplus
+#include <umap/store/Store.hpp>
+#endif
 
 #endif

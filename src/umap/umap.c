@@ -200,7 +200,9 @@ static struct uffd_pager *pager_peek(void)
 	return p;
 }
 
-static int map_table_add_locked(void *addr, size_t len, unsigned flags)
+/* Room in the table for one more map, made before the map is (so adding
+ * it can not fail after).  0 or -ENOMEM. */
+static int map_table_reserve_locked(void)
 {
 	if (nr_maps == maps_cap) {
 		size_t cap = maps_cap ? 2 * maps_cap : 16;
@@ -211,8 +213,12 @@ static int map_table_add_locked(void *addr, size_t len, unsigned flags)
 		maps = m;
 		maps_cap = cap;
 	}
-	maps[nr_maps++] = (struct live_map){ addr, len, flags };
 	return 0;
+}
+
+static void map_table_add_locked(void *addr, size_t len, unsigned flags)
+{
+	maps[nr_maps++] = (struct live_map){ addr, len, flags };
 }
 
 /* Take the map that starts at addr out of the table; false if none does. */
@@ -253,21 +259,22 @@ static void *umap_fail(int err)
 	return UMAP_FAILED;
 }
 
-void *umap(void *addr, size_t length, int prot, int flags, int fd,
-	   off_t offset)
+/*
+ * Map length bytes of store s from offset, as umap() does for a file: the
+ * checks umap makes, then the pager's map (at addr exactly with
+ * UMAP_FIXED), which owns s from then on.  The map, or UMAP_FAILED with
+ * errno (s is then still the caller's).
+ */
+static void *map_store(void *addr, size_t length, int prot, int flags, off_t offset,
+		       struct uffd_store *s)
 {
 	const struct umap_config *c = config_get();
-	unsigned map_flags = UFFD_PAGER_OWN_STORE;
+	UFFD_OPTS(uffd_pager_map_opts, o, .flags = UFFD_PAGER_OWN_STORE);
 	struct uffd_pager *p;
-	struct uffd_store *s;
-	size_t len;
 	void *map;
 	int err;
 
-	(void)addr;	/* without UMAP_FIXED only a hint, as for mmap */
-	if (flags & UMAP_FIXED)
-		return umap_fail(EOPNOTSUPP);
-	if (flags & ~(UMAP_PRIVATE | UMAP_NO_WRITEBACK))
+	if (flags & ~(UMAP_PRIVATE | UMAP_NO_WRITEBACK | UMAP_FIXED))
 		return umap_fail(EINVAL);
 	if (!(prot & (PROT_READ | PROT_WRITE)) ||
 	    (prot & ~(PROT_READ | PROT_WRITE)))
@@ -275,21 +282,24 @@ void *umap(void *addr, size_t length, int prot, int flags, int fd,
 	if (prot & PROT_WRITE)
 		prot |= PROT_READ;	/* there is no write-only map */
 	if (flags & UMAP_NO_WRITEBACK)
-		map_flags |= UFFD_PAGER_PRIVATE;
+		o.flags |= UFFD_PAGER_PRIVATE;
+	/* At addr exactly, as umap's mmap(MAP_FIXED), on an umap page;
+	 * without UMAP_FIXED addr is only a hint, as for mmap. */
+	if (flags & UMAP_FIXED) {
+		if ((uintptr_t)addr % c->page_size)
+			return umap_fail(EINVAL);
+		o.flags |= UFFD_PAGER_FIXED;
+		o.addr = addr;
+	}
 
 	/* Whole umap pages, as mmap rounds to whole pages. */
 	if (!length || length > SIZE_MAX - c->page_size)
 		return umap_fail(EINVAL);
-	len = (length + c->page_size - 1) / c->page_size * c->page_size;
+	o.len = (length + c->page_size - 1) / c->page_size * c->page_size;
 	if (offset < 0 || (uint64_t)offset % c->page_size)
 		return umap_fail(EINVAL);
-
-	err = fd_access_check(fd, prot, flags);
-	if (err)
-		return umap_fail(err);
-	s = uffd_store_fd(fd, 0);
-	if (!s)
-		return UMAP_FAILED;
+	o.off = (uint64_t)offset;
+	o.prot = prot;
 
 	pthread_mutex_lock(&umap_lock);
 	p = pager_get_locked();
@@ -297,23 +307,53 @@ void *umap(void *addr, size_t length, int prot, int flags, int fd,
 		err = errno;
 		goto out_unlock;
 	}
-	map = uffd_pager_map(p, s, (uint64_t)offset, len, prot, map_flags, 0);
+	err = -map_table_reserve_locked();
+	if (err)
+		goto out_unlock;
+	map = uffd_pager_map_ex(p, s, &o);
 	if (!map) {
 		err = errno;
 		goto out_unlock;
 	}
-	err = -map_table_add_locked(map, len, map_flags);
+	map_table_add_locked(map, o.len, o.flags);
 	pthread_mutex_unlock(&umap_lock);
-	if (err) {
-		uffd_pager_unmap(p, map);	/* frees the store */
-		return umap_fail(err);
-	}
 	return map;
 
 out_unlock:
 	pthread_mutex_unlock(&umap_lock);
-	uffd_store_free(s);
 	return umap_fail(err);
+}
+
+void *umap(void *addr, size_t length, int prot, int flags, int fd,
+	   off_t offset)
+{
+	struct uffd_store *s;
+	void *map;
+	int err;
+
+	if (flags & ~(UMAP_PRIVATE | UMAP_NO_WRITEBACK | UMAP_FIXED))
+		return umap_fail(EINVAL);
+	err = fd_access_check(fd, prot, flags);
+	if (err)
+		return umap_fail(err);
+	s = uffd_store_fd(fd, 0);
+	if (!s)
+		return UMAP_FAILED;
+	map = map_store(addr, length, prot, flags, offset, s);
+	if (map == UMAP_FAILED) {
+		err = errno;
+		uffd_store_free(s);
+		errno = err;
+	}
+	return map;
+}
+
+void *umap_with_store(void *addr, size_t length, int prot, int flags,
+		      struct uffd_store *store, off_t offset)
+{
+	if (!store || !store->ops || !store->ops->read)
+		return umap_fail(EINVAL);
+	return map_store(addr, length, prot, flags, offset, store);
 }
 
 int uunmap(void *addr, size_t length)
