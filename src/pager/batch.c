@@ -25,6 +25,8 @@
 
 #include "pager_internal.h"
 
+#define SERVICE_ROUNDS	8		/* batches a servicing thread reads */
+
 /* Up to max queued reads, oldest first, all of the first one's store (one
  * batch goes to one store).  Lock held. */
 static int jobs_take(struct uffd_pager *p, struct fill_job *j, int max)
@@ -105,30 +107,44 @@ static void jobs_fill(struct uffd_pager *p, struct fill_job *j, int n)
 }
 
 /*
+ * Read what is queued, batch after batch, for at most rounds batches (0:
+ * until nothing is).  Lock held; let go of while reading.
+ */
+void uffd__jobs_drain(struct uffd_pager *p, int rounds)
+{
+	struct fill_job j[JOB_BATCH];
+	int nj, done = 0;
+
+	p->job_readers++;
+	while ((!rounds || done++ < rounds) && (nj = jobs_take(p, j, JOB_BATCH))) {
+		pthread_mutex_unlock(&p->lock);
+		jobs_fill(p, j, nj);
+		pthread_mutex_lock(&p->lock);
+	}
+	p->job_readers--;
+}
+
+/*
  * The read of pages [idx, idx+n) of m (claimed BUSY) for a fault on idx:
  * queued, and read now by this thread with whatever else is queued, unless
- * JOB_READERS threads read already (one of them takes it next).  False
- * when the store has no batches or the queue is full: the caller reads it
- * alone.  Lock held; when true, released.
+ * JOB_READERS threads read already (one of them takes it next).  A
+ * servicing thread reads SERVICE_ROUNDS batches at most - it holds the
+ * handler's region table meanwhile, which an unmap waits for - and hands
+ * what is left to the readers (readahead.c), which take it before any
+ * read-ahead.  False when the store has no batches or the queue is full:
+ * the caller reads it alone.  Lock held; when true, released.
  */
 bool uffd__fill_batched(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 			bool write)
 {
-	struct fill_job j[JOB_BATCH];
-	int nj;
-
 	if (!m->store->ops->read_batch || p->njobs == JOBS_MAX)
 		return false;
 	p->jobs[p->njobs++] = (struct fill_job){ m, idx, n, idx, write };
 	m->users++;
 	if (p->job_readers < JOB_READERS) {
-		p->job_readers++;
-		while ((nj = jobs_take(p, j, JOB_BATCH))) {
-			pthread_mutex_unlock(&p->lock);
-			jobs_fill(p, j, nj);
-			pthread_mutex_lock(&p->lock);
-		}
-		p->job_readers--;
+		uffd__jobs_drain(p, SERVICE_ROUNDS);
+		if (p->njobs && !p->job_readers)
+			pthread_cond_signal(&p->read_work);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return true;

@@ -340,9 +340,11 @@ size_t uffd__ra_window(struct uffd_pager *p, struct pmap *m, size_t idx);
 void uffd__ra_trim(struct uffd_pager *p, struct pmap *m, size_t idx);
 void *uffd__readahead_main(void *arg);
 
-/* batch.c (lock held; fill_batched lets go of it when it returns true) */
+/* batch.c (lock held; fill_batched lets go of it when it returns true,
+ * jobs_drain while it reads) */
 bool uffd__fill_batched(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
 			bool write);
+void uffd__jobs_drain(struct uffd_pager *p, int rounds);
 
 /* fault.c */
 extern const struct uffd_region_ops uffd__pager_ops;

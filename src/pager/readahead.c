@@ -250,8 +250,9 @@ static void fill_chunks(struct uffd_pager *p, struct pmap *m, const struct ra_ch
 
 /*
  * A reader: fills the groups posted by sequential streams, in the
- * background.  The request it reads is its p->ra_cur[], where faults can
- * trim it (ra_trim).
+ * background, and faults' reads a servicing thread left queued (batch.c).
+ * The request it reads is its p->ra_cur[], where faults can trim it
+ * (ra_trim).
  */
 void *uffd__readahead_main(void *arg)
 {
@@ -265,6 +266,11 @@ void *uffd__readahead_main(void *arg)
 		struct ra_chunk c[RA_BATCH];
 		int nc = 0;
 
+		/* Faults' reads a servicing thread left (batch.c) first. */
+		if (p->njobs && !p->job_readers) {
+			uffd__jobs_drain(p, 0);
+			continue;
+		}
 		if (!r->m) {
 			if (!p->nra) {
 				pthread_cond_wait(&p->read_work, &p->lock);
