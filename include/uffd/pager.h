@@ -6,10 +6,12 @@
  *
  * A map is anonymous memory registered for MISSING and WP faults.  The
  * first touch of a page reads it from the store (servicing threads read in
- * the faulting path, no hand-off to another thread; a sequential run of
- * faults grows a read-ahead window and reads the next window in the
- * background).  Pages are mapped write-protected: the first write faults
- * once and marks the page dirty.
+ * the faulting path, no hand-off to a sleeping thread; faults of several
+ * threads that come while a read is in flight are read together where the
+ * store has batches; a sequential run of faults grows a read-ahead window,
+ * then is read ahead in the background, two groups of windows ahead).
+ * Pages are mapped write-protected: the first write faults once and marks
+ * the page dirty.
  *
  * Eviction is a two-list CLOCK, as the kernel does it, with the accessed
  * bit, which user space cannot see, learnt by taking pages away: past half
