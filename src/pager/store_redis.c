@@ -337,7 +337,9 @@ static int node_index(struct redis_store *rs, const char *host, size_t hlen, int
 	struct node *n;
 	int i;
 
-	if (hlen >= sizeof(n->host))
+	/* A hostile node's slot map or redirection names anything. */
+	if (!hlen || hlen >= sizeof(n->host) || memchr(host, 0, hlen) || port <= 0 ||
+	    port > 65535)
 		return -1;
 	for (i = 0; i < rs->nnodes; i++)
 		if (rs->nodes[i]->port == port && strlen(rs->nodes[i]->host) == hlen &&
@@ -394,7 +396,7 @@ static int load_slots(struct redis_store *rs)
 		if (m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
 		    m->element[0]->type != REDIS_REPLY_STRING ||
 		    m->element[1]->type != REDIS_REPLY_INTEGER || lo < 0 || hi >= CLUSTER_SLOTS ||
-		    lo > hi)
+		    lo > hi || m->element[1]->integer < 1 || m->element[1]->integer > 65535)
 			continue;
 		/* An empty host means "the node you asked". */
 		idx = m->element[0]->len ?
