@@ -299,7 +299,7 @@ static int run_libuffd(struct uffd_checker *c, const char *path, struct run *r,
 	};
 	struct timed_pause tp = { .c = c };
 	UFFD_OPTS(uffd_snap_opts, o, .path = path, .regions = &reg, .nregions = 1,
-		.pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp);
+		  .pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp);
 	long base = bench_mem_kib(0);
 	struct mem_monitor m;
 	struct uffd_snap *s;

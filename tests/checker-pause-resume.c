@@ -44,7 +44,7 @@ static void wait_writes_above(struct uffd_checker *c, uint64_t than)
 static void run(enum uffd_checker_mem mem, int writers)
 {
 	UFFD_OPTS(uffd_checker_opts, o, .bytes = TABLE_BYTES, .writers = writers, .mem = mem,
-		.seed = 3, .fill = 0.25);
+		  .seed = 3, .fill = 0.25);
 	struct uffd_checker *c = uffd_checker_new(&o);
 	char *area, *copy = t_map_anon(TABLE_BYTES);
 	uint64_t w, t0;

@@ -23,8 +23,8 @@
 int main(void)
 {
 	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = BUF_PAGES * PAGE,
-		.read_ahead = UFFD_PAGER_NO_READ_AHEAD,
-		.high_water = 99, .low_water = 98);
+		  .read_ahead = UFFD_PAGER_NO_READ_AHEAD,
+		  .high_water = 99, .low_water = 98);
 	struct t_store *ts = t_store_new(NPAGES * PAGE, 3);
 	struct uffd_pager_stats st;
 	struct uffd_pager *p;

@@ -33,7 +33,7 @@ static void on_error(void *addr, size_t len, int err, void *arg)
 int main(void)
 {
 	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = 1 << 20, .on_error = on_error,
-				     .read_ahead = UFFD_PAGER_NO_READ_AHEAD);
+		  .read_ahead = UFFD_PAGER_NO_READ_AHEAD);
 	/* 5.5 pages of data under a map of 8 pages. */
 	struct t_store *ts = t_store_new(5 * PAGE + PAGE / 2, 11);
 	struct uffd_store ro = ts->store;

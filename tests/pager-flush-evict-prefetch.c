@@ -28,7 +28,7 @@ static unsigned reads_of(const struct t_store *ts, size_t pp)
 int main(void)
 {
 	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = 8 * PS,
-				     .read_ahead = UFFD_PAGER_NO_READ_AHEAD);
+		  .read_ahead = UFFD_PAGER_NO_READ_AHEAD);
 	struct t_store *ts = t_store_new(NP * PS, 21);
 	struct uffd_pager_stats st, st2;
 	struct uffd_pager *p;

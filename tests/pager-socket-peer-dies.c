@@ -21,7 +21,7 @@
 int main(void)
 {
 	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = 16 * PAGE,
-				     .read_ahead = UFFD_PAGER_NO_READ_AHEAD);
+		  .read_ahead = UFFD_PAGER_NO_READ_AHEAD);
 	const char *path = t_img_path(0, t_img_dir(), "mem.sock");
 	static char model[LEN], page[PAGE];
 	struct uffd_store *s, *other;

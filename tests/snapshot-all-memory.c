@@ -78,9 +78,9 @@ int main(void)
 	CHECK(strstr(skipped, "file-backed"));
 	{
 		UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = regs, .nregions = n,
-					     .pause = uffd_checker_pause_cb,
-					     .resume = uffd_checker_resume_cb, .arg = c,
-					     .skip_unprotectable = true);
+			  .pause = uffd_checker_pause_cb,
+			  .resume = uffd_checker_resume_cb, .arg = c,
+			  .skip_unprotectable = true);
 
 		s = uffd_snap_begin(&so);
 	}

@@ -45,11 +45,11 @@ static void expect_no_uffd_wp(const char *area)
 int main(void)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 3,
-					.fill = 0.5);
+		  .fill = 0.5);
 	struct uffd_image_region reg;
 	UFFD_OPTS(uffd_snap_opts, so, .regions = &reg, .nregions = 1,
-				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb);
+		  .pause = uffd_checker_pause_cb,
+		  .resume = uffd_checker_resume_cb);
 	struct uffd_snap_stats st;
 	struct uffd_checker *c;
 	struct uffd_snap *s;

@@ -20,13 +20,13 @@
 static void snapshot_once(enum uffd_checker_mem mem, bool no_precopy, const char *path)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .mem = mem,
-					.seed = 7, .fill = 0.5);
+		  .seed = 7, .fill = 0.5);
 	struct uffd_checker *c = uffd_checker_new(&co);
 	struct uffd_image_region reg;
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-				     .buffer_bytes = 1 << 20,
-				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb, .no_precopy = no_precopy);
+		  .buffer_bytes = 1 << 20,
+		  .pause = uffd_checker_pause_cb,
+		  .resume = uffd_checker_resume_cb, .no_precopy = no_precopy);
 	struct uffd_snap_stats st;
 	struct uffd_image_chain *chain;
 	struct uffd_restore *r;

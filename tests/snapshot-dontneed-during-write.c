@@ -61,7 +61,7 @@ static int run(const struct mm_case *c, const char *path)
 {
 	struct uffd_image_region reg = { 0, NPAGES * PAGE, PAGE, UFFD_IMAGE_ANON };
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-				     .buffer_bytes = 1 << 20);
+		  .buffer_bytes = 1 << 20);
 	size_t step = c->count / c->pieces, len = c->pieces > 1 ? 1 : step;
 	struct uffd_snap *s;
 	pthread_t w;
@@ -87,7 +87,14 @@ static int run(const struct mm_case *c, const char *path)
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	CHECK_OK(pthread_join(w, NULL));
 	uffd_snap_free(s);
-	return t_snap_outcome(path, ret, 0, NPAGES, SEED) ? 10 : 11;
+	return t_snap_outcome(path, ret, 0, NPAGES, SEED) ? T_SNAP_SAVED : T_SNAP_LOST;
+}
+
+static const char *dir;
+
+static int run_case(const void *c, int k)
+{
+	return run(c, t_img_path(0, dir, "dontneed.img"));
 }
 
 int main(void)
@@ -98,30 +105,14 @@ int main(void)
 		{ "later", NPAGES / 4, NPAGES / 4, 1, 5 },
 		{ "rest", NPAGES / 4, 3 * NPAGES / 4, 1, 0 },
 	};
-	const char *dir;
 	size_t i;
-	int k;
 
 	t_require(UFFD_FEAT_REG_WP_ANON);
 	dir = t_img_dir();
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int saved = 0, lost = 0;
 
-		for (k = 0; k < 3; k++) {
-			pid_t pid;
-			int rc;
-
-			fflush(stderr);
-			pid = fork();
-			CHECK(pid >= 0);
-			if (pid == 0)
-				_exit(run(&cases[i], t_img_path(0, dir, "dontneed.img")));
-			rc = t_wait_child(pid, 30000);
-			if (rc != 10 && rc != 11)
-				FAIL("case %s: child exited %d", cases[i].name, rc);
-			saved += rc == 10;
-			lost += rc == 11;
-		}
+		t_snap_rounds(cases[i].name, run_case, &cases[i], 3, 30000, &saved, &lost);
 		fprintf(stderr, "%-6s image exactly the instant %d times, -EFAULT %d times\n",
 			cases[i].name, saved, lost);
 	}

@@ -23,12 +23,12 @@
 static int snapshot_to_full_disk(const char *dir)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 5,
-					.fill = 1.0);
+		  .fill = 1.0);
 	const char *path = t_img_path(0, dir, "full.img");
 	struct uffd_image_region reg;
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb);
+		  .pause = uffd_checker_pause_cb,
+		  .resume = uffd_checker_resume_cb);
 	struct uffd_snap_stats st;
 	struct uffd_checker *c = uffd_checker_new(&co);
 	struct uffd_snap *s;

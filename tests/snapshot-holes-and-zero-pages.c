@@ -53,7 +53,7 @@ static void snapshot_once(const char *path, bool no_precopy)
 	size_t len = NPAGES * PAGE, p, data = 0, zero = 0, holes = 0;
 	struct uffd_image_region reg = { 0, len, PAGE, UFFD_IMAGE_ANON };
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-				     .no_precopy = no_precopy);
+		  .no_precopy = no_precopy);
 	struct uffd_restore_stats rst;
 	struct uffd_image_info info;
 	struct uffd_snap_stats st;

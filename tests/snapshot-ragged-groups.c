@@ -26,12 +26,12 @@
 int main(void)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 11,
-					.fill = 1.0);
+		  .fill = 1.0);
 	struct uffd_image_region reg;
 	UFFD_OPTS(uffd_snap_opts, so, .regions = &reg, .nregions = 1,
-				     .buffer_bytes = SLOTS * PAGE,
-				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb);
+		  .buffer_bytes = SLOTS * PAGE,
+		  .pause = uffd_checker_pause_cb,
+		  .resume = uffd_checker_resume_cb);
 	struct uffd_checker *c;
 	const char *path;
 	int try;

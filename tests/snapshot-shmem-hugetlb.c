@@ -29,12 +29,12 @@
 static void shmem_table(const char *path)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2,
-					.mem = UFFD_CHECKER_SHMEM, .seed = 13, .fill = 0.7);
+		  .mem = UFFD_CHECKER_SHMEM, .seed = 13, .fill = 0.7);
 	struct uffd_image_region reg;
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-				     .buffer_bytes = 1 << 20,
-				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb);
+		  .buffer_bytes = 1 << 20,
+		  .pause = uffd_checker_pause_cb,
+		  .resume = uffd_checker_resume_cb);
 	struct uffd_image_chain *chain;
 	struct uffd_snap_stats st;
 	struct uffd_checker *c = uffd_checker_new(&co);
@@ -106,7 +106,7 @@ static int hugetlb_region(const char *path)
 {
 	struct uffd_image_region reg = { 0, HUGE_PAGES * HPAGE, HPAGE, UFFD_IMAGE_HUGETLB };
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-				     .pause = no_pause, .resume = write_last_page_at_instant);
+		  .pause = no_pause, .resume = write_last_page_at_instant);
 	struct uffd_image_info info;
 	struct uffd_snap_stats st;
 	char *area;

@@ -293,8 +293,8 @@ static bool snapshot_round(const char *path, bool behind)
 	struct snap_chaos sc = { .behind = behind };
 	struct uffd_image_region regs[2];
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = regs, .nregions = 2,
-				     .buffer_bytes = 1 << 20, .pause = pause_cb,
-				     .resume = resume_and_go, .arg = &sc);
+		  .buffer_bytes = 1 << 20, .pause = pause_cb,
+		  .resume = resume_and_go, .arg = &sc);
 	struct uffd_snap *s;
 	char msg[256];
 	bool saved;
@@ -329,29 +329,27 @@ static bool snapshot_round(const char *path, bool behind)
 	return saved;
 }
 
+static int track_child(void *b)
+{
+	return track_backend(*(const enum uffd_track_backend *)b);
+}
+
+static int snapshot_child(const void *dir, int k)
+{
+	return snapshot_round(t_img_path(0, dir, "stress.img"), k % 2) ? T_SNAP_SAVED : T_SNAP_LOST;
+}
+
 int main(void)
 {
 	static const enum uffd_track_backend backends[] = {
 		UFFD_TRACK_WP_ASYNC, UFFD_TRACK_SYNC_WP, UFFD_TRACK_MPROTECT,
 		UFFD_TRACK_SOFT_DIRTY,
 	};
-	int failed = 0, ran = 0, saved = 0, lost = 0;
+	int failed, ran, saved = 0, lost = 0;
 	const char *dir;
-	size_t i;
 
-	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-		pid_t pid;
-		int rc;
-
-		fflush(stderr);
-		pid = fork();
-		CHECK(pid >= 0);
-		if (pid == 0)
-			exit(track_backend(backends[i]));
-		rc = t_wait_child(pid, 20000);
-		failed += rc != T_EXIT_PASS && rc != T_EXIT_SKIP;
-		ran += rc != T_EXIT_SKIP;
-	}
+	failed = t_run_each_in_child(track_child, backends, sizeof(backends[0]),
+				     sizeof(backends) / sizeof(backends[0]), 20000, &ran);
 	if (failed)
 		FAIL("%d tracking backend(s) failed (see above)", failed);
 	if (uffd_feature_supported(UFFD_FEAT_REG_WP_ANON) != 1) {
@@ -359,21 +357,7 @@ int main(void)
 		return ran ? T_EXIT_PASS : T_EXIT_SKIP;
 	}
 	dir = t_img_dir();
-	for (i = 0; i < 8; i++) {
-		pid_t pid;
-		int rc;
-
-		fflush(stderr);
-		pid = fork();
-		CHECK(pid >= 0);
-		if (pid == 0)
-			_exit(snapshot_round(t_img_path(0, dir, "stress.img"), i % 2) ? 10 : 11);
-		rc = t_wait_child(pid, 40000);
-		if (rc != 10 && rc != 11)
-			FAIL("snapshot round %zu: exited %d", i, rc);
-		saved += rc == 10;
-		lost += rc == 11;
-	}
+	t_snap_rounds("snapshot", snapshot_child, dir, 8, 40000, &saved, &lost);
 	fprintf(stderr, "snapshot: image exactly the instant %d times, -EFAULT %d times\n",
 		saved, lost);
 	return T_EXIT_PASS;

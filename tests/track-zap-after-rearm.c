@@ -176,27 +176,20 @@ static int run(enum uffd_track_backend b)
 	return T_EXIT_PASS;
 }
 
+static int run_backend(void *b)
+{
+	return run(*(const enum uffd_track_backend *)b);
+}
+
 int main(void)
 {
 	static const enum uffd_track_backend backends[] = {
 		UFFD_TRACK_WP_ASYNC, UFFD_TRACK_SYNC_WP,
 	};
-	int failed = 0, ran = 0;
-	size_t i;
+	int failed, ran;
 
-	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-		pid_t pid;
-		int rc;
-
-		fflush(stderr);
-		pid = fork();
-		CHECK(pid >= 0);
-		if (pid == 0)
-			exit(run(backends[i]));
-		rc = t_wait_child(pid, 30000);
-		failed += rc != T_EXIT_PASS && rc != T_EXIT_SKIP;
-		ran += rc != T_EXIT_SKIP;
-	}
+	failed = t_run_each_in_child(run_backend, backends, sizeof(backends[0]),
+				     sizeof(backends) / sizeof(backends[0]), 30000, &ran);
 	if (failed)
 		FAIL("%d backend(s) failed (see above)", failed);
 	if (!ran)

@@ -313,7 +313,7 @@ out:
 static struct uffd_checker *demo_checker(void)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = SNAP_TABLE, .writers = 2, .seed = 11,
-					.fill = 1.0);
+		  .fill = 1.0);
 
 	return uffd_checker_new(&co);
 }
@@ -335,8 +335,8 @@ static int demo_snapshot(void)
 	char path[] = "/tmp/uffd-demo-snapshot-XXXXXX", msg[256];
 	struct uffd_image_region reg;
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-				     .pause = uffd_checker_pause_cb,
-				     .resume = uffd_checker_resume_cb);
+		  .pause = uffd_checker_pause_cb,
+		  .resume = uffd_checker_resume_cb);
 	struct uffd_restore_stats rst;
 	struct uffd_snap_stats st;
 	struct uffd_checker *c = demo_checker();

@@ -305,6 +305,35 @@ int t_wait_child(pid_t pid, int ms)
 	FAIL("child did not exit within %d ms", ms);
 }
 
+int t_run_in_child(int (*fn)(void *), void *arg, int ms)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0)
+		_exit(fn(arg));
+	return t_wait_child(pid, ms);
+}
+
+int t_run_each_in_child(int (*fn)(void *), const void *items, size_t size, int n, int ms,
+			int *ran)
+{
+	int i, rc, failed = 0, done = 0;
+
+	for (i = 0; i < n; i++) {
+		rc = t_run_in_child(fn, (char *)items + (size_t)i * size, ms);
+		failed += rc != T_EXIT_PASS && rc != T_EXIT_SKIP;
+		done += rc != T_EXIT_SKIP;
+	}
+	if (ran)
+		*ran = done;
+	return failed;
+}
+
 int t_private_tmpfs(const char *dir, const char *size)
 {
 	char opts[64];

@@ -135,5 +135,13 @@ int t_run_unprivileged(int (*fn)(void *), void *arg);
  * or if it has not exited by then (it is killed and reaped first).
  */
 int t_wait_child(pid_t pid, int ms);
+/* fn(arg) in a forked child (a fresh address space for a test that races
+ * the memory map); its exit status, reaped within ms as t_wait_child. */
+int t_run_in_child(int (*fn)(void *), void *arg, int ms);
+/* The same for each of n items (of size bytes each, from items): fn gets
+ * a pointer to one.  How many failed (exited neither 0 nor 77); *ran (may
+ * be NULL) gets how many did not skip. */
+int t_run_each_in_child(int (*fn)(void *), const void *items, size_t size, int n, int ms,
+			int *ran);
 
 #endif

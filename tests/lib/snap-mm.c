@@ -59,3 +59,24 @@ bool t_snap_outcome(const char *path, int ret, int region, size_t npages, unsign
 	unlink(path);
 	return true;
 }
+
+void t_snap_rounds(const char *what, int (*round)(const void *arg, int k), const void *arg,
+		   int n, int ms, int *saved, int *lost)
+{
+	int k, rc;
+
+	for (k = 0; k < n; k++) {
+		pid_t pid;
+
+		fflush(stderr);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0)
+			_exit(round(arg, k));
+		rc = t_wait_child(pid, ms);
+		if (rc != T_SNAP_SAVED && rc != T_SNAP_LOST)
+			FAIL("%s, round %d: child exited %d", what, k, rc);
+		*saved += rc == T_SNAP_SAVED;
+		*lost += rc == T_SNAP_LOST;
+	}
+}

@@ -23,4 +23,17 @@ void t_snap_fill(void *p, size_t npages, unsigned seed);
  */
 bool t_snap_outcome(const char *path, int ret, int region, size_t npages, unsigned seed);
 
+/* What a round in a child exits with: the image was exactly the instant,
+ * or the snapshot failed with -EFAULT (anything else is a failure). */
+#define T_SNAP_SAVED	10
+#define T_SNAP_LOST	11
+
+/*
+ * Run round(arg, k) for k = 0..n-1, each in a child of its own within ms;
+ * fail (naming what) unless each exits T_SNAP_SAVED or T_SNAP_LOST, and
+ * add how many of each to *saved and *lost.
+ */
+void t_snap_rounds(const char *what, int (*round)(const void *arg, int k), const void *arg,
+		   int n, int ms, int *saved, int *lost);
+
 #endif
