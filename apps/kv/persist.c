@@ -469,19 +469,28 @@ void persist_cron(struct server *s)
 	}
 }
 
+/* SAVE and BGSAVE: somewhere to save, and no save already running (else
+ * the client has its error). */
+static bool may_save(struct persist *p, struct client *c)
+{
+	if (!p->path[0]) {
+		reply_str(c, "-ERR no --dir was given: uffd-kv has nowhere to save");
+		return false;
+	}
+	if (p->active) {
+		reply_str(c, "-ERR Background save already in progress");
+		return false;
+	}
+	return true;
+}
+
 void persist_bgsave(struct server *s, struct client *c)
 {
 	struct persist *p = s->persist;
 	int ret;
 
-	if (!p->path[0]) {
-		reply_str(c, "-ERR no --dir was given: uffd-kv has nowhere to save");
+	if (!may_save(p, c))
 		return;
-	}
-	if (p->active) {
-		reply_str(c, "-ERR Background save already in progress");
-		return;
-	}
 	if (p->restore) {
 		/* the restore holds the arena's pages: save when it is done */
 		p->scheduled = true;
@@ -503,14 +512,8 @@ void persist_save(struct server *s, struct client *c)
 		  .buffer_bytes = s->cfg.snapshot_buffer);
 	int ret;
 
-	if (!p->path[0]) {
-		reply_str(c, "-ERR no --dir was given: uffd-kv has nowhere to save");
+	if (!may_save(p, c))
 		return;
-	}
-	if (p->active) {
-		reply_str(c, "-ERR Background save already in progress");
-		return;
-	}
 	if (p->restore) {
 		uffd_restore_wait(p->restore, -1);
 		finish_restore(p);
