@@ -77,7 +77,8 @@ ALL_CXXFLAGS := -std=gnu++17 -D_GNU_SOURCE -pthread -Wall -Wextra -Werror -Wno-u
 	$(CFLAGS) $(SANFLAGS) -Iinclude -Isrc -MMD -MP
 
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/util/*.c src/runtime/*.c src/track/*.c \
-	src/checker/*.c src/image/*.c src/snapshot/*.c src/pager/*.c src/serve/*.c))
+	src/checker/*.c src/image/*.c src/snapshot/*.c src/pager/*.c src/serve/*.c \
+	src/migrate/*.c))
 TOOL_SRCS := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRCS := $(sort $(wildcard tests/*.c))
 TEST_CXX_SRCS := $(if $(HAVE_CXX),$(sort $(wildcard tests/*.cpp)))

@@ -27,6 +27,7 @@
 #include <math.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@
 #include <uffd/checkpoint.h>
 #include <uffd/handler.h>
 #include <uffd/image.h>
+#include <uffd/migrate.h>
 #include <uffd/pager.h>
 #include <uffd/serve.h>
 #include <uffd/snapshot.h>
@@ -935,6 +937,104 @@ static void check_checker_verify_image(void)
 	uffd_image_chain_close(chain);
 }
 
+static void check_checker_export(void)
+{
+	struct uffd_checker *c;
+	char buf[256];
+
+	CHECK_EINVAL(uffd_checker_export(NULL, buf, sizeof(buf)));
+	c = fixture_checker();
+	/* NULL buf asks for the size; too small a buffer is -ENOSPC */
+	CHECK(uffd_checker_export(c, NULL, 0) > 0);
+	CHECK_EQ(uffd_checker_export(c, buf, 1), -ENOSPC);
+	uffd_checker_free(c);
+}
+
+static void check_checker_adopt(void)
+{
+	char state[256] = { 0 };
+
+	CHECK_NULL_EINVAL(uffd_checker_adopt(NULL, PAGE, state, sizeof(state)));
+	CHECK_NULL_EINVAL(uffd_checker_adopt(t_map_anon(PAGE), PAGE, NULL, sizeof(state)));
+}
+
+static void check_checker_instant_versions(void)
+{
+	struct uffd_checker *c;
+	uint64_t v[4];
+
+	CHECK_EINVAL(uffd_checker_instant_versions(NULL, v, 4));
+	c = fixture_checker();
+	uffd_checker_mark_instant(c);
+	CHECK_EINVAL(uffd_checker_instant_versions(c, NULL, uffd_checker_len(c) / PAGE));
+	uffd_checker_free(c);
+}
+
+static void check_checker_adopt_versions(void)
+{
+	struct uffd_checker *c;
+	uint64_t v[4] = { 0 };
+	char msg[64];
+
+	CHECK_EINVAL(uffd_checker_adopt_versions(NULL, v, 4, msg, sizeof(msg)));
+	c = fixture_checker();		/* not adopted: -EINVAL too */
+	CHECK_EINVAL(uffd_checker_adopt_versions(c, NULL, uffd_checker_len(c) / PAGE, msg,
+						 sizeof(msg)));
+	uffd_checker_free(c);
+}
+
+/* ---- migration: <uffd/migrate.h> ------------------------------------------ */
+
+static void check_mig_source_start(void) { CHECK_NULL_EINVAL(uffd_mig_source_start(NULL)); }
+static void check_mig_source_switchover(void) { CHECK_EINVAL(uffd_mig_source_switchover(NULL)); }
+static void check_mig_source_wait(void) { CHECK_EINVAL(uffd_mig_source_wait(NULL, 0)); }
+static void check_mig_source_resume(void) { CHECK_EINVAL(uffd_mig_source_resume(NULL, 0, 0)); }
+static void check_mig_source_free(void) { uffd_mig_source_free(NULL); }
+
+static void check_mig_source_stats(void)
+{
+	struct uffd_image_region reg = { (uintptr_t)t_map_anon(4 * PAGE), 4 * PAGE, PAGE,
+					 UFFD_IMAGE_ANON };
+	struct uffd_mig_stats st;
+	struct uffd_mig_source *s;
+	int sv[2];
+
+	CHECK_EINVAL(uffd_mig_source_stats(NULL, &st));
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	UFFD_OPTS(uffd_mig_source_opts, o, .regions = &reg, .nregions = 1, .stream_fd = sv[0],
+		  .one_channel = true, .mode = UFFD_MIG_POSTCOPY_ONLY);
+	s = uffd_mig_source_start(&o);
+	if (!s)
+		FAIL("uffd_mig_source_start: %s", strerror(errno));
+	CHECK_EINVAL(uffd_mig_source_stats(s, NULL));
+	uffd_mig_source_free(s);
+}
+
+static void check_mig_dest_start(void) { CHECK_NULL_EINVAL(uffd_mig_dest_start(NULL)); }
+static void check_mig_dest_wait(void) { CHECK_EINVAL(uffd_mig_dest_wait(NULL, 0)); }
+static void check_mig_dest_resume(void) { CHECK_EINVAL(uffd_mig_dest_resume(NULL, 0, 0)); }
+static void check_mig_dest_poison(void) { CHECK_EINVAL(uffd_mig_dest_poison(NULL)); }
+static void check_mig_dest_free(void) { uffd_mig_dest_free(NULL); }
+
+static void check_mig_dest_stats(void)
+{
+	struct uffd_image_region reg = { (uintptr_t)t_map_anon(4 * PAGE), 4 * PAGE, PAGE,
+					 UFFD_IMAGE_ANON };
+	struct uffd_mig_stats st;
+	struct uffd_mig_dest *d;
+	int sv[2];
+
+	CHECK_EINVAL(uffd_mig_dest_stats(NULL, &st));
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	UFFD_OPTS(uffd_mig_dest_opts, o, .regions = &reg, .nregions = 1, .stream_fd = sv[1],
+		  .one_channel = true);
+	d = uffd_mig_dest_start(&o);
+	if (!d)
+		FAIL("uffd_mig_dest_start: %s", strerror(errno));
+	CHECK_EINVAL(uffd_mig_dest_stats(d, NULL));
+	uffd_mig_dest_free(d);
+}
+
 /* ---- the pager and its stores: <uffd/pager.h> ----------------------------- */
 
 static void check_store_file(void) { CHECK_NULL_EINVAL(uffd_store_file(NULL, O_RDONLY, 0)); }
@@ -1118,7 +1218,13 @@ static struct entry table[] = {
 	E(checker_pause), E(checker_resume), E(checker_pause_cb),
 	E(checker_resume_cb), E(checker_mark_instant), E(checker_stop),
 	E(checker_writes), E(checker_free), E(checker_verify_memory),
-	E(checker_verify_image),
+	E(checker_verify_image), E(checker_export), E(checker_adopt),
+	E(checker_instant_versions), E(checker_adopt_versions),
+	/* migration */
+	E(mig_source_start), E(mig_source_switchover), E(mig_source_wait),
+	E(mig_source_resume), E(mig_source_stats), E(mig_source_free),
+	E(mig_dest_start), E(mig_dest_wait), E(mig_dest_resume), E(mig_dest_poison),
+	E(mig_dest_stats), E(mig_dest_free),
 	/* the pager */
 	E(store_file), E(store_fd), E(store_memory), E(store_socket), E(store_socket_open),
 	E(store_redis), E(pager_map_ex),

@@ -66,6 +66,11 @@ struct uffd_checker_opts {
 	double fill;			/* fraction of pages written once before
 					   start, in page order, versions 1, 2...
 					   (0..1; the rest stay zero) */
+	size_t hot_bytes;		/* the writers write only the first
+					   hot_bytes of the table (a multiple of
+					   4 KiB; 0: all of it) */
+	double rate;			/* writes per second, all writers
+					   together (0: as fast as they can) */
 };
 
 /*
@@ -139,6 +144,52 @@ int uffd_checker_verify_memory(struct uffd_checker *c, const void *mem,
  */
 int uffd_checker_verify_image(struct uffd_checker *c, struct uffd_image_chain *chain,
 			      int region, char *msg, size_t msglen);
+
+/*
+ * Handing the writers to another process: a migration moves the table,
+ * and the writers go on there where they stopped.
+ *
+ * uffd_checker_export(), while the writers are paused at a marked instant
+ * (or stopped), writes the writers' state - the version clock, the
+ * instant, each writer's random state and count, the hot set and rate -
+ * into buf: a small blob (64 + 16 bytes per writer) for the migration's
+ * pause.  Returns its length; with buf NULL, the length it needs; -ENOSPC
+ * when len is smaller; -EINVAL when the writers run or no instant was
+ * marked.
+ *
+ * uffd_checker_adopt() makes a checker over area, a table of len bytes
+ * that holds (or will hold, page by page as they arrive) the exporter's
+ * table at its instant, with the exported state: uffd_checker_start()
+ * starts writers that go on from there.  The area stays the caller's
+ * (uffd_checker_free() does not unmap it).  An adopted table has no
+ * history of its own: each page's first write here reads the page first
+ * and records the version it found (a page that is not one whole version
+ * of itself is remembered as bad).  NULL with errno EINVAL (not a state
+ * of this length, or one this library does not read) or ENOMEM.
+ *
+ * uffd_checker_instant_versions() fills versions[0..npages) with each
+ * page's version at the last instant (the exporter's truth; npages must
+ * be uffd_checker_len() / 4096): 0 or -EINVAL.
+ *
+ * uffd_checker_adopt_versions(), on an adopted checker whose writers are
+ * paused or stopped, proves its table against those versions: a page
+ * written here must have held the exporter's version when first written
+ * here and must hold the last version written here now (nothing older
+ * arrived over it); a page not written here must hold the exporter's
+ * version now.  Then it takes the versions as the pages' history, so that
+ * uffd_checker_mark_instant() and uffd_checker_verify_memory() work as on
+ * the exporter.  0, -EINVAL, -EBUSY (writers running), or -EBADMSG with
+ * the first bad page in msg, as uffd_checker_verify_memory() words it, or
+ *
+ *   page 7: version 12 when first written here, the source had 15
+ *   page 7: torn (header 3, middle of 2, checksum of 3) when first written here
+ */
+int uffd_checker_export(struct uffd_checker *c, void *buf, size_t len);
+struct uffd_checker *uffd_checker_adopt(void *area, size_t len, const void *state,
+					size_t state_len);
+int uffd_checker_instant_versions(struct uffd_checker *c, uint64_t *versions, size_t npages);
+int uffd_checker_adopt_versions(struct uffd_checker *c, const uint64_t *versions, size_t npages,
+				char *msg, size_t msglen);
 
 #pragma GCC visibility pop
 

@@ -59,6 +59,9 @@
 #define PAUSE_SPIN_NS		5000
 #define PAUSE_SPIN_CHECKS	64		/* between two clock reads */
 
+/* A writer at a rate looks at the clock once per this many writes. */
+#define RATE_CHUNK		16
+
 /*
  * The stamps in the middle and at the end: different bijections of the
  * version, keyed by the page index, so each decodes back to the version it
@@ -77,8 +80,14 @@ struct page_state {
 	uint64_t current;	/* in the table now (0: never written) */
 	uint64_t saved;		/* at the instant of epoch `epoch` */
 	uint64_t epoch;		/* the epoch saved belongs to */
-	uint64_t pad;		/* two to a cache line, never straddling */
+	uint64_t origin;	/* adopted tables: 1 + the version found in
+				   the page at its first write here (0: not
+				   written yet; ORIGIN_BAD: not a whole page).
+				   Also keeps the struct at two to a cache
+				   line, never straddling */
 };
+
+#define ORIGIN_BAD		UINT64_MAX
 
 /* One writer: pages index, index + T, index + 2T... */
 struct checker_writer {
@@ -87,6 +96,8 @@ struct checker_writer {
 	size_t index;			/* its first page */
 	uint64_t rng;			/* xorshift64 state, owner only */
 	size_t npages;			/* pages it owns */
+	size_t hot_npages;		/* of which it writes the first these */
+	uint64_t rate_ns;		/* ns per write (0: no limit) */
 	struct page_state *pages;	/* [i]: page index + i * T */
 	uint64_t writes;		/* atomic, written by the owner only */
 } __attribute__((aligned(CACHE_LINE)));
@@ -109,6 +120,10 @@ struct uffd_checker {
 	uint64_t epoch;			/* atomic: 0 until the first instant */
 	uint64_t instant_clock;		/* atomic: clock at the instant */
 	struct uffd_checker_opts opts;
+	bool owns_area;			/* false for an adopted table */
+	bool adopted;			/* read each page at its first write */
+	int adopt_bad;			/* atomic: a bad page was found */
+	char adopt_msg[192];		/* the first one, written once */
 };
 
 static inline uint64_t rotl64(uint64_t x, int r)
@@ -179,6 +194,8 @@ static inline void stamp_page(char *page_addr, uint64_t version, uint64_t page)
 	__atomic_store_n(&w[W_CHECKSUM], checksum_of(version, page), __ATOMIC_RELEASE);
 }
 
+static uint64_t adopt_origin(struct uffd_checker *c, struct page_state *s, size_t page);
+
 /* The hot path: one write to the writer's i-th page. */
 static inline void write_one(struct uffd_checker *c, struct checker_writer *w,
 			     size_t i, uint64_t epoch)
@@ -189,8 +206,12 @@ static inline void write_one(struct uffd_checker *c, struct checker_writer *w,
 
 	/* First write in this epoch: keep the version at the instant. */
 	if (__atomic_load_n(&s->epoch, __ATOMIC_RELAXED) != epoch) {
-		__atomic_store_n(&s->saved, __atomic_load_n(&s->current, __ATOMIC_RELAXED),
-				 __ATOMIC_RELAXED);
+		uint64_t cur = __atomic_load_n(&s->current, __ATOMIC_RELAXED);
+
+		/* An adopted table: what is in the page is its history. */
+		if (c->adopted && !__atomic_load_n(&s->origin, __ATOMIC_RELAXED))
+			cur = adopt_origin(c, s, page);
+		__atomic_store_n(&s->saved, cur, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->epoch, epoch, __ATOMIC_RELEASE);
 	}
 	stamp_page(c->area + page * CHECKER_PAGE, version, page);
@@ -214,13 +235,21 @@ static bool writer_park(struct uffd_checker *c)
 	return stop;
 }
 
+static void sleep_until(uint64_t t)
+{
+	struct timespec ts = { (time_t)(t / 1000000000ULL), (long)(t % 1000000000ULL) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
 static void *writer_main(void *arg)
 {
 	struct checker_writer *w = arg;
 	struct uffd_checker *c = w->c;
 	uint64_t epoch = __atomic_load_n(&c->epoch, __ATOMIC_RELAXED);
 	uint64_t writes = __atomic_load_n(&w->writes, __ATOMIC_RELAXED);
-	uint64_t rng = w->rng;
+	uint64_t rng = w->rng, t_start = 0, n_since = 0;
 
 	for (;;) {
 		if (__atomic_load_n(&c->hold, __ATOMIC_RELAXED)) {
@@ -228,10 +257,24 @@ static void *writer_main(void *arg)
 				break;
 			/* An instant may have been marked while parked. */
 			epoch = __atomic_load_n(&c->epoch, __ATOMIC_RELAXED);
+			t_start = 0;	/* the rate counts from the resume */
 		}
-		/* A uniform index in [0, npages) without a division. */
+		/* At a rate: a write is due every rate_ns (checked every
+		 * RATE_CHUNK writes, sleeping off any lead). */
+		if (w->rate_ns && !(n_since++ % RATE_CHUNK)) {
+			uint64_t due;
+
+			if (!t_start) {
+				t_start = mono_ns();
+				n_since = 1;
+			}
+			due = t_start + (n_since - 1) * w->rate_ns;
+			if (due > mono_ns())
+				sleep_until(due);
+		}
+		/* A uniform index in [0, hot_npages) without a division. */
 		write_one(c, w, (size_t)(((unsigned __int128)xorshift64(&rng) *
-					  w->npages) >> 64), epoch);
+					  w->hot_npages) >> 64), epoch);
 		__atomic_store_n(&w->writes, ++writes, __ATOMIC_RELAXED);
 	}
 	w->rng = rng;
@@ -278,6 +321,14 @@ static void *map_table(enum uffd_checker_mem mem, size_t len)
 	return area;
 }
 
+/* The pages writers write to: the first hot_bytes, or all. */
+static size_t hot_pages(const struct uffd_checker *c)
+{
+	size_t hot = c->opts.hot_bytes / CHECKER_PAGE;
+
+	return hot && hot < c->npages ? hot : c->npages;
+}
+
 static int alloc_writers(struct uffd_checker *c)
 {
 	size_t size = sizeof(*c->writers) * c->nwriters;
@@ -292,6 +343,10 @@ static int alloc_writers(struct uffd_checker *c)
 		w->c = c;
 		w->index = i;
 		w->npages = (c->npages - i + c->nwriters - 1) / c->nwriters;
+		w->hot_npages = (hot_pages(c) - i + c->nwriters - 1) / c->nwriters;
+		if (!w->hot_npages)
+			w->hot_npages = 1;
+		w->rate_ns = c->opts.rate > 0 ? (uint64_t)(1e9 * c->nwriters / c->opts.rate) : 0;
 		w->rng = splitmix64((uint64_t)c->opts.seed * 0x100000001b3ULL + i) | 1;
 		if (posix_memalign((void **)&w->pages, CACHE_LINE,
 				   w->npages * sizeof(*w->pages)))
@@ -318,7 +373,7 @@ struct uffd_checker *uffd_checker_new(const struct uffd_checker_opts *o)
 	struct uffd_checker *c;
 	int ret;
 
-	ret = uffd__load_opts(&opts, o, struct uffd_checker_opts, fill, fill);
+	ret = uffd__load_opts(&opts, o, struct uffd_checker_opts, rate, fill);
 	if (ret) {
 		errno = -ret;
 		return NULL;
@@ -331,7 +386,8 @@ struct uffd_checker *uffd_checker_new(const struct uffd_checker_opts *o)
 		opts.seed = 1;
 	if (opts.bytes % CHECKER_PAGE || opts.writers < 0 ||
 	    (size_t)opts.writers > opts.bytes / CHECKER_PAGE ||
-	    !(opts.fill >= 0.0 && opts.fill <= 1.0) ||
+	    !(opts.fill >= 0.0 && opts.fill <= 1.0) || opts.hot_bytes % CHECKER_PAGE ||
+	    !(opts.rate >= 0.0 && opts.rate < 1e12) ||
 	    (opts.mem != UFFD_CHECKER_ANON && opts.mem != UFFD_CHECKER_SHMEM)) {
 		errno = EINVAL;
 		return NULL;
@@ -351,6 +407,7 @@ struct uffd_checker *uffd_checker_new(const struct uffd_checker_opts *o)
 	ret = alloc_writers(c);
 	if (ret)
 		goto out_free;
+	c->owns_area = true;
 	c->area = map_table(opts.mem, c->len);
 	if (c->area == MAP_FAILED) {
 		ret = -errno;
@@ -540,7 +597,8 @@ void uffd_checker_free(struct uffd_checker *c)
 	if (!c)
 		return;
 	uffd_checker_stop(c);
-	munmap(c->area, c->len);
+	if (c->owns_area)
+		munmap(c->area, c->len);
 	free_writers(c);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->parked_cond);
@@ -590,12 +648,10 @@ static void describe_stamp(char *buf, size_t len, uint64_t word, uint64_t versio
 		snprintf(buf, len, "zero");
 }
 
-/* Check one page's contents against the version it had at the instant. */
-static int check_page(const struct uffd_checker *c, size_t page, const uint64_t *w,
-		      uint64_t expected, char *msg, size_t msglen)
+/* The stamps are one version's, of this page (or all zero). */
+static int check_stamps(size_t page, const uint64_t *w, char *msg, size_t msglen)
 {
 	unsigned long long p = page, found = w[W_VERSION];
-	size_t i;
 
 	if (found || w[W_INDEX] || w[W_MIDDLE] || w[W_CHECKSUM]) {
 		uint64_t mid = middle_version(w[W_MIDDLE], page);
@@ -617,6 +673,32 @@ static int check_page(const struct uffd_checker *c, size_t page, const uint64_t 
 				      p, found, mids, sums);
 		}
 	}
+	return 0;
+}
+
+/* Writers touch nothing else: the rest of the page is zero. */
+static int check_stray(size_t page, const uint64_t *w, char *msg, size_t msglen)
+{
+	size_t i;
+
+	for (i = W_INDEX + 1; i < PAGE_WORDS; i++) {
+		if (w[i] && i != W_MIDDLE && i != W_CHECKSUM)
+			return report(msg, msglen, "page %llu: stray bytes at offset %zu (version %llu)",
+				      (unsigned long long)page, i * 8,
+				      (unsigned long long)w[W_VERSION]);
+	}
+	return 0;
+}
+
+/* Check one page's contents against the version it had at the instant. */
+static int check_page(const struct uffd_checker *c, size_t page, const uint64_t *w,
+		      uint64_t expected, char *msg, size_t msglen)
+{
+	unsigned long long p = page, found = w[W_VERSION];
+	int ret = check_stamps(page, w, msg, msglen);
+
+	if (ret)
+		return ret;
 	if (found != expected) {
 		unsigned long long instant = __atomic_load_n(&c->instant_clock,
 							     __ATOMIC_RELAXED);
@@ -628,13 +710,7 @@ static int check_page(const struct uffd_checker *c, size_t page, const uint64_t 
 		return report(msg, msglen, "page %llu: version %llu%s, expected %llu",
 			      p, found, why, (unsigned long long)expected);
 	}
-	/* Writers touch nothing else: the rest of the page is zero. */
-	for (i = W_INDEX + 1; i < PAGE_WORDS; i++) {
-		if (w[i] && i != W_MIDDLE && i != W_CHECKSUM)
-			return report(msg, msglen, "page %llu: stray bytes at offset %zu (version %llu)",
-				      p, i * 8, found);
-	}
-	return 0;
+	return check_stray(page, w, msg, msglen);
 }
 
 /* The epoch to verify against, or -EINVAL if no instant was marked. */
@@ -725,5 +801,220 @@ int uffd_checker_verify_image(struct uffd_checker *c, struct uffd_image_chain *c
 			break;
 	}
 	free(buf);
+	return ret;
+}
+
+/* ---- handing the writers to another process ----------------------------- */
+
+/*
+ * The exported state (little-endian; written and read by this file only,
+ * between two processes of the same build):
+ *
+ *   u32 magic "UCKS", u32 format (1), u64 table bytes, u32 writers,
+ *   u32 seed, u64 clock, u64 epoch, u64 instant clock, u64 hot bytes,
+ *   f64 rate, u64 zero (64 bytes); then per writer u64 rng, u64 writes.
+ */
+#define STATE_MAGIC		0x534b4355u	/* "UCKS" */
+#define STATE_FORMAT		1
+#define STATE_HEAD		64
+#define STATE_PER_WRITER	16
+
+static size_t state_size(int writers)
+{
+	return STATE_HEAD + (size_t)STATE_PER_WRITER * writers;
+}
+
+/*
+ * An adopted table's page at its first write here: its stamps must be
+ * one whole version of this page (or zeros).  Records and returns the
+ * version found (0 for a bad page, whose description is kept once).
+ */
+static uint64_t adopt_origin(struct uffd_checker *c, struct page_state *s, size_t page)
+{
+	const uint64_t *w = (const uint64_t *)(c->area + page * CHECKER_PAGE);
+	char msg[sizeof(c->adopt_msg) - 32];
+	uint64_t v;
+
+	if (check_stamps(page, w, msg, sizeof(msg)) || check_stray(page, w, msg, sizeof(msg))) {
+		if (!__atomic_exchange_n(&c->adopt_bad, 1, __ATOMIC_ACQ_REL))
+			snprintf(c->adopt_msg, sizeof(c->adopt_msg), "%s when first written here",
+				 msg);
+		__atomic_store_n(&s->origin, ORIGIN_BAD, __ATOMIC_RELAXED);
+		return 0;
+	}
+	v = w[W_VERSION];
+	__atomic_store_n(&s->origin, v + 1, __ATOMIC_RELAXED);
+	return v;
+}
+
+static bool writers_running(struct uffd_checker *c)
+{
+	bool running;
+
+	pthread_mutex_lock(&c->lock);
+	running = c->running && !c->paused;
+	pthread_mutex_unlock(&c->lock);
+	return running;
+}
+
+int uffd_checker_export(struct uffd_checker *c, void *buf, size_t len)
+{
+	size_t need;
+	uint8_t *b = buf;
+	int i;
+
+	if (!c)
+		return -EINVAL;
+	need = state_size(c->nwriters);
+	if (!buf)
+		return (int)need;
+	if (len < need)
+		return -ENOSPC;
+	/* The writers' rng and counts must stay put while copied. */
+	if (writers_running(c) || !__atomic_load_n(&c->epoch, __ATOMIC_ACQUIRE))
+		return -EINVAL;
+	memset(b, 0, need);
+	memcpy(b, &(uint32_t){ STATE_MAGIC }, 4);
+	memcpy(b + 4, &(uint32_t){ STATE_FORMAT }, 4);
+	memcpy(b + 8, &(uint64_t){ c->len }, 8);
+	memcpy(b + 16, &(uint32_t){ (uint32_t)c->nwriters }, 4);
+	memcpy(b + 20, &(uint32_t){ c->opts.seed }, 4);
+	memcpy(b + 24, &(uint64_t){ __atomic_load_n(&c->clock, __ATOMIC_RELAXED) }, 8);
+	memcpy(b + 32, &(uint64_t){ __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) }, 8);
+	memcpy(b + 40, &(uint64_t){ __atomic_load_n(&c->instant_clock, __ATOMIC_RELAXED) }, 8);
+	memcpy(b + 48, &(uint64_t){ c->opts.hot_bytes }, 8);
+	memcpy(b + 56, &c->opts.rate, 8);
+	for (i = 0; i < c->nwriters; i++) {
+		uint8_t *p = b + STATE_HEAD + (size_t)STATE_PER_WRITER * i;
+
+		memcpy(p, &c->writers[i].rng, 8);
+		memcpy(p + 8, &(uint64_t){ __atomic_load_n(&c->writers[i].writes,
+							     __ATOMIC_RELAXED) }, 8);
+	}
+	return (int)need;
+}
+
+struct uffd_checker *uffd_checker_adopt(void *area, size_t len, const void *state,
+					size_t state_len)
+{
+	const uint8_t *b = state;
+	uint32_t magic, format, writers;
+	uint64_t table, clock, epoch, instant;
+	struct uffd_checker_opts o = { .sz = sizeof(o) };
+	struct uffd_checker *c;
+	int i;
+
+	if (!area || !state || state_len < STATE_HEAD || (uintptr_t)area % CHECKER_PAGE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	memcpy(&magic, b, 4);
+	memcpy(&format, b + 4, 4);
+	memcpy(&table, b + 8, 8);
+	memcpy(&writers, b + 16, 4);
+	memcpy(&o.seed, b + 20, 4);
+	memcpy(&clock, b + 24, 8);
+	memcpy(&epoch, b + 32, 8);
+	memcpy(&instant, b + 40, 8);
+	memcpy(&o.hot_bytes, b + 48, 8);
+	memcpy(&o.rate, b + 56, 8);
+	if (magic != STATE_MAGIC || format != STATE_FORMAT || table != len || !len ||
+	    len % CHECKER_PAGE || writers < 1 || writers > len / CHECKER_PAGE ||
+	    state_len != state_size((int)writers) || !epoch || instant > clock ||
+	    o.hot_bytes % CHECKER_PAGE || !(o.rate >= 0.0 && o.rate < 1e12)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (posix_memalign((void **)&c, CACHE_LINE, sizeof(*c))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(c, 0, sizeof(*c));
+	o.bytes = len;
+	o.writers = (int)writers;
+	c->opts = o;
+	c->len = len;
+	c->npages = len / CHECKER_PAGE;
+	c->nwriters = (int)writers;
+	c->area = area;
+	c->adopted = true;
+	c->clock = clock;
+	c->epoch = epoch;
+	c->instant_clock = instant;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->parked_cond, NULL);
+	pthread_cond_init(&c->resume_cond, NULL);
+	if (alloc_writers(c)) {
+		free_writers(c);
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->parked_cond);
+		pthread_cond_destroy(&c->resume_cond);
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < c->nwriters; i++) {
+		const uint8_t *p = b + STATE_HEAD + (size_t)STATE_PER_WRITER * i;
+
+		memcpy(&c->writers[i].rng, p, 8);
+		memcpy(&c->writers[i].writes, p + 8, 8);
+		if (!c->writers[i].rng)		/* xorshift would stay at 0 */
+			c->writers[i].rng = 1;
+	}
+	return c;
+}
+
+int uffd_checker_instant_versions(struct uffd_checker *c, uint64_t *versions, size_t npages)
+{
+	uint64_t epoch;
+	size_t p;
+	int ret;
+
+	if (!c || !versions || npages != c->npages)
+		return -EINVAL;
+	ret = current_epoch(c, &epoch, NULL, 0);
+	if (ret)
+		return ret;
+	for (p = 0; p < npages; p++)
+		versions[p] = version_at_instant(c, p, epoch);
+	return 0;
+}
+
+int uffd_checker_adopt_versions(struct uffd_checker *c, const uint64_t *versions, size_t npages,
+				char *msg, size_t msglen)
+{
+	size_t p;
+	int ret = 0;
+
+	if (!c || !versions || npages != c->npages || !c->adopted)
+		return -EINVAL;
+	if (writers_running(c)) {
+		if (msg && msglen)
+			snprintf(msg, msglen, "the writers are running");
+		return -EBUSY;
+	}
+	for (p = 0; p < c->npages && !ret; p++) {
+		struct page_state *s = state_of(c, p);
+		const uint64_t *w = (const uint64_t *)(c->area + p * CHECKER_PAGE);
+		uint64_t origin = __atomic_load_n(&s->origin, __ATOMIC_RELAXED);
+
+		if (origin == ORIGIN_BAD) {
+			/* The first bad page found is described as found. */
+			ret = report(msg, msglen, "%s", c->adopt_msg);
+			break;
+		}
+		if (origin && origin - 1 != versions[p]) {
+			ret = report(msg, msglen, "page %zu: version %llu when first written here, "
+				     "the source had %llu", p, (unsigned long long)(origin - 1),
+				     (unsigned long long)versions[p]);
+			break;
+		}
+		/* Written here: the last write is what must be there (nothing
+		 * older came over it); else the source's version. */
+		ret = check_page(c, p, w, origin ? __atomic_load_n(&s->current, __ATOMIC_RELAXED) :
+				 versions[p], msg, msglen);
+		if (!ret && !origin)
+			__atomic_store_n(&s->current, versions[p], __ATOMIC_RELAXED);
+	}
 	return ret;
 }

@@ -807,6 +807,16 @@ static void sync_ctx(struct handler_ctx *ctx)
 	pthread_mutex_unlock(&ctx->read_lock);
 }
 
+void uffd__handler_lock_events(struct uffd_handler *h)
+{
+	pthread_mutex_lock(&h->root.read_lock);
+}
+
+void uffd__handler_unlock_events(struct uffd_handler *h)
+{
+	pthread_mutex_unlock(&h->root.read_lock);
+}
+
 int uffd_handler_sync(struct uffd_handler *h)
 {
 	struct handler_ctx *c;
