@@ -87,6 +87,21 @@ void mig_conn_init(struct mig_conn *c, int fd, uint64_t *bytes_out, uint64_t *by
 	c->bytes_in = bytes_in;
 }
 
+void mig_conn_set_fd(struct mig_conn *c, int fd)
+{
+	pthread_mutex_lock(&c->send_lock);
+	__atomic_store_n(&c->fd, fd, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&c->send_lock);
+}
+
+void mig_conn_shutdown(struct mig_conn *c, int how)
+{
+	int fd = mig_conn_fd(c);
+
+	if (fd >= 0)
+		shutdown(fd, how);
+}
+
 void mig_conn_destroy(struct mig_conn *c)
 {
 	pthread_mutex_destroy(&c->send_lock);
@@ -105,7 +120,7 @@ int mig_sendv(struct mig_conn *c, enum mig_type type, uint16_t count, struct iov
 	iov[0].iov_base = hdr;
 	iov[0].iov_len = sizeof(hdr);
 	pthread_mutex_lock(&c->send_lock);
-	ret = c->fd < 0 ? -ENOTCONN : uffd__sendv_all(c->fd, iov, iovcnt, deadline);
+	ret = c->fd < 0 ? -ENOTCONN : uffd__sendv_all(c->fd, iov, iovcnt, deadline);	/* locked */
 	pthread_mutex_unlock(&c->send_lock);
 	if (!ret)
 		__atomic_fetch_add(c->bytes_out, len + sizeof(hdr), __ATOMIC_RELAXED);
@@ -120,17 +135,18 @@ int mig_send(struct mig_conn *c, enum mig_type type, uint16_t count, const void 
 	return mig_sendv(c, type, count, iov, len ? 2 : 1, deadline);
 }
 
-void mig_send_error(struct mig_conn *c, int err, const char *text)
+void mig_send_error(struct mig_conn *c, int err, uint32_t flags, const char *text)
 {
-	uint8_t buf[8 + MIG_MAX_TEXT];
+	uint8_t buf[MIG_ERROR_BASE + MIG_MAX_TEXT];
 	size_t n = 0;
 
 	for (; text && text[n] && n < MIG_MAX_TEXT; n++)
-		buf[8 + n] = (unsigned char)text[n] >= 0x20 && (unsigned char)text[n] < 0x7f ?
-			     text[n] : '?';
+		buf[MIG_ERROR_BASE + n] = (unsigned char)text[n] >= 0x20 &&
+					  (unsigned char)text[n] < 0x7f ? text[n] : '?';
 	mig_put32(buf, err < 0 && err > -4096 ? (uint32_t)-err : EIO);
-	mig_put32(buf + 4, (uint32_t)n);
-	mig_send(c, MIG_ERROR, 0, buf, 8 + n, uffd__deadline_ms(100));
+	mig_put32(buf + 4, flags);
+	mig_put32(buf + 8, (uint32_t)n);
+	mig_send(c, MIG_ERROR, 0, buf, MIG_ERROR_BASE + n, uffd__deadline_ms(100));
 }
 
 int mig_readable(int fd)
@@ -140,24 +156,26 @@ int mig_readable(int fd)
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	if (n && (p.revents & (POLLERR | POLLNVAL)))
-		return -ECONNRESET;
-	return n > 0;	/* POLLHUP: readable, the recv says 0 */
+	/* POLLERR or POLLHUP: a receive says what (data queued before a
+	 * reset is still there to be read). */
+	return n > 0;
 }
 
 int mig_recv(struct mig_conn *c, const struct mig_layout *lay, void *buf, size_t cap,
 	     struct mig_msg *m, int *bad, uint64_t deadline, int wake_fd)
 {
 	uint8_t hdr[MIG_HDR_SIZE];
+	int fd = mig_conn_fd(c);
 	struct mig_hdr h;
 	int ret;
 
-	if (c->fd < 0)
+
+	if (fd < 0)
 		return -ENOTCONN;
-	ret = uffd__wait_readable(c->fd, wake_fd, deadline);
+	ret = uffd__wait_readable(fd, wake_fd, deadline);
 	if (ret <= 0)
 		return ret ? ret : -ETIMEDOUT;
-	ret = uffd__recv_all(c->fd, hdr, sizeof(hdr), deadline);
+	ret = uffd__recv_all(fd, hdr, sizeof(hdr), deadline);
 	if (ret)
 		return ret;
 	ret = mig_parse_hdr(hdr, lay, &h);
@@ -165,7 +183,7 @@ int mig_recv(struct mig_conn *c, const struct mig_layout *lay, void *buf, size_t
 		return ret;
 	if (h.len > cap)
 		return -EPROTO;
-	ret = uffd__recv_all(c->fd, buf, h.len, deadline);
+	ret = uffd__recv_all(fd, buf, h.len, deadline);
 	if (ret)
 		return ret;
 	__atomic_fetch_add(c->bytes_in, sizeof(hdr) + h.len, __ATOMIC_RELAXED);

@@ -121,6 +121,7 @@ struct uffd_mig_dest {
 	pthread_t stream_thread, fault_thread;
 	bool stream_started, fault_started;
 	int switched;			/* atomic */
+	int resumed_sent;		/* atomic: RESUMED is out */
 	int complete_sent;		/* atomic */
 	int urgent_ended;		/* atomic */
 	bool background_done, resuming, have_session;
@@ -208,9 +209,9 @@ static uint64_t page_at(const struct dest_region *dr, uint64_t addr)
 static void shut_links(struct uffd_mig_dest *d)
 {
 	__atomic_store_n(&d->links_up, 0, __ATOMIC_RELEASE);
-	shutdown(d->stream.fd, SHUT_RDWR);
+	mig_conn_shutdown(&d->stream, SHUT_RDWR);
 	if (!d->o.one_channel)
-		shutdown(d->urgent.fd, SHUT_RDWR);
+		mig_conn_shutdown(&d->urgent, SHUT_RDWR);
 }
 
 /* The migration fails: the source is told why (best effort). */
@@ -225,9 +226,37 @@ static void fail(struct uffd_mig_dest *d, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (mig_set_error(&d->st, UFFD_MIG_FAILED, err, "%s", msg))
-		mig_send_error(&d->stream, err, msg);
-	shut_links(d);
+	if (!mig_set_error(&d->st, UFFD_MIG_FAILED, err, "%s", msg))
+		return;
+	/* The reason goes out last on the stream; the stream thread drains
+	 * what the source still sends until it has read it (drain_stream). */
+	mig_send_error(&d->stream, err, __atomic_load_n(&d->switched, __ATOMIC_ACQUIRE) ?
+		       MIG_ERR_RESUMED : 0, msg);
+	__atomic_store_n(&d->links_up, 0, __ATOMIC_RELEASE);
+	mig_conn_shutdown(&d->stream, SHUT_WR);
+	if (!d->o.one_channel)
+		mig_conn_shutdown(&d->urgent, SHUT_RDWR);
+}
+
+/*
+ * After a failure here: read and drop what the source still sends until
+ * it stops (it has read our ERROR and ends the connection) or a while
+ * passes, so that the source's sends succeed until it reads why.
+ */
+#define DRAIN_MS 2000
+
+static void drain_stream(struct uffd_mig_dest *d)
+{
+	uint64_t dl = uffd__deadline_ms(DRAIN_MS);
+	char buf[16384];
+
+	while (uffd__wait_readable(mig_conn_fd(&d->stream), d->stop_efd, dl) > 0) {
+		ssize_t n = recv(mig_conn_fd(&d->stream), buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+	}
+	mig_conn_shutdown(&d->stream, SHUT_RDWR);
 }
 
 /*
@@ -281,8 +310,10 @@ static void settled(struct uffd_mig_dest *d, uint8_t prior)
 {
 	if (prior == ST_REQUESTED)
 		__atomic_fetch_sub(&d->outstanding, 1, __ATOMIC_RELAXED);
-	if (__atomic_sub_fetch(&d->remaining, 1, __ATOMIC_ACQ_REL) == 0 &&
-	    __atomic_load_n(&d->switched, __ATOMIC_ACQUIRE))
+	/* COMPLETE follows RESUMED: whichever of this and the switchover
+	 * comes second sees the other (both sequentially consistent). */
+	if (__atomic_sub_fetch(&d->remaining, 1, __ATOMIC_SEQ_CST) == 0 &&
+	    __atomic_load_n(&d->resumed_sent, __ATOMIC_SEQ_CST))
 		pages_complete(d);
 }
 
@@ -320,7 +351,6 @@ static void page_dropped(struct uffd_mig_dest *d, uint64_t g)
 		case ST_REQUESTED:
 			if (!state_cas(d, g, &s, ST_DROPPED))
 				continue;
-			__atomic_fetch_add(&d->c_dropped, 1, __ATOMIC_RELAXED);
 			settled(d, s);
 			return;
 		case ST_DROPPED:
@@ -751,7 +781,7 @@ static int urgent_poll(struct uffd_mig_dest *d)
 	if (d->o.one_channel || !__atomic_load_n(&d->links_up, __ATOMIC_ACQUIRE) ||
 	    __atomic_load_n(&d->urgent_ended, __ATOMIC_ACQUIRE))
 		return 0;
-	while ((ret = mig_readable(d->urgent.fd)) > 0) {
+	while ((ret = mig_readable(mig_conn_fd(&d->urgent))) > 0) {
 		ret = mig_recv(&d->urgent, &d->lay, d->urx, d->rx_cap, &m, &bad, deadline(d), -1);
 		if (ret == -EBADMSG) {
 			bad_page(d, &m, bad, "urgent");
@@ -812,7 +842,7 @@ static void *fault_main(void *arg)
 		struct pollfd p[3] = {
 			{ .fd = uffd_handler_fd(d->h), .events = POLLIN },
 			{ .fd = d->fault_efd, .events = POLLIN },
-			{ .fd = up ? d->urgent.fd : -1, .events = POLLIN },
+			{ .fd = up ? mig_conn_fd(&d->urgent) : -1, .events = POLLIN },
 		};
 		uint64_t now, out;
 		int n, m, ready;
@@ -1001,7 +1031,8 @@ static int do_switchover(struct uffd_mig_dest *d, const struct mig_msg *m)
 		return ret;
 	}
 	mig_set_phase(&d->st, UFFD_MIG_POSTCOPY);
-	if (!__atomic_load_n(&d->remaining, __ATOMIC_ACQUIRE))
+	__atomic_store_n(&d->resumed_sent, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&d->remaining, __ATOMIC_SEQ_CST))
 		pages_complete(d);
 	return 0;
 }
@@ -1116,9 +1147,8 @@ static int handshakes(struct uffd_mig_dest *d, bool resume)
 	return ret;
 }
 
-static void *stream_main(void *arg)
+static void stream_loop(struct uffd_mig_dest *d)
 {
-	struct uffd_mig_dest *d = arg;
 	struct mig_msg m;
 	int ret, bad = 0;
 
@@ -1128,7 +1158,7 @@ static void *stream_main(void *arg)
 			link_failed(d, ret, "resuming");
 		else
 			fail(d, ret, "handshake: %s", strerror(-ret));
-		return NULL;
+		return;
 	}
 	if (d->resuming) {
 		__atomic_fetch_add(&d->c_resumes, 1, __ATOMIC_RELAXED);
@@ -1138,28 +1168,30 @@ static void *stream_main(void *arg)
 	}
 	for (;;) {
 		/* The source is silent only after DONE, waiting for our word. */
+		if (mig_phase(&d->st) == UFFD_MIG_FAILED)
+			return;		/* failed in the fault thread */
 		uint64_t dl = d->background_done || __atomic_load_n(&d->complete_sent,
 								    __ATOMIC_ACQUIRE) ? 0 : deadline(d);
 
 		ret = mig_recv(&d->stream, &d->lay, d->rx, d->rx_cap, &m, &bad, dl, d->stop_efd);
 		if (ret == -EINTR && __atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE))
-			return NULL;
+			return;
 		if (ret == -EBADMSG) {
 			bad_page(d, &m, bad, "stream");
-			return NULL;
+			return;
 		}
 		if (ret) {
 			link_failed(d, ret, "stream");
 			if (__atomic_load_n(&d->complete_sent, __ATOMIC_ACQUIRE))
 				break;
-			return NULL;
+			return;
 		}
 		switch (m.h.type) {
 		case MIG_PAGES:
 			if (!__atomic_load_n(&d->switched, __ATOMIC_ACQUIRE))
 				place_precopy(d, &m);
 			else if (install_pages(d, &m, true))
-				return NULL;
+				return;
 			continue;
 		case MIG_ROUND:
 			__atomic_store_n(&d->c_round, m.round.round, __ATOMIC_RELAXED);
@@ -1168,7 +1200,7 @@ static void *stream_main(void *arg)
 			if (__atomic_load_n(&d->switched, __ATOMIC_ACQUIRE))
 				break;
 			if (do_switchover(d, &m))
-				return NULL;
+				return;
 			continue;
 		case MIG_DONE:
 			d->background_done = true;
@@ -1177,17 +1209,27 @@ static void *stream_main(void *arg)
 			if (!__atomic_load_n(&d->complete_sent, __ATOMIC_ACQUIRE))
 				break;
 			finish(d);
-			return NULL;
+			return;
 		case MIG_ERROR:
 			peer_error(d, &m);
-			return NULL;
+			return;
 		default:
 			break;
 		}
 		link_failed(d, -EPROTO, "stream: an unexpected message");
-		return NULL;
+		return;
 	}
 	finish(d);
+	return;
+}
+
+static void *stream_main(void *arg)
+{
+	struct uffd_mig_dest *d = arg;
+
+	stream_loop(d);
+	if (mig_phase(&d->st) == UFFD_MIG_FAILED)
+		drain_stream(d);
 	return NULL;
 }
 
@@ -1402,14 +1444,10 @@ int uffd_mig_dest_resume(struct uffd_mig_dest *d, int stream_fd, int urgent_fd)
 		pthread_join(d->stream_thread, NULL);
 		d->stream_started = false;
 	}
-	pthread_mutex_lock(&d->stream.send_lock);
-	d->stream.fd = stream_fd;
-	pthread_mutex_unlock(&d->stream.send_lock);
+	mig_conn_set_fd(&d->stream, stream_fd);
 	mig_nodelay(stream_fd);
 	if (!d->o.one_channel) {
-		pthread_mutex_lock(&d->urgent.send_lock);
-		d->urgent.fd = urgent_fd;
-		pthread_mutex_unlock(&d->urgent.send_lock);
+		mig_conn_set_fd(&d->urgent, urgent_fd);
 		mig_nodelay(urgent_fd);
 	}
 	d->resuming = true;
@@ -1485,16 +1523,17 @@ int uffd_mig_dest_poison(struct uffd_mig_dest *d)
 
 	if (!d)
 		return -EINVAL;
+	/* After the switchover, not complete: broken, failed, or going on. */
 	if (!__atomic_load_n(&d->switched, __ATOMIC_ACQUIRE) || !d->registered ||
-	    (mig_phase(&d->st) != UFFD_MIG_BROKEN && mig_phase(&d->st) != UFFD_MIG_POSTCOPY &&
-	     mig_phase(&d->st) != UFFD_MIG_CONNECTING))
+	    mig_phase(&d->st) == UFFD_MIG_COMPLETE)
 		return -EINVAL;
 	if (!(d->u.features & UFFD_F(UFFD_FEAT_POISON)))
 		return -EOPNOTSUPP;
 	stop_threads(d);
 	n = poison_missing(d);
-	mig_set_error(&d->st, UFFD_MIG_FAILED, -ENOTCONN,
-		      "the source is gone: %llu pages poisoned", (unsigned long long)n);
+	if (mig_phase(&d->st) != UFFD_MIG_FAILED)
+		mig_set_error(&d->st, UFFD_MIG_FAILED, -ENOTCONN,
+			      "the source is gone: %llu pages poisoned", (unsigned long long)n);
 	/* The markers stay in the page tables; the rest is plain memory. */
 	uffd_handler_stop(d->h);
 	d->registered = false;

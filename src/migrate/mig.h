@@ -42,6 +42,15 @@ struct mig_conn {
 };
 
 void mig_conn_init(struct mig_conn *c, int fd, uint64_t *bytes_out, uint64_t *bytes_in);
+/* The fd, which a resume replaces while other threads look at it. */
+static inline int mig_conn_fd(const struct mig_conn *c)
+{
+	return __atomic_load_n(&c->fd, __ATOMIC_ACQUIRE);
+}
+/* Replace the fd (no send in progress meanwhile). */
+void mig_conn_set_fd(struct mig_conn *c, int fd);
+/* shutdown(2) both ways, if there is an fd. */
+void mig_conn_shutdown(struct mig_conn *c, int how);
 void mig_conn_destroy(struct mig_conn *c);
 
 /* Send a message: header + payload iovecs (iov[0] is left for the header).
@@ -52,7 +61,7 @@ int mig_sendv(struct mig_conn *c, enum mig_type type, uint16_t count, struct iov
 int mig_send(struct mig_conn *c, enum mig_type type, uint16_t count, const void *payload,
 	     uint32_t len, uint64_t deadline);
 /* An ERROR message, best effort (a short deadline; errors ignored). */
-void mig_send_error(struct mig_conn *c, int err, const char *text);
+void mig_send_error(struct mig_conn *c, int err, uint32_t flags, const char *text);
 
 /*
  * Receive one message into buf (cap bytes, at least mig_max_payload()):

@@ -31,6 +31,7 @@
  * not wait for a 256 KiB send to finish.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@
 #include "util/clock.h"
 #include "util/crc32c.h"
 #include "util/opts.h"
+#include "util/pagecopy.h"
 #include "util/sock.h"
 
 /* Pages per background message: 256 KiB of 4 KiB pages. */
@@ -142,7 +144,12 @@ static int send_pages(struct uffd_mig_source *s, struct mig_conn *c, const uint6
 		bool zero;
 
 		if (stage) {
-			memcpy(sp, src, r->page_size);
+			/* The program may be writing it: a torn copy is dirty,
+			 * and sent again (see the top of the file). */
+			if (UFFD_TSAN)
+				copy_protected_page(sp, src, r->page_size);
+			else
+				memcpy(sp, src, r->page_size);
 			src = sp;
 		}
 		crc = crc32c(0, src, r->page_size);
@@ -211,12 +218,14 @@ static int take_pages(struct uffd_mig_source *s, struct bitmap *b, size_t *pos, 
 
 /* ---- incoming messages -------------------------------------------------- */
 
+static void peer_error(struct uffd_mig_source *s, const struct mig_msg *m);
+
 /* Shut both connections down: every thread of ours blocked on them returns. */
 static void shut_links(struct uffd_mig_source *s)
 {
-	shutdown(s->stream.fd, SHUT_RDWR);
+	mig_conn_shutdown(&s->stream, SHUT_RDWR);
 	if (!s->o.one_channel)
-		shutdown(s->urgent.fd, SHUT_RDWR);
+		mig_conn_shutdown(&s->urgent, SHUT_RDWR);
 }
 
 /*
@@ -227,7 +236,7 @@ static void shut_links(struct uffd_mig_source *s)
 static void fail(struct uffd_mig_source *s, int err, const char *what)
 {
 	if (mig_set_error(&s->st, UFFD_MIG_FAILED, err, "%s: %s", what, strerror(-err)))
-		mig_send_error(&s->stream, err, s->st.message);
+		mig_send_error(&s->stream, err, 0, s->st.message);
 	shut_links(s);
 	if (s->paused && !s->switched && s->o.resume) {
 		s->o.resume(s->o.arg);
@@ -240,8 +249,33 @@ static void fail(struct uffd_mig_source *s, int err, const char *what)
  * migration fails; after it, it is broken and can be resumed: both
  * sockets are shut down so that both threads stop.
  */
+/*
+ * A peer that fails sends ERROR and then ends the connection, which the
+ * stream thread may notice first, in a send: the reason is read if it is
+ * there.  True if it was.
+ */
+static bool read_peer_error(struct uffd_mig_source *s)
+{
+	struct mig_msg m;
+	int i;
+
+	for (i = 0; i < 64 && mig_readable(mig_conn_fd(&s->stream)) > 0; i++) {
+		if (mig_recv(&s->stream, &s->lay, s->rx, s->rx_cap, &m, NULL,
+			     uffd__deadline_ms(100), -1))
+			return false;
+		if (m.h.type == MIG_ERROR) {
+			peer_error(s, &m);
+			return true;
+		}
+	}
+	return false;
+}
+
 static void link_failed(struct uffd_mig_source *s, int err, const char *what)
 {
+	if (mig_link_error(err) && pthread_equal(pthread_self(), s->stream_thread) &&
+	    read_peer_error(s))
+		return;
 	if (!__atomic_load_n(&s->switched, __ATOMIC_ACQUIRE) || !mig_link_error(err)) {
 		fail(s, err, what);
 		return;
@@ -250,15 +284,22 @@ static void link_failed(struct uffd_mig_source *s, int err, const char *what)
 		shut_links(s);
 }
 
-/* An ERROR from the destination ends the migration with its code. */
+/*
+ * An ERROR from the destination ends the migration with its code.  If it
+ * says the program was not started there, the program runs on here, even
+ * after the switchover message left.
+ */
 static void peer_error(struct uffd_mig_source *s, const struct mig_msg *m)
 {
 	int err = m->error.code ? -(int)m->error.code : -EIO;
+	bool started_there = m->error.flags & MIG_ERR_RESUMED || s->t_resumed;
 
 	if (mig_set_error(&s->st, UFFD_MIG_FAILED, err, "destination: %.*s", (int)m->error.len,
-			  m->error.text) && s->paused && !s->switched && s->o.resume) {
+			  m->error.text) && s->paused && !started_there && s->o.resume &&
+	    pthread_equal(pthread_self(), s->stream_thread)) {
 		s->o.resume(s->o.arg);
 		s->paused = false;
+		s->switched = false;
 	}
 	shut_links(s);
 }
@@ -339,7 +380,7 @@ static int poll_stream(struct uffd_mig_source *s)
 {
 	int ret;
 
-	while ((ret = mig_readable(s->stream.fd)) > 0) {
+	while ((ret = mig_readable(mig_conn_fd(&s->stream))) > 0) {
 		ret = stream_message(s, 0, deadline(s));
 		if (ret)
 			return ret < 0 ? ret : 0;
@@ -599,8 +640,12 @@ static int switchover(struct uffd_mig_source *s)
 		return ret;
 	}
 	if (postcopy && need) {
-		s->todo = s->stale;	/* taken over: stale is not used again */
-		s->stale.words = NULL;
+		/* The urgent thread edits todo; the message carries stale. */
+		if (bitmap_resize(&s->todo, s->npages)) {
+			fail(s, -ENOMEM, "the postcopy bitmap");
+			return -ENOMEM;
+		}
+		memcpy(s->todo.words, s->stale.words, bytes);
 		s->todo_left = need;
 	}
 	ret = mig_sendv(&s->stream, MIG_SWITCHOVER, 0, iov, 4, deadline(s));
@@ -797,7 +842,7 @@ static int urgent_wait(struct uffd_mig_source *s, uint64_t *last)
 	int ret;
 
 	for (;;) {
-		ret = mig_readable(s->urgent.fd);
+		ret = mig_readable(mig_conn_fd(&s->urgent));
 		if (ret)
 			return ret;
 		if (stopping(s))
@@ -806,7 +851,7 @@ static int urgent_wait(struct uffd_mig_source *s, uint64_t *last)
 			sched_yield();
 			continue;
 		}
-		ret = uffd__wait_readable(s->urgent.fd, s->stop_efd, 0);
+		ret = uffd__wait_readable(mig_conn_fd(&s->urgent), s->stop_efd, 0);
 		if (ret)
 			return ret;
 	}
@@ -1016,14 +1061,10 @@ int uffd_mig_source_resume(struct uffd_mig_source *s, int stream_fd, int urgent_
 	if (mig_phase(&s->st) != UFFD_MIG_BROKEN)
 		return -EINVAL;
 	join_threads(s);
-	pthread_mutex_lock(&s->stream.send_lock);
-	s->stream.fd = stream_fd;
-	pthread_mutex_unlock(&s->stream.send_lock);
+	mig_conn_set_fd(&s->stream, stream_fd);
 	mig_nodelay(stream_fd);
 	if (!s->o.one_channel) {
-		pthread_mutex_lock(&s->urgent.send_lock);
-		s->urgent.fd = urgent_fd;
-		pthread_mutex_unlock(&s->urgent.send_lock);
+		mig_conn_set_fd(&s->urgent, urgent_fd);
 		mig_nodelay(urgent_fd);
 	}
 	mig_set_phase(&s->st, UFFD_MIG_CONNECTING);
@@ -1081,10 +1122,9 @@ void uffd_mig_source_free(struct uffd_mig_source *s)
 	}
 	if (mig_phase(&s->st) != UFFD_MIG_COMPLETE) {
 		/* Threads blocked in a send or a receive: end the connections. */
-		if (s->stream.fd >= 0)
-			shutdown(s->stream.fd, SHUT_RDWR);
-		if (!s->o.one_channel && s->urgent.fd >= 0)
-			shutdown(s->urgent.fd, SHUT_RDWR);
+		mig_conn_shutdown(&s->stream, SHUT_RDWR);
+		if (!s->o.one_channel)
+			mig_conn_shutdown(&s->urgent, SHUT_RDWR);
 	}
 	join_threads(s);
 	if (s->paused && !s->switched && s->o.resume)

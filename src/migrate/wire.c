@@ -35,7 +35,7 @@ static uint64_t max_len(uint8_t type, uint16_t count, const struct mig_layout *l
 	case MIG_ROUND:
 		return 16;
 	case MIG_ERROR:
-		return 8 + MIG_MAX_TEXT;
+		return MIG_ERROR_BASE + MIG_MAX_TEXT;
 	default:		/* DONE, COMPLETE, END */
 		return 0;
 	}
@@ -51,7 +51,7 @@ static uint64_t min_len(uint8_t type, uint16_t count, const struct mig_layout *l
 	case MIG_SWITCHOVER:
 		return MIG_SWITCHOVER_BASE + mig_bitmap_bytes(lay);
 	case MIG_ERROR:
-		return 8;
+		return MIG_ERROR_BASE;
 	default:		/* exact sizes */
 		return max_len(type, count, lay);
 	}
@@ -252,9 +252,11 @@ static int parse_error(const struct mig_hdr *h, const uint8_t *p, struct mig_msg
 	uint32_t i;
 
 	m->error.code = mig_get32(p);
-	m->error.len = mig_get32(p + 4);
-	m->error.text = (const char *)p + 8;
-	if (m->error.len != h->len - 8 || m->error.code > 4095)
+	m->error.flags = mig_get32(p + 4);
+	m->error.len = mig_get32(p + 8);
+	m->error.text = (const char *)p + MIG_ERROR_BASE;
+	if (m->error.len != h->len - MIG_ERROR_BASE || m->error.code > 4095 ||
+	    m->error.flags & ~MIG_ERR_RESUMED)
 		return -EPROTO;
 	for (i = 0; i < m->error.len; i++)
 		if ((unsigned char)m->error.text[i] < 0x20 || (unsigned char)m->error.text[i] > 0x7e)

@@ -42,7 +42,9 @@
  *   ROUND      16         u32 round; u32 zero; u64 pages dirty.
  *   DONE, COMPLETE, END 0 (every page sent; every page here; the last
  *                         message on this connection).
- *   ERROR      8 + t      u32 errno; u32 t (<= 200); t bytes of text.
+ *   ERROR      12 + t     u32 errno; u32 flags (bit 0: the program was
+ *                         started at the destination); u32 t (<= 200); t
+ *                         bytes of printable text.
  *
  * A page's CRC that does not match fails the migration (-EBADMSG); any
  * other deviation is garbage that ends the connection it came on
@@ -76,6 +78,7 @@
 #define MIG_HELLO_BASE		40
 #define MIG_SWITCHOVER_BASE	24
 #define MIG_NEED_BASE		16
+#define MIG_ERROR_BASE		12
 
 enum mig_type {
 	MIG_HELLO = 1,
@@ -105,6 +108,8 @@ enum mig_type {
 #define MIG_PAGE_ANSWER		(1u << 1)
 /* SWITCHOVER */
 #define MIG_SW_POSTCOPY		(1u << 0)
+/* ERROR */
+#define MIG_ERR_RESUMED		(1u << 0)
 
 /* What both sides know of the memory: it bounds every message. */
 struct mig_layout_region {
@@ -185,7 +190,7 @@ struct mig_msg {
 			uint64_t dirty;
 		} round;
 		struct {
-			uint32_t code, len;
+			uint32_t code, flags, len;
 			const char *text;
 		} error;
 	};

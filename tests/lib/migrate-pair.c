@@ -27,6 +27,20 @@ void t_tcp_pair(int *a, int *b)
 	close(l);
 }
 
+void t_mig_connect(struct t_mig *m, struct t_relay *relay, int fd[2])
+{
+	int a, b;
+
+	(void)m;
+	t_tcp_pair(&fd[0], &a);
+	if (!relay) {
+		fd[1] = a;
+		return;
+	}
+	t_tcp_pair(&b, &fd[1]);
+	t_relay_start(relay, a, b);
+}
+
 static void src_pause(void *arg)
 {
 	struct t_mig *m = arg;
@@ -56,8 +70,10 @@ static void dst_resume(void *arg, const void *blob, size_t len)
 	struct t_mig *m = arg;
 
 	m->dst_c = uffd_checker_adopt(m->dst_area, uffd_checker_len(m->src_c), blob, len);
-	if (m->dst_c && !m->no_writers)
+	if (m->dst_c && !m->no_writers && !m->dst_idle)
 		uffd_checker_start(m->dst_c);
+	if (m->on_resume)
+		m->on_resume(m);
 	__atomic_store_n(&m->resumed, 1, __ATOMIC_RELEASE);
 }
 
@@ -75,9 +91,9 @@ void t_mig_start(struct t_mig *m)
 	m->dst_area = m->shmem ? t_map_memfd(len, &m->dst_fd) : t_map_anon(len);
 	m->dst_reg = (struct uffd_image_region){ (uintptr_t)m->dst_area, len, 4096,
 						 m->shmem ? UFFD_IMAGE_SHMEM : UFFD_IMAGE_ANON };
-	t_tcp_pair(&m->sfd[0], &m->sfd[1]);
+	t_mig_connect(m, m->stream_relay, m->sfd);
 	if (!m->one_channel)
-		t_tcp_pair(&m->ufd[0], &m->ufd[1]);
+		t_mig_connect(m, m->urgent_relay, m->ufd);
 	if (!m->no_writers)
 		CHECK_OK(uffd_checker_start(m->src_c));
 
@@ -119,7 +135,7 @@ void t_mig_verify(struct t_mig *m)
 
 	CHECK(v);
 	CHECK(m->dst_c);
-	if (!m->no_writers)
+	if (!m->no_writers && !m->dst_idle)
 		uffd_checker_pause(m->dst_c);
 	CHECK_OK(uffd_checker_instant_versions(m->src_c, v, npages));
 	ret = uffd_checker_adopt_versions(m->dst_c, v, npages, msg, sizeof(msg));
@@ -139,6 +155,10 @@ void t_mig_free(struct t_mig *m)
 	int i;
 
 	uffd_checker_free(m->dst_c);
+	if (m->stream_relay)
+		t_relay_stop(m->stream_relay);
+	if (m->urgent_relay)
+		t_relay_stop(m->urgent_relay);
 	uffd_mig_source_free(m->src);
 	uffd_mig_dest_free(m->dst);
 	uffd_checker_free(m->src_c);

@@ -13,6 +13,8 @@
 #include <uffd/checker.h>
 #include <uffd/migrate.h>
 
+#include "relay.h"
+
 /* A connected TCP pair over 127.0.0.1 (fail on error). */
 void t_tcp_pair(int *a, int *b);
 
@@ -24,6 +26,12 @@ struct t_mig {
 	enum uffd_mig_mode mode;
 	int max_rounds;
 	bool no_writers;		/* no writers on either side */
+	bool dst_idle;			/* adopt, but no writers at the destination */
+	/* Called at the destination's switchover, after the adoption, from
+	 * the thread that would otherwise receive the background stream. */
+	void (*on_resume)(struct t_mig *m);
+	/* Relays (faults on the link) on the connections, when set. */
+	struct t_relay *stream_relay, *urgent_relay;
 	/* made by t_mig_start */
 	struct uffd_checker *src_c, *dst_c;	/* dst_c: at the switchover */
 	void *dst_area;
@@ -39,6 +47,9 @@ struct t_mig {
 /* Make both tables and sockets, start the source's writers and both
  * handles (fail on error). */
 void t_mig_start(struct t_mig *m);
+/* A connection between the two sides, through relay when not NULL:
+ * fd[0] the source's end, fd[1] the destination's. */
+void t_mig_connect(struct t_mig *m, struct t_relay *relay, int fd[2]);
 /* Wait (within ms) for both sides: 0, or the first error. */
 int t_mig_wait(struct t_mig *m, int ms);
 /* Pause the destination's writers and prove its table against the
