@@ -32,6 +32,8 @@ int main(void)
 		FAIL("migration: %s (source: %s; destination: %s)", strerror(-ret), ss.message,
 		     ds.message);
 	if (getenv("T_VERBOSE")) {
+		fprintf(stderr, "dst: continued %llu moved %llu\n", (unsigned long long)ds.pages_continued,
+			(unsigned long long)ds.pages_moved);
 		fprintf(stderr, "src: round %u sent %llu zero %llu dirty %llu switch %llu req %llu bg %llu bytes %llu down %.3f ms pre %.1f post %.1f total %.1f ms\n",
 			ss.round, (unsigned long long)ss.pages_sent, (unsigned long long)ss.zero_pages,
 			(unsigned long long)ss.dirty_pages, (unsigned long long)ss.switchover_pages,
@@ -62,6 +64,10 @@ int main(void)
 	CHECK_EQ(ds.pages_answered + ds.pages_background, ds.switchover_pages);
 	CHECK_EQ(ds.dropped, 0);
 	CHECK_EQ(ds.poisoned, 0);
+	if (uffd_feature_supported(UFFD_FEAT_MOVE) == 1)
+		CHECK(ds.pages_continued + ds.pages_moved > 0);
+	CHECK(ds.pages_continued + ds.pages_moved + ds.pages_answered + ds.pages_background +
+	      ds.pages_local_zero <= (32 << 20) / 4096);
 	CHECK_EQ(ss.bytes_sent, ds.bytes_received);
 	CHECK_EQ(ds.bytes_sent, ss.bytes_received);
 	t_mig_verify(&m);

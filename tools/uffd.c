@@ -16,6 +16,7 @@ static const struct subcommand commands[] = {
 	{ "restore", "restore a memory image into this process, eagerly or lazily",
 	  cmd_restore },
 	{ "serve", "a page server: lazy restore of other processes over a socket", cmd_serve },
+	{ "migrate", "migrate the checker workload, running, to another process", cmd_migrate },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -23,6 +23,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_snapshot_info(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 /* One line: kernel, open path, features, tracking backend (probe.c). */
 void probe_summary(FILE *f);

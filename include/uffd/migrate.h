@@ -91,7 +91,7 @@ struct uffd_mig_source_opts {
 	bool one_channel;		/* no urgent_fd: requests and their
 					   answers share stream_fd */
 	enum uffd_mig_mode mode;
-	int max_rounds;			/* precopy rounds at most (0: HYBRID 2,
+	int max_rounds;			/* precopy rounds at most (0: HYBRID 1,
 					   PRECOPY_ONLY 8) */
 	unsigned downtime_ms;		/* switch over once the dirty set could
 					   be sent in this (0: 20) */
@@ -144,8 +144,12 @@ struct uffd_mig_stats {
 	uint64_t pages_requested;	/* urgent requests (sent / answered) */
 	uint64_t pages_background;	/* postcopy pages of the stream */
 	uint64_t pages_answered;	/* destination: mapped from an answer */
-	uint64_t pages_continued;	/* MINOR: mapped by CONTINUE, nothing
-					   fetched */
+	uint64_t pages_continued;	/* precopied pages mapped at a first
+					   touch, nothing fetched: CONTINUE
+					   (file), MOVE (anonymous) */
+	uint64_t pages_moved;		/* precopied anonymous pages moved into
+					   place besides (ahead of a touch, or
+					   by the background mover) */
 	uint64_t pages_local_zero;	/* zero pages mapped on a fault */
 	uint64_t duplicates;		/* arrived for a page in place: dropped */
 	uint64_t dropped;		/* arrived for memory removed or

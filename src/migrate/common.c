@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -369,4 +370,20 @@ void mig_nodelay(int fd)
 	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+void mig_urgent_marks(int fd)
+{
+	int prio = MIG_URGENT_PRIORITY, tos = MIG_URGENT_TOS;
+
+	setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio));
+	if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)))
+		setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+}
+
+void mig_stream_buffer(int fd, int opt)
+{
+	int bytes = MIG_STREAM_BUFFER;
+
+	setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
 }

@@ -15,12 +15,20 @@
  *   DROPPED    the program removed or unmapped it: nothing may map it again
  *   POISONED   the source is gone: touching it raises SIGBUS
  *
- * Before the switchover nothing is registered: precopied pages are simply
- * copied into place.  The switchover discards the anonymous pages it names
- * (MADV_DONTNEED, still unregistered, so no event), marks them NEED, then
- * registers the regions - MISSING for anonymous memory, MISSING and MINOR
- * for file memory, whose stale pages stay in the page cache: a MINOR fault
- * on a CURRENT page is one UFFDIO_CONTINUE, on a NEED page a request.
+ * Before the switchover nothing is registered.  Precopied pages of file
+ * memory go into the page cache through a second mapping; those of
+ * anonymous memory into a shadow mapping, from which a page is moved into
+ * place (UFFDIO_MOVE: page tables only, no copy) at its first touch, or by
+ * the background mover thread.  So the switchover discards nothing - it
+ * only marks the pages it names NEED and registers the regions (MISSING
+ * for anonymous memory, MISSING and MINOR for file memory) - and the pause
+ * does not grow with the dirty set: freeing a page costs about 2 us here,
+ * and a hot set of 64 MiB would have cost 30 ms.  A fault on a CURRENT
+ * page is one UFFDIO_CONTINUE (file) or UFFDIO_MOVE (anonymous), on a NEED
+ * page a request.  (Where the kernel has no UFFDIO_MOVE, and for
+ * stop-and-copy, anonymous pages are copied straight into place and the
+ * switchover discards the stale ones with MADV_DONTNEED, before
+ * registering, so without events.)
  *
  * Two threads.  The fault thread runs the runtime handler in epoll mode
  * (uffd_handler_dispatch) and reads the urgent connection in the same
@@ -92,6 +100,7 @@ struct dest_region {
 	int fd;
 	uint64_t offset;
 	uint8_t *alias;			/* the file's second mapping */
+	uint8_t *shadow;		/* anonymous: where precopied pages wait */
 	struct dest_seg *segs;		/* under the handler's event lock */
 	int nsegs, cap;
 };
@@ -108,7 +117,11 @@ struct uffd_mig_dest {
 	uint64_t *wait_sum;		/* sum of its faults' times */
 	uint32_t *waiters;		/* its faults */
 	size_t aux_len;
-	uint64_t remaining;		/* atomic: NEED pages not yet settled */
+	uint64_t remaining;		/* atomic: pages to place before the memory
+					   can be unregistered: NEED ones, and the
+					   shadow's CURRENT ones */
+	uint64_t shadow_current;	/* CURRENT pages in shadows (stream thread,
+					   until the switchover) */
 	uint64_t outstanding;		/* atomic: REQUESTED pages */
 
 	struct uffd u;
@@ -118,8 +131,10 @@ struct uffd_mig_dest {
 	int links_up;			/* atomic: handshakes done, not broken */
 	int stop_efd, fault_efd;
 	int stopping, fault_stop;	/* atomic */
-	pthread_t stream_thread, fault_thread;
-	bool stream_started, fault_started;
+	pthread_t stream_thread, fault_thread, mover_thread;
+	bool stream_started, fault_started, mover_started;
+	int mover_stop;			/* atomic */
+	uint32_t mode;			/* the source's enum uffd_mig_mode */
 	int switched;			/* atomic */
 	int resumed_sent;		/* atomic: RESUMED is out */
 	int complete_sent;		/* atomic */
@@ -134,7 +149,7 @@ struct uffd_mig_dest {
 
 	struct mig_status st;
 	uint64_t c_round, c_received, c_zero, c_switch_pages, c_requested, c_background;
-	uint64_t c_answers, c_continued, c_local_zero, c_dup, c_dropped, c_poisoned;
+	uint64_t c_answers, c_continued, c_moved, c_local_zero, c_dup, c_dropped, c_poisoned;
 	uint64_t c_out, c_in, c_resumes, c_blocked, c_req_count, c_req_sum, c_req_max;
 	uint64_t hist[UFFD_MIG_HIST_BUCKETS];
 	uint64_t t0, t_switch, t_resumed, t_end;
@@ -356,7 +371,13 @@ static void page_dropped(struct uffd_mig_dest *d, uint64_t g)
 		case ST_DROPPED:
 		case ST_POISONED:
 			return;
-		default:	/* ZERO, CURRENT, DONE (INSTALLING: never here) */
+		case ST_CURRENT:
+			if (!state_cas(d, g, &s, ST_DROPPED))
+				continue;
+			if (region_of(d, g)->shadow)	/* it will not be moved */
+				settled(d, s);
+			return;
+		default:	/* ZERO, DONE (INSTALLING: never here) */
 			if (state_cas(d, g, &s, ST_DROPPED))
 				return;
 			continue;
@@ -376,10 +397,13 @@ static void place_precopy(struct uffd_mig_dest *d, const struct mig_msg *m)
 		struct dest_region *dr = &d->r[p->region];
 		uint64_t g = dr->m.first + p->page;
 		uint8_t *dst = dr->minor ? dr->alias + p->page * dr->m.page_size :
-					   (uint8_t *)(uintptr_t)(dr->m.addr + p->page * dr->m.page_size);
+			       dr->shadow ? dr->shadow + p->page * dr->m.page_size :
+			       (uint8_t *)(uintptr_t)(dr->m.addr + p->page * dr->m.page_size);
 
 		if (p->data) {
 			memcpy(dst, p->data, dr->m.page_size);
+			if (state_get(d, g) != ST_CURRENT && dr->shadow)
+				d->shadow_current++;
 			state_set(d, g, ST_CURRENT);
 		} else {
 			zeros++;
@@ -411,6 +435,57 @@ static uint8_t claim(struct uffd_mig_dest *d, uint64_t g)
 		if (state_cas(d, g, &s, ST_INSTALLING))
 			return s;
 	return 0;
+}
+
+/* Claim a CURRENT page of a shadow, to move it into place. */
+static bool claim_current(struct uffd_mig_dest *d, uint64_t g)
+{
+	uint8_t s = ST_CURRENT;
+
+	return state_cas(d, g, &s, ST_INSTALLING);
+}
+
+/*
+ * Move claimed pages [page, page+n) of dr from its shadow into place.
+ * Pages moved become DONE; the rest is given back CURRENT.  Returns the
+ * pages moved, or -EAGAIN (events pending: nothing given back yet is
+ * lost, read them and try again) or another -errno.
+ */
+static int move_run(struct uffd_mig_dest *d, struct dest_region *dr, uint64_t page, int n)
+{
+	uint64_t ps = dr->m.page_size, addr = page_addr(dr, page), g0 = dr->m.first + page;
+	size_t done = 0;
+	int i, k, ret;
+
+	if (!addr) {		/* unmapped: nothing to move to */
+		for (i = 0; i < n; i++) {
+			state_set(d, g0 + i, ST_DROPPED);
+			settled(d, ST_CURRENT);
+		}
+		return 0;
+	}
+	if (dr->nsegs > 1)
+		n = 1;
+	ret = uffd_move(&d->u, (void *)(uintptr_t)addr, dr->shadow + page * ps, n * ps, 0, &done);
+	k = (int)(done / ps);
+	for (i = 0; i < k; i++) {
+		state_set(d, g0 + i, ST_DONE);
+		settled(d, ST_CURRENT);
+	}
+	if (ret == -EEXIST) {		/* mapped meanwhile: the shadow's is stale */
+		state_set(d, g0 + k, ST_DONE);
+		settled(d, ST_CURRENT);
+		k++;
+		ret = 0;
+	} else if (ret == -ENOENT) {
+		state_set(d, g0 + k, ST_DROPPED);
+		settled(d, ST_CURRENT);
+		k++;
+		ret = 0;
+	}
+	for (i = k; i < n; i++)
+		state_set(d, g0 + i, ST_CURRENT);
+	return ret ? ret : k;
 }
 
 /* A page that arrived and was not wanted: counted, dropped. */
@@ -626,6 +701,112 @@ static int fetch(struct uffd_mig_dest *d, struct dest_region *dr, uint64_t g, ui
 	return UFFD_FAULT_DEFERRED;
 }
 
+/* Pages moved along with a faulting one (a sequential reader's next). */
+#define MOVE_AHEAD		16
+
+/*
+ * A fault on a page waiting in the shadow: move it, and the CURRENT pages
+ * after it, into place (the move wakes the faulting thread).  1 when the
+ * page was no longer CURRENT (look at its state again); -EAGAIN when
+ * events are pending (the runtime retries the fault once they are read:
+ * never a default zero page here).
+ */
+static int move_at_fault(struct uffd_mig_dest *d, struct dest_region *dr, uint64_t g)
+{
+	uint64_t page = g - dr->m.first;
+	int n, ret;
+
+	if (!claim_current(d, g))
+		return 1;
+	for (n = 1; n < MOVE_AHEAD && page + n < dr->m.npages && claim_current(d, g + n); n++)
+		;
+	ret = move_run(d, dr, page, n);
+	if (ret < 0)
+		return ret;
+	__atomic_fetch_add(&d->c_continued, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&d->c_moved, ret - 1, __ATOMIC_RELAXED);
+	return UFFD_FAULT_DEFERRED;	/* resolved: the move woke it */
+}
+
+/*
+ * Move every CURRENT page of the shadows into place, in runs of at most
+ * MOVE_RUN pages, each with the event reading held off (as for fills).
+ * stop: checked between runs (NULL: never).  0 or -errno (not -EAGAIN:
+ * pending events are let through and the run tried again).
+ */
+#define MOVE_RUN		64
+
+static int move_all_current(struct uffd_mig_dest *d, const int *stop, bool yield)
+{
+	uint64_t g = 0;
+	int ret = 0;
+
+	while (g < d->npages && !ret && !(stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE))) {
+		struct dest_region *dr = region_of(d, g);
+		uint64_t end = dr->m.first + dr->m.npages;
+		int n = 0;
+
+		if (!dr->shadow) {
+			g = end;
+			continue;
+		}
+		if (state_get(d, g) != ST_CURRENT) {
+			g++;
+			continue;
+		}
+		if (yield && __atomic_load_n(&d->outstanding, __ATOMIC_RELAXED))
+			sched_yield();	/* the urgent path first */
+		uffd__handler_lock_events(d->h);
+		while (n < MOVE_RUN && g + n < end && claim_current(d, g + n))
+			n++;
+		ret = n ? move_run(d, dr, g - dr->m.first, n) : 0;
+		uffd__handler_unlock_events(d->h);
+		if (ret == -EAGAIN) {
+			ret = 0;
+			sched_yield();	/* the fault thread reads them */
+			if (!d->fault_started)
+				uffd_handler_dispatch(d->h);
+			continue;
+		}
+		if (ret >= 0) {
+			__atomic_fetch_add(&d->c_moved, ret, __ATOMIC_RELAXED);
+			g += ret ? ret : 1;
+			ret = 0;
+		}
+	}
+	return ret;
+}
+
+static void *mover_main(void *arg)
+{
+	struct uffd_mig_dest *d = arg;
+	int ret = move_all_current(d, &d->mover_stop, true);
+
+	if (ret)
+		fail(d, ret, "moving precopied pages into place: %s", strerror(-ret));
+	return NULL;
+}
+
+static void stop_mover(struct uffd_mig_dest *d)
+{
+	if (!d->mover_started)
+		return;
+	__atomic_store_n(&d->mover_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(d->mover_thread, NULL);
+	d->mover_started = false;
+}
+
+static void free_shadows(struct uffd_mig_dest *d)
+{
+	int i;
+
+	for (i = 0; i < d->lay.nregions; i++)
+		if (d->r[i].shadow) {
+			munmap(d->r[i].shadow, d->r[i].m.len);
+			d->r[i].shadow = NULL;
+		}
+}
+
 static int dest_fault(struct uffd_fault *f)
 {
 	struct dest_region *dr = f->data;
@@ -641,6 +822,13 @@ static int dest_fault(struct uffd_fault *f)
 	for (;;) {
 		switch (s) {
 		case ST_CURRENT:
+			if (dr->shadow && !minor) {
+				ret = move_at_fault(d, dr, g);
+				if (ret != 1)
+					return ret;
+				s = state_get(d, g);
+				continue;
+			}
 			if (!minor)
 				return -EFAULT;	/* placed, yet missing: SIGBUS */
 			ret = uffd_fault_continue(f, dr->m.page_size);
@@ -890,6 +1078,33 @@ static void stop_fault_thread(struct uffd_mig_dest *d)
 
 /* ---- handshake ------------------------------------------------------------- */
 
+/*
+ * Anonymous regions precopy into shadows where the kernel can move pages
+ * (not for stop-and-copy, which leaves nothing stale to discard).
+ */
+static int make_shadows(struct uffd_mig_dest *d)
+{
+	int i;
+
+	if (d->mode == UFFD_MIG_PRECOPY_ONLY || !(d->u.features & UFFD_F(UFFD_FEAT_MOVE)))
+		return 0;
+	for (i = 0; i < d->lay.nregions; i++) {
+		struct dest_region *dr = &d->r[i];
+		void *p;
+
+		if (dr->minor)
+			continue;
+		p = mmap(NULL, dr->m.len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return -errno;
+		/* Base pages: a move takes them one by one. */
+		madvise(p, dr->m.len, MADV_NOHUGEPAGE);
+		dr->shadow = p;
+	}
+	return 0;
+}
+
 static int accept_hello(struct uffd_mig_dest *d, struct mig_conn *c, uint32_t channel, bool resume)
 {
 	uint8_t w[24];
@@ -921,6 +1136,9 @@ static int accept_hello(struct uffd_mig_dest *d, struct mig_conn *c, uint32_t ch
 	if (!status && !resume && channel == MIG_CHAN_STREAM) {
 		d->session = m.hello.session;
 		d->have_session = true;
+		d->mode = m.hello.mode;
+		if (make_shadows(d))
+			status = ENOMEM;
 	}
 	mig_put32(w, MIG_VERSION);
 	mig_put32(w + 4, status);
@@ -957,7 +1175,9 @@ static int mark_needed(struct uffd_mig_dest *d, const uint8_t *bitmap)
 			uint64_t page = g - dr->m.first;
 
 			bits &= bits - 1;
-			if (state_get(d, g) == ST_CURRENT && !dr->minor) {
+			if (state_get(d, g) == ST_CURRENT && dr->shadow)
+				d->shadow_current--;	/* stale: not moved */
+			else if (state_get(d, g) == ST_CURRENT && !dr->minor) {
 				if (dr == run_dr && page == run_first + run_n) {
 					run_n++;
 				} else {
@@ -1003,13 +1223,13 @@ static int do_switchover(struct uffd_mig_dest *d, const struct mig_msg *m)
 	d->t_switch = mono_ns();
 	mig_set_phase(&d->st, UFFD_MIG_SWITCHOVER);
 	__atomic_store_n(&d->c_switch_pages, m->sw.pages, __ATOMIC_RELAXED);
-	__atomic_store_n(&d->remaining, m->sw.pages, __ATOMIC_RELEASE);
 	ret = mark_needed(d, m->sw.bitmap);
+	__atomic_store_n(&d->remaining, m->sw.pages + d->shadow_current, __ATOMIC_RELEASE);
 	if (ret) {
 		fail(d, ret, "switchover: discarding stale pages: %s", strerror(-ret));
 		return ret;
 	}
-	if (m->sw.pages) {
+	if (d->remaining) {
 		ret = register_regions(d);
 		if (!ret) {
 			ret = -pthread_create(&d->fault_thread, NULL, fault_main, d);
@@ -1031,6 +1251,14 @@ static int do_switchover(struct uffd_mig_dest *d, const struct mig_msg *m)
 		return ret;
 	}
 	mig_set_phase(&d->st, UFFD_MIG_POSTCOPY);
+	if (d->shadow_current) {
+		ret = -pthread_create(&d->mover_thread, NULL, mover_main, d);
+		d->mover_started = !ret;
+		if (ret) {
+			fail(d, ret, "starting the mover: %s", strerror(-ret));
+			return ret;
+		}
+	}
 	__atomic_store_n(&d->resumed_sent, 1, __ATOMIC_SEQ_CST);
 	if (!__atomic_load_n(&d->remaining, __ATOMIC_SEQ_CST))
 		pages_complete(d);
@@ -1064,11 +1292,13 @@ static void finish(struct uffd_mig_dest *d)
 				;
 		}
 	}
+	stop_mover(d);
 	stop_fault_thread(d);
 	if (d->registered) {
 		uffd_handler_stop(d->h);
 		d->registered = false;
 	}
+	free_shadows(d);	/* every page moved out: stale copies only */
 	d->t_end = mono_ns();
 	mig_set_phase(&d->st, UFFD_MIG_COMPLETE);
 }
@@ -1319,6 +1549,8 @@ static void destroy(struct uffd_mig_dest *d)
 	for (i = 0; d->r && i < d->lay.nregions; i++) {
 		if (d->r[i].alias)
 			munmap(d->r[i].alias, d->r[i].m.len);
+		if (d->r[i].shadow)
+			munmap(d->r[i].shadow, d->r[i].m.len);
 		free(d->r[i].segs);
 	}
 	free(d->r);
@@ -1374,8 +1606,11 @@ static int setup(struct uffd_mig_dest *d, const struct uffd_mig_dest_opts *o)
 	d->stream.fd = d->o.stream_fd;
 	d->urgent.fd = d->o.one_channel ? -1 : d->o.urgent_fd;
 	mig_nodelay(d->stream.fd);
-	if (!d->o.one_channel)
+	mig_stream_buffer(d->stream.fd, SO_RCVBUF);
+	if (!d->o.one_channel) {
 		mig_nodelay(d->urgent.fd);
+		mig_urgent_marks(d->urgent.fd);
+	}
 	d->rx_cap = mig_max_payload(&d->lay);
 	d->rx = malloc(d->rx_cap);
 	d->urx = malloc(d->rx_cap);
@@ -1389,7 +1624,8 @@ static int setup(struct uffd_mig_dest *d, const struct uffd_mig_dest_opts *o)
 		return -ENOMEM;
 	d->wait_sum = d->t_first + d->npages;
 	d->waiters = (uint32_t *)(d->wait_sum + d->npages);
-	ret = uffd_open(&d->u, required_features(d), UFFD_F(UFFD_FEAT_POISON),
+	ret = uffd_open(&d->u, required_features(d),
+			UFFD_F(UFFD_FEAT_POISON) | UFFD_F(UFFD_FEAT_MOVE),
 			UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
 	if (ret)
 		return ret;
@@ -1446,9 +1682,11 @@ int uffd_mig_dest_resume(struct uffd_mig_dest *d, int stream_fd, int urgent_fd)
 	}
 	mig_conn_set_fd(&d->stream, stream_fd);
 	mig_nodelay(stream_fd);
+	mig_stream_buffer(stream_fd, SO_RCVBUF);
 	if (!d->o.one_channel) {
 		mig_conn_set_fd(&d->urgent, urgent_fd);
 		mig_nodelay(urgent_fd);
+		mig_urgent_marks(urgent_fd);
 	}
 	d->resuming = true;
 	d->background_done = false;
@@ -1514,6 +1752,7 @@ static void stop_threads(struct uffd_mig_dest *d)
 		pthread_join(d->stream_thread, NULL);
 		d->stream_started = false;
 	}
+	stop_mover(d);
 	stop_fault_thread(d);
 }
 
@@ -1530,6 +1769,8 @@ int uffd_mig_dest_poison(struct uffd_mig_dest *d)
 	if (!(d->u.features & UFFD_F(UFFD_FEAT_POISON)))
 		return -EOPNOTSUPP;
 	stop_threads(d);
+	/* What is here is kept: the shadows' pages go into place first. */
+	move_all_current(d, NULL, false);
 	n = poison_missing(d);
 	if (mig_phase(&d->st) != UFFD_MIG_FAILED)
 		mig_set_error(&d->st, UFFD_MIG_FAILED, -ENOTCONN,
@@ -1560,6 +1801,7 @@ int uffd_mig_dest_stats(struct uffd_mig_dest *d, struct uffd_mig_stats *st)
 	st->pages_background = __atomic_load_n(&d->c_background, __ATOMIC_RELAXED);
 	st->pages_answered = __atomic_load_n(&d->c_answers, __ATOMIC_RELAXED);
 	st->pages_continued = __atomic_load_n(&d->c_continued, __ATOMIC_RELAXED);
+	st->pages_moved = __atomic_load_n(&d->c_moved, __ATOMIC_RELAXED);
 	st->pages_local_zero = __atomic_load_n(&d->c_local_zero, __ATOMIC_RELAXED);
 	st->duplicates = __atomic_load_n(&d->c_dup, __ATOMIC_RELAXED);
 	st->dropped = __atomic_load_n(&d->c_dropped, __ATOMIC_RELAXED);
@@ -1593,8 +1835,10 @@ void uffd_mig_dest_free(struct uffd_mig_dest *d)
 	stop_threads(d);
 	/* Never a silent zero: what did not come is poisoned before the
 	 * memory becomes plain memory again. */
-	if (d->registered && __atomic_load_n(&d->remaining, __ATOMIC_ACQUIRE) &&
-	    (d->u.features & UFFD_F(UFFD_FEAT_POISON)))
-		poison_missing(d);
+	if (d->registered && __atomic_load_n(&d->remaining, __ATOMIC_ACQUIRE)) {
+		move_all_current(d, NULL, false);
+		if (d->u.features & UFFD_F(UFFD_FEAT_POISON))
+			poison_missing(d);
+	}
 	destroy(d);
 }

@@ -17,7 +17,7 @@
 #define MIG_DEFAULT_TIMEOUT_MS	10000
 #define MIG_DEFAULT_SPIN_US	200
 #define MIG_DEFAULT_DOWNTIME_MS	20
-#define MIG_ROUNDS_HYBRID	2
+#define MIG_ROUNDS_HYBRID	1
 #define MIG_ROUNDS_PRECOPY	8
 
 /* One region as this side has it, and its place in the global numbering. */
@@ -126,5 +126,27 @@ uint64_t mig_session_id(void);
 
 /* TCP_NODELAY where the fd is TCP (others are left alone). */
 void mig_nodelay(int fd);
+
+/*
+ * The stream's socket buffer, each side (SO_SNDBUF at the source,
+ * SO_RCVBUF at the destination; the kernel doubles it).  What is queued
+ * there is in flight: a request for such a page is answered again (a
+ * duplicate), and "nearest to the latest fault first" cannot reorder it.
+ * Left to autotuning, loopback queues up to 4 + 32 MiB; this bounds it,
+ * and still covers 8 Gbit/s with a 1 ms round trip.
+ */
+#define MIG_STREAM_BUFFER	(512 << 10)
+
+/*
+ * The urgent connection's packets are marked so that a network that
+ * queues by priority sends them ahead of the stream's where both share a
+ * bottleneck (a host's qdisc: skb priority 6, TC_PRIO_INTERACTIVE, band 0
+ * of prio and pfifo_fast; routers: DSCP EF).  Without that, an answer
+ * waits for whatever the bottleneck's queue holds of the stream.
+ */
+#define MIG_URGENT_PRIORITY	6
+#define MIG_URGENT_TOS		0xb8		/* DSCP 46 (EF) */
+void mig_urgent_marks(int fd);
+void mig_stream_buffer(int fd, int opt);
 
 #endif

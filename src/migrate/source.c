@@ -35,7 +35,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -588,6 +590,26 @@ static int send_all_stale(struct uffd_mig_source *s)
 	return ret;
 }
 
+/*
+ * Before the pause, while the program still runs: let what the stream
+ * has queued reach the peer (the kernel's unacknowledged bytes drop to
+ * nothing), so the switchover message does not wait behind precopy pages
+ * - on a 1 Gbit/s link each MiB queued would add 8 ms to the downtime.
+ * Bounded by DRAIN_MAX_NS; a stream whose kernel does not say is not
+ * waited for.
+ */
+#define DRAIN_MAX_NS		(500 * 1000 * 1000ull)
+
+static void drain_stream(struct uffd_mig_source *s)
+{
+	uint64_t t0 = mono_ns();
+	int queued;
+
+	while (!ioctl(mig_conn_fd(&s->stream), SIOCOUTQ, &queued) && queued > 0 &&
+	       mono_ns() - t0 < DRAIN_MAX_NS && !stopping(s))
+		usleep(100);
+}
+
 static int switchover(struct uffd_mig_source *s)
 {
 	uint64_t bytes = mig_bitmap_bytes(&s->lay), dirty = 0, dirty_bytes, need;
@@ -596,6 +618,7 @@ static int switchover(struct uffd_mig_source *s)
 	uint8_t head[MIG_SWITCHOVER_BASE];
 	int blob = 0, ret;
 
+	drain_stream(s);
 	mig_set_phase(&s->st, UFFD_MIG_SWITCHOVER);
 	s->t_pause = mono_ns();
 	if (s->o.pause)
@@ -991,8 +1014,11 @@ struct uffd_mig_source *uffd_mig_source_start(const struct uffd_mig_source_opts 
 	s->stream.fd = s->o.stream_fd;
 	s->urgent.fd = s->o.one_channel ? -1 : s->o.urgent_fd;
 	mig_nodelay(s->stream.fd);
-	if (!s->o.one_channel)
+	mig_stream_buffer(s->stream.fd, SO_SNDBUF);
+	if (!s->o.one_channel) {
 		mig_nodelay(s->urgent.fd);
+		mig_urgent_marks(s->urgent.fd);
+	}
 	s->rx_cap = mig_max_payload(&s->lay);
 	s->stage = malloc(MIG_MAX_DATA);
 	s->rx = malloc(s->rx_cap);
@@ -1063,9 +1089,11 @@ int uffd_mig_source_resume(struct uffd_mig_source *s, int stream_fd, int urgent_
 	join_threads(s);
 	mig_conn_set_fd(&s->stream, stream_fd);
 	mig_nodelay(stream_fd);
+	mig_stream_buffer(stream_fd, SO_SNDBUF);
 	if (!s->o.one_channel) {
 		mig_conn_set_fd(&s->urgent, urgent_fd);
 		mig_nodelay(urgent_fd);
+		mig_urgent_marks(urgent_fd);
 	}
 	mig_set_phase(&s->st, UFFD_MIG_CONNECTING);
 	s->resuming = true;
