@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#define BENCH_MAX_RESULTS 64
+#define BENCH_MAX_RESULTS 192
 /* The most memory a bench's --size (MiB) asks for: 64 GiB. */
 #define BENCH_MAX_MIB 65536
 #define BENCH_MAX_RATIOS 16
@@ -27,7 +27,7 @@ struct bench_result {
 struct bench_report {
 	const char *bench;
 	bool json;
-	char config[1024];		/* JSON object text */
+	char config[1536];		/* JSON object text */
 	int nresults, nratios;
 	struct bench_result results[BENCH_MAX_RESULTS];
 	struct { char name[64]; double value; double goal; } ratios[BENCH_MAX_RATIOS];

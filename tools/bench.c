@@ -14,6 +14,7 @@ int bench_snapshot(int argc, char **argv);
 int bench_pager(int argc, char **argv);
 int bench_kv(int argc, char **argv);
 int bench_serve(int argc, char **argv);
+int bench_migrate(int argc, char **argv);
 
 static const struct {
 	const char *name;
@@ -26,6 +27,7 @@ static const struct {
 	{ "pager", "file 4x memory: libuffd pager vs mmap in a cgroup, us/page, hit rate", bench_pager },
 	{ "kv", "uffd-kv vs redis-server: BGSAVE under redis-benchmark, restart", bench_kv },
 	{ "serve", "page server vs mmap, eager and in-process restore: working set in, cold/warm", bench_serve },
+	{ "migrate", "live migration: urgent channel vs one channel vs stop-and-copy vs MINOR", bench_migrate },
 	{ NULL, NULL, NULL },
 };
 

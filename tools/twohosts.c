@@ -10,9 +10,11 @@
  * their due time and a writer thread sleeps until each is due
  * (clock_nanosleep on CLOCK_MONOTONIC, absolute), so the delay is added
  * once per direction whatever the rate, and a chunk never overtakes
- * another.  The timer's own lateness on this VM (tens of microseconds)
- * comes on top: callers measure the round trip they got rather than
- * assume it.
+ * another.  It runs SCHED_FIFO where it may: a link's delay does not grow
+ * with the load of the hosts at its ends, and a relay woken late by a
+ * busy scheduler would add the machine's load to every packet.  The
+ * timer's own lateness (tens of microseconds) comes on top: callers
+ * measure the round trip they got rather than assume it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -348,7 +350,10 @@ pid_t delay_relay_start(const char *bind_host, const char *host, int to_port, do
 		return -errno;
 	}
 	if (!pid) {
+		struct sched_param sp = { .sched_priority = 10 };
+
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		sched_setscheduler(0, SCHED_FIFO, &sp);	/* best effort */
 		relay_main(l, host, to_port, delay_ms);
 	}
 	close(l);

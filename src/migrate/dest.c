@@ -1426,6 +1426,16 @@ static void stream_loop(struct uffd_mig_dest *d)
 		case MIG_ROUND:
 			__atomic_store_n(&d->c_round, m.round.round, __ATOMIC_RELAXED);
 			continue;
+		case MIG_SYNC:
+			/* Everything before it is placed: say so. */
+			if (__atomic_load_n(&d->switched, __ATOMIC_ACQUIRE))
+				break;
+			ret = mig_send(&d->stream, MIG_SYNC, 0, d->rx, 8, deadline(d));
+			if (ret) {
+				link_failed(d, ret, "stream: sync");
+				return;
+			}
+			continue;
 		case MIG_SWITCHOVER:
 			if (__atomic_load_n(&d->switched, __ATOMIC_ACQUIRE))
 				break;

@@ -35,9 +35,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -368,6 +366,8 @@ static int stream_message(struct uffd_mig_source *s, enum mig_type want, uint64_
 	case MIG_ERROR:
 		peer_error(s, &m);
 		return -EIO;
+	case MIG_SYNC:
+		return 0;	/* the answer to a sync that timed out */
 	default:
 		if (m.h.type == want)
 			return 1;
@@ -591,23 +591,49 @@ static int send_all_stale(struct uffd_mig_source *s)
 }
 
 /*
- * Before the pause, while the program still runs: let what the stream
- * has queued reach the peer (the kernel's unacknowledged bytes drop to
- * nothing), so the switchover message does not wait behind precopy pages
- * - on a 1 Gbit/s link each MiB queued would add 8 ms to the downtime.
- * Bounded by DRAIN_MAX_NS; a stream whose kernel does not say is not
- * waited for.
+ * Before the pause, while the program still runs: make sure nothing of
+ * the precopy is still on its way, so the switchover message does not
+ * wait behind pages queued anywhere between here and the destination's
+ * memory - the kernels' buffers, a relay, a proxy (on a 1 Gbit/s link
+ * each MiB queued would add 8 ms to the downtime).  A SYNC goes out and
+ * the destination sends it back once it has placed everything before it.
+ * Bounded: after SYNC_MAX_NS the pause goes ahead anyway.  0, or -errno
+ * when the connection failed (reported).
  */
-#define DRAIN_MAX_NS		(500 * 1000 * 1000ull)
+#define SYNC_MAX_NS		(1000 * 1000 * 1000ull)
 
-static void drain_stream(struct uffd_mig_source *s)
+static int sync_stream(struct uffd_mig_source *s)
 {
-	uint64_t t0 = mono_ns();
-	int queued;
+	uint64_t token = mono_ns(), dl = uffd__deadline_ms((int)(SYNC_MAX_NS / 1000000));
+	uint8_t b[8];
+	struct mig_msg m;
+	int ret;
 
-	while (!ioctl(mig_conn_fd(&s->stream), SIOCOUTQ, &queued) && queued > 0 &&
-	       mono_ns() - t0 < DRAIN_MAX_NS && !stopping(s))
-		usleep(100);
+	mig_put64(b, token);
+	ret = mig_send(&s->stream, MIG_SYNC, 0, b, sizeof(b), deadline(s));
+	if (ret) {
+		link_failed(s, ret, "stream: sync");
+		return ret;
+	}
+	for (;;) {
+		ret = mig_recv(&s->stream, &s->lay, s->rx, s->rx_cap, &m, NULL, dl, s->stop_efd);
+		if (ret == -ETIMEDOUT)
+			return 0;	/* slow: pause anyway, the answer is dropped */
+		if (ret) {
+			link_failed(s, ret, "stream: sync");
+			return ret;
+		}
+		if (m.h.type == MIG_SYNC && m.sync.token == token)
+			return 0;
+		if (m.h.type == MIG_ERROR) {
+			peer_error(s, &m);
+			return -EIO;
+		}
+		if (m.h.type != MIG_SYNC) {
+			link_failed(s, -EPROTO, "stream: an unexpected message");
+			return -EPROTO;
+		}
+	}
 }
 
 static int switchover(struct uffd_mig_source *s)
@@ -618,7 +644,9 @@ static int switchover(struct uffd_mig_source *s)
 	uint8_t head[MIG_SWITCHOVER_BASE];
 	int blob = 0, ret;
 
-	drain_stream(s);
+	ret = sync_stream(s);
+	if (ret)
+		return ret;
 	mig_set_phase(&s->st, UFFD_MIG_SWITCHOVER);
 	s->t_pause = mono_ns();
 	if (s->o.pause)

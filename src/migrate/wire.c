@@ -31,6 +31,7 @@ static uint64_t max_len(uint8_t type, uint16_t count, const struct mig_layout *l
 	case MIG_NEED:
 		return MIG_NEED_BASE + mig_bitmap_bytes(lay);
 	case MIG_RESUMED:
+	case MIG_SYNC:
 		return 8;
 	case MIG_ROUND:
 		return 16;
@@ -290,6 +291,9 @@ int mig_parse_body(const struct mig_hdr *h, const void *body, const struct mig_l
 		return parse_need(p, lay, m);
 	case MIG_RESUMED:
 		m->resumed.ns = mig_get64(p);
+		return 0;
+	case MIG_SYNC:
+		m->sync.token = mig_get64(p);
 		return 0;
 	case MIG_ROUND:
 		m->round.round = mig_get32(p);

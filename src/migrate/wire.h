@@ -45,6 +45,9 @@
  *   ERROR      12 + t     u32 errno; u32 flags (bit 0: the program was
  *                         started at the destination); u32 t (<= 200); t
  *                         bytes of printable text.
+ *   SYNC       8          u64 token.  The source's, before its pause; the
+ *                         destination sends it back once it has placed
+ *                         everything that came before it.
  *
  * A page's CRC that does not match fails the migration (-EBADMSG); any
  * other deviation is garbage that ends the connection it came on
@@ -93,6 +96,7 @@ enum mig_type {
 	MIG_COMPLETE,
 	MIG_END,
 	MIG_ERROR,
+	MIG_SYNC,
 	MIG_TYPE_END,
 };
 
@@ -193,6 +197,9 @@ struct mig_msg {
 			uint32_t code, flags, len;
 			const char *text;
 		} error;
+		struct {
+			uint64_t token;
+		} sync;
 	};
 };
 
