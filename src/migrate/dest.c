@@ -6,8 +6,9 @@
  * Every page has a state, one byte changed only by compare-and-swap:
  *
  *   ZERO       its current contents are zeros and nothing is placed
- *   CURRENT    its current contents are placed (anonymous: mapped; shmem
- *              or hugetlbfs: in the page cache, through a second mapping)
+ *   CURRENT    its current contents are placed (anonymous: in the shadow,
+ *              or mapped; shmem or hugetlbfs: in the page cache, through a
+ *              second mapping)
  *   NEED       the switchover said the contents here are not current
  *   REQUESTED  NEED, and a fault asked the source for it
  *   INSTALLING a thread is mapping it (whoever moved it here)
@@ -30,14 +31,16 @@
  * switchover discards the stale ones with MADV_DONTNEED, before
  * registering, so without events.)
  *
- * Two threads.  The fault thread runs the runtime handler in epoll mode
+ * Three threads.  The fault thread runs the runtime handler in epoll mode
  * (uffd_handler_dispatch) and reads the urgent connection in the same
  * loop, polling both without sleeping for spin_us after the last message
  * (longer while a request is out), so a request costs no thread hand-off
  * on this side: the faulting thread's message is read, the request sent,
  * the answer read and mapped by one thread that does not sleep meanwhile.
  * The stream thread receives everything else, including the background
- * pages.
+ * pages.  The mover thread moves the shadow's pages into place after the
+ * switchover.  Background fills and moves give way (one sched_yield per
+ * run) while a request is out.
  *
  * The one race that matters: the program's MADV_DONTNEED or munmap of a
  * page while its contents arrive.  The kernel fails fills with EAGAIN from
@@ -47,8 +50,11 @@
  * for it an event read is an event applied.  The stream thread fills with
  * the runtime's message reading held off (uffd__handler_lock_events) from
  * "is the page still wanted?" to the end of the fill, a run of at most
- * RUN_MAX pages.  Either way a fill cannot land after a zap whose event
- * has not marked the page DROPPED.
+ * RUN_MAX pages, and the mover likewise.  Either way a fill cannot land
+ * after a zap whose event has not marked the page DROPPED.
+ *
+ * Before the pause the source's SYNC comes back only once everything
+ * before it is placed, and COMPLETE goes out only after RESUMED.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -21,8 +21,10 @@
  * bytes sent even while the program writes; after the pause the memory
  * cannot change and pages go from memory to the socket without a copy.
  *
- * The pause sends only `stale` (as the switchover's bitmap) and the blob.
- * In postcopy the bitmap becomes `todo`: the urgent thread and the
+ * Before the pause a SYNC goes around the stream (see sync_stream()), so
+ * that the switchover message never queues behind precopy pages.  The
+ * pause then sends only `stale` (as the switchover's bitmap) and the blob.
+ * In postcopy a copy of the bitmap is `todo`: the urgent thread and the
  * background loop take pages from it with an atomic test-and-clear, so a
  * page is streamed at most once, and the background loop jumps to the page
  * after the latest request (a program that faults at p is likely to touch
@@ -31,7 +33,6 @@
  * not wait for a 256 KiB send to finish.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
