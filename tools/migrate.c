@@ -26,12 +26,13 @@ static void print_json(const struct mig_run_cfg *cfg, const struct mig_run_resul
 	       cfg->one_channel ? "true" : "false", cfg->minor ? "true" : "false",
 	       cfg->netns ? "true" : "false", cfg->link_mbit, cfg->delay_ms);
 	json_str(stdout, "phase", mig_phase_name(d->phase), true);
-	printf("\"rtt_ms\":%.3f,\"rounds\":%u,\"downtime_ms\":%.3f,\"switchover_pages\":%llu,"
+	printf("\"rtt_ms\":%.3f,\"rounds\":%u,\"downtime_ms\":%.3f,\"stop_ms\":%.3f,\"switchover_pages\":%llu,"
 	       "\"requested\":%llu,\"answered\":%llu,\"streamed\":%llu,\"continued\":%llu,"
 	       "\"duplicates\":%llu,\"req_p50_ms\":%.3f,\"req_p99_ms\":%.3f,\"req_max_ms\":%.3f,"
 	       "\"blocked_ms\":%.3f,\"precopy_ms\":%.3f,\"postcopy_ms\":%.3f,\"total_ms\":%.3f,\"wire_bytes\":%llu,\"wire_over_memory\":%.4f,"
 	       "\"base_writes_per_s\":%.0f,\"postcopy_writes_per_s\":%.0f,",
-	       r->rtt_ms, s->round, r->downtime_ms, (unsigned long long)d->switchover_pages,
+	       r->rtt_ms, s->round, r->downtime_ms, r->stop_ms,
+	       (unsigned long long)d->switchover_pages,
 	       (unsigned long long)d->pages_requested, (unsigned long long)d->pages_answered,
 	       (unsigned long long)d->pages_background, (unsigned long long)d->pages_continued,
 	       (unsigned long long)d->duplicates, d->req_p50_ns / 1e6, d->req_p99_ns / 1e6,
@@ -54,9 +55,9 @@ static void print_human(const struct mig_run_cfg *cfg, const struct mig_run_resu
 	       "(%.0f writes/s)\n", s->round, s->round == 1 ? "" : "s",
 	       (unsigned long long)(s->pages_sent - s->pages_requested - s->pages_background),
 	       (unsigned long long)s->zero_pages, r->base_rate);
-	printf("  switchover: the writers were stopped %.2f ms (pause to running at the "
-	       "destination); %llu pages left for after\n", r->downtime_ms,
-	       (unsigned long long)d->switchover_pages);
+	printf("  switchover: the program was stopped %.2f ms (all writers parked here to "
+	       "running there; parking them took %.2f ms); %llu pages left for after\n",
+	       r->downtime_ms, r->stop_ms, (unsigned long long)d->switchover_pages);
 	printf("  postcopy: %llu pages requested (fault to mapped: p50 %.3f ms, p99 %.3f ms, "
 	       "max %.3f ms), %llu streamed, %llu duplicates dropped\n",
 	       (unsigned long long)d->pages_requested, d->req_p50_ns / 1e6, d->req_p99_ns / 1e6,

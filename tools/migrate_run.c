@@ -15,8 +15,9 @@
  * destination's checker proves its table against them: the verdict.
  *
  * Downtime is measured across the two processes on CLOCK_MONOTONIC (one
- * machine): from the source's pause callback being entered to the end of
- * the destination's resume callback.  Each child reports with one
+ * machine): from the return of the source's pause callback (every writer
+ * parked) to the return of the destination's resume callback (its writers
+ * started); how long the writers took to park is reported apart.  Each child reports with one
  * fixed-size struct through a pipe.
  */
 #include <arpa/inet.h>
@@ -49,7 +50,7 @@ struct src_report {
 	int error;
 	char message[256];
 	struct uffd_mig_stats st;
-	uint64_t t_pause;
+	uint64_t t_pause, t_paused;
 	double base_rate, rtt_ms;
 };
 
@@ -223,7 +224,7 @@ static void *echo_main(void *arg)
 
 struct src_ctx {
 	struct uffd_checker *c;
-	uint64_t t_pause;
+	uint64_t t_pause, t_paused;
 };
 
 static void src_pause(void *arg)
@@ -232,6 +233,7 @@ static void src_pause(void *arg)
 
 	x->t_pause = now_ns();
 	uffd_checker_pause_cb(x->c);
+	x->t_paused = now_ns();		/* every writer parked */
 }
 
 static void src_resume(void *arg)
@@ -317,6 +319,7 @@ static int src_run(const struct mig_run_cfg *cfg, int port, struct src_report *r
 		fputc('\n', stderr);
 	}
 	rep->t_pause = x.t_pause;
+	rep->t_paused = x.t_paused;
 	if (ret) {
 		snprintf(rep->message, sizeof(rep->message), "%s", rep->st.message);
 		return ret;
@@ -365,7 +368,23 @@ struct dst_ctx {
 	struct uffd_checker *c;
 	uint64_t t_resumed, w_resumed;
 	int adopt_error;
+	bool scan;
+	pthread_t scanner;
+	bool scanning;
 };
+
+/* A program reading its memory once after the move. */
+static void *scan_main(void *arg)
+{
+	struct dst_ctx *x = arg;
+	const volatile uint64_t *w = x->area;
+	uint64_t sum = 0;
+	size_t p;
+
+	for (p = 0; p < x->len / 4096; p++)
+		sum += w[p * 512];
+	return (void *)(uintptr_t)sum;
+}
 
 static void dst_resume(void *arg, const void *blob, size_t len)
 {
@@ -378,6 +397,8 @@ static void dst_resume(void *arg, const void *blob, size_t len)
 	}
 	x->w_resumed = uffd_checker_writes(x->c);
 	uffd_checker_start(x->c);
+	if (x->scan)
+		x->scanning = !pthread_create(&x->scanner, NULL, scan_main, x);
 	x->t_resumed = now_ns();
 }
 
@@ -385,7 +406,7 @@ static int dst_run(const struct mig_run_cfg *cfg, int up, struct dst_report *rep
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t sl = sizeof(sa);
-	struct dst_ctx x = { .len = cfg->bytes };
+	struct dst_ctx x = { .len = cfg->bytes, .scan = cfg->scan };
 	struct uffd_image_region reg;
 	struct uffd_mig_dest *m;
 	int l, s, u = -1, p, fd = -1, ret;
@@ -454,6 +475,8 @@ static int dst_run(const struct mig_run_cfg *cfg, int up, struct dst_report *rep
 	ret = uffd_mig_dest_wait(m, -1);
 	t_end = now_ns();
 	w_end = x.c ? uffd_checker_writes(x.c) : 0;
+	if (x.scanning && !ret)
+		pthread_join(x.scanner, NULL);
 	uffd_mig_dest_stats(m, &rep->st);
 	rep->t_resumed = x.t_resumed;
 	if (ret || !x.c) {
@@ -617,8 +640,10 @@ out_kill:
 		 drep.error ? drep.message : "");
 	res->exact = drep.exact;
 	snprintf(res->verdict, sizeof(res->verdict), "%s", drep.verdict);
-	if (srep.t_pause && drep.t_resumed > srep.t_pause)
-		res->downtime_ms = (drep.t_resumed - srep.t_pause) / 1e6;
+	if (srep.t_paused && drep.t_resumed > srep.t_paused)
+		res->downtime_ms = (drep.t_resumed - srep.t_paused) / 1e6;
+	if (srep.t_paused)
+		res->stop_ms = (srep.t_paused - srep.t_pause) / 1e6;
 	res->base_rate = srep.base_rate;
 	res->post_rate = drep.post_rate;
 	res->rtt_ms = srep.rtt_ms;

@@ -31,6 +31,8 @@ struct mig_run_cfg {
 	double settle_s;		/* writers run before the migration */
 	double after_s;			/* and at the destination after it */
 	bool progress;			/* a progress line on stderr */
+	bool scan;			/* a reader at the destination reads every
+					   page once after the switchover */
 };
 
 struct mig_run_result {
@@ -40,7 +42,8 @@ struct mig_run_result {
 	struct uffd_mig_stats src, dst;
 	bool exact;			/* the checker's verdict */
 	char verdict[256];
-	double downtime_ms;		/* pause entered -> resumed there */
+	double downtime_ms;		/* stopped here -> running there */
+	double stop_ms;			/* the pause callback: stopping the writers */
 	double base_rate;		/* source writes/s before the migration */
 	double post_rate;		/* destination writes/s in postcopy */
 	double rtt_ms;			/* the link's round trip (median) */

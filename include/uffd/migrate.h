@@ -158,9 +158,11 @@ struct uffd_mig_stats {
 	uint64_t bytes_sent;		/* on the wire, both channels */
 	uint64_t bytes_received;
 	uint64_t precopy_ns;
-	uint64_t downtime_ns;		/* source: pause to the destination's
-					   word that it runs; destination:
-					   switchover message to resumed */
+	uint64_t downtime_ns;		/* source: the pause callback's return
+					   (the program stopped) to the
+					   destination's word that it runs;
+					   destination: switchover message to
+					   its resume callback's return */
 	uint64_t postcopy_ns;
 	uint64_t total_ns;
 	uint64_t blocked_ns;		/* destination: thread time blocked on

@@ -90,7 +90,7 @@ struct uffd_mig_source {
 	struct mig_status st;
 	uint64_t c_round, c_sent, c_zero, c_dirty, c_switch_pages, c_requested;
 	uint64_t c_background, c_out, c_in, c_resumes;
-	uint64_t t0, t_pause, t_resumed, t_end;
+	uint64_t t0, t_pause, t_paused, t_resumed, t_end;
 };
 
 static uint64_t deadline(const struct uffd_mig_source *s)
@@ -652,6 +652,7 @@ static int switchover(struct uffd_mig_source *s)
 	s->t_pause = mono_ns();
 	if (s->o.pause)
 		s->o.pause(s->o.arg);
+	s->t_paused = mono_ns();	/* the program is stopped */
 	s->paused = true;
 	if (s->t) {
 		ret = collect(s, false, &dirty, &dirty_bytes);
@@ -1155,9 +1156,9 @@ int uffd_mig_source_stats(struct uffd_mig_source *s, struct uffd_mig_stats *st)
 	st->pages_background = __atomic_load_n(&s->c_background, __ATOMIC_RELAXED);
 	st->bytes_sent = __atomic_load_n(&s->c_out, __ATOMIC_RELAXED);
 	st->bytes_received = __atomic_load_n(&s->c_in, __ATOMIC_RELAXED);
-	if (s->t_pause) {
+	if (s->t_paused) {
 		st->precopy_ns = s->t_pause - s->t0;
-		st->downtime_ns = (s->t_resumed ? s->t_resumed : now) - s->t_pause;
+		st->downtime_ns = (s->t_resumed ? s->t_resumed : now) - s->t_paused;
 	} else {
 		st->precopy_ns = now - s->t0;
 	}
