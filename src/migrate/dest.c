@@ -842,9 +842,10 @@ static int dest_fault(struct uffd_fault *f)
 				__atomic_fetch_add(&d->c_continued, 1, __ATOMIC_RELAXED);
 			return ret;
 		case ST_ZERO:
-			if (minor)
-				return uffd_fault_continue(f, dr->m.page_size);
-			ret = uffd_fault_zero(f, dr->m.page_size);
+			/* In the page cache only as the zeros a hugetlbfs
+			 * region took at start: CONTINUE maps them. */
+			ret = minor ? uffd_fault_continue(f, dr->m.page_size) :
+				      uffd_fault_zero(f, dr->m.page_size);
 			if (!ret && state_cas(d, g, &s, ST_DONE))
 				__atomic_fetch_add(&d->c_local_zero, 1, __ATOMIC_RELAXED);
 			return ret;
@@ -1538,6 +1539,15 @@ static int prepare_regions(struct uffd_mig_dest *d)
 		if (fallocate(dr->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)dr->offset, (off_t)dr->m.len))
 			return -errno;
+		/*
+		 * hugetlbfs: the punch gave the range's huge pages back to the
+		 * pool, reservation and all, and a fault that finds the pool
+		 * empty raises SIGBUS.  Take them now (zeros, in the page
+		 * cache): no huge page, no migration - at start, not at a touch.
+		 */
+		if (dr->m.page_size > 4096 &&
+		    fallocate(dr->fd, 0, (off_t)dr->offset, (off_t)dr->m.len))
+			return errno == ENOSPC ? -ENOMEM : -errno;
 		dr->alias = mmap(NULL, dr->m.len, PROT_READ | PROT_WRITE, MAP_SHARED, dr->fd,
 				 (off_t)dr->offset);
 		if (dr->alias == MAP_FAILED) {
