@@ -74,6 +74,7 @@
 #include "util/clock.h"
 #include "util/opts.h"
 #include "util/sock.h"
+#include "util/stats.h"
 
 enum {
 	ST_ZERO = 0,
@@ -350,12 +351,12 @@ static void page_installed(struct uffd_mig_dest *d, uint64_t g, uint8_t prior, u
 		uint64_t sum = __atomic_load_n(&d->wait_sum[g], __ATOMIC_ACQUIRE);
 
 		mig_hist_add(d->hist, lat);
-		__atomic_fetch_add(&d->c_req_count, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&d->c_req_sum, lat, __ATOMIC_RELAXED);
+		STAT_ADD(d, c_req_count, 1);
+		STAT_ADD(d, c_req_sum, lat);
 		if (lat > __atomic_load_n(&d->c_req_max, __ATOMIC_RELAXED))
 			__atomic_store_n(&d->c_req_max, lat, __ATOMIC_RELAXED);
 		if (w * now > sum)
-			__atomic_fetch_add(&d->c_blocked, w * now - sum, __ATOMIC_RELAXED);
+			STAT_ADD(d, c_blocked, w * now - sum);
 	}
 	__atomic_fetch_add(answer ? &d->c_answers : &d->c_background, 1, __ATOMIC_RELAXED);
 	settled(d, prior);
@@ -417,8 +418,8 @@ static void place_precopy(struct uffd_mig_dest *d, const struct mig_msg *m)
 				memset(dst, 0, dr->m.page_size);	/* stays placed */
 		}
 	}
-	__atomic_fetch_add(&d->c_received, m->pages.n, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&d->c_zero, zeros, __ATOMIC_RELAXED);
+	STAT_ADD(d, c_received, m->pages.n);
+	STAT_ADD(d, c_zero, zeros);
 }
 
 /* Pages [first, first+n) of dr, claimed (INSTALLING) with their prior
@@ -500,9 +501,9 @@ static void unwanted(struct uffd_mig_dest *d, uint64_t g)
 	uint8_t s = state_get(d, g);
 
 	if (s == ST_DROPPED)
-		__atomic_fetch_add(&d->c_dropped, 1, __ATOMIC_RELAXED);
+		STAT_ADD(d, c_dropped, 1);
 	else if (s != ST_POISONED)
-		__atomic_fetch_add(&d->c_dup, 1, __ATOMIC_RELAXED);
+		STAT_ADD(d, c_dup, 1);
 }
 
 static int fill(struct uffd_mig_dest *d, struct dest_region *dr, uint64_t addr, uint64_t page,
@@ -550,7 +551,7 @@ static int install_run(struct uffd_mig_dest *d, struct run *r, int *left)
 		if (!addr) {		/* unmapped meanwhile */
 			for (; off < r->n; off++) {
 				state_set(d, dr->m.first + r->first + off, ST_DROPPED);
-				__atomic_fetch_add(&d->c_dropped, 1, __ATOMIC_RELAXED);
+				STAT_ADD(d, c_dropped, 1);
 				settled(d, r->prior[off]);
 			}
 			break;
@@ -568,14 +569,14 @@ static int install_run(struct uffd_mig_dest *d, struct run *r, int *left)
 		switch (ret) {
 		case -EEXIST:	/* mapped by someone else: keep it */
 			state_set(d, dr->m.first + r->first + off, ST_DONE);
-			__atomic_fetch_add(&d->c_dup, 1, __ATOMIC_RELAXED);
+			STAT_ADD(d, c_dup, 1);
 			settled(d, r->prior[off]);
 			off++;
 			ret = 0;
 			continue;
 		case -ENOENT:	/* gone */
 			state_set(d, dr->m.first + r->first + off, ST_DROPPED);
-			__atomic_fetch_add(&d->c_dropped, 1, __ATOMIC_RELAXED);
+			STAT_ADD(d, c_dropped, 1);
 			settled(d, r->prior[off]);
 			off++;
 			ret = 0;
@@ -606,8 +607,8 @@ static int install_pages(struct uffd_mig_dest *d, const struct mig_msg *m, bool 
 
 	for (i = 0; i < m->pages.n; i++)
 		zeros += !m->pages.p[i].data;
-	__atomic_fetch_add(&d->c_received, m->pages.n, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&d->c_zero, zeros, __ATOMIC_RELAXED);
+	STAT_ADD(d, c_received, m->pages.n);
+	STAT_ADD(d, c_zero, zeros);
 	i = 0;
 	while (i < m->pages.n && !ret) {
 		struct run r = { .n = 0 };
@@ -684,7 +685,7 @@ static int flush_requests(struct uffd_mig_dest *d)
 	if (ret)
 		link_failed(d, ret, d->o.one_channel ? "stream: a request" : "urgent: a request");
 	else
-		__atomic_fetch_add(&d->c_requested, n, __ATOMIC_RELAXED);
+		STAT_ADD(d, c_requested, n);
 	return ret;
 }
 
@@ -729,8 +730,8 @@ static int move_at_fault(struct uffd_mig_dest *d, struct dest_region *dr, uint64
 	ret = move_run(d, dr, page, n);
 	if (ret < 0)
 		return ret;
-	__atomic_fetch_add(&d->c_continued, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&d->c_moved, ret - 1, __ATOMIC_RELAXED);
+	STAT_ADD(d, c_continued, 1);
+	STAT_ADD(d, c_moved, ret - 1);
 	return UFFD_FAULT_DEFERRED;	/* resolved: the move woke it */
 }
 
@@ -775,7 +776,7 @@ static int move_all_current(struct uffd_mig_dest *d, const int *stop, bool yield
 			continue;
 		}
 		if (ret >= 0) {
-			__atomic_fetch_add(&d->c_moved, ret, __ATOMIC_RELAXED);
+			STAT_ADD(d, c_moved, ret);
 			g += ret ? ret : 1;
 			ret = 0;
 		}
@@ -839,7 +840,7 @@ static int dest_fault(struct uffd_fault *f)
 				return -EFAULT;	/* placed, yet missing: SIGBUS */
 			ret = uffd_fault_continue(f, dr->m.page_size);
 			if (!ret && state_cas(d, g, &s, ST_DONE))
-				__atomic_fetch_add(&d->c_continued, 1, __ATOMIC_RELAXED);
+				STAT_ADD(d, c_continued, 1);
 			return ret;
 		case ST_ZERO:
 			/* In the page cache only as the zeros a hugetlbfs
@@ -847,7 +848,7 @@ static int dest_fault(struct uffd_fault *f)
 			ret = minor ? uffd_fault_continue(f, dr->m.page_size) :
 				      uffd_fault_zero(f, dr->m.page_size);
 			if (!ret && state_cas(d, g, &s, ST_DONE))
-				__atomic_fetch_add(&d->c_local_zero, 1, __ATOMIC_RELAXED);
+				STAT_ADD(d, c_local_zero, 1);
 			return ret;
 		case ST_DONE:
 		case ST_DROPPED:	/* the program removed it: zeros */
@@ -1398,7 +1399,7 @@ static void stream_loop(struct uffd_mig_dest *d)
 		return;
 	}
 	if (d->resuming) {
-		__atomic_fetch_add(&d->c_resumes, 1, __ATOMIC_RELAXED);
+		STAT_ADD(d, c_resumes, 1);
 		mig_set_phase(&d->st, UFFD_MIG_POSTCOPY);
 	} else {
 		mig_set_phase(&d->st, UFFD_MIG_PRECOPY);
@@ -1757,7 +1758,7 @@ static uint64_t poison_missing(struct uffd_mig_dest *d)
 		settled(d, prior);
 	}
 	uffd__handler_unlock_events(d->h);
-	__atomic_fetch_add(&d->c_poisoned, n, __ATOMIC_RELAXED);
+	STAT_ADD(d, c_poisoned, n);
 	return n;
 }
 

@@ -49,6 +49,7 @@
 #include "util/opts.h"
 #include "util/pagecopy.h"
 #include "util/sock.h"
+#include "util/stats.h"
 
 /* Pages per background message: 256 KiB of 4 KiB pages. */
 #define BG_BATCH		MIG_MAX_BATCH
@@ -177,8 +178,8 @@ static int send_pages(struct uffd_mig_source *s, struct mig_conn *c, const uint6
 	}
 	ret = mig_sendv(c, MIG_PAGES, n, iov, niov, deadline(s));
 	if (!ret) {
-		__atomic_fetch_add(&s->c_sent, n, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&s->c_zero, zeros, __ATOMIC_RELAXED);
+		STAT_ADD(s, c_sent, n);
+		STAT_ADD(s, c_zero, zeros);
 	}
 	return ret;
 }
@@ -336,7 +337,7 @@ static int answer(struct uffd_mig_source *s, struct mig_conn *c, const struct mi
 	__atomic_store_n(&s->hint, g[m->req.n - 1] + 2, __ATOMIC_RELEASE);
 	__atomic_fetch_sub(&s->urgent_busy, 1, __ATOMIC_ACQ_REL);
 	if (!ret)
-		__atomic_fetch_add(&s->c_requested, m->req.n, __ATOMIC_RELAXED);
+		STAT_ADD(s, c_requested, m->req.n);
 	return ret;
 }
 
@@ -538,7 +539,7 @@ static int precopy(struct uffd_mig_source *s)
 	while (!stopping(s)) {
 		uint64_t t0 = mono_ns(), bytes = 0, dirty, dirty_bytes, secs_ns;
 
-		__atomic_fetch_add(&s->c_round, 1, __ATOMIC_RELAXED);
+		STAT_ADD(s, c_round, 1);
 		ret = precopy_round(s, &bytes);
 		if (ret < 0)
 			return ret;
@@ -762,7 +763,7 @@ static int postcopy(struct uffd_mig_source *s)
 			link_failed(s, ret, "stream: postcopy");
 			return ret;
 		}
-		__atomic_fetch_add(&s->c_background, n, __ATOMIC_RELAXED);
+		STAT_ADD(s, c_background, n);
 	}
 	if (stopping(s))
 		return -ECANCELED;
@@ -831,7 +832,7 @@ static int run_resume(struct uffd_mig_source *s)
 		link_failed(s, ret, "resuming");
 		return ret;
 	}
-	__atomic_fetch_add(&s->c_resumes, 1, __ATOMIC_RELAXED);
+	STAT_ADD(s, c_resumes, 1);
 	if (!s->t_resumed)		/* broken before the destination's word */
 		s->t_resumed = mono_ns();
 	mig_set_phase(&s->st, UFFD_MIG_POSTCOPY);
