@@ -148,9 +148,14 @@ static void run_one(const struct cfg *c, struct run *u)
 		snprintf(u->r.message, sizeof(u->r.message), "%s", strerror(-ret));
 }
 
-static double blocktime(const struct mig_run_result *r)
+/* Thread time blocked over the postcopy's length times the threads that
+ * touch the memory (the MINOR run's reader too). */
+static double blocktime(const struct run *u)
 {
-	return r->dst.postcopy_ns ? r->dst.blocked_ns / ((double)r->dst.postcopy_ns * WRITERS) : 0;
+	const struct mig_run_result *r = &u->r;
+	int threads = WRITERS + (u->sys == SYS_MINOR);
+
+	return r->dst.postcopy_ns ? r->dst.blocked_ns / ((double)r->dst.postcopy_ns * threads) : 0;
 }
 
 static void print_run(const struct run *u)
@@ -163,7 +168,7 @@ static void print_run(const struct run *u)
 	       r->downtime_ms, r->stop_ms, r->dst.req_p50_ns / 1e6, r->dst.req_p99_ns / 1e6,
 	       r->dst.req_ns_max / 1e6, (unsigned long long)r->dst.req_count, r->src.total_ns / 1e9,
 	       (double)r->wire_bytes / r->table_bytes,
-	       r->base_rate > 0 ? r->post_rate / r->base_rate : 0, 100 * blocktime(r));
+	       r->base_rate > 0 ? r->post_rate / r->base_rate : 0, 100 * blocktime(u));
 	if (u->sys == SYS_MINOR)
 		printf("  continued %llu fetched %llu local %llu",
 		       (unsigned long long)r->dst.pages_continued,
@@ -201,7 +206,7 @@ static void report_run(struct bench_report *rep, const struct run *u)
 		RES("req_p50_ms", r->dst.req_p50_ns / 1e6, "ms");
 		RES("req_p99_ms", r->dst.req_p99_ns / 1e6, "ms");
 		RES("req_max_ms", r->dst.req_ns_max / 1e6, "ms");
-		RES("blocktime", blocktime(r), "fraction");
+		RES("blocktime", blocktime(u), "fraction");
 	}
 	RES("total_s", r->src.total_ns / 1e9, "s");
 	RES("wire_over_mem", (double)r->wire_bytes / r->table_bytes, "x");
