@@ -44,6 +44,7 @@
 #include "twohosts.h"
 
 #define PING_ROUNDS	50
+#define SETUP_MS	120000		/* a child moving into its namespace */
 #define PING_BYTES	64
 
 struct src_report {
@@ -592,7 +593,7 @@ int mig_run(const struct mig_run_cfg *cfg, struct mig_run_result *res)
 		return src;
 	}
 	if (cfg->netns) {
-		if (read_byte(du, 10000) != 'u' || read_byte(su, 10000) != 'u') {
+		if (read_byte(du, SETUP_MS) != 'u' || read_byte(su, SETUP_MS) != 'u') {
 			snprintf(res->message, sizeof(res->message), "the children could not move "
 				 "into namespaces");
 			ret = -EIO;
@@ -604,10 +605,18 @@ int mig_run(const struct mig_run_cfg *cfg, struct mig_run_result *res)
 		if (ret)
 			goto out_kill;
 	}
-	c = read_byte(du, 60000);
+	/* The destination's port (or its report, if it could not listen):
+	 * setting up a namespace's link waits for the kernel's network lock,
+	 * which tearing other namespaces down holds for a while. */
+	c = read_byte(du, SETUP_MS);
 	if (c == 'p' && !read_all(du, &port, sizeof(port))) {
 		write_all(sd, &port, sizeof(port));
 		c = read_byte(du, limit_ms);
+	} else if (c != 'r') {
+		snprintf(res->message, sizeof(res->message), "the destination did not start "
+			 "within %d s%s", SETUP_MS / 1000, cfg->netns ? " (its network setup)" : "");
+		ret = -ETIMEDOUT;
+		goto out_kill;
 	}
 	if (c == 'r')
 		read_all(du, &drep, sizeof(drep));
