@@ -53,17 +53,17 @@ static void fix_page_crcs(uint8_t *body, const struct mig_hdr *h)
 
 	for (i = 0; i < h->count; i++) {
 		uint8_t *e = body + (size_t)MIG_PAGE_ENTRY * i;
-		uint32_t region = mig_get32(e);
+		uint32_t region = get_le32(e);
 		uint64_t ps;
 
-		if (mig_get32(e + 4) & MIG_PAGE_ZERO)
+		if (get_le32(e + 4) & MIG_PAGE_ZERO)
 			continue;
 		if (region >= 3)
 			return;
 		ps = regions[region].page_size;
 		if (data + ps > h->len)
 			return;
-		mig_put32(e + 16, crc32c(0, body + data, ps));
+		put_le32(e + 16, crc32c(0, body + data, ps));
 		data += ps;
 	}
 }
@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		memcpy(buf, data, MIG_HDR_SIZE);
 		if (flags & FIX_HEADER_CRC)
-			mig_put32(buf + 12, crc32c(0, buf, 12));
+			put_le32(buf + 12, crc32c(0, buf, 12));
 		if (mig_parse_hdr(buf, &layout, &h))
 			return 0;
 		expect(h.len <= cap);

@@ -146,18 +146,18 @@ static void version(void)
 	dst = dst_with(&r, 1, s[1], -1, true);
 	CHECK(dst);
 	memset(hello, 0, sizeof(hello));
-	mig_put32(hello + MIG_HDR_SIZE, 2);		/* versions 2..3 only */
-	mig_put32(hello + MIG_HDR_SIZE + 4, 3);
-	mig_put32(hello + MIG_HDR_SIZE + 12, MIG_HELLO_ONE_CHANNEL);
-	mig_put32(hello + MIG_HDR_SIZE + 20, 1);
-	mig_put64(hello + MIG_HDR_SIZE + 24, 7);
-	mig_put64(hello + MIG_HDR_SIZE + MIG_HELLO_BASE, 1 << 20);
-	mig_put32(hello + MIG_HDR_SIZE + MIG_HELLO_BASE + 8, 4096);
+	put_le32(hello + MIG_HDR_SIZE, 2);		/* versions 2..3 only */
+	put_le32(hello + MIG_HDR_SIZE + 4, 3);
+	put_le32(hello + MIG_HDR_SIZE + 12, MIG_HELLO_ONE_CHANNEL);
+	put_le32(hello + MIG_HDR_SIZE + 20, 1);
+	put_le64(hello + MIG_HDR_SIZE + 24, 7);
+	put_le64(hello + MIG_HDR_SIZE + MIG_HELLO_BASE, 1 << 20);
+	put_le32(hello + MIG_HDR_SIZE + MIG_HELLO_BASE + 8, 4096);
 	mig_put_hdr(hello, MIG_HELLO, 0, 0, MIG_HELLO_BASE + 16);
 	CHECK_EQ(write(s[0], hello, sizeof(hello)), sizeof(hello));
 	CHECK_EQ(read(s[0], back, sizeof(back)), sizeof(back));
 	CHECK_EQ(back[4], MIG_WELCOME);
-	CHECK_EQ(mig_get32(back + MIG_HDR_SIZE + 4), EPROTONOSUPPORT);
+	CHECK_EQ(get_le32(back + MIG_HDR_SIZE + 4), EPROTONOSUPPORT);
 	CHECK_EQ(uffd_mig_dest_wait(dst, 5000), -EPROTONOSUPPORT);
 	uffd_mig_dest_free(dst);
 	close(s[0]);

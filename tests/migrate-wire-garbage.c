@@ -54,12 +54,12 @@ static uint32_t pages(int n, bool zero_last)
 		bool zero = zero_last && i == n - 1;
 
 		memset(e, 0, MIG_PAGE_ENTRY);
-		mig_put32(e, 0);
-		mig_put32(e + 4, zero ? MIG_PAGE_ZERO : 0);
-		mig_put64(e + 8, i);
+		put_le32(e, 0);
+		put_le32(e + 4, zero ? MIG_PAGE_ZERO : 0);
+		put_le64(e + 8, i);
 		if (!zero) {
 			memset(data, i + 1, 4096);
-			mig_put32(e + 16, crc32c(0, data, 4096));
+			put_le32(e + 16, crc32c(0, data, 4096));
 			data += 4096;
 		}
 	}
@@ -131,54 +131,54 @@ static void payloads(void)
 	CHECK_EQ(parse(len, &m, &bad), -EBADMSG);
 	CHECK_EQ(bad, 1);
 	len = pages(3, true);
-	mig_put32(e + MIG_PAGE_ENTRY, 2);		/* no region 2 */
+	put_le32(e + MIG_PAGE_ENTRY, 2);		/* no region 2 */
 	CHECK_EQ(parse(len, &m, &bad), -EPROTO);
 	len = pages(3, true);
-	mig_put64(e + MIG_PAGE_ENTRY + 8, 16);		/* region 0 has 16 pages */
+	put_le64(e + MIG_PAGE_ENTRY + 8, 16);		/* region 0 has 16 pages */
 	CHECK_EQ(parse(len, &m, &bad), -EPROTO);
 	len = pages(3, true);
-	mig_put32(e + 4, 4);				/* unknown flag */
+	put_le32(e + 4, 4);				/* unknown flag */
 	CHECK_EQ(parse(len, &m, &bad), -EPROTO);
 	len = pages(3, true);
-	mig_put32(e + 2 * MIG_PAGE_ENTRY + 16, 1);	/* a zero page with a CRC */
+	put_le32(e + 2 * MIG_PAGE_ENTRY + 16, 1);	/* a zero page with a CRC */
 	CHECK_EQ(parse(len, &m, &bad), -EPROTO);
 	len = pages(3, true);
-	mig_put32(e + 2 * MIG_PAGE_ENTRY + 4, 0);	/* data the length lacks */
+	put_le32(e + 2 * MIG_PAGE_ENTRY + 4, 0);	/* data the length lacks */
 	CHECK_EQ(parse(len, &m, &bad), -EPROTO);
 	len = pages(3, true);
-	mig_put32(e, 1);				/* a 2 MiB page in 4 KiB */
-	mig_put64(e + 8, 0);
+	put_le32(e, 1);				/* a 2 MiB page in 4 KiB */
+	put_le64(e + 8, 0);
 	CHECK_EQ(parse(len, &m, &bad), -EPROTO);
 
 	/* SWITCHOVER: 18 pages, bitmap of one word. */
 	e = msg + MIG_HDR_SIZE;
 	memset(e, 0, 64);
-	mig_put32(e, MIG_SW_POSTCOPY);
-	mig_put32(e + 4, 3);
-	mig_put64(e + 8, 2);
-	mig_put64(e + 16, 8);
-	mig_put64(e + MIG_SWITCHOVER_BASE, (1ull << 17) | 1);
+	put_le32(e, MIG_SW_POSTCOPY);
+	put_le32(e + 4, 3);
+	put_le64(e + 8, 2);
+	put_le64(e + 16, 8);
+	put_le64(e + MIG_SWITCHOVER_BASE, (1ull << 17) | 1);
 	memcpy(e + MIG_SWITCHOVER_BASE + 8, "abc", 3);
 	mig_put_hdr(msg, MIG_SWITCHOVER, 0, 0, MIG_SWITCHOVER_BASE + 8 + 3);
 	CHECK_OK(parse(MIG_SWITCHOVER_BASE + 11, &m, &bad));
 	CHECK_EQ(m.sw.pages, 2);
 	CHECK_EQ(m.sw.blob_len, 3);
 	CHECK(!memcmp(m.sw.blob, "abc", 3));
-	mig_put64(e + MIG_SWITCHOVER_BASE, (1ull << 18) | 1);	/* past page 17 */
+	put_le64(e + MIG_SWITCHOVER_BASE, (1ull << 18) | 1);	/* past page 17 */
 	CHECK_EQ(parse(MIG_SWITCHOVER_BASE + 11, &m, &bad), -EPROTO);
-	mig_put64(e + MIG_SWITCHOVER_BASE, 1);		/* 1 set, 2 said */
+	put_le64(e + MIG_SWITCHOVER_BASE, 1);		/* 1 set, 2 said */
 	CHECK_EQ(parse(MIG_SWITCHOVER_BASE + 11, &m, &bad), -EPROTO);
-	mig_put64(e + 8, 1);
-	mig_put32(e, 0);				/* stop-and-copy with pages left */
+	put_le64(e + 8, 1);
+	put_le32(e, 0);				/* stop-and-copy with pages left */
 	CHECK_EQ(parse(MIG_SWITCHOVER_BASE + 11, &m, &bad), -EPROTO);
-	mig_put32(e, MIG_SW_POSTCOPY);
-	mig_put64(e + 16, 16);				/* another bitmap size */
+	put_le32(e, MIG_SW_POSTCOPY);
+	put_le64(e + 16, 16);				/* another bitmap size */
 	CHECK_EQ(parse(MIG_SWITCHOVER_BASE + 11, &m, &bad), -EPROTO);
 
 	/* ERROR: printable text of the length said. */
-	mig_put32(e, 74);
-	mig_put32(e + 4, 0);
-	mig_put32(e + 8, 4);
+	put_le32(e, 74);
+	put_le32(e + 4, 0);
+	put_le32(e + 8, 4);
 	memcpy(e + MIG_ERROR_BASE, "oops", 4);
 	mig_put_hdr(msg, MIG_ERROR, 0, 0, MIG_ERROR_BASE + 4);
 	CHECK_OK(parse(MIG_ERROR_BASE + 4, &m, &bad));
@@ -186,7 +186,7 @@ static void payloads(void)
 	e[MIG_ERROR_BASE + 2] = '\n';
 	CHECK_EQ(parse(MIG_ERROR_BASE + 4, &m, &bad), -EPROTO);
 	memcpy(e + MIG_ERROR_BASE, "oops", 4);
-	mig_put32(e + 4, 2);				/* unknown flag */
+	put_le32(e + 4, 2);				/* unknown flag */
 	CHECK_EQ(parse(MIG_ERROR_BASE + 4, &m, &bad), -EPROTO);
 }
 
@@ -214,23 +214,23 @@ static void garbage_peer(void)
 	/* Meanwhile a good migration runs in the same process. */
 	t_mig_start(&good);
 	memset(hello, 0, sizeof(hello));
-	mig_put32(hello + MIG_HDR_SIZE, 1);
-	mig_put32(hello + MIG_HDR_SIZE + 4, 1);
-	mig_put32(hello + MIG_HDR_SIZE + 20, 1);
-	mig_put64(hello + MIG_HDR_SIZE + 24, 42);
-	mig_put64(hello + MIG_HDR_SIZE + MIG_HELLO_BASE, 1 << 20);
-	mig_put32(hello + MIG_HDR_SIZE + MIG_HELLO_BASE + 8, 4096);
+	put_le32(hello + MIG_HDR_SIZE, 1);
+	put_le32(hello + MIG_HDR_SIZE + 4, 1);
+	put_le32(hello + MIG_HDR_SIZE + 20, 1);
+	put_le64(hello + MIG_HDR_SIZE + 24, 42);
+	put_le64(hello + MIG_HDR_SIZE + MIG_HELLO_BASE, 1 << 20);
+	put_le32(hello + MIG_HDR_SIZE + MIG_HELLO_BASE + 8, 4096);
 	mig_put_hdr(hello, MIG_HELLO, 0, 0, MIG_HELLO_BASE + 16);
 	CHECK_EQ(write(s[0], hello, sizeof(hello)), sizeof(hello));
 	/* WELCOME */
 	CHECK_EQ(read(s[0], back, MIG_HDR_SIZE + 24), MIG_HDR_SIZE + 24);
 	CHECK_EQ(back[4], MIG_WELCOME);
-	CHECK_EQ(mig_get32(back + MIG_HDR_SIZE + 4), 0);
+	CHECK_EQ(get_le32(back + MIG_HDR_SIZE + 4), 0);
 	/* urgent HELLO */
-	mig_put32(hello + MIG_HDR_SIZE + 8, MIG_CHAN_URGENT);
+	put_le32(hello + MIG_HDR_SIZE + 8, MIG_CHAN_URGENT);
 	CHECK_EQ(write(u[0], hello, sizeof(hello)), sizeof(hello));
 	CHECK_EQ(read(u[0], back, MIG_HDR_SIZE + 24), MIG_HDR_SIZE + 24);
-	CHECK_EQ(mig_get32(back + MIG_HDR_SIZE + 4), 0);
+	CHECK_EQ(get_le32(back + MIG_HDR_SIZE + 4), 0);
 	/* Then garbage. */
 	CHECK_EQ(write(s[0], "this is not a message", 21), 21);
 	CHECK_EQ(uffd_mig_dest_wait(d, 5000), -EPROTO);

@@ -144,9 +144,9 @@ void mig_send_error(struct mig_conn *c, int err, uint32_t flags, const char *tex
 	for (; text && text[n] && n < MIG_MAX_TEXT; n++)
 		buf[MIG_ERROR_BASE + n] = (unsigned char)text[n] >= 0x20 &&
 					  (unsigned char)text[n] < 0x7f ? text[n] : '?';
-	mig_put32(buf, err < 0 && err > -4096 ? (uint32_t)-err : EIO);
-	mig_put32(buf + 4, flags);
-	mig_put32(buf + 8, (uint32_t)n);
+	put_le32(buf, err < 0 && err > -4096 ? (uint32_t)-err : EIO);
+	put_le32(buf + 4, flags);
+	put_le32(buf + 8, (uint32_t)n);
 	mig_send(c, MIG_ERROR, 0, buf, MIG_ERROR_BASE + n, uffd__deadline_ms(100));
 }
 

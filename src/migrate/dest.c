@@ -77,7 +77,7 @@
 #include <uffd/handler.h>
 
 #include "mig.h"
-#include "runtime/runtime.h"
+#include "runtime/events_lock.h"
 #include "util/clock.h"
 #include "util/opts.h"
 #include "util/sock.h"
@@ -687,9 +687,9 @@ static int flush_requests(struct uffd_mig_dest *d)
 	if (!__atomic_load_n(&d->links_up, __ATOMIC_ACQUIRE))
 		return 0;	/* they stay REQUESTED: asked again on resume */
 	for (i = 0; i < n; i++) {
-		mig_put32(buf + i * MIG_REQ_ENTRY, d->pend[i].region);
-		mig_put32(buf + i * MIG_REQ_ENTRY + 4, 0);
-		mig_put64(buf + i * MIG_REQ_ENTRY + 8, d->pend[i].page);
+		put_le32(buf + i * MIG_REQ_ENTRY, d->pend[i].region);
+		put_le32(buf + i * MIG_REQ_ENTRY + 4, 0);
+		put_le64(buf + i * MIG_REQ_ENTRY + 8, d->pend[i].page);
 	}
 	ret = mig_send(d->o.one_channel ? &d->stream : &d->urgent, MIG_REQUEST, n, buf,
 		       n * MIG_REQ_ENTRY, deadline(d));
@@ -1193,8 +1193,8 @@ static int accept_hello(struct uffd_mig_dest *d, struct mig_conn *c, uint32_t ch
 		 m.hello.nregions != (uint32_t)d->lay.nregions)
 		status = EINVAL;
 	for (i = 0; !status && i < d->lay.nregions; i++)
-		if (mig_get64(m.hello.regions + 16 * i) != d->r[i].m.len ||
-		    mig_get32(m.hello.regions + 16 * i + 8) != d->r[i].m.page_size)
+		if (get_le64(m.hello.regions + 16 * i) != d->r[i].m.len ||
+		    get_le32(m.hello.regions + 16 * i + 8) != d->r[i].m.page_size)
 			status = EINVAL;
 	if (!status && (resume || channel == MIG_CHAN_URGENT) &&
 	    (!d->have_session || m.hello.session != d->session))
@@ -1208,11 +1208,11 @@ static int accept_hello(struct uffd_mig_dest *d, struct mig_conn *c, uint32_t ch
 		if (make_shadows(d))
 			status = ENOMEM;
 	}
-	mig_put32(w, MIG_VERSION);
-	mig_put32(w + 4, status);
-	mig_put64(w + 8, m.hello.session);
-	mig_put32(w + 16, __atomic_load_n(&d->switched, __ATOMIC_ACQUIRE) ? MIG_WELCOME_SWITCHED : 0);
-	mig_put32(w + 20, 0);
+	put_le32(w, MIG_VERSION);
+	put_le32(w + 4, status);
+	put_le64(w + 8, m.hello.session);
+	put_le32(w + 16, __atomic_load_n(&d->switched, __ATOMIC_ACQUIRE) ? MIG_WELCOME_SWITCHED : 0);
+	put_le32(w + 20, 0);
 	ret = mig_send(c, MIG_WELCOME, 0, w, sizeof(w), deadline(d));
 	return status ? -(int)status : ret;
 }
@@ -1235,7 +1235,7 @@ static int mark_needed(struct uffd_mig_dest *d, const uint8_t *bitmap)
 	int ret = 0;
 
 	for (w = 0; w < words && !ret; w++) {
-		uint64_t bits = mig_get64(bitmap + 8 * w);
+		uint64_t bits = get_le64(bitmap + 8 * w);
 
 		while (bits && !ret) {
 			uint64_t g = w * 64 + __builtin_ctzll(bits);
@@ -1313,7 +1313,7 @@ static int do_switchover(struct uffd_mig_dest *d, const struct mig_msg *m)
 	if (d->o.resume)
 		d->o.resume(d->o.arg, m->sw.blob, m->sw.blob_len);
 	d->t_resumed = mono_ns();
-	mig_put64(ts, d->t_resumed);
+	put_le64(ts, d->t_resumed);
 	ret = mig_send(&d->stream, MIG_RESUMED, 0, ts, sizeof(ts), deadline(d));
 	if (ret) {
 		link_failed(d, ret, "stream: resumed");
@@ -1380,8 +1380,8 @@ static int send_need(struct uffd_mig_dest *d)
 			n++;
 		}
 	}
-	mig_put64(p, n);
-	mig_put64(p + 8, bytes);
+	put_le64(p, n);
+	put_le64(p + 8, bytes);
 	ret = mig_send(&d->stream, MIG_NEED, 0, p, MIG_NEED_BASE + bytes, deadline(d));
 	free(p);
 	return ret;
@@ -1400,9 +1400,9 @@ static int request_again(struct uffd_mig_dest *d)
 		if (state_get(d, g) != ST_REQUESTED)
 			continue;
 		dr = region_of(d, g);
-		mig_put32(buf + n * MIG_REQ_ENTRY, dr->index);
-		mig_put32(buf + n * MIG_REQ_ENTRY + 4, 0);
-		mig_put64(buf + n * MIG_REQ_ENTRY + 8, g - dr->m.first);
+		put_le32(buf + n * MIG_REQ_ENTRY, dr->index);
+		put_le32(buf + n * MIG_REQ_ENTRY + 4, 0);
+		put_le64(buf + n * MIG_REQ_ENTRY + 8, g - dr->m.first);
 		if (++n == MIG_MAX_BATCH || g + 1 == d->npages) {
 			ret = mig_send(d->o.one_channel ? &d->stream : &d->urgent, MIG_REQUEST, n,
 				       buf, n * MIG_REQ_ENTRY, deadline(d));

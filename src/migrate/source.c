@@ -156,11 +156,11 @@ static int send_pages(struct uffd_mig_source *s, struct mig_conn *c, const uint6
 		}
 		crc = crc32c(0, src, r->page_size);
 		zero = crc == mig_zero_crc(r->page_size) && mig_page_is_zero(src, r->page_size);
-		mig_put32(e, (uint32_t)(r - s->r));
-		mig_put32(e + 4, flags | (zero ? MIG_PAGE_ZERO : 0));
-		mig_put64(e + 8, page);
-		mig_put32(e + 16, zero ? 0 : crc);
-		mig_put32(e + 20, 0);
+		put_le32(e, (uint32_t)(r - s->r));
+		put_le32(e + 4, flags | (zero ? MIG_PAGE_ZERO : 0));
+		put_le64(e + 8, page);
+		put_le32(e + 16, zero ? 0 : crc);
+		put_le32(e + 20, 0);
 		if (zero) {
 			zeros++;
 			continue;
@@ -406,17 +406,17 @@ static int handshake(struct uffd_mig_source *s, struct mig_conn *c, uint32_t cha
 
 	if (!p)
 		return -ENOMEM;
-	mig_put32(p, MIG_VERSION);
-	mig_put32(p + 4, MIG_VERSION);
-	mig_put32(p + 8, channel);
-	mig_put32(p + 12, (s->o.one_channel ? MIG_HELLO_ONE_CHANNEL : 0) |
+	put_le32(p, MIG_VERSION);
+	put_le32(p + 4, MIG_VERSION);
+	put_le32(p + 8, channel);
+	put_le32(p + 12, (s->o.one_channel ? MIG_HELLO_ONE_CHANNEL : 0) |
 			  (resume ? MIG_HELLO_RESUME : 0));
-	mig_put32(p + 16, s->o.mode);
-	mig_put32(p + 20, s->lay.nregions);
-	mig_put64(p + 24, s->session);
+	put_le32(p + 16, s->o.mode);
+	put_le32(p + 20, s->lay.nregions);
+	put_le64(p + 24, s->session);
 	for (i = 0; i < s->lay.nregions; i++) {
-		mig_put64(p + MIG_HELLO_BASE + 16 * i, s->r[i].len);
-		mig_put32(p + MIG_HELLO_BASE + 16 * i + 8, s->r[i].page_size);
+		put_le64(p + MIG_HELLO_BASE + 16 * i, s->r[i].len);
+		put_le32(p + MIG_HELLO_BASE + 16 * i + 8, s->r[i].page_size);
 	}
 	ret = mig_send(c, MIG_HELLO, 0, p, len, deadline(s));
 	free(p);
@@ -507,9 +507,9 @@ static int precopy_round(struct uffd_mig_source *s, uint64_t *bytes)
 	uint8_t rd[16];
 	int n, ret;
 
-	mig_put32(rd, (uint32_t)s->c_round);
-	mig_put32(rd + 4, 0);
-	mig_put64(rd + 8, s->c_dirty);
+	put_le32(rd, (uint32_t)s->c_round);
+	put_le32(rd + 4, 0);
+	put_le64(rd + 8, s->c_dirty);
 	ret = mig_send(&s->stream, MIG_ROUND, 0, rd, sizeof(rd), deadline(s));
 	while (!ret) {
 		if (stopping(s))
@@ -611,7 +611,7 @@ static int sync_stream(struct uffd_mig_source *s)
 	struct mig_msg m;
 	int ret;
 
-	mig_put64(b, token);
+	put_le64(b, token);
 	ret = mig_send(&s->stream, MIG_SYNC, 0, b, sizeof(b), deadline(s));
 	if (ret) {
 		link_failed(s, ret, "stream: sync");
@@ -679,10 +679,10 @@ static int switchover(struct uffd_mig_source *s)
 	}
 	need = count_bits(&s->stale, s->npages);
 	__atomic_store_n(&s->c_switch_pages, need, __ATOMIC_RELAXED);
-	mig_put32(head, postcopy ? MIG_SW_POSTCOPY : 0);
-	mig_put32(head + 4, (uint32_t)blob);
-	mig_put64(head + 8, need);
-	mig_put64(head + 16, bytes);
+	put_le32(head, postcopy ? MIG_SW_POSTCOPY : 0);
+	put_le32(head + 4, (uint32_t)blob);
+	put_le64(head + 8, need);
+	put_le64(head + 16, bytes);
 	iov[1] = (struct iovec){ head, sizeof(head) };
 	iov[2] = (struct iovec){ s->stale.words, bytes };	/* little-endian words */
 	iov[3] = (struct iovec){ s->blob, (size_t)blob };

@@ -74,13 +74,13 @@ void mig_put_hdr(void *buf, enum mig_type type, uint8_t flags, uint16_t count, u
 {
 	uint8_t *b = buf;
 
-	mig_put32(b, MIG_MAGIC);
+	put_le32(b, MIG_MAGIC);
 	b[4] = type;
 	b[5] = flags;
 	b[6] = count;
 	b[7] = count >> 8;
-	mig_put32(b + 8, len);
-	mig_put32(b + 12, crc32c(0, b, 12));
+	put_le32(b + 8, len);
+	put_le32(b + 12, crc32c(0, b, 12));
 }
 
 int mig_parse_hdr(const void *buf, const struct mig_layout *lay, struct mig_hdr *h)
@@ -88,12 +88,12 @@ int mig_parse_hdr(const void *buf, const struct mig_layout *lay, struct mig_hdr 
 	const uint8_t *b = buf;
 	bool counted;
 
-	if (mig_get32(b) != MIG_MAGIC || mig_get32(b + 12) != crc32c(0, b, 12))
+	if (get_le32(b) != MIG_MAGIC || get_le32(b + 12) != crc32c(0, b, 12))
 		return -EPROTO;
 	h->type = b[4];
 	h->flags = b[5];
 	h->count = b[6] | b[7] << 8;
-	h->len = mig_get32(b + 8);
+	h->len = get_le32(b + 8);
 	if (h->type < MIG_HELLO || h->type >= MIG_TYPE_END || h->flags)
 		return -EPROTO;
 	counted = h->type == MIG_PAGES || h->type == MIG_REQUEST;
@@ -110,7 +110,7 @@ static int check_bitmap(const uint8_t *bitmap, const struct mig_layout *lay, uin
 	uint64_t words = mig_bitmap_bytes(lay) / 8, i, n = 0;
 
 	for (i = 0; i < words; i++) {
-		uint64_t w = mig_get64(bitmap + 8 * i);
+		uint64_t w = get_le64(bitmap + 8 * i);
 
 		if (i == words - 1 && lay->total_pages % 64)
 			if (w >> (lay->total_pages % 64))
@@ -126,21 +126,21 @@ static int parse_hello(const struct mig_hdr *h, const uint8_t *p, struct mig_msg
 	struct mig_hello *he = &m->hello;
 	uint32_t i;
 
-	he->vmin = mig_get32(p);
-	he->vmax = mig_get32(p + 4);
-	he->channel = mig_get32(p + 8);
-	he->flags = mig_get32(p + 12);
-	he->mode = mig_get32(p + 16);
-	he->nregions = mig_get32(p + 20);
-	he->session = mig_get64(p + 24);
+	he->vmin = get_le32(p);
+	he->vmax = get_le32(p + 4);
+	he->channel = get_le32(p + 8);
+	he->flags = get_le32(p + 12);
+	he->mode = get_le32(p + 16);
+	he->nregions = get_le32(p + 20);
+	he->session = get_le64(p + 24);
 	he->regions = p + MIG_HELLO_BASE;
 	if (he->vmin > he->vmax || he->channel > MIG_CHAN_URGENT ||
 	    he->flags & ~(MIG_HELLO_ONE_CHANNEL | MIG_HELLO_RESUME) || he->mode > 2 ||
-	    mig_get64(p + 32) || he->nregions < 1 || he->nregions > MIG_MAX_REGIONS ||
+	    get_le64(p + 32) || he->nregions < 1 || he->nregions > MIG_MAX_REGIONS ||
 	    h->len != MIG_HELLO_BASE + 16ull * he->nregions)
 		return -EPROTO;
 	for (i = 0; i < he->nregions; i++)
-		if (mig_get32(he->regions + 16 * i + 12))
+		if (get_le32(he->regions + 16 * i + 12))
 			return -EPROTO;
 	return 0;
 }
@@ -159,13 +159,13 @@ static int parse_pages(const struct mig_hdr *h, const uint8_t *p, const struct m
 		const uint8_t *e = p + (size_t)MIG_PAGE_ENTRY * i;
 		struct mig_page *pg = &m->pages.p[i];
 
-		pg->region = mig_get32(e);
-		pg->flags = mig_get32(e + 4);
-		pg->page = mig_get64(e + 8);
-		pg->crc = mig_get32(e + 16);
+		pg->region = get_le32(e);
+		pg->flags = get_le32(e + 4);
+		pg->page = get_le64(e + 8);
+		pg->crc = get_le32(e + 16);
 		pg->data = NULL;
 		if (pg->region >= (uint32_t)lay->nregions || pg->page >= lay->r[pg->region].npages ||
-		    pg->flags & ~(MIG_PAGE_ZERO | MIG_PAGE_ANSWER) || mig_get32(e + 20))
+		    pg->flags & ~(MIG_PAGE_ZERO | MIG_PAGE_ANSWER) || get_le32(e + 20))
 			return -EPROTO;
 		if (pg->flags & MIG_PAGE_ZERO) {
 			if (pg->crc)
@@ -205,9 +205,9 @@ static int parse_requests(const struct mig_hdr *h, const uint8_t *p, const struc
 	for (i = 0; i < h->count; i++) {
 		const uint8_t *e = p + (size_t)MIG_REQ_ENTRY * i;
 
-		m->req.r[i].region = mig_get32(e);
-		m->req.r[i].page = mig_get64(e + 8);
-		if (m->req.r[i].region >= (uint32_t)lay->nregions || mig_get32(e + 4) ||
+		m->req.r[i].region = get_le32(e);
+		m->req.r[i].page = get_le64(e + 8);
+		if (m->req.r[i].region >= (uint32_t)lay->nregions || get_le32(e + 4) ||
 		    m->req.r[i].page >= lay->r[m->req.r[i].region].npages)
 			return -EPROTO;
 	}
@@ -219,11 +219,11 @@ static int parse_switchover(const struct mig_hdr *h, const uint8_t *p, const str
 {
 	uint64_t bytes = mig_bitmap_bytes(lay), set;
 
-	m->sw.flags = mig_get32(p);
-	m->sw.blob_len = mig_get32(p + 4);
-	m->sw.pages = mig_get64(p + 8);
+	m->sw.flags = get_le32(p);
+	m->sw.blob_len = get_le32(p + 4);
+	m->sw.pages = get_le64(p + 8);
 	if (m->sw.flags & ~MIG_SW_POSTCOPY || m->sw.blob_len > MIG_BLOB_MAX ||
-	    mig_get64(p + 16) != bytes || h->len != MIG_SWITCHOVER_BASE + bytes + m->sw.blob_len)
+	    get_le64(p + 16) != bytes || h->len != MIG_SWITCHOVER_BASE + bytes + m->sw.blob_len)
 		return -EPROTO;
 	m->sw.bitmap = p + MIG_SWITCHOVER_BASE;
 	m->sw.blob = m->sw.bitmap + bytes;
@@ -239,8 +239,8 @@ static int parse_need(const uint8_t *p, const struct mig_layout *lay, struct mig
 {
 	uint64_t set;
 
-	m->need.pages = mig_get64(p);
-	if (mig_get64(p + 8) != mig_bitmap_bytes(lay))
+	m->need.pages = get_le64(p);
+	if (get_le64(p + 8) != mig_bitmap_bytes(lay))
 		return -EPROTO;
 	m->need.bitmap = p + MIG_NEED_BASE;
 	if (check_bitmap(m->need.bitmap, lay, &set) || set != m->need.pages)
@@ -252,9 +252,9 @@ static int parse_error(const struct mig_hdr *h, const uint8_t *p, struct mig_msg
 {
 	uint32_t i;
 
-	m->error.code = mig_get32(p);
-	m->error.flags = mig_get32(p + 4);
-	m->error.len = mig_get32(p + 8);
+	m->error.code = get_le32(p);
+	m->error.flags = get_le32(p + 4);
+	m->error.len = get_le32(p + 8);
 	m->error.text = (const char *)p + MIG_ERROR_BASE;
 	if (m->error.len != h->len - MIG_ERROR_BASE || m->error.code > 4095 ||
 	    m->error.flags & ~MIG_ERR_RESUMED)
@@ -275,12 +275,12 @@ int mig_parse_body(const struct mig_hdr *h, const void *body, const struct mig_l
 	case MIG_HELLO:
 		return parse_hello(h, p, m);
 	case MIG_WELCOME:
-		m->welcome.version = mig_get32(p);
-		m->welcome.status = mig_get32(p + 4);
-		m->welcome.session = mig_get64(p + 8);
-		m->welcome.flags = mig_get32(p + 16);
+		m->welcome.version = get_le32(p);
+		m->welcome.status = get_le32(p + 4);
+		m->welcome.session = get_le64(p + 8);
+		m->welcome.flags = get_le32(p + 16);
 		return m->welcome.status > 4095 || m->welcome.flags & ~MIG_WELCOME_SWITCHED ||
-		       mig_get32(p + 20) ? -EPROTO : 0;
+		       get_le32(p + 20) ? -EPROTO : 0;
 	case MIG_PAGES:
 		return parse_pages(h, p, lay, m, bad);
 	case MIG_REQUEST:
@@ -290,15 +290,15 @@ int mig_parse_body(const struct mig_hdr *h, const void *body, const struct mig_l
 	case MIG_NEED:
 		return parse_need(p, lay, m);
 	case MIG_RESUMED:
-		m->resumed.ns = mig_get64(p);
+		m->resumed.ns = get_le64(p);
 		return 0;
 	case MIG_SYNC:
-		m->sync.token = mig_get64(p);
+		m->sync.token = get_le64(p);
 		return 0;
 	case MIG_ROUND:
-		m->round.round = mig_get32(p);
-		m->round.dirty = mig_get64(p + 8);
-		return mig_get32(p + 4) || m->round.dirty > lay->total_pages ? -EPROTO : 0;
+		m->round.round = get_le32(p);
+		m->round.dirty = get_le64(p + 8);
+		return get_le32(p + 4) || m->round.dirty > lay->total_pages ? -EPROTO : 0;
 	case MIG_ERROR:
 		return parse_error(h, p, m);
 	case MIG_DONE:

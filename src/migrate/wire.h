@@ -60,6 +60,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/le.h"		/* get_le32() and the others: every field */
+
 /* Bitmaps go to the socket straight from memory as u64 words. */
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the migration's bitmaps are sent as little-endian words"
@@ -225,35 +227,6 @@ uint64_t mig_max_payload(const struct mig_layout *lay);
 
 /* Encode a header for a payload of len bytes. */
 void mig_put_hdr(void *buf, enum mig_type type, uint8_t flags, uint16_t count, uint32_t len);
-
-/* Little-endian access. */
-static inline uint32_t mig_get32(const void *p)
-{
-	const uint8_t *b = p;
-
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static inline uint64_t mig_get64(const void *p)
-{
-	return mig_get32(p) | (uint64_t)mig_get32((const uint8_t *)p + 4) << 32;
-}
-
-static inline void mig_put32(void *p, uint32_t v)
-{
-	uint8_t *b = p;
-
-	b[0] = v;
-	b[1] = v >> 8;
-	b[2] = v >> 16;
-	b[3] = v >> 24;
-}
-
-static inline void mig_put64(void *p, uint64_t v)
-{
-	mig_put32(p, (uint32_t)v);
-	mig_put32((uint8_t *)p + 4, (uint32_t)(v >> 32));
-}
 
 /* Bitmaps on the wire are little-endian u64 words: test bit g. */
 static inline bool mig_wire_bit(const uint8_t *bitmap, uint64_t g)

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <uffd/handler.h>
 
+#include "events_lock.h"
+
 #include "util/stats.h"
 
 struct handler_ctx;
@@ -86,17 +88,6 @@ void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st);
 
 /* Default resolution of a fault the callback did not resolve. */
 int fault_resolve_default(struct uffd_fault *f, bool failed);
-
-/*
- * Hold off the reading of messages from h's userfaultfd (the root one),
- * and so the applying of events: a service that fills pages from another
- * thread than the servicing one holds this around "is this page still
- * wanted? fill it", so that a REMOVE or UNMAP event cannot be read (and
- * the kernel's zap proceed) between the check and the fill.  Short holds
- * only: faults are not read meanwhile.
- */
-void uffd__handler_lock_events(struct uffd_handler *h);
-void uffd__handler_unlock_events(struct uffd_handler *h);
 
 /* Where fills outside a callback (uffd_region_*) are counted. */
 struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx);

@@ -26,7 +26,7 @@ static int read_message(struct t_relay *r, uint8_t *buf, uint32_t *len)
 
 	if (ret)
 		return ret;
-	*len = MIG_HDR_SIZE + mig_get32(buf + 8);
+	*len = MIG_HDR_SIZE + get_le32(buf + 8);
 	if (*len > RELAY_BUF)
 		return -EPROTO;
 	return uffd__recv_all(r->src_fd, buf + MIG_HDR_SIZE, *len - MIG_HDR_SIZE,
