@@ -43,7 +43,7 @@ struct uffd_ckpt;
 
 struct uffd_ckpt_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 enum uffd_track_backend backend;	/* UFFD_TRACK_AUTO (0): live;
+	enum uffd_track_backend backend;	/* UFFD_TRACK_AUTO (0): live;
 						   SYNC_WP: live; the others:
 						   stopped */
 	/* Stop and restart the program's writers around each checkpoint's

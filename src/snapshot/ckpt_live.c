@@ -18,8 +18,9 @@
  * catch what was written during the one before), and inside the pause
  * only those written meanwhile - so the pause is proportional to what the
  * program wrote during the last precopy pass, not to the delta.  After the
- * instant a background writer streams the PENDING pages straight from
- * memory in address order, and a write to a PENDING page makes the
+ * instant a background writer streams the PENDING pages from memory in
+ * address order (read with util/ownread.h: memory unmapped meanwhile
+ * fails the delta, not the process), and a write to a PENDING page makes the
  * servicing thread save it first (into a bounded buffer, or written from
  * memory when the buffer is full) - the same claim protocol as the live
  * snapshot (snapshot.c): whoever moves a page from PENDING to COPYING
@@ -46,7 +47,7 @@
 #include "util/clock.h"
 #include "util/crc32c.h"
 #include "util/mmalloc.h"
-#include "util/pagecopy.h"
+#include "util/ownread.h"
 #include "util/stats.h"
 
 #define PAGE		4096UL
@@ -83,8 +84,8 @@ struct ckpt_live {
 
 	/* the copy-before-write buffer */
 	size_t nslots;
-	char *buffer;			/* nslots + 2 pages: the last two are */
-	char *fault_page, *writer_page;	/* scratch of the servicing thread, the writer */
+	char *buffer;			/* nslots + WINDOW pages: the last */
+	char *writer_window;		/* WINDOW are the writer's */
 	struct slot *slots, *free_list, *ready_head, *ready_tail;
 	pthread_mutex_t lock;
 
@@ -123,6 +124,23 @@ static void fail(struct ckpt_live *l, int err)
 
 	__atomic_compare_exchange_n(&l->error, &zero, err, false, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
+}
+
+/*
+ * Copy n pages of the program's memory at page first into dst, with
+ * util/ownread.h: memory the program unmapped meanwhile (its UNMAP event
+ * comes after the fact) is not a crash but a failed delta.  true if all
+ * of it was there.
+ */
+static bool read_pages(struct ckpt_live *l, struct live_region *r, uint64_t first, uint64_t n,
+		       char *dst)
+{
+	struct iovec iov = { dst, n * PAGE };
+
+	if (uffd__read_own(&iov, 1, page_addr(r, first), n * PAGE) == n * PAGE)
+		return true;
+	fail(l, -EFAULT);
+	return false;
 }
 
 static bool failed(struct ckpt_live *l)
@@ -175,6 +193,14 @@ static struct slot *slot_get(struct ckpt_live *l)
 	return s;
 }
 
+static void slot_put(struct ckpt_live *l, struct slot *s)
+{
+	pthread_mutex_lock(&l->lock);
+	s->next = l->free_list;
+	l->free_list = s;
+	pthread_mutex_unlock(&l->lock);
+}
+
 static char *slot_data(struct ckpt_live *l, struct slot *s)
 {
 	return l->buffer + (size_t)(s - l->slots) * PAGE;
@@ -195,6 +221,7 @@ static void slot_ready(struct ckpt_live *l, struct slot *s)
 /* A write to a page of the delta: save it before it changes. */
 static void save_before_write(struct ckpt_live *l, struct live_region *r, uint64_t page)
 {
+	char copy[PAGE] __attribute__((aligned(64)));	/* buffer full: the page here */
 	uint8_t pending = PENDING;
 	struct slot *s;
 
@@ -207,22 +234,16 @@ static void save_before_write(struct ckpt_live *l, struct live_region *r, uint64
 	}
 	if (!failed(l)) {
 		s = slot_get(l);
-		if (s) {
-			copy_protected_page(slot_data(l, s), page_addr(r, page), PAGE);
+		if (s && read_pages(l, r, page, 1, slot_data(l, s))) {
 			s->r = r;
 			s->page = page;
 			/* queued before IDLE: a writer that saw it IDLE has it queued */
 			slot_ready(l, s);
 			STAT_ADD(l, copied, 1);
-		} else {
-			/* one servicing thread: the scratch page is its own */
-			const char *p = page_addr(r, page);
-
-			if (UFFD_TSAN) {
-				copy_protected_page(l->fault_page, p, PAGE);
-				p = l->fault_page;
-			}
-			put_pages(l, r, page, 1, p);
+		} else if (s) {
+			slot_put(l, s);
+		} else if (read_pages(l, r, page, 1, copy)) {
+			put_pages(l, r, page, 1, copy);
 			STAT_ADD(l, sync_writes, 1);
 		}
 	}
@@ -293,9 +314,6 @@ int uffd__ckpt_live_prepare_write(struct ckpt_live *l, void *addr, size_t len)
 
 	if (end < a)
 		return -EINVAL;
-	/* TSan builds copy through the servicing thread's scratch page */
-	if (UFFD_TSAN)
-		return 0;
 	for (i = 0; i < l->nregions && !ret; i++) {
 		struct live_region *r = &l->regions[i];
 		uint64_t rend = r->start + r->npages * PAGE, page, last;
@@ -360,13 +378,8 @@ static void stream_window(struct ckpt_live *l, struct live_region *r, uint64_t f
 		}
 		for (j = i + 1; j < n && (claimed >> j & 1); j++)
 			;
-		if (UFFD_TSAN) {	/* see pagecopy.h: one page at a time */
-			copy_protected_page(l->writer_page, page_addr(r, first + i), PAGE);
-			put_pages(l, r, first + i, 1, l->writer_page);
-			j = i + 1;
-		} else {
-			put_pages(l, r, first + i, j - i, page_addr(r, first + i));
-		}
+		if (read_pages(l, r, first + i, j - i, l->writer_window))
+			put_pages(l, r, first + i, j - i, l->writer_window);
 		i = j;
 	}
 	for (i = 0; i < n; i++)
@@ -566,14 +579,13 @@ static int setup_buffer(struct ckpt_live *l, size_t bytes)
 	}
 	l->nslots = bytes / PAGE ? bytes / PAGE : 1;
 	/* reserved, not touched: only the slots used take memory */
-	l->buffer = mmap(NULL, (l->nslots + 2) * PAGE, PROT_READ | PROT_WRITE,
+	l->buffer = mmap(NULL, (l->nslots + WINDOW) * PAGE, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (l->buffer == MAP_FAILED) {
 		l->buffer = NULL;
 		return -ENOMEM;
 	}
-	l->fault_page = l->buffer + l->nslots * PAGE;
-	l->writer_page = l->fault_page + PAGE;
+	l->writer_window = l->buffer + l->nslots * PAGE;
 	l->slots = mm_zalloc(l->nslots * sizeof(*l->slots));
 	if (!l->slots)
 		return -ENOMEM;
@@ -686,7 +698,7 @@ void uffd__ckpt_live_free(struct ckpt_live *l)
 	mm_free(l->regions);
 	mm_free(l->image_regions);
 	if (l->buffer)
-		munmap(l->buffer, (l->nslots + 2) * PAGE);
+		munmap(l->buffer, (l->nslots + WINDOW) * PAGE);
 	mm_free(l->slots);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->done_cond);
