@@ -169,7 +169,8 @@ struct uffd_mig_stats {
 					   pages from the network */
 	uint64_t req_count;		/* destination: requests answered */
 	uint64_t req_ns_sum, req_ns_max;
-	uint64_t req_p50_ns, req_p99_ns;	/* upper bounds from the histogram */
+	uint64_t req_p50_ns, req_p99_ns;	/* upper bounds from the histogram,
+						   at most req_ns_max */
 	uint64_t req_hist[UFFD_MIG_HIST_BUCKETS];	/* first fault to mapped */
 	uint64_t reserved_[8];		/* later fields take these: the size
 					   never changes (see uffd.h) */

@@ -1901,8 +1901,13 @@ int uffd_mig_dest_stats(struct uffd_mig_dest *d, struct uffd_mig_stats *st)
 	st->req_ns_max = __atomic_load_n(&d->c_req_max, __ATOMIC_RELAXED);
 	for (i = 0; i < UFFD_MIG_HIST_BUCKETS; i++)
 		st->req_hist[i] = __atomic_load_n(&d->hist[i], __ATOMIC_RELAXED);
+	/* bucket upper bounds (1/8 octave): never above the largest seen */
 	st->req_p50_ns = mig_hist_quantile(st->req_hist, 0.5);
 	st->req_p99_ns = mig_hist_quantile(st->req_hist, 0.99);
+	if (st->req_p50_ns > st->req_ns_max)
+		st->req_p50_ns = st->req_ns_max;
+	if (st->req_p99_ns > st->req_ns_max)
+		st->req_p99_ns = st->req_ns_max;
 	return 0;
 }
 
