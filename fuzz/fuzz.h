@@ -83,11 +83,13 @@ static inline void fuzz_put_le32(uint8_t *p, uint32_t v)
 /*
  * Recompute, in place, every checksum of an image that can be found: the
  * header's, the region table's, each chunk's while the chunk walk makes
- * sense, the trailer's CRC of chunk headers (version 2) and its own.
+ * sense, from version 3 the copy of the chunk headers before the trailer
+ * (rewritten from the walk, as far as the trailer's count gives it room),
+ * the trailer's CRC of chunk headers (version 2 on) and its own.
  */
 static inline void fuzz_fix_image(uint8_t *f, size_t n)
 {
-	uint64_t nregions, p, len, ps;
+	uint64_t nregions, p, len, ps, copy = 0, k = 0, end;
 	uint32_t hdrs = 0;
 	uint8_t *t;
 
@@ -100,19 +102,27 @@ static inline void fuzz_fix_image(uint8_t *f, size_t n)
 	fuzz_put_le32(f + 320 + 32 * nregions, crc32c(0, f + 320, 32 * nregions));
 	if (n < 324 + 32 * nregions + 32)
 		return;
-	for (p = 324 + 32 * nregions; p + 32 + 32 <= n; p += len) {
+	t = f + n - 32;
+	if (fuzz_le(f + 8, 4) >= 3 && fuzz_le(t + 8, 8) <= (n - 324 - 32 * nregions - 32) / 32)
+		copy = fuzz_le(t + 8, 8) * 32;
+	end = n - 32 - copy;
+	for (p = 324 + 32 * nregions; p + 32 <= end; p += len) {
 		uint64_t region = fuzz_le(f + p + 4, 2);
 
 		if (memcmp(f + p, "CHNK", 4) || region >= nregions)
 			break;
 		ps = fuzz_le(f + 320 + 32 * region + 16, 4);
 		len = 36 + __builtin_popcountll(fuzz_le(f + p + 16, 8)) * ps;
-		if (!ps || ps > n || len > n - 32 - p)
+		if (!ps || ps > n || len > end - p)
 			break;
+		if (k < copy)
+			memcpy(f + end + k, f + p, 32);
+		k += 32;
 		hdrs = crc32c(hdrs, f + p, 32);
 		fuzz_put_le32(f + p + len - 4, crc32c(0, f + p, len - 4));
 	}
-	t = f + n - 32;
+	if (copy)
+		hdrs = crc32c(0, f + end, copy);
 	if (fuzz_le(f + 8, 4) >= 2)
 		fuzz_put_le32(t + 24, hdrs);
 	fuzz_put_le32(t + 28, crc32c(0, t, 28));

@@ -102,12 +102,16 @@ static void emit_image(const char *name, const char *path, uint8_t flags)
 	free(f);
 }
 
-/* Version 1: the same bytes but the version and the trailer's headers CRC. */
+/* Version 1: the same bytes but the version, the copy of the chunk
+ * headers (version 3: dropped) and the trailer's headers CRC. */
 static void make_v1(const char *path)
 {
 	size_t n;
 	uint8_t *f = slurp(path, &n), *t;
+	uint64_t copy = fuzz_le(f + n - 32 + 8, 8) * 32;
 
+	memmove(f + n - 32 - copy, f + n - 32, 32);
+	n -= copy;
 	t = f + n - 32;
 	fuzz_put_le32(f + 8, 1);
 	fuzz_put_le32(t + 24, 0);

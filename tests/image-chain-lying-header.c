@@ -5,7 +5,15 @@
  * to C.  One bit flipped in delta 1's chunk header makes it claim page 1:
  * delta 2 covers page 1, so the damaged chunk is never read, and page 0
  * would fall back to the base's A - a wrong page with success.  Instead:
- *  - version 2 (what is written now): uffd_image_open() of delta 1,
+ *  - version 3 (what is written now; every header again before the
+ *    trailer, and the reader takes them from there): the files open, with
+ *    the copy's true headers, and the damaged chunk fails its CRC at its
+ *    first read - uffd_image_read_page() and uffd_image_chain_read_page()
+ *    of page 0 give -EBADMSG, an eager restore fails with EBADMSG, a lazy
+ *    one raises SIGBUS on page 0 - and uffd_image_chain_check() names
+ *    delta 1 and the offset.  Damaged in the copy as well (both tell the
+ *    same lie), open fails as for version 2;
+ *  - version 2: uffd_image_open() of delta 1,
  *    uffd_image_chain_open() and uffd_restore_open() (eager and lazy) all
  *    fail with EBADMSG at the chunk's offset (the trailer's CRC of chunk
  *    headers), and uffd_image_chain_check() names delta 1 and the offset;
@@ -16,7 +24,7 @@
  *    with EBADMSG, a lazy one raises SIGBUS on page 0 instead of serving A
  *    and ends with -EBADMSG, and uffd_image_chain_check() names the file.
  *
- *   image-chain-lying-header --make-chain DIR [--v1]
+ *   image-chain-lying-header --make-chain DIR [--v1|--v2]
  *        write DIR/base.img, d1.img, d2.img, damage d1.img, and print
  *        "chunk OFFSET" (for the CLI test, restore-lying-header.sh)
  */
@@ -59,9 +67,9 @@ struct chain {
 	uint64_t chunk;		/* offset of d1's only chunk */
 };
 
-/* The sound chain in dir, file names starting with prefix (as version 1
- * files if v1). */
-static void make_chain(struct chain *ch, const char *dir, const char *prefix, bool v1)
+/* The sound chain in dir, file names starting with prefix, as version
+ * files (3: as written). */
+static void make_chain(struct chain *ch, const char *dir, const char *prefix, int version)
 {
 	struct t_chunk c[2];
 
@@ -71,10 +79,10 @@ static void make_chain(struct chain *ch, const char *dir, const char *prefix, bo
 	write_image(ch->base, NULL, A, A);
 	write_image(ch->d1, ch->base, B, 0);
 	write_image(ch->d2, ch->d1, 0, C);
-	if (v1) {
-		t_img_make_v1(ch->base, crc32c);
-		t_img_make_v1(ch->d1, crc32c);
-		t_img_make_v1(ch->d2, crc32c);
+	if (version < 3) {
+		t_img_make_version(ch->base, version, crc32c);
+		t_img_make_version(ch->d1, version, crc32c);
+		t_img_make_version(ch->d2, version, crc32c);
 	}
 	CHECK_EQ(t_img_chunks(ch->d1, c, 2), 1);
 	CHECK_EQ(c[0].first, 0);
@@ -129,7 +137,7 @@ static void version2(const char *dir)
 	struct chain ch;
 	uint64_t bad;
 
-	make_chain(&ch, dir, "v2-", false);
+	make_chain(&ch, dir, "v2-", 2);
 	img = uffd_image_open(ch.d1, NULL);
 	CHECK(img);
 	CHECK_OK(uffd_image_info(img, &info));
@@ -163,7 +171,7 @@ static void version2(const char *dir)
 }
 
 /* In a child (SIGBUS handler, restore threads): a lazy restore. */
-static int lazy_v1(const struct chain *ch)
+static int lazy_sigbus(const struct chain *ch)
 {
 	struct t_sigbus_read rd;
 	struct uffd_restore *r;
@@ -172,7 +180,7 @@ static int lazy_v1(const struct chain *ch)
 	t_sigbus_catch();
 	r = uffd_restore_open(ch->d2, UFFD_RESTORE_ANYWHERE | UFFD_RESTORE_LAZY);
 	if (!r)
-		FAIL("lazy restore: %s (a version 1 chain opens; the read fails)",
+		FAIL("lazy restore: %s (the chain opens; the read fails)",
 		     strerror(errno));
 	mem = uffd_restore_addr(r, 0);
 	t_sigbus_read_start(&rd, mem + 5);
@@ -188,6 +196,65 @@ static int lazy_v1(const struct chain *ch)
 	return T_EXIT_PASS;
 }
 
+static void expect_lazy_sigbus(const struct chain *ch)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid)
+		_exit(lazy_sigbus(ch));
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), T_EXIT_PASS);
+}
+
+static void version3(const char *dir)
+{
+	struct uffd_image_chain *c;
+	struct uffd_image_info info;
+	struct uffd_image *img;
+	uint8_t buf[PAGE];
+	struct chain ch;
+	uint64_t size;
+
+	make_chain(&ch, dir, "v3-", 3);
+	img = uffd_image_open(ch.d1, NULL);
+	CHECK(img);
+	CHECK_OK(uffd_image_info(img, &info));
+	CHECK_EQ(info.version, 3);
+	uffd_image_close(img);
+	c = uffd_image_chain_open(ch.d2, NULL);
+	CHECK(c);
+	expect_page(c, 0, B);
+	expect_page(c, 1, C);
+	uffd_image_chain_close(c);
+
+	damage(&ch);
+	img = uffd_image_open(ch.d1, NULL);
+	CHECK(img);
+	CHECK_EQ(uffd_image_read_page(img, 0, 0, buf), -EBADMSG);
+	uffd_image_close(img);
+	c = uffd_image_chain_open(ch.d2, NULL);
+	CHECK(c);
+	CHECK_EQ(uffd_image_chain_read_page(c, 0, 0, buf), -EBADMSG);
+	expect_page(c, 1, C);
+	uffd_image_chain_close(c);
+	expect_check_names(&ch);
+	CHECK(!uffd_restore_open(ch.d2, UFFD_RESTORE_ANYWHERE));
+	CHECK_EQ(errno, EBADMSG);
+	expect_lazy_sigbus(&ch);
+
+	/* the same lie in the copy: d1's one header, just before the trailer */
+	size = t_file_size(ch.d1);
+	t_flip_byte(ch.d1, size - T_IMG_TRAILER - T_IMG_CHUNK_HDR + 8, 0x01);
+	expect_open_fails(ch.d1, ch.chunk);
+	CHECK(!uffd_image_chain_open(ch.d2, NULL));
+	CHECK_EQ(errno, EBADMSG);
+	expect_check_names(&ch);
+}
+
 static void version1(const char *dir)
 {
 	struct uffd_image_chain *c;
@@ -195,10 +262,8 @@ static void version1(const char *dir)
 	struct uffd_image *img;
 	uint8_t buf[PAGE];
 	struct chain ch;
-	int status;
-	pid_t pid;
 
-	make_chain(&ch, dir, "v1-", true);
+	make_chain(&ch, dir, "v1-", 1);
 	c = uffd_image_chain_open(ch.d2, NULL);
 	CHECK(c);
 	CHECK_OK(uffd_image_info(uffd_image_chain_get(c, 1), &info));
@@ -227,13 +292,7 @@ static void version1(const char *dir)
 	CHECK(!uffd_restore_open(ch.d2, UFFD_RESTORE_ANYWHERE));
 	CHECK_EQ(errno, EBADMSG);
 
-	pid = fork();
-	CHECK(pid >= 0);
-	if (!pid)
-		_exit(lazy_v1(&ch));
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
-	CHECK(WIFEXITED(status));
-	CHECK_EQ(WEXITSTATUS(status), T_EXIT_PASS);
+	expect_lazy_sigbus(&ch);
 }
 
 int main(int argc, char **argv)
@@ -242,12 +301,19 @@ int main(int argc, char **argv)
 	const char *dir;
 
 	if (argc >= 3 && !strcmp(argv[1], "--make-chain")) {
-		make_chain(&ch, argv[2], "", argc > 3 && !strcmp(argv[3], "--v1"));
+		int version = 3;
+
+		if (argc > 3)
+			version = !strcmp(argv[3], "--v1") ? 1 : !strcmp(argv[3], "--v2") ? 2 : 0;
+		if (!version)
+			FAIL("usage: --make-chain DIR [--v1|--v2]");
+		make_chain(&ch, argv[2], "", version);
 		damage(&ch);
 		printf("chunk %" PRIu64 "\n", ch.chunk);
 		return T_EXIT_PASS;
 	}
 	dir = t_img_dir();
+	version3(dir);
 	version2(dir);
 	version1(dir);
 	return T_EXIT_PASS;

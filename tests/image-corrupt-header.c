@@ -3,9 +3,10 @@
  * Damage outside the chunks is caught by open, with the offset of the
  * structure: any flipped bit of the header or the parent name field gives
  * EBADMSG at 0 (the header CRC covers both), except in the version field,
- * which gives EPROTO (a version this libuffd does not read); any flipped
- * bit of the region table or its CRC gives EBADMSG at 320, its start; any
- * flipped bit of the trailer gives EBADMSG at the trailer's offset.  Also
+ * which gives EPROTO when it makes a version this libuffd does not read;
+ * any flipped bit of the region table or its CRC gives EBADMSG at 320, its
+ * start; any flipped bit of the copy of the chunk headers (version 3)
+ * gives EBADMSG at the copy's offset, and of the trailer at its own.  Also
  * a file that is not an image at all, and an empty one, give EBADMSG at 0.
  */
 #include <uffd/image.h>
@@ -17,6 +18,17 @@ static const struct uffd_image_region regions[2] = {
 	{ .addr = 0x100000, .len = 16 * PAGE, .page_size = PAGE, .flags = UFFD_IMAGE_ANON },
 	{ .addr = 0x800000, .len = 16 * PAGE, .page_size = PAGE, .flags = UFFD_IMAGE_SHMEM },
 };
+
+/*
+ * The flip at off makes the version field one this libuffd does not read
+ * (a flip to another version it reads is caught by the header CRC).
+ */
+static bool version_field(uint64_t off, uint8_t x)
+{
+	uint32_t v = UFFD_IMAGE_VERSION ^ ((uint32_t)x << 8 * (off - 8));
+
+	return off >= 8 && off < 12 && (v < 1 || v > UFFD_IMAGE_VERSION);
+}
 
 /* Open with the byte at off flipped by x must fail with err at want. */
 static void expect_open_fails(const char *path, uint64_t off, uint8_t x, int err,
@@ -41,7 +53,7 @@ int main(void)
 	struct uffd_image_writer *w;
 	struct uffd_image *img;
 	const char *dir, *path, *other;
-	uint64_t size, off, bad = 0, trailer;
+	uint64_t size, off, bad = 0, trailer, copy;
 	uint8_t page[PAGE];
 	int f;
 
@@ -55,14 +67,17 @@ int main(void)
 	CHECK_OK(uffd_image_commit(w));
 	size = t_file_size(path);
 	trailer = size - T_IMG_TRAILER;
-	CHECK_EQ(trailer, T_IMG_CHUNKS_START(2) + (32 + PAGE + 4) + (32 + 4));
+	copy = trailer - 2 * T_IMG_CHUNK_HDR;	/* version 3: the headers again */
+	CHECK_EQ(copy, T_IMG_CHUNKS_START(2) + (32 + PAGE + 4) + (32 + 4));
 
 	for (f = 0; f < (int)sizeof(flips); f++) {
 		for (off = 0; off < T_IMG_REGIONS_OFF; off++)
 			expect_open_fails(path, off, flips[f],
-					  off >= 8 && off < 12 ? EPROTO : EBADMSG, 0);
+					  version_field(off, flips[f]) ? EPROTO : EBADMSG, 0);
 		for (off = T_IMG_REGIONS_OFF; off < T_IMG_CHUNKS_START(2); off++)
 			expect_open_fails(path, off, flips[f], EBADMSG, T_IMG_REGIONS_OFF);
+		for (off = copy; off < trailer; off++)
+			expect_open_fails(path, off, flips[f], EBADMSG, copy);
 		for (off = trailer; off < size; off++)
 			expect_open_fails(path, off, flips[f], EBADMSG, trailer);
 	}

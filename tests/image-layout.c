@@ -4,7 +4,7 @@
  * regions with one data chunk and one chunk mixing data and zero pages is
  * decoded here by hand, from the documented offsets, and every field,
  * reserved byte, page position and CRC32C is checked (the trailer's CRC of
- * the chunk headers too: version 2).
+ * the chunk headers too, and their copy before the trailer: version 3).
  */
 #include <uffd/image.h>
 
@@ -65,7 +65,7 @@ int main(void)
 	f = t_read_file(path, &size);
 	/* header */
 	CHECK(!memcmp(f, "UFFDIMG1", 8));
-	CHECK_EQ(LE(8, 4), 2);				/* version */
+	CHECK_EQ(LE(8, 4), 3);				/* version */
 	CHECK_EQ(LE(12, 4), 1);				/* flags: DELTA */
 	CHECK_EQ(LE(16, 4), sysconf(_SC_PAGESIZE));	/* the writer's page size */
 	CHECK_EQ(LE(20, 4), 2);				/* regions */
@@ -117,8 +117,13 @@ int main(void)
 	}
 	CHECK_EQ(LE(c + 32 + 3 * PAGE, 4), crc32c(0, f + c, 32 + 3 * PAGE));
 
-	/* trailer */
+	/* the copy of both chunk headers, in file order */
 	c += 32 + 3 * PAGE + 4;
+	CHECK(!memcmp(f + c, f + 388, 32));
+	CHECK(!memcmp(f + c + 32, f + 388 + 32 + PAGE + 4, 32));
+
+	/* trailer */
+	c += 2 * 32;
 	CHECK_EQ(size, c + 32);
 	CHECK(!memcmp(f + c, "UFFDEND1", 8));
 	CHECK_EQ(LE(c + 8, 8), 2);			/* chunks */

@@ -90,7 +90,7 @@ static void snapshot_once(const char *path, bool no_precopy)
 	CHECK_OK(uffd_snap_stats(s, &st));
 	CHECK(st.done);
 	CHECK_EQ(st.error, 0);
-	CHECK_EQ(st.bytes, t_file_size(path) - T_IMG_TRAILER);
+	CHECK_EQ(st.bytes, t_file_size(path) - t_img_tail_of(path));
 	uffd_snap_free(s);
 
 	img = uffd_image_open(path, &bad);

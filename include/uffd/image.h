@@ -58,7 +58,7 @@ extern "C" {
 
 #pragma GCC visibility push(default)
 
-#define UFFD_IMAGE_VERSION 2	/* written; 1 and 2 are read */
+#define UFFD_IMAGE_VERSION 3	/* written; 1 to 3 are read */
 #define UFFD_IMAGE_MAX_REGIONS 4096
 #define UFFD_IMAGE_PARENT_MAX 256
 /*
@@ -138,8 +138,8 @@ struct uffd_image;
 
 /*
  * Open an image and check its header, region table and trailer, and every
- * chunk header: its fields, and (version 2) all of them against the
- * trailer's CRC of headers - a damaged header is named by its chunk's
+ * chunk header: its fields, and (version 2 on) all of them against the
+ * trailer's CRC of headers (version 3: read at once from their copy) - a damaged header is named by its chunk's
  * offset, found by the chunks' own CRCs (chunk data is otherwise checked
  * by uffd_image_verify() and on first read).  Only headers are read, never
  * page data, however large the regions.  NULL with errno: ENOENT, EISDIR,

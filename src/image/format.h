@@ -87,6 +87,13 @@
 /* The first version whose trailer has the chunk headers' CRC. */
 #define IMG_VERSION_HDRS_CRC	2
 
+/*
+ * From version 3 every chunk header is written again, in file order,
+ * between the last chunk and the trailer (chunk count x 32 bytes, covered
+ * by the trailer's CRC of headers): a reader gets them all with one read.
+ */
+#define IMG_VERSION_HDRS_COPY	3
+
 static inline uint64_t img_chunks_start(uint32_t nregions)
 {
 	return IMG_REGIONS_OFF + (uint64_t)nregions * IMG_REGION_SIZE + IMG_CRC_SIZE;

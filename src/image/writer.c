@@ -11,6 +11,11 @@
  * and only a complete one (trailer written, fsynced) is renamed to NAME.
  * The first I/O error is remembered: it fails every later put and the
  * commit, which then unlinks the temporary file.
+ *
+ * Every chunk header is also kept in memory, in file order (32 bytes per
+ * chunk of up to 64 pages), and the commit writes them all again just
+ * before the trailer (version 3): a reader learns every header with one
+ * read instead of one per chunk.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +46,8 @@ struct uffd_image_writer {
 	uint64_t end;			/* where the next chunk goes */
 	uint64_t chunks, pages;
 	uint32_t hdrs_crc;		/* of the chunk headers, in file order */
+	uint8_t *hdrs;			/* the chunk headers, in file order */
+	size_t hdrs_cap;		/* bytes allocated for them */
 	int error;			/* first I/O error, or 0 */
 };
 
@@ -187,6 +194,7 @@ static void writer_free(struct uffd_image_writer *w)
 		bitmap_free(&w->written[i]);
 	mm_free(w->written);
 	mm_free(w->regions);
+	mm_free(w->hdrs);
 	free(w->path);
 	free(w->tmp_path);
 	pthread_mutex_destroy(&w->lock);
@@ -296,6 +304,17 @@ static int reserve_chunk(struct uffd_image_writer *w, int region, uint64_t first
 		err = w->error;
 		goto out;
 	}
+	if ((w->chunks + 1) * IMG_CHUNK_HDR_SIZE > w->hdrs_cap) {
+		size_t cap = w->hdrs_cap ? 2 * w->hdrs_cap : 64 * IMG_CHUNK_HDR_SIZE;
+		uint8_t *grown = mm_realloc(w->hdrs, cap);
+
+		if (!grown) {
+			err = -ENOMEM;
+			goto out;
+		}
+		w->hdrs = grown;
+		w->hdrs_cap = cap;
+	}
 	for (i = first; i < first + count; i++) {
 		if (bitmap_test(written, i)) {
 			err = -EEXIST;
@@ -305,6 +324,7 @@ static int reserve_chunk(struct uffd_image_writer *w, int region, uint64_t first
 	bitmap_set_range(written, first, first + count);
 	*off = w->end;
 	__atomic_store_n(&w->end, w->end + len, __ATOMIC_RELAXED);
+	memcpy(w->hdrs + w->chunks * IMG_CHUNK_HDR_SIZE, hdr, IMG_CHUNK_HDR_SIZE);
 	w->chunks++;
 	w->pages += count;
 	w->hdrs_crc = crc32c(w->hdrs_crc, hdr, IMG_CHUNK_HDR_SIZE);
@@ -392,16 +412,20 @@ int uffd_image_put_page(struct uffd_image_writer *w, int region, uint64_t page,
 	return uffd_image_put(w, region, page, 1, data, data ? 0 : 1);
 }
 
+/* The copy of the chunk headers, then the trailer: the file's last bytes. */
 static int write_trailer(struct uffd_image_writer *w)
 {
+	uint64_t copy_len = w->chunks * IMG_CHUNK_HDR_SIZE;
 	uint8_t t[IMG_TRAILER_SIZE] = { 0 };
+	int err;
 
 	memcpy(t, IMG_TRAILER_MAGIC, IMG_MAGIC_LEN);
 	put_le64(t + IMG_TRAILER_CHUNKS, w->chunks);
 	put_le64(t + IMG_TRAILER_PAGES, w->pages);
 	put_le32(t + IMG_TRAILER_HDRS_CRC, w->hdrs_crc);
 	put_le32(t + IMG_TRAILER_CRC, crc32c(0, t, IMG_TRAILER_CRC));
-	return pwrite_full(w->fd, t, sizeof(t), w->end);
+	err = copy_len ? pwrite_full(w->fd, w->hdrs, copy_len, w->end) : 0;
+	return err ? err : pwrite_full(w->fd, t, sizeof(t), w->end + copy_len);
 }
 
 /* fsync the directory holding path, so the rename itself is durable. */

@@ -150,24 +150,60 @@ static inline void t_put_le(uint8_t *p, uint64_t v, int bytes)
 	}
 }
 
+/* Bytes after the last chunk: from version 3, the copy of the chunk
+ * headers (32 bytes per chunk, the trailer's count), then the trailer. */
+static inline uint64_t t_img_tail(const uint8_t *f, uint64_t size)
+{
+	uint64_t chunks = t_le(f + size - T_IMG_TRAILER + 8, 8);
+
+	return T_IMG_TRAILER + (t_le(f + 8, 4) >= 3 ? chunks * T_IMG_CHUNK_HDR : 0);
+}
+
+static inline uint64_t t_img_tail_of(const char *path)
+{
+	uint64_t size, tail;
+	uint8_t *f = t_read_file(path, &size);
+
+	tail = t_img_tail(f, size);
+	free(f);
+	return tail;
+}
+
 /*
- * Rewrite a sound image as version 1 wrote it (the layout is the same but
- * for the trailer's CRC of chunk headers, which version 1 leaves zero):
- * version 1, the header CRC and the trailer redone.  crc is the library's
- * crc32c(), passed in so this header does not need it.
+ * Rewrite a sound image as an older version wrote it: version 2 has no
+ * copy of the chunk headers before the trailer (dropped here); version 1
+ * has none either, and zero where the trailer has their CRC.  The
+ * version, the header CRC and (v1) the trailer redone.  crc is the
+ * library's crc32c(), passed in so this header does not need it.
  */
+static inline void t_img_make_version(const char *path, int version,
+				      uint32_t (*crc)(uint32_t, const void *, size_t))
+{
+	uint64_t size;
+	uint8_t *f = t_read_file(path, &size), *t;
+
+	if (t_le(f + 8, 4) >= 3) {
+		uint64_t copy = t_img_tail(f, size) - T_IMG_TRAILER;
+
+		memmove(f + size - T_IMG_TRAILER - copy, f + size - T_IMG_TRAILER,
+			T_IMG_TRAILER);
+		size -= copy;
+	}
+	t = f + size - T_IMG_TRAILER;
+	t_put_le(f + 8, version, 4);
+	t_put_le(f + 60, crc(crc(0, f, 60), f + 64, 256), 4);
+	if (version == 1) {
+		t_put_le(t + 24, 0, 4);
+		t_put_le(t + 28, crc(0, t, 28), 4);
+	}
+	t_write_file(path, f, size);
+	free(f);
+}
+
 static inline void t_img_make_v1(const char *path,
 				 uint32_t (*crc)(uint32_t, const void *, size_t))
 {
-	uint64_t size;
-	uint8_t *f = t_read_file(path, &size), *t = f + size - T_IMG_TRAILER;
-
-	t_put_le(f + 8, 1, 4);
-	t_put_le(f + 60, crc(crc(0, f, 60), f + 64, 256), 4);
-	t_put_le(t + 24, 0, 4);
-	t_put_le(t + 28, crc(0, t, 28), 4);
-	t_write_file(path, f, size);
-	free(f);
+	t_img_make_version(path, 1, crc);
 }
 
 /* A chunk as the manual page lays it out. */
@@ -181,17 +217,18 @@ struct t_chunk {
 /*
  * Walk an image's chunks from the documented layout: up to max of them into
  * out, their number returned.  Fails the test if the walk does not end
- * exactly at the trailer.
+ * exactly where the copy of the headers (version 3) or the trailer begins.
  */
 static inline int t_img_chunks(const char *path, struct t_chunk *out, int max)
 {
-	uint64_t size, p, ps;
+	uint64_t size, p, ps, end;
 	uint8_t *f = t_read_file(path, &size);
 	uint32_t nregions = t_le(f + 20, 4);
 	int n = 0;
 
+	end = size - t_img_tail(f, size);
 	p = T_IMG_CHUNKS_START(nregions);
-	while (p + T_IMG_TRAILER < size) {
+	while (p < end) {
 		struct t_chunk c = { .offset = p };
 
 		if (memcmp(f + p, "CHNK", 4))
@@ -209,7 +246,7 @@ static inline int t_img_chunks(const char *path, struct t_chunk *out, int max)
 		n++;
 		p += c.size;
 	}
-	if (p + T_IMG_TRAILER != size || memcmp(f + p, "UFFDEND1", 8))
+	if (p != end || memcmp(f + size - T_IMG_TRAILER, "UFFDEND1", 8))
 		FAIL("%s: chunks end at %" PRIu64 ", file size %" PRIu64, path, p, size);
 	free(f);
 	return n;
