@@ -563,6 +563,30 @@ static int read_byte(int fd, int ms)
 	return c;
 }
 
+/*
+ * A side that sent no report: it died (its exit status or signal says
+ * how; *pid is then reaped, and -1), or it is still running after
+ * limit_ms (it is killed afterwards).
+ */
+static void no_report(pid_t *pid, const char *who, int limit_ms, int *error, char *msg,
+		      size_t size)
+{
+	int status;
+
+	if (waitpid(*pid, &status, WNOHANG) != *pid) {
+		*error = -ETIMEDOUT;
+		snprintf(msg, size, "%s did not report within %d s", who, limit_ms / 1000);
+		return;
+	}
+	*pid = -1;
+	*error = -ECHILD;
+	if (WIFSIGNALED(status))
+		snprintf(msg, size, "%s died of signal %d (%s) without a report", who,
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(msg, size, "%s exited %d without a report", who, WEXITSTATUS(status));
+}
+
 int mig_run(const struct mig_run_cfg *cfg, struct mig_run_result *res)
 {
 	struct src_report srep = { 0 };
@@ -623,17 +647,20 @@ int mig_run(const struct mig_run_cfg *cfg, struct mig_run_result *res)
 	if (read_byte(su, limit_ms) == 'r')
 		read_all(su, &srep, sizeof(srep));
 	else if (!drep.error)
-		snprintf(srep.message, sizeof(srep.message), "the source did not report"),
-		srep.error = -ETIMEDOUT;
-	if (c != 'r' && !drep.error) {
-		drep.error = -ETIMEDOUT;
-		snprintf(drep.message, sizeof(drep.message), "the destination did not report");
-	}
+		no_report(&src, "the source", limit_ms, &srep.error, srep.message,
+			  sizeof(srep.message));
+	if (c != 'r' && !drep.error)
+		no_report(&dst, "the destination", limit_ms, &drep.error, drep.message,
+			  sizeof(drep.message));
 out_kill:
-	kill(src, SIGKILL);
-	kill(dst, SIGKILL);
-	waitpid(src, NULL, 0);
-	waitpid(dst, NULL, 0);
+	if (src > 0) {
+		kill(src, SIGKILL);
+		waitpid(src, NULL, 0);
+	}
+	if (dst > 0) {
+		kill(dst, SIGKILL);
+		waitpid(dst, NULL, 0);
+	}
 	close(su);
 	close(sd);
 	close(du);
