@@ -335,14 +335,26 @@ static void pages_complete(struct uffd_mig_dest *d)
 		shut_links(d);		/* the goodbyes are lost; nothing else */
 }
 
+static void wake_fault_thread(struct uffd_mig_dest *d)
+{
+	uint64_t one = 1;
+
+	if (write(d->fault_efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full, so the thread is woken anyway */
+	}
+}
+
 /* A page that was NEED or REQUESTED (prior) is settled, or one of the
  * shadow's CURRENT ones. */
 static void settled(struct uffd_mig_dest *d, uint8_t prior)
 {
 	if (prior == ST_REQUESTED)
 		__atomic_fetch_sub(&d->outstanding, 1, __ATOMIC_RELAXED);
-	if (prior == ST_NEED || prior == ST_REQUESTED)
-		__atomic_fetch_sub(&d->fetch_left, 1, __ATOMIC_RELAXED);
+	/* The last named page: the fault thread, which may be asleep with no
+	 * fault to wake it, has the shadow's pages to move into place now. */
+	if ((prior == ST_NEED || prior == ST_REQUESTED) &&
+	    __atomic_sub_fetch(&d->fetch_left, 1, __ATOMIC_ACQ_REL) == 0)
+		wake_fault_thread(d);
 	/* COMPLETE follows RESUMED: whichever of this and the switchover
 	 * comes second sees the other (both sequentially consistent). */
 	if (__atomic_sub_fetch(&d->remaining, 1, __ATOMIC_SEQ_CST) == 0 &&
@@ -1132,14 +1144,10 @@ static void *fault_main(void *arg)
 
 static void stop_fault_thread(struct uffd_mig_dest *d)
 {
-	uint64_t one = 1;
-
 	if (!d->fault_started)
 		return;
 	__atomic_store_n(&d->fault_stop, 1, __ATOMIC_RELEASE);
-	if (write(d->fault_efd, &one, sizeof(one)) < 0) {
-		/* the flag alone stops it within a poll */
-	}
+	wake_fault_thread(d);
 	pthread_join(d->fault_thread, NULL);
 	d->fault_started = false;
 }
@@ -1427,12 +1435,8 @@ static int handshakes(struct uffd_mig_dest *d, bool resume)
 		return ret;
 	__atomic_store_n(&d->links_up, 1, __ATOMIC_RELEASE);
 	if (resume) {
-		uint64_t one = 1;
-
 		ret = request_again(d);
-		if (write(d->fault_efd, &one, sizeof(one)) < 0) {
-			/* the fault thread polls the new fd within spin_us anyway */
-		}
+		wake_fault_thread(d);	/* to poll the new urgent fd */
 	}
 	return ret;
 }
