@@ -22,21 +22,23 @@
 
 static struct uffd u;
 
-static struct uffd_handler_opts opts(int threads, enum uffd_wait wait, unsigned spin_us,
-				     int batch)
-{
-	UFFD_OPTS(uffd_handler_opts, o, .threads = threads, .wait = wait,
-		  .spin_us = spin_us, .batch = batch);
+/*
+ * Options made with UFFD_OPTS where they are used: a struct passed or
+ * returned by value need not keep its padding zero, and the library
+ * refuses a non-zero byte past the fields it knows.
+ */
+#define OPTS(name, threads_, wait_, spin_us_, batch_)				\
+	UFFD_OPTS(uffd_handler_opts, name, .threads = (threads_), .wait = (wait_),	\
+		  .spin_us = (spin_us_), .batch = (batch_))
+#define REFUSED(what, ...) do { OPTS(o_, __VA_ARGS__); expect_refused(&o_, what); } while (0)
+#define ACCEPTED(what, ...) do { OPTS(o_, __VA_ARGS__); expect_accepted(&o_, what); } while (0)
 
-	return o;
-}
-
-static void expect_refused(struct uffd_handler_opts o, const char *what)
+static void expect_refused(const struct uffd_handler_opts *o, const char *what)
 {
 	struct uffd_handler *h;
 
 	errno = 0;
-	h = uffd_handler_new(&u, &o);
+	h = uffd_handler_new(&u, o);
 	if (h)
 		FAIL("%s: accepted", what);
 	if (errno != EINVAL)
@@ -45,9 +47,9 @@ static void expect_refused(struct uffd_handler_opts o, const char *what)
 		FAIL("%s: the refused handler made the fd non-blocking", what);
 }
 
-static void expect_accepted(struct uffd_handler_opts o, const char *what)
+static void expect_accepted(const struct uffd_handler_opts *o, const char *what)
 {
-	struct uffd_handler *h = uffd_handler_new(&u, &o);
+	struct uffd_handler *h = uffd_handler_new(&u, o);
 
 	if (!h)
 		FAIL("%s: refused: %s", what, strerror(errno));
@@ -57,7 +59,7 @@ static void expect_accepted(struct uffd_handler_opts o, const char *what)
 int main(void)
 {
 	UFFD_OPTS(uffd_pager_opts, po, .buffer_bytes = 16 * PAGE, .fillers = 100000);
-	struct uffd_handler_opts two = opts(2, 0, 0, 0);
+	OPTS(two, 2, 0, 0, 0);
 	struct uffd_handler *h;
 	struct t_access a;
 	char *area;
@@ -68,22 +70,22 @@ int main(void)
 	if (ret)
 		FAIL("uffd_open: %s", strerror(-ret));
 
-	expect_refused(opts(-3, 0, 0, 0), "threads -3");
-	expect_refused(opts(-1, 0, 0, 0), "threads -1");
-	expect_refused(opts(100000, 0, 0, 0), "threads 100000");
-	expect_refused(opts(UFFD_HANDLER_MAX_THREADS + 1, 0, 0, 0), "threads MAX + 1");
-	expect_refused(opts(0, (enum uffd_wait)-1, 0, 0), "wait -1");
-	expect_refused(opts(0, UFFD_WAIT_EPOLL + 1, 0, 0), "wait EPOLL + 1");
-	expect_refused(opts(0, (enum uffd_wait)99, 0, 0), "wait 99");
-	expect_refused(opts(0, 0, UFFD_HANDLER_MAX_SPIN_US + 1, 0), "spin_us MAX + 1");
-	expect_refused(opts(0, 0, UINT_MAX, 0), "spin_us UINT_MAX");
-	expect_refused(opts(0, 0, 0, -1), "batch -1");
+	REFUSED("threads -3", -3, 0, 0, 0);
+	REFUSED("threads -1", -1, 0, 0, 0);
+	REFUSED("threads 100000", 100000, 0, 0, 0);
+	REFUSED("threads MAX + 1", UFFD_HANDLER_MAX_THREADS + 1, 0, 0, 0);
+	REFUSED("wait -1", 0, (enum uffd_wait)-1, 0, 0);
+	REFUSED("wait EPOLL + 1", 0, UFFD_WAIT_EPOLL + 1, 0, 0);
+	REFUSED("wait 99", 0, (enum uffd_wait)99, 0, 0);
+	REFUSED("spin_us MAX + 1", 0, 0, UFFD_HANDLER_MAX_SPIN_US + 1, 0);
+	REFUSED("spin_us UINT_MAX", 0, 0, UINT_MAX, 0);
+	REFUSED("batch -1", 0, 0, 0, -1);
 
-	expect_accepted(opts(UFFD_HANDLER_MAX_THREADS, 0, 0, 0), "threads MAX");
-	expect_accepted(opts(0, 0, UFFD_HANDLER_MAX_SPIN_US, 0), "spin_us MAX");
-	expect_accepted(opts(0, 0, 0, 1000), "batch 1000");
+	ACCEPTED("threads MAX", UFFD_HANDLER_MAX_THREADS, 0, 0, 0);
+	ACCEPTED("spin_us MAX", 0, 0, UFFD_HANDLER_MAX_SPIN_US, 0);
+	ACCEPTED("batch 1000", 0, 0, 0, 1000);
 	for (w = UFFD_WAIT_DEFAULT; w <= UFFD_WAIT_EPOLL; w++)
-		expect_accepted(opts(0, (enum uffd_wait)w, 0, 0), "every UFFD_WAIT_*");
+		ACCEPTED("every UFFD_WAIT_*", 0, (enum uffd_wait)w, 0, 0);
 
 	/* Valid options still make a working handler. */
 	area = t_map_anon(PAGE);

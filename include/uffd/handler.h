@@ -49,6 +49,47 @@
  * even in UFFD_WAIT_EPOLL mode; it ends when the child's address space is
  * gone.  A stop unregisters the children's regions too, and a later start
  * does not bring them back.
+ *
+ * In-thread mode (opts.in_thread, an explicit choice): faults are resolved
+ * by the thread that took them, with no hand-off to a servicing thread.
+ * The userfaultfd must have been opened with UFFD_FEAT_SIGBUS (and without
+ * EVENT_FORK): the kernel then raises SIGBUS in the faulting thread, and a
+ * handler libuffd installs for the process (once, shared by every
+ * in-thread handler, the previous action put back when the last is freed)
+ * runs the region's callback or the default right there, then returns so
+ * the access runs again.  A SIGBUS that is not libuffd's - another
+ * si_code, an address outside every in-thread region, a fault that can
+ * neither be resolved nor poisoned - goes to the action installed before
+ * (its handler, with its mask; or the default action: the process dies of
+ * it as it would have).  Faults are resolved from uffd_handler_add() on;
+ * the handler's thread (UFFD_WAIT_BLOCK by default) only reads events.
+ * What changes for the program:
+ *  - Callbacks run in a signal handler, on the faulting thread, with the
+ *    program's asynchronous signals blocked: async-signal-safe code only
+ *    (the uffd_fault_* helpers and core calls are; no malloc, no lock the
+ *    interrupted code may hold, no stdio, no uffd_region_* or handler
+ *    calls).  f->region is a copy of the region as it was when the fault
+ *    was taken (compare f->data, not f->region); f->tid is gettid() with
+ *    THREAD_ID.  UFFD_FAULT_DEFERRED means the access faults again (the
+ *    callback is called again) until the page is resolved; -EAGAIN makes
+ *    it fault again after a sched_yield().  A fault a callback takes on
+ *    in-thread memory is resolved the same way, nested (4 deep at most).
+ *  - A system call that reads or writes an unresolved page does not wait:
+ *    it fails with EFAULT (read(2) into a missing or write-protected page,
+ *    for instance).  Touch such memory before handing it to the kernel, or
+ *    keep system-call buffers outside in-thread regions.
+ *  - A thread that blocks SIGBUS dies of its first fault (the kernel
+ *    unblocks the signal and resets it to the default action):
+ *    uffd_handler_new() fails with EBUSY if any thread blocks it then.  A
+ *    thread's stack cannot be in an in-thread region (the signal frame
+ *    goes there): uffd_handler_add() refuses the calling thread's with
+ *    EINVAL.  The handler does not use the alternate signal stack (a
+ *    fault taken on one runs there, nested in that signal's handler).  A
+ *    SIGBUS handler installed before libuffd's is chained to; one
+ *    installed later must chain to libuffd's, or it gets its faults:
+ *    uffd_handler_new() and uffd_handler_add() fail with EBUSY while the
+ *    action is not libuffd's.
+ *  - In a fork() child, in-thread regions are plain memory.
  */
 #ifndef LIBUFFD_HANDLER_H
 #define LIBUFFD_HANDLER_H
@@ -123,6 +164,8 @@ struct uffd_handler_opts {
 					 most UFFD_HANDLER_MAX_SPIN_US */
 					 int batch;		/* messages per read; 0 = default (64);
 				   above 64 reads 64 */
+	bool in_thread;		/* faults resolved by the faulting thread:
+				   see "In-thread mode" above */
 };
 
 /* Limits of uffd_handler_opts: beyond them uffd_handler_new() fails with
@@ -139,7 +182,9 @@ struct uffd_handler_opts {
  * A handler over an open userfaultfd (the caller keeps owning u and closes
  * it after uffd_handler_free).  The fd is switched to non-blocking.  o may
  * be NULL (all defaults).  NULL with errno set on failure: EINVAL (u NULL,
- * an option out of its range), EBADF (u->fd negative), ENOMEM, ...
+ * an option out of its range; in_thread without UFFD_FEAT_SIGBUS or with
+ * EVENT_FORK), EBADF (u->fd negative), EBUSY (in_thread: a thread blocks
+ * SIGBUS, or libuffd's SIGBUS action was replaced), ENOMEM, ...
  */
 struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_opts *o);
 

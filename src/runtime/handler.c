@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "inthread.h"
 #include "runtime.h"
 #include "util/mmalloc.h"
 #include "util/opts.h"
@@ -131,7 +132,7 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 		errno = EINVAL;
 		return NULL;
 	}
-	ret = uffd__load_opts(&opts, o, struct uffd_handler_opts, batch, batch);
+	ret = uffd__load_opts(&opts, o, struct uffd_handler_opts, in_thread, batch);
 	if (ret || !opts_valid(&opts)) {
 		errno = ret ? -ret : EINVAL;
 		return NULL;
@@ -140,14 +141,22 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 		errno = EBADF;
 		return NULL;
 	}
+	/* In-thread: the kernel must raise SIGBUS instead of queueing faults,
+	 * and a forked child's faults would have no thread to go to. */
+	if (opts.in_thread && (!(u->features & UFFD_F(UFFD_FEAT_SIGBUS)) ||
+			       (u->features & UFFD_F(UFFD_FEAT_EVENT_FORK)))) {
+		errno = EINVAL;
+		return NULL;
+	}
 	h = mm_zalloc(sizeof(*h));
 	if (!h)
 		return NULL;
 	h->opts = opts;
 	if (!h->opts.threads)
 		h->opts.threads = 1;
+	/* In-thread, the thread only reads events, which are rare: it sleeps. */
 	if (h->opts.wait == UFFD_WAIT_DEFAULT)
-		h->opts.wait = UFFD_WAIT_SPIN_THEN_BLOCK;
+		h->opts.wait = opts.in_thread ? UFFD_WAIT_BLOCK : UFFD_WAIT_SPIN_THEN_BLOCK;
 	if (!h->opts.spin_us)
 		h->opts.spin_us = UFFD_DEFAULT_SPIN_US;
 	if (!h->opts.batch || h->opts.batch > MAX_BATCH)
@@ -168,6 +177,15 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 	pthread_mutex_init(&h->lock, NULL);
 	h->dispatcher.h = h;
 	h->dispatcher.ctx = &h->root;
+	if (opts.in_thread) {
+		ret = inthread_attach(&h->root);
+		if (ret) {
+			ctx_destroy(&h->root);
+			pthread_mutex_destroy(&h->lock);
+			errno = -ret;
+			goto out_efd;
+		}
+	}
 	return h;
 out_efd:
 	close(h->stop_efd);
@@ -192,6 +210,20 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 		errno = EINVAL;
 		return NULL;
 	}
+	/* In-thread: the signal frame of a fault goes on the faulting
+	 * thread's stack, which therefore cannot be in the region; and the
+	 * SIGBUS action must still be ours. */
+	if (h->opts.in_thread) {
+		if (inthread_holds_my_stack(start, len)) {
+			errno = EINVAL;
+			return NULL;
+		}
+		ret = inthread_check_action();
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+	}
 	r = mm_zalloc(sizeof(*r));
 	if (!r)
 		return NULL;
@@ -202,21 +234,27 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 	pthread_rwlock_wrlock(&h->root.table.lock);
 	ret = region_table_insert(&h->root.table, r);
 	pthread_rwlock_unlock(&h->root.table.lock);
+	/* Published before registered: its first fault finds it. */
+	if (!ret && h->opts.in_thread && (ret = inthread_republish()))
+		goto out_remove;
 	if (ret) {
 		mm_free(r);
 		errno = ret == -EEXIST ? EINVAL : -ret;
 		return NULL;
 	}
 	ret = uffd_register(h->root.u, addr, len, modes, NULL);
-	if (ret) {
-		pthread_rwlock_wrlock(&h->root.table.lock);
-		region_table_remove(&h->root.table, r);
-		pthread_rwlock_unlock(&h->root.table.lock);
-		mm_free(r);
-		errno = -ret;
-		return NULL;
-	}
+	if (ret)
+		goto out_remove;
 	return r;
+out_remove:
+	pthread_rwlock_wrlock(&h->root.table.lock);
+	region_table_remove(&h->root.table, r);
+	pthread_rwlock_unlock(&h->root.table.lock);
+	if (h->opts.in_thread)
+		inthread_republish();	/* the table without r, or the old one */
+	mm_free(r);
+	errno = -ret;
+	return NULL;
 }
 
 /*
@@ -241,10 +279,24 @@ int uffd_handler_remove(struct uffd_region *r)
 	if (!r)
 		return -EINVAL;
 	ctx = r->ctx;
-	pthread_rwlock_wrlock(&ctx->table.lock);
-	region_table_remove(&ctx->table, r);
-	pthread_rwlock_unlock(&ctx->table.lock);
-	ret = unregister_and_wake(ctx->u, r);
+	if (ctx->in_thread) {
+		/* Unregistered first: no new fault is raised there.  One raised
+		 * before may still come (a stray), and callbacks running now
+		 * are waited out before the caller frees what they use. */
+		ret = unregister_and_wake(ctx->u, r);
+		pthread_rwlock_wrlock(&ctx->table.lock);
+		region_table_remove(&ctx->table, r);
+		pthread_rwlock_unlock(&ctx->table.lock);
+		inthread_stray(r->start, r->start + r->len);
+		while (inthread_republish())
+			sched_yield();
+		uffd__inthread_synchronize();
+	} else {
+		pthread_rwlock_wrlock(&ctx->table.lock);
+		region_table_remove(&ctx->table, r);
+		pthread_rwlock_unlock(&ctx->table.lock);
+		ret = unregister_and_wake(ctx->u, r);
+	}
 	mm_free(r);
 	/* Already unmapped (-EINVAL: nothing there) or the process is gone. */
 	return ret == -ENOMEM || ret == -EINVAL ? 0 : ret;
@@ -347,6 +399,8 @@ static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
 		pthread_rwlock_wrlock(&t->lock);
 		region_table_remap(t, ev->remap.from, ev->remap.to, ev->remap.len, ev);
 		pthread_rwlock_unlock(&t->lock);
+		if (ctx->in_thread)
+			inthread_republish();
 		return;
 	case UFFD_EV_REMOVE:
 		/* Still registered: the next fault there is a fresh MISSING. */
@@ -360,6 +414,8 @@ static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
 		pthread_rwlock_wrlock(&t->lock);
 		region_table_unmap(t, ev->range.start, ev->range.end, ev);
 		pthread_rwlock_unlock(&t->lock);
+		if (ctx->in_thread)
+			inthread_republish();
 		return;
 	default:
 		STAT_ADD(st, events[4], 1);
@@ -420,16 +476,6 @@ void batch_flush_wakes(struct batch *b)
 	b->wake.n = 0;
 }
 
-static int run_callback(struct uffd_fault *f)
-{
-	const struct uffd_region_ops *ops = &f->region->ops;
-	int (*cb)(struct uffd_fault *) =
-		f->kind == UFFD_FAULT_MISSING ? ops->missing :
-		f->kind == UFFD_FAULT_WP ? ops->wp : ops->minor;
-
-	return cb ? cb(f) : UFFD_FAULT_RESOLVED;
-}
-
 /*
  * Service one fault.  Returns -EAGAIN when it must be retried after events
  * are read, 0 otherwise (resolved, deferred, or dropped).
@@ -478,18 +524,6 @@ static int service_fault(struct batch *b, const struct pending *pf)
 	return ret == -EAGAIN ? -EAGAIN : 0;
 }
 
-static void record_latency(struct uffd_handler_stats *st, uint64_t ns)
-{
-	int bucket = ns ? 63 - __builtin_clzll(ns) : 0;
-
-	if (bucket >= UFFD_HIST_BUCKETS)
-		bucket = UFFD_HIST_BUCKETS - 1;
-	STAT_ADD(st, hist[bucket], 1);
-	STAT_ADD(st, latency_ns_sum, ns);
-	if (ns > __atomic_load_n(&st->latency_ns_max, __ATOMIC_RELAXED))
-		__atomic_store_n(&st->latency_ns_max, ns, __ATOMIC_RELAXED);
-}
-
 static bool same_fault(const struct uffd_event *a, const struct uffd_event *b)
 {
 	/* Same page (base page: the region's may be larger, the kernel
@@ -516,6 +550,10 @@ static int service_round(struct worker *w)
 
 	if (w->nretry + w->h->opts.batch <= RETRY_MAX) {
 		pthread_mutex_lock(&ctx->read_lock);
+		/* In-thread faults wait on these (uffd__region_events_settle),
+		 * and retry an unknown address while a read is being applied. */
+		if (ctx->in_thread)
+			__atomic_add_fetch(&ctx->ev_started, 1, __ATOMIC_SEQ_CST);
 		n = uffd_read_events(ctx->u, ev, w->h->opts.batch, 0);
 		/* Counted after the read: whatever a service does after reading
 		 * the count (uffd_region_read_seq) came after these messages
@@ -525,6 +563,10 @@ static int service_round(struct worker *w)
 		for (i = 0; i < n; i++)
 			if (ev[i].type != UFFD_EV_FAULT)
 				handle_event(ctx, &ev[i], &w->st);
+		if (ctx->in_thread)
+			__atomic_store_n(&ctx->ev_done,
+					 __atomic_load_n(&ctx->ev_started, __ATOMIC_SEQ_CST),
+					 __ATOMIC_SEQ_CST);
 		pthread_mutex_unlock(&ctx->read_lock);
 		if (n < 0)
 			return n;
@@ -666,6 +708,7 @@ int uffd_handler_start(struct uffd_handler *h)
 		if (ret)
 			return ret;
 	}
+	__atomic_store_n(&h->root.it_stopped, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&h->stopping, 0, __ATOMIC_RELEASE);
 	h->running = true;
 	if (h->opts.wait == UFFD_WAIT_EPOLL)
@@ -772,6 +815,13 @@ int uffd_handler_stop(struct uffd_handler *h)
 	if (read(h->stop_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 unregister:
+	/* In-thread: faults stop running callbacks, the ones running are
+	 * waited out, then the regions go (a fault raised before is retried
+	 * and finds plain memory). */
+	if (h->opts.in_thread) {
+		__atomic_store_n(&h->root.it_stopped, 1, __ATOMIC_RELEASE);
+		uffd__inthread_synchronize();
+	}
 	unregister_all(&h->root);
 	for (c = h->children; c; c = c->next)
 		if (!ctx_dead(c))
@@ -788,6 +838,8 @@ void uffd_handler_free(struct uffd_handler *h)
 	if (!h)
 		return;
 	uffd_handler_stop(h);
+	if (h->opts.in_thread)
+		inthread_detach(&h->root);
 	for (c = h->children; c; c = next) {
 		next = c->next;
 		ctx_destroy(c);

@@ -56,6 +56,12 @@ struct handler_ctx {
 	int dead;			/* atomic: the process is gone */
 	bool is_child;
 	struct handler_ctx *next;
+	/* In-thread mode (inthread.c): the faults of this userfaultfd are
+	 * resolved in the faulting threads, from regions published to them. */
+	bool in_thread;
+	int it_stopped;			/* atomic: stopped, faults retry */
+	uint64_t ev_started, ev_done;	/* atomic: reads begun, applied */
+	struct handler_ctx *it_next;	/* attached in-thread contexts */
 };
 
 /* Counters: one set per servicing thread, bumped with STAT_ADD. */
@@ -91,5 +97,28 @@ int fault_resolve_default(struct uffd_fault *f, bool failed);
 
 /* Where fills outside a callback (uffd_region_*) are counted. */
 struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx);
+
+/* The region's callback for f's kind (UFFD_FAULT_RESOLVED if none). */
+int run_callback(struct uffd_fault *f);
+/* One service's latency, into the histogram of st. */
+void record_latency(struct uffd_handler_stats *st, uint64_t ns);
+
+/*
+ * In-thread mode (inthread.c).  attach: the checks of uffd_handler_new()
+ * (a thread blocking SIGBUS: -EBUSY), the SIGBUS handler installed (first
+ * context) and ctx published.  detach: unpublished, callbacks waited out,
+ * the handler restored with the last context.  republish: after ctx's
+ * table changed; the regions that left are remembered as strays (a fault
+ * raised before they were unregistered may still be delivered).  0 or
+ * -errno (-ENOMEM: the old table stays).  Never with a table lock held.
+ */
+int inthread_attach(struct handler_ctx *ctx);
+void inthread_detach(struct handler_ctx *ctx);
+int inthread_republish(void);
+void inthread_stray(uint64_t start, uint64_t end);
+/* Whether [start, start+len) holds the calling thread's stack. */
+bool inthread_holds_my_stack(uint64_t start, uint64_t len);
+/* -EBUSY when the SIGBUS action is no longer libuffd's, else 0. */
+int inthread_check_action(void);
 
 #endif
