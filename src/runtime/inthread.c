@@ -206,6 +206,22 @@ void uffd__inthread_retire(void *p)
 	pthread_mutex_unlock(&it.lock);
 }
 
+/* A handler takes microseconds: watch the counter being left that long
+ * before giving the CPU away (a yield can cost a time slice). */
+#define DRAIN_SPIN_NS 50000
+
+static void wait_drain(void)
+{
+	uint64_t until = mono_ns() + DRAIN_SPIN_NS;
+	int old = !(__atomic_load_n(&it.phase, __ATOMIC_SEQ_CST) & 1);
+
+	while (__atomic_load_n(&it.readers[old], __ATOMIC_SEQ_CST))
+		if (mono_ns() > until) {
+			sched_yield();
+			return;
+		}
+}
+
 /* Two grace periods from now, letting go of the lock between tries (a
  * handler may wait for an event thread that needs it to republish). */
 void uffd__inthread_synchronize(void)
@@ -225,7 +241,7 @@ void uffd__inthread_synchronize(void)
 		pthread_mutex_unlock(&it.lock);
 		if (done)
 			return;
-		sched_yield();
+		wait_drain();
 	}
 }
 
