@@ -8,6 +8,7 @@
  * library does not know.  uffd_pager_config() fills an older caller's
  * shorter struct only as far as it reaches.
  */
+#include <stddef.h>
 #include <sys/mman.h>
 #include <uffd/checker.h>
 #include <uffd/checkpoint.h>
@@ -54,8 +55,13 @@ static void tracker_cases(void)
 	expect("track: sz 0", uffd_track_new(&o), false);
 	o.sz = 1 << 20;
 	expect("track: sz 1 MiB", uffd_track_new(&o), false);
-	o.sz = sizeof(o) - 1;
+	/* The first version ended with arg (in_thread came later). */
+	o.sz = offsetof(struct uffd_track_opts, arg) + sizeof(o.arg) - 1;
 	expect("track: sz short of the first version", uffd_track_new(&o), false);
+	o.sz = offsetof(struct uffd_track_opts, arg) + sizeof(o.arg);
+	t = uffd_track_new(&o);
+	expect("track: sz of the first version", t, true);
+	uffd_track_free(t);
 
 	n.o.sz = sizeof(n);
 	n.o.backend = UFFD_TRACK_WP_ASYNC;

@@ -8,9 +8,11 @@
  * reports exactly the 8192 pages, as one range, and nothing from the
  * ranges added meanwhile (never written).  Every backend, ROUNDS times
  * (a lost write is a race: each round is another chance to see it); with
- * SYNC_WP the writes are recorded by the tracker's thread, with MPROTECT
- * by the workers' SIGSEGV handler, concurrently with the adds (spread over
- * the writes by a 100 us pause after each).
+ * SYNC_WP the writes are recorded by the tracker's thread, with SYNC_WP
+ * in-thread and MPROTECT by the workers' signal handlers, concurrently
+ * with the adds (spread over the writes by a 100 us pause after each).
+ * In-thread, each add moves the bitmaps to new storage while the handlers
+ * may be setting bits in the old.
  */
 #include <signal.h>
 #include <sys/mman.h>
@@ -59,10 +61,10 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-static void run_backend(enum uffd_track_backend b, int round)
+static void run_backend(enum uffd_track_backend b, bool in_thread, int round)
 {
-	UFFD_OPTS(uffd_track_opts, o, .backend = b);
-	const char *be = uffd_track_backend_name(b);
+	UFFD_OPTS(uffd_track_opts, o, .backend = b, .in_thread = in_thread);
+	const char *be = in_thread ? "sync-wp in-thread" : uffd_track_backend_name(b);
 	struct uffd_track_result res = { 0 };
 	struct uffd_tracker *t;
 	size_t pool_len = (size_t)MAX_ADDS * ADD_PAGES * PAGE;
@@ -127,8 +129,10 @@ int main(void)
 
 	signal(SIGALRM, on_timeout);
 	alarm(20);
-	for (round = 0; round < ROUNDS; round++)
+	for (round = 0; round < ROUNDS; round++) {
 		for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-			run_backend(backends[i], round);
+			run_backend(backends[i], false, round);
+		run_backend(UFFD_TRACK_SYNC_WP, true, round);
+	}
 	return T_EXIT_PASS;
 }

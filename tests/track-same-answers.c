@@ -12,6 +12,9 @@
  * must add up: collects, pages_reported (the sum of what was reported),
  * write_faults (SYNC_WP, MPROTECT: one per page per arming; 0 otherwise).
  *
+ * SYNC_WP runs twice: as by default, and with its faults resolved in the
+ * writing thread (in_thread), which must answer the same.
+ *
  * A backend this machine offers must be available: WP_ASYNC when the probes
  * say PAGEMAP_SCAN and WP_ASYNC, SYNC_WP when private anonymous memory can
  * be registered for write-protect, MPROTECT always (it needs nothing from
@@ -185,10 +188,10 @@ static void check_stats(struct uffd_tracker *t, enum uffd_track_backend b)
 }
 
 /* The workload on one backend; false if the backend is not available. */
-static bool run_backend(enum uffd_track_backend b)
+static bool run_backend(enum uffd_track_backend b, bool in_thread)
 {
-	UFFD_OPTS(uffd_track_opts, o, .backend = b);
-	const char *be = name_of(b);
+	UFFD_OPTS(uffd_track_opts, o, .backend = b, .in_thread = in_thread);
+	const char *be = in_thread ? "sync-wp in-thread" : name_of(b);
 	struct uffd_tracker *t;
 	int round, i, n;
 
@@ -270,16 +273,20 @@ int main(void)
 
 	signal(SIGALRM, on_timeout);
 	alarm(20);
-	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		if (run_backend(all[i]))
+	for (i = 0; i <= sizeof(all) / sizeof(all[0]); i++) {
+		/* the last: SYNC_WP in-thread */
+		enum uffd_track_backend b = i < sizeof(all) / sizeof(all[0]) ? all[i] :
+					    UFFD_TRACK_SYNC_WP;
+
+		if (run_backend(b, i == sizeof(all) / sizeof(all[0])))
 			continue;
-		if (offered(all[i])) {
+		if (offered(b)) {
 			fprintf(stderr, "%s: not available (EOPNOTSUPP) although this machine offers it\n",
-				name_of(all[i]));
-			missing = name_of(all[i]);
+				name_of(b));
+			missing = name_of(b);
 		} else {
 			fprintf(stderr, "note: %s not available here (EOPNOTSUPP), skipped\n",
-				name_of(all[i]));
+				name_of(b));
 		}
 	}
 	if (missing)

@@ -93,6 +93,18 @@ struct uffd_track_opts {
 					 */
 					 void (*on_write)(void *page, void *arg);
 	void *arg;
+	/*
+	 * SYNC_WP only (EINVAL with any other backend, AUTO included): each
+	 * write fault is resolved by the writing thread itself, from the
+	 * runtime's SIGBUS handler (uffd/handler.h, "In-thread mode"), with
+	 * no hand-off: a fraction of the cost.  on_write then runs in that
+	 * signal handler (async-signal-safe code only); a system call that
+	 * writes a protected page (read(2) into it), or reads a page never
+	 * touched (write(2) from it), fails with EFAULT instead of being
+	 * served; and a write racing with a collect's re-arm may be reported
+	 * by that collect and again by the next.
+	 */
+	bool in_thread;
 };
 
 /* A tracker; NULL with errno (EOPNOTSUPP: the backend asked for is not

@@ -79,9 +79,9 @@ struct uffd_tracker *uffd_track_new(const struct uffd_track_opts *o)
 	struct uffd_tracker *t;
 	int ret;
 
-	ret = uffd__load_opts(&opts, o, struct uffd_track_opts, arg, arg);
-	if (ret) {
-		errno = -ret;
+	ret = uffd__load_opts(&opts, o, struct uffd_track_opts, in_thread, arg);
+	if (ret || (opts.in_thread && opts.backend != UFFD_TRACK_SYNC_WP)) {
+		errno = ret ? -ret : EINVAL;
 		return NULL;
 	}
 	t = calloc(1, sizeof(*t));
@@ -134,6 +134,8 @@ int track_grow_bitmaps(struct uffd_tracker *t)
 {
 	int ret;
 
+	if (t->be->grow_bitmaps)
+		return t->be->grow_bitmaps(t);
 	pthread_rwlock_wrlock(&t->arm_lock);
 	ret = bitmap_resize(&t->dirty, t->npages);
 	pthread_rwlock_unlock(&t->arm_lock);
@@ -214,6 +216,8 @@ int uffd_track_add(struct uffd_tracker *t, void *addr, size_t len)
 	t->npages += len / 4096;
 	ret = track_grow_bitmaps(t);
 	t->adding = r;		/* its first faults may come before the append */
+	if (t->be->ranges_changed)
+		t->be->ranges_changed(t);
 	pthread_rwlock_unlock(&t->ranges_lock);
 	if (!ret && t->opts.no_thp && madvise(addr, len, MADV_NOHUGEPAGE))
 		ret = -errno;
@@ -225,6 +229,8 @@ int uffd_track_add(struct uffd_tracker *t, void *addr, size_t len)
 		ret = append_range(t, r);
 	if (ret)
 		t->npages -= len / 4096;
+	if (t->be->ranges_changed)
+		t->be->ranges_changed(t);
 	pthread_rwlock_unlock(&t->ranges_lock);
 	pthread_mutex_unlock(&t->add_lock);
 	if (ret)

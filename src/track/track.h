@@ -43,11 +43,20 @@ struct track_backend {
 	 */
 	int (*settle_removed)(struct uffd_tracker *t, struct track_range *r, size_t a,
 			      size_t b);
+	/*
+	 * Optional: the ranges or their geometry changed (ranges_lock held
+	 * for writing), or the bitmaps must grow to t->npages (0 or
+	 * -ENOMEM; without it they are resized in place).  SYNC_WP in-thread
+	 * publishes both to its signal-side faults.
+	 */
+	void (*ranges_changed)(struct uffd_tracker *t);
+	int (*grow_bitmaps)(struct uffd_tracker *t);
 	/* Un-protect everything, free t->priv. */
 	void (*destroy)(struct uffd_tracker *t);
 };
 
 struct emit_sink;
+struct track_map;
 
 struct uffd_tracker {
 	const struct track_backend *be;
@@ -71,6 +80,8 @@ struct uffd_tracker {
 	int pagemap_fd;
 	pthread_rwlock_t arm_lock;	/* SYNC_WP: faults vs rearm, and
 					   the dirty bitmap's storage */
+	struct track_map *map;		/* SYNC_WP in-thread: the ranges, as
+					   the faults read them (atomic) */
 	void *priv;			/* MPROTECT, SOFT_DIRTY */
 	pid_t pid;			/* the process it tracks (fork) */
 	/* stats (atomic) */

@@ -36,7 +36,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/inthread.h"
 #include "track.h"
+#include "util/mmalloc.h"
 
 #define SCAN_VEC 512	/* runs per PAGEMAP_SCAN call */
 #define SETTLE_BATCH 64	/* /proc/self/pagemap entries read at once */
@@ -49,20 +51,28 @@
 static void track_event(struct uffd_region *reg, const struct uffd_event *ev);
 static int sync_wp_fault(struct uffd_fault *f);
 static int sync_wp_missing(struct uffd_fault *f);
+static int inthread_wp_fault(struct uffd_fault *f);
+static int inthread_missing(struct uffd_fault *f);
 
 static const struct uffd_region_ops wp_async_ops = { .event = track_event };
 static const struct uffd_region_ops sync_wp_ops = { .wp = sync_wp_fault,
 						    .missing = sync_wp_missing,
 						    .event = track_event };
+static const struct uffd_region_ops inthread_ops = { .wp = inthread_wp_fault,
+						     .missing = inthread_missing,
+						     .event = track_event };
 
 /* What a read of a page that is not there gets (SYNC_WP). */
 static const char zero_page[4096] __attribute__((aligned(4096)));
 
 static int open_uffd(struct uffd_tracker *t, uint64_t required, uint64_t wanted)
 {
-	UFFD_OPTS(uffd_handler_opts, o, .threads = 1, .wait = UFFD_WAIT_BLOCK);
+	UFFD_OPTS(uffd_handler_opts, o, .threads = 1, .wait = UFFD_WAIT_BLOCK,
+		  .in_thread = t->opts.in_thread);
 	int ret;
 
+	if (t->opts.in_thread)
+		required |= UFFD_F(UFFD_FEAT_SIGBUS);
 	ret = uffd_open(&t->u, required, TRACK_EVENTS | UFFD_F(UFFD_FEAT_WP_HUGETLBFS_SHMEM) |
 			wanted, UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
 	if (ret)
@@ -156,7 +166,8 @@ static int wp_async_add(struct uffd_tracker *t, struct track_range *r)
 
 static int sync_wp_add(struct uffd_tracker *t, struct track_range *r)
 {
-	return uffd_add(t, r, &sync_wp_ops, UFFD_REG_WP | UFFD_REG_MISSING);
+	return uffd_add(t, r, t->opts.in_thread ? &inthread_ops : &sync_wp_ops,
+			UFFD_REG_WP | UFFD_REG_MISSING);
 }
 
 static int wp_async_collect(struct uffd_tracker *t, struct track_range *r, bool rearm)
@@ -260,6 +271,12 @@ static int sync_wp_missing(struct uffd_fault *f)
 	return ret;
 }
 
+/*
+ * In-thread, faults take no lock (see inthread_wp_fault()): a run's bits
+ * are cleared before it is protected, so the page of a fault that comes
+ * in between ends up with its bit set again or protected, never writable
+ * and forgotten - at worst a page is reported once more.
+ */
 static int sync_wp_collect(struct uffd_tracker *t, struct track_range *r, bool rearm)
 {
 	size_t pos = r->first_bit, end = r->first_bit + r->len / 4096, s, e;
@@ -272,9 +289,14 @@ static int sync_wp_collect(struct uffd_tracker *t, struct track_range *r, bool r
 		track_emit(t, r, from, from + (e - s) * 4096);
 		if (!rearm)
 			continue;
-		ret = stale(protect(t, from, (e - s) * 4096));
-		if (!ret)	/* else still dirty: reported again next time */
+		if (t->opts.in_thread)
 			bitmap_clear_range(&t->dirty, s, e);
+		ret = stale(protect(t, from, (e - s) * 4096));
+		if (ret && t->opts.in_thread)
+			bitmap_set_range(&t->dirty, s, e);
+		else if (!ret && !t->opts.in_thread)
+			bitmap_clear_range(&t->dirty, s, e);
+		/* else still dirty: reported again next time */
 	}
 	pthread_rwlock_unlock(&t->arm_lock);
 	return ret;
@@ -285,8 +307,11 @@ static int sync_wp_reset(struct uffd_tracker *t, struct track_range *r)
 	int ret;
 
 	pthread_rwlock_wrlock(&t->arm_lock);
+	if (t->opts.in_thread)	/* clear, then protect: see sync_wp_collect() */
+		bitmap_clear_range(&t->dirty, r->first_bit, r->first_bit + r->len / 4096);
 	ret = stale(protect(t, r->start, r->len));
-	bitmap_clear_range(&t->dirty, r->first_bit, r->first_bit + r->len / 4096);
+	if (!t->opts.in_thread)
+		bitmap_clear_range(&t->dirty, r->first_bit, r->first_bit + r->len / 4096);
 	pthread_rwlock_unlock(&t->arm_lock);
 	return ret;
 }
@@ -297,6 +322,8 @@ static void uffd_destroy(struct uffd_tracker *t)
 	uffd_close(&t->u);
 	if (t->pagemap_fd >= 0)
 		close(t->pagemap_fd);
+	mm_free(t->map);	/* no fault reads it once the handler is gone */
+	t->map = NULL;
 }
 
 /* Mark [start, end) of r as removed (reported once); counts new pages. */
@@ -395,6 +422,8 @@ static void track_event(struct uffd_region *reg, const struct uffd_event *ev)
 	default:
 		break;
 	}
+	if (t->be->ranges_changed)
+		t->be->ranges_changed(t);
 	pthread_rwlock_unlock(&t->ranges_lock);
 }
 
@@ -488,6 +517,173 @@ static int sync_wp_settle_removed(struct uffd_tracker *t, struct track_range *r,
 	return ret;
 }
 
+/* ---- SYNC_WP in-thread ------------------------------------------------------ */
+
+/*
+ * With opts.in_thread the runtime resolves SYNC_WP's faults in the writing
+ * thread, from its SIGBUS handler: no lock, no allocation there.  So the
+ * faults read what they need from structures published for them: the
+ * ranges' geometry (a map of copies, replaced whole when a range is added,
+ * moved or cut, the old one freed after the runtime's grace period) and
+ * the bitmaps (grown into new storage, the old one merged in and freed
+ * once no fault can still be writing it).  A fault records its page
+ * before and after un-protecting it, and a collect clears a run before it
+ * re-protects it (sync_wp_collect()): no write lands unreported.
+ */
+struct track_map {
+	int n;
+	struct {
+		uint64_t start, end;
+		size_t first_bit;
+	} v[];
+};
+
+/* ranges_lock held for writing.  Without memory the old map stays: the
+ * pages it lacks are un-protected unrecorded (ENOMEM here is a failed
+ * mmap of a page or so). */
+static void inthread_ranges_changed(struct uffd_tracker *t)
+{
+	struct track_map *m, *old;
+	int i;
+
+	if (!t->opts.in_thread)
+		return;
+	m = mm_zalloc(sizeof(*m) + (t->nranges + 1) * sizeof(m->v[0]));
+	if (!m)
+		return;
+	for (i = -1; i < t->nranges; i++) {
+		struct track_range *r = i < 0 ? t->adding : t->ranges[i];
+
+		if (!r || r->gone)
+			continue;
+		m->v[m->n].start = r->start;
+		m->v[m->n].end = r->start + r->len;
+		m->v[m->n].first_bit = r->first_bit;
+		m->n++;
+	}
+	old = __atomic_exchange_n(&t->map, m, __ATOMIC_ACQ_REL);
+	uffd__inthread_retire(old);
+}
+
+/* The bit of the page at addr, from a fault (in the runtime's reader
+ * section, which keeps the map alive). */
+static bool inthread_bit(struct uffd_tracker *t, uint64_t addr, size_t *bit)
+{
+	const struct track_map *m = __atomic_load_n(&t->map, __ATOMIC_ACQUIRE);
+	int i;
+
+	for (i = 0; m && i < m->n; i++)
+		if (addr >= m->v[i].start && addr < m->v[i].end) {
+			*bit = m->v[i].first_bit + (addr - m->v[i].start) / 4096;
+			return true;
+		}
+	return false;
+}
+
+static void set_bit(uint64_t *words, size_t bit)
+{
+	__atomic_fetch_or(&words[bit / 64], 1ULL << (bit % 64), __ATOMIC_RELAXED);
+}
+
+static int grow_one(struct bitmap *b, size_t nbits)
+{
+	size_t old = BITMAP_WORDS(b->nbits), want = BITMAP_WORDS(nbits), i;
+	uint64_t *w, *prev = b->words;
+
+	if (want <= old) {
+		b->nbits = nbits;
+		return 0;
+	}
+	w = mm_zalloc(want * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	for (i = 0; i < old; i++)
+		w[i] = __atomic_load_n(&prev[i], __ATOMIC_RELAXED);
+	__atomic_store_n(&b->words, w, __ATOMIC_RELEASE);
+	b->nbits = nbits;
+	if (prev) {
+		/* Faults that read the old storage are done: what they set in
+		 * it since the copy goes over too. */
+		uffd__inthread_synchronize();
+		for (i = 0; i < old; i++)
+			__atomic_fetch_or(&w[i], __atomic_load_n(&prev[i], __ATOMIC_RELAXED),
+					  __ATOMIC_RELAXED);
+		mm_free(prev);
+	}
+	return 0;
+}
+
+/* ranges_lock held for writing (track_grow_bitmaps()). */
+static int inthread_grow_bitmaps(struct uffd_tracker *t)
+{
+	int ret;
+
+	pthread_rwlock_wrlock(&t->arm_lock);
+	if (t->opts.in_thread) {
+		ret = grow_one(&t->dirty, t->npages);
+		if (!ret)
+			ret = grow_one(&t->removed, t->npages);
+	} else {
+		ret = bitmap_resize(&t->dirty, t->npages);
+		if (!ret)
+			ret = bitmap_resize(&t->removed, t->npages);
+	}
+	pthread_rwlock_unlock(&t->arm_lock);
+	return ret;
+}
+
+/* A write to a protected page, in the writing thread: sync_wp_fault()
+ * without the locks (record, let through, record again). */
+static int inthread_wp_fault(struct uffd_fault *f)
+{
+	struct uffd_tracker *t = ((struct track_range *)f->data)->t;
+	uint64_t *words = __atomic_load_n(&t->dirty.words, __ATOMIC_ACQUIRE);
+	size_t bit;
+	int ret;
+
+	if (!inthread_bit(t, (uintptr_t)f->addr, &bit))
+		return uffd_fault_unprotect(f, 4096);	/* not tracked (any more) */
+	set_bit(words, bit);
+	__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
+	if (t->opts.on_write)
+		t->opts.on_write(f->addr, t->opts.arg);
+	ret = uffd_fault_unprotect(f, 4096);
+	set_bit(words, bit);
+	return ret;
+}
+
+/* A page that is not there: sync_wp_missing() without the locks. */
+static int inthread_missing(struct uffd_fault *f)
+{
+	struct uffd_tracker *t = ((struct track_range *)f->data)->t;
+	uint64_t *dirty = __atomic_load_n(&t->dirty.words, __ATOMIC_ACQUIRE);
+	uint64_t *removed = __atomic_load_n(&t->removed.words, __ATOMIC_ACQUIRE);
+	bool tracked, zapped = false, record;
+	size_t bit = 0;
+	int ret;
+
+	tracked = inthread_bit(t, (uintptr_t)f->addr, &bit);
+	if (tracked)
+		zapped = __atomic_load_n(&removed[bit / 64], __ATOMIC_RELAXED) >> (bit % 64) & 1;
+	record = tracked && (f->write || zapped);
+	if (record)
+		set_bit(dirty, bit);
+	if (tracked && f->write) {
+		__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
+		if (t->opts.on_write)
+			t->opts.on_write(f->addr, t->opts.arg);
+	}
+	if (f->write)
+		ret = uffd_fault_copy(f, zero_page, 4096);
+	else
+		ret = uffd_fault_copy_wp(f, f->addr, zero_page, 4096);
+	if (record)
+		set_bit(dirty, bit);
+	if (zapped && !ret)
+		__atomic_fetch_and(&removed[bit / 64], ~(1ULL << (bit % 64)), __ATOMIC_RELAXED);
+	return ret;
+}
+
 const struct track_backend track_wp_async = {
 	.kind = UFFD_TRACK_WP_ASYNC,
 	.init = wp_async_init,
@@ -504,5 +700,7 @@ const struct track_backend track_sync_wp = {
 	.collect = sync_wp_collect,
 	.reset = sync_wp_reset,
 	.settle_removed = sync_wp_settle_removed,
+	.ranges_changed = inthread_ranges_changed,
+	.grow_bitmaps = inthread_grow_bitmaps,
 	.destroy = uffd_destroy,
 };
