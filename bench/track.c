@@ -22,6 +22,11 @@
  * runs out of VMAs near vm.max_map_count / 2 written pages: where it does,
  * the fraction reports the write at which it failed instead of a time.
  *
+ * sync-wp runs twice: as by default (a servicing thread records each first
+ * write and un-protects), and with in_thread, where the writing thread
+ * does it itself from the runtime's SIGBUS handler (system
+ * sync-wp-inthread).
+ *
  * The reference, system kernel_write_fault: before any tracker exists,
  * fork() and let the child exit, then time writing the 10% pages (the
  * backends' pages, round by round).  Each page is the parent's alone again
@@ -29,9 +34,12 @@
  * makes the PTE writable, the work a WP_ASYNC fault does (plus a check that
  * the child's reference is gone, which WP_ASYNC skips: it can come out a
  * little cheaper).  It is what any tracker that takes a fault per written
- * page pays; default_over_kernel_write_fault (reference / default, about
- * 1) has no goal.  The region is written through again afterwards, so
- * the backends find every PTE writable.
+ * page pays: default_over_kernel_write_fault (reference / default) must be
+ * at least 0.8, a written page at most 1.25x the plainest write fault (the
+ * goal of issue 17, which replaced "20x cheaper than mprotect": mprotect's
+ * fault costs 5-6 us here, the floor is below 1 us, and 20x is under it).
+ * The region is written through again afterwards, so the backends find
+ * every PTE writable.
  *
  * Survival writes every other page (isolated pages: one result range per
  * page, the worst case for the result) and collects once:
@@ -68,7 +76,7 @@
 #define PICK_SEED 0x747261636bULL
 #define MAX_ROUNDS 16
 #define NFRAC 3
-#define NBACKENDS 4
+#define NBACKENDS 5	/* the backends, and sync-wp in-thread */
 #define WRITERS 2	/* threads of the multi-threaded write measurement */
 #define REF_FRAC 1	/* fraction_pct[REF_FRAC] (10%): the reference's pages */
 
@@ -138,9 +146,9 @@ static void touch_pages(char *p, size_t len, size_t stride)
 		v[off] = 1;
 }
 
-static struct uffd_tracker *tracker_new(enum uffd_track_backend b)
+static struct uffd_tracker *tracker_new(enum uffd_track_backend b, bool in_thread)
 {
-	UFFD_OPTS(uffd_track_opts, o, .backend = b, .no_thp = true);
+	UFFD_OPTS(uffd_track_opts, o, .backend = b, .no_thp = true, .in_thread = in_thread);
 
 	return uffd_track_new(&o);
 }
@@ -291,11 +299,11 @@ static uint64_t write_faults(struct uffd_tracker *t)
 /* One backend, one fraction, written by 1 then by WRITERS threads: 0,
  * -EOPNOTSUPP (backend unavailable), -EBADMSG (a collect named the wrong
  * pages) or another -errno. */
-static int run_fraction(enum uffd_track_backend b, struct region *r, size_t k,
-			int rounds, struct frac_result *out)
+static int run_fraction(enum uffd_track_backend b, bool in_thread, struct region *r,
+			size_t k, int rounds, struct frac_result *out)
 {
 	struct uffd_track_result res = { 0 };
-	struct uffd_tracker *t = tracker_new(b);
+	struct uffd_tracker *t = tracker_new(b, in_thread);
 	double wr[MAX_ROUNDS], wr_2t[MAX_ROUNDS], co[MAX_ROUNDS], co_2t;
 	int round, ret;
 
@@ -403,7 +411,7 @@ static int survive(enum uffd_track_backend b, char *const *areas, int nareas,
 	size_t per_area = area_len / PAGE_SZ / 2, n = 0, i;
 	bool watch = b == UFFD_TRACK_MPROTECT;
 	struct uffd_track_result res = { 0 };
-	struct uffd_tracker *t = tracker_new(b);
+	struct uffd_tracker *t = tracker_new(b, false);
 	struct uffd_track_stats st;
 	double t0, t1;
 	int ai, ret = 0;
@@ -590,11 +598,14 @@ int bench_track(int argc, char **argv)
 	struct track_cfg cfg;
 	static const enum uffd_track_backend all[NBACKENDS] = {
 		UFFD_TRACK_WP_ASYNC, UFFD_TRACK_SYNC_WP, UFFD_TRACK_MPROTECT,
-		UFFD_TRACK_SOFT_DIRTY,
+		UFFD_TRACK_SOFT_DIRTY, UFFD_TRACK_SYNC_WP,
 	};
+	static const bool all_inthread[NBACKENDS] = { [4] = true };
 	struct frac_result fr[NBACKENDS][NFRAC];
 	struct survival anon = { 0 }, shmem = { 0 }, sync = { 0 }, mprot = { 0 };
 	enum uffd_track_backend order[NBACKENDS], def;
+	bool inthread[NBACKENDS] = { 0 };
+	int sync_i = -1, sync_it_i = -1;
 	bool avail[NBACKENDS] = { 0 }, anon_capped = false, bad = false;
 	char unavail[128] = "";
 	double ratio, worst_gbps = 0, ref_ns = 0;
@@ -634,8 +645,10 @@ int bench_track(int argc, char **argv)
 
 	order[nord++] = def;
 	for (i = 0; i < NBACKENDS; i++)
-		if (all[i] != def)
+		if (all[i] != def || all_inthread[i]) {
+			inthread[nord] = all_inthread[i];
 			order[nord++] = all[i];
+		}
 	if (!rep.json)
 		printf("uffd bench track: %zu MiB region, %d rounds, written 1%%/10%%/50%% "
 		       "of its pages at random, default backend %s\n\n",
@@ -661,13 +674,17 @@ int bench_track(int argc, char **argv)
 	}
 
 	for (i = 0; i < nord; i++) {
-		const char *name = uffd_track_backend_name(order[i]);
+		const char *name = inthread[i] ? "sync-wp-inthread" :
+				   uffd_track_backend_name(order[i]);
 		char metric[48];
 
+		if (order[i] == UFFD_TRACK_SYNC_WP)
+			*(inthread[i] ? &sync_it_i : &sync_i) = i;
 		for (f = 0; f < NFRAC; f++) {
 			size_t k = r.npages * fraction_pct[f] / 100;
 
-			ret = run_fraction(order[i], &r, k ? k : 1, cfg.rounds, &fr[i][f]);
+			ret = run_fraction(order[i], inthread[i], &r, k ? k : 1, cfg.rounds,
+					   &fr[i][f]);
 			if (ret == -EOPNOTSUPP)
 				break;
 			if (ret) {
@@ -741,7 +758,7 @@ int bench_track(int argc, char **argv)
 		const char *name = uffd_track_backend_name(order[i]);
 
 		ret = 0;
-		if (!avail[i])
+		if (!avail[i] || inthread[i])
 			continue;
 		if (i == 0 && anon.asked) {
 			ret = survive_anon(order[i], &anon);
@@ -767,21 +784,22 @@ int bench_track(int argc, char **argv)
 		}
 	}
 
-	/* Goals (issue): >= 20x cheaper per written page than mprotect,
-	 * collect+re-arm >= 10 GB/s, no failure up to 4M written pages.  The
-	 * per-page ratios are the worst over the fractions both measured; the
-	 * 2-thread ones (mprotect, sync-wp) have the same goals. */
+	/* Goals (issues): with 2 writers >= 20x cheaper per written page than
+	 * mprotect (with one, issue 17 made it the kernel-write-fault ratio
+	 * below: reported, no goal), collect+re-arm >= 10 GB/s, no failure up
+	 * to 4M written pages.  The per-page ratios are the worst over the
+	 * fractions both measured. */
 	for (i = 1; i < nord; i++) {
 		const char *rname = order[i] == UFFD_TRACK_MPROTECT ? "mprotect_over_default_per_page" :
 			order[i] == UFFD_TRACK_SYNC_WP ? "sync_wp_over_default_per_page" :
 			order[i] == UFFD_TRACK_SOFT_DIRTY ? "soft_dirty_over_default_per_page" : NULL;
 		double goal = order[i] == UFFD_TRACK_MPROTECT ? 20 : 1;
 
-		if (!rname || !avail[0] || !avail[i])
+		if (!rname || inthread[i] || !avail[0] || !avail[i])
 			continue;
 		ratio = worst_per_page_ratio(fr[i], fr[0], false);
 		if (ratio)
-			bench_ratio(&rep, rname, ratio, goal);
+			bench_ratio(&rep, rname, ratio, order[i] == UFFD_TRACK_MPROTECT ? 0 : goal);
 		ratio = worst_per_page_ratio(fr[i], fr[0], true);
 		if (ratio && order[i] != UFFD_TRACK_SOFT_DIRTY) {
 			char rname_2t[64];
@@ -790,21 +808,31 @@ int bench_track(int argc, char **argv)
 			bench_ratio(&rep, rname_2t, ratio, goal);
 		}
 	}
+	/* Goal (issue 17): a synchronous write-protect fault resolved in the
+	 * writing thread costs at most a third of one handed to the thread. */
+	if (sync_i > 0 && sync_it_i > 0 && avail[sync_i] && avail[sync_it_i]) {
+		ratio = worst_per_page_ratio(fr[sync_i], fr[sync_it_i], false);
+		if (ratio)
+			bench_ratio(&rep, "sync_wp_over_inthread_per_page", ratio, 3);
+		ratio = worst_per_page_ratio(fr[sync_i], fr[sync_it_i], true);
+		if (ratio)
+			bench_ratio(&rep, "sync_wp_over_inthread_per_page_2t", ratio, 3);
+	}
 	if (worst_gbps)
 		bench_ratio(&rep, "collect_gbps_over_10", worst_gbps / 10, 1);
 	if (anon.ran || shmem.ran)
 		bench_ratio(&rep, "default_survived_over_4m_pages",
 			    (double)(anon.survived > shmem.survived ? anon.survived :
 				     shmem.survived) / SURVIVAL_GOAL, 1);
-	/* How close the default is to a plain write fault (about 1); no goal. */
+	/* How close the default is to a plain write fault: at least 0.8. */
 	if (ref_ns && avail[0] && fr[0][REF_FRAC].done)
 		bench_ratio(&rep, "default_over_kernel_write_fault",
-			    ref_ns / fr[0][REF_FRAC].ns_per_page, 0);
+			    ref_ns / fr[0][REF_FRAC].ns_per_page, 0.8);
 
 	snprintf(rep.config, sizeof(rep.config),
 		 "{\"region_mib\":%zu,\"rounds\":%d,\"fractions_pct\":[1,10,50],"
 		 "\"writer_threads\":[1,%d],\"reference\":\"write after fork + child exit\","
-		 "\"no_goal\":[\"default_over_kernel_write_fault\"],"
+		 "\"no_goal\":[\"mprotect_over_default_per_page\"],"
 		 "\"default_backend\":\"%s\",\"unavailable\":[%s],\"max_map_count\":%ld,"
 		 "\"survival\":{\"pattern\":\"every other page\",\"anon_pages\":%zu,"
 		 "\"anon_capped_by_memavailable\":%s,\"shmem_alias_pages\":%zu,"
