@@ -7,7 +7,9 @@
  * stale), restores eagerly and lazily to the same contents, and the
  * accounting adds up: every present page was copied by the fault handler,
  * streamed by the writer thread, or found to be zero.  Also with shmem
- * memory and without precopy.
+ * memory and without precopy, and with the copies before write made by
+ * the writing threads themselves (in_thread: nothing written to the image
+ * by a fault, a full buffer waited out).
  */
 #include <unistd.h>
 #include <uffd/checker.h>
@@ -17,7 +19,8 @@
 
 #define TABLE (32UL << 20)
 
-static void snapshot_once(enum uffd_checker_mem mem, bool no_precopy, const char *path)
+static void snapshot_once(enum uffd_checker_mem mem, bool no_precopy, bool in_thread,
+			  const char *path)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .mem = mem,
 		  .seed = 7, .fill = 0.5);
@@ -26,7 +29,8 @@ static void snapshot_once(enum uffd_checker_mem mem, bool no_precopy, const char
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
 		  .buffer_bytes = 1 << 20,
 		  .pause = uffd_checker_pause_cb,
-		  .resume = uffd_checker_resume_cb, .no_precopy = no_precopy);
+		  .resume = uffd_checker_resume_cb, .no_precopy = no_precopy,
+		  .in_thread = in_thread);
 	struct uffd_snap_stats st;
 	struct uffd_image_chain *chain;
 	struct uffd_restore *r;
@@ -58,6 +62,8 @@ static void snapshot_once(enum uffd_checker_mem mem, bool no_precopy, const char
 		 st.pages_present);
 	CHECK(st.pages_present >= TABLE / 4096 / 2 - 64);
 	CHECK(st.copied_before_write > 0);		/* writers hit protected pages */
+	if (in_thread)
+		CHECK_EQ(st.sync_writes, 0);
 	uffd_snap_free(s);
 
 	chain = uffd_image_chain_open(path, NULL);
@@ -91,9 +97,13 @@ int main(void)
 	CHECK(fd >= 0);
 	close(fd);
 	t_require(UFFD_FEAT_REG_WP_ANON);
-	snapshot_once(UFFD_CHECKER_ANON, false, path);
-	snapshot_once(UFFD_CHECKER_ANON, true, path);
-	if (uffd_feature_supported(UFFD_FEAT_REG_WP_SHMEM) == 1)
-		snapshot_once(UFFD_CHECKER_SHMEM, false, path);
+	snapshot_once(UFFD_CHECKER_ANON, false, false, path);
+	snapshot_once(UFFD_CHECKER_ANON, true, false, path);
+	snapshot_once(UFFD_CHECKER_ANON, false, true, path);
+	snapshot_once(UFFD_CHECKER_ANON, true, true, path);
+	if (uffd_feature_supported(UFFD_FEAT_REG_WP_SHMEM) == 1) {
+		snapshot_once(UFFD_CHECKER_SHMEM, false, false, path);
+		snapshot_once(UFFD_CHECKER_SHMEM, false, true, path);
+	}
 	return T_EXIT_PASS;
 }

@@ -19,7 +19,9 @@
  *   pages    8 single pages spread over the rest;
  *   later    the second quarter, 5 ms later;
  *   rest     everything but the first quarter.
- * Each case 3 times, each run in a child of its own (a crash fails it).
+ * Each case 3 times, each run in a child of its own (a crash fails it);
+ * then all again with the faults resolved in the writing thread
+ * (in_thread), the REMOVEs still applied by the handler's thread.
  */
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -57,11 +59,11 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-static int run(const struct mm_case *c, const char *path)
+static int run(const struct mm_case *c, bool in_thread, const char *path)
 {
 	struct uffd_image_region reg = { 0, NPAGES * PAGE, PAGE, UFFD_IMAGE_ANON };
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-		  .buffer_bytes = 1 << 20);
+		  .buffer_bytes = 1 << 20, .in_thread = in_thread);
 	size_t step = c->count / c->pieces, len = c->pieces > 1 ? 1 : step;
 	struct uffd_snap *s;
 	pthread_t w;
@@ -92,9 +94,17 @@ static int run(const struct mm_case *c, const char *path)
 
 static const char *dir;
 
-static int run_case(const void *c, int k)
+/* A case, and the mode of the faults. */
+struct mode_case {
+	const struct mm_case *c;
+	bool in_thread;
+};
+
+static int run_case(const void *arg, int k)
 {
-	return run(c, t_img_path(0, dir, "dontneed.img"));
+	const struct mode_case *mc = arg;
+
+	return run(mc->c, mc->in_thread, t_img_path(0, dir, "dontneed.img"));
 }
 
 int main(void)
@@ -105,16 +115,23 @@ int main(void)
 		{ "later", NPAGES / 4, NPAGES / 4, 1, 5 },
 		{ "rest", NPAGES / 4, 3 * NPAGES / 4, 1, 0 },
 	};
+	const size_t ncases = sizeof(cases) / sizeof(cases[0]);
 	size_t i;
 
 	t_require(UFFD_FEAT_REG_WP_ANON);
 	dir = t_img_dir();
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < 2 * ncases; i++) {
+		const struct mm_case *c = &cases[i % ncases];
+		bool in_thread = i >= ncases;
+		struct mode_case mc = { c, in_thread };
 		int saved = 0, lost = 0;
+		char what[64];
 
-		t_snap_rounds(cases[i].name, run_case, &cases[i], 3, 30000, &saved, &lost);
-		fprintf(stderr, "%-6s image exactly the instant %d times, -EFAULT %d times\n",
-			cases[i].name, saved, lost);
+		snprintf(what, sizeof(what), "case %s%s", c->name,
+			 in_thread ? " in-thread" : "");
+		t_snap_rounds(what, run_case, &mc, 3, 30000, &saved, &lost);
+		fprintf(stderr, "%-6s %-9s image exactly the instant %d times, -EFAULT %d times\n",
+			c->name, in_thread ? "in-thread" : "", saved, lost);
 	}
 	return T_EXIT_PASS;
 }

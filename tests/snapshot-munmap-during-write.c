@@ -16,8 +16,14 @@
  *   tail     the last quarter;
  *   hole     1 MiB in the middle;
  *   later    the second quarter, 5 ms later;
- *   rest     everything but the first quarter.
- * Each case 3 times, each run in a child of its own (a crash fails it).
+ *   rest     everything but the first quarter;
+ *   straddle from page 1000 on, the writer writing pages below 1000: the
+ *            fault of a write to pages 960-999 saves their 64-page group,
+ *            whose last 24 pages are going (now, or 1 ms later).
+ * Each case 3 times, each run in a child of its own (a crash fails it);
+ * and all of it again with the faults resolved in the writing thread
+ * (in_thread), whose copies are memcpy under a guard - unguarded, a page
+ * of the group unmapped meanwhile would kill the process.
  */
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -35,9 +41,11 @@ struct mm_case {
 	const char *name;
 	size_t first, count;	/* pages unmapped */
 	int delay_ms;
+	size_t written;		/* pages the writer writes: 0, NPAGES / 4 */
 };
 
 static char *area;
+static size_t written;
 static int stop;	/* atomic */
 
 static void *writer_main(void *arg)
@@ -48,22 +56,23 @@ static void *writer_main(void *arg)
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		size_t i;
 
-		for (i = 0; i < NPAGES / 4; i += 7)
+		for (i = 0; i < written; i += 7)
 			((volatile char *)area)[i * PAGE + 1] = (char)++v;
 	}
 	return NULL;
 }
 
-static int run(const struct mm_case *c, const char *path)
+static int run(const struct mm_case *c, bool in_thread, const char *path)
 {
 	struct uffd_image_region reg = { 0, NPAGES * PAGE, PAGE, UFFD_IMAGE_ANON };
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
-		  .buffer_bytes = 1 << 20);
+		  .buffer_bytes = 1 << 20, .in_thread = in_thread);
 	struct uffd_snap *s;
 	pthread_t w;
 	int ret;
 
 	area = t_map_anon(NPAGES * PAGE);
+	written = c->written ? c->written : NPAGES / 4;
 	t_snap_fill(area, NPAGES, SEED);
 	reg.addr = (uintptr_t)area;
 	s = uffd_snap_begin(&so);
@@ -82,29 +91,46 @@ static int run(const struct mm_case *c, const char *path)
 
 static const char *dir;
 
-static int run_case(const void *c, int k)
+/* A case, and the mode of the faults. */
+struct mode_case {
+	const struct mm_case *c;
+	bool in_thread;
+};
+
+static int run_case(const void *arg, int k)
 {
-	return run(c, t_img_path(0, dir, "munmap.img"));
+	const struct mode_case *mc = arg;
+
+	return run(mc->c, mc->in_thread, t_img_path(0, dir, "munmap.img"));
 }
 
 int main(void)
 {
 	static const struct mm_case cases[] = {
-		{ "tail", 3 * NPAGES / 4, NPAGES / 4, 0 },
-		{ "hole", NPAGES / 2, 256, 0 },
-		{ "later", NPAGES / 4, NPAGES / 4, 5 },
-		{ "rest", NPAGES / 4, 3 * NPAGES / 4, 0 },
+		{ "tail", 3 * NPAGES / 4, NPAGES / 4, 0, 0 },
+		{ "hole", NPAGES / 2, 256, 0, 0 },
+		{ "later", NPAGES / 4, NPAGES / 4, 5, 0 },
+		{ "rest", NPAGES / 4, 3 * NPAGES / 4, 0, 0 },
+		{ "straddle", 1000, NPAGES - 1000, 0, 1000 },
+		{ "straddle 1 ms", 1000, NPAGES - 1000, 1, 1000 },
 	};
+	const size_t ncases = sizeof(cases) / sizeof(cases[0]);
 	size_t i;
 
 	t_require(UFFD_FEAT_REG_WP_ANON);
 	dir = t_img_dir();
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < 2 * ncases; i++) {
+		const struct mm_case *c = &cases[i % ncases];
+		bool in_thread = i >= ncases;
+		struct mode_case mc = { c, in_thread };
 		int saved = 0, lost = 0;
+		char what[64];
 
-		t_snap_rounds(cases[i].name, run_case, &cases[i], 3, 30000, &saved, &lost);
-		fprintf(stderr, "%-6s image exactly the instant %d times, -EFAULT %d times\n",
-			cases[i].name, saved, lost);
+		snprintf(what, sizeof(what), "case %s%s", c->name,
+			 in_thread ? " in-thread" : "");
+		t_snap_rounds(what, run_case, &mc, 3, 30000, &saved, &lost);
+		fprintf(stderr, "%-13s %-9s image exactly the instant %d times, -EFAULT %d times\n",
+			c->name, in_thread ? "in-thread" : "", saved, lost);
 	}
 	return T_EXIT_PASS;
 }

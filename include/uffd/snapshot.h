@@ -29,6 +29,17 @@
  * gone before the event comes.  A page whose contents at the instant are
  * lost fails the snapshot with -EFAULT: the image is exactly the instant,
  * or there is none.
+ *
+ * With opts.in_thread the first write to a page after the instant is
+ * resolved by the writing thread itself (the runtime's in-thread mode,
+ * uffd/handler.h): from its SIGBUS handler it copies its page's group into
+ * the buffer and un-protects it, with no servicing thread in between; when
+ * the buffer is full it waits for the background writer to free some
+ * (stats.buffer_waits) instead of writing to the image itself.  The price
+ * is the mode's: while the snapshot runs, a system call that writes a
+ * protected page (read(2) into it) fails with EFAULT; no thread may block
+ * SIGBUS (begin fails with EBUSY); and no thread's stack may lie in the
+ * regions (uffd_snap_all_regions()' regions hold them: not with in_thread).
  */
 #ifndef LIBUFFD_SNAPSHOT_H
 #define LIBUFFD_SNAPSHOT_H
@@ -60,7 +71,9 @@ struct uffd_snap_stats {
 	uint64_t skipped_regions;	/* skip_unprotectable: left out */
 	bool done;
 	int error;			/* 0, or the -errno that ended it */
-	uint64_t reserved_[8];		/* later fields take these: the size
+	uint64_t buffer_waits;		/* in_thread: faults that found the
+					   buffer full and faulted again */
+	uint64_t reserved_[7];		/* later fields take these: the size
 					   never changes (see uffd.h) */
 };
 
@@ -81,6 +94,8 @@ struct uffd_snap_opts {
 						   not write-protect (counted in
 						   stats.skipped_regions) instead
 						   of failing */
+	bool in_thread;				/* copy-before-write in the writing
+						   thread: see below */
 };
 
 /*

@@ -883,6 +883,21 @@ int uffd_handler_sync(struct uffd_handler *h)
 	return 0;
 }
 
+/* In-thread callbacks cannot take read_lock (the interrupted thread may
+ * hold it): the reads are counted instead, begun and applied. */
+void uffd__handler_events_settle(struct uffd_handler *h)
+{
+	uint64_t want;
+
+	if (!h->root.in_thread) {
+		uffd_handler_sync(h);
+		return;
+	}
+	want = __atomic_load_n(&h->root.ev_started, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&h->root.ev_done, __ATOMIC_SEQ_CST) < want)
+		sched_yield();
+}
+
 int uffd_handler_fd(struct uffd_handler *h)
 {
 	return h ? h->root.u->fd : -EINVAL;

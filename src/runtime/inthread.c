@@ -532,14 +532,13 @@ static void on_sigsegv(int sig, siginfo_t *si, void *uc)
 
 /* ---- guarded copies -------------------------------------------------------- */
 
-size_t uffd__guarded_copy(void *const *dst, const void *src, size_t len)
+size_t uffd__guarded_copy(void *const *dst, const void *src, size_t n, size_t page_size)
 {
 	struct guard g;
 	volatile size_t done = 0;
-	size_t n = len / PAGE_BYTES;
 
 	g.lo = (uintptr_t)src;
-	g.hi = g.lo + len;
+	g.hi = g.lo + n * page_size;
 	/* Out of a handler the signal mask is saved: the SIGSEGV handler's
 	 * blocked signals stay blocked after the jump otherwise (in ours,
 	 * returning from the SIGBUS handler restores the mask anyway). */
@@ -548,12 +547,12 @@ size_t uffd__guarded_copy(void *const *dst, const void *src, size_t len)
 	tls_guard = &g;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	for (; done < n; done++) {
-		const char *from = (const char *)src + done * PAGE_BYTES;
+		const char *from = (const char *)src + done * page_size;
 
 		if (UFFD_TSAN)
-			copy_protected_page(dst[done], from, PAGE_BYTES);
+			copy_protected_page(dst[done], from, page_size);
 		else
-			memcpy(dst[done], from, PAGE_BYTES);
+			memcpy(dst[done], from, page_size);
 	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	tls_guard = NULL;
@@ -612,25 +611,6 @@ void uffd__guard_put(void)
 	if (it.guards && !--it.guards && sigchain_is_ours(SIGSEGV, on_sigsegv))
 		sigaction(SIGSEGV, &it.prev_segv, NULL);
 	pthread_mutex_unlock(&it.lock);
-}
-
-/* ---- events, for in-thread callbacks ------------------------------------- */
-
-void uffd__region_events_settle(struct uffd_region *r)
-{
-	struct handler_ctx *ctx;
-	uint64_t want;
-
-	if (!r)
-		return;
-	ctx = r->ctx;
-	if (!ctx->in_thread) {
-		uffd_handler_sync(ctx->h);
-		return;
-	}
-	want = __atomic_load_n(&ctx->ev_started, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&ctx->ev_done, __ATOMIC_SEQ_CST) < want)
-		sched_yield();
 }
 
 /* ---- set-up ------------------------------------------------------------- */

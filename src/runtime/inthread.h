@@ -15,25 +15,24 @@
 bool uffd__in_fault_handler(void);
 
 /*
- * Copy len bytes (a multiple of the 4 KiB page) from src, page by page,
- * into dst[i] for page i (each dst[i] a page): a page that is unmapped
- * while it is read stops the copy instead of killing the process.
- * Returns the pages copied.  Async-signal-safe; needs a guard reference
- * (uffd__guard_get) held while it may be called.
+ * Copy n pages of page_size bytes from src, page by page, page i into
+ * dst[i]: a page that is unmapped while it is read stops the copy instead
+ * of killing the process.  Returns the pages copied.  Async-signal-safe;
+ * needs a guard reference (uffd__guard_get) held while it may be called.
  */
-size_t uffd__guarded_copy(void *const *dst, const void *src, size_t len);
+size_t uffd__guarded_copy(void *const *dst, const void *src, size_t n, size_t page_size);
 /* Install (first reference) or drop the SIGSEGV handler behind it: 0 or
  * -errno. */
 int uffd__guard_get(void);
 void uffd__guard_put(void);
 
 /*
- * Wait until every event of r's userfaultfd read before this call has
- * been applied (the region table updated, event callbacks returned): the
- * signal-safe uffd_handler_sync().  For a callback of an in-thread
- * handler; elsewhere it is uffd_handler_sync() of r's handler.
+ * Wait until every event h's thread read before this call has been
+ * applied (the region table updated, event callbacks returned): the
+ * signal-safe uffd_handler_sync() of an in-thread handler, for its
+ * callbacks.  For another handler it is uffd_handler_sync().
  */
-void uffd__region_events_settle(struct uffd_region *r);
+void uffd__handler_events_settle(struct uffd_handler *h);
 
 /*
  * Memory that in-thread callbacks may still be reading: freed (mm_free)
