@@ -10,6 +10,8 @@
  *
  *   libuffd   uffd_snap_begin() with the checker's pause/resume callbacks,
  *             then uffd_snap_wait();
+ *   libuffd-inthread  the same with in_thread: each writer copies its own
+ *             group and un-protects it, from the runtime's SIGBUS handler;
  *   fork      pause the writers (marking the instant), fork(), resume; the
  *             child writes the image from its copy of the table (64-page
  *             chunks, all-zero pages left out as holes), commits it (fsync,
@@ -18,7 +20,7 @@
  *             round's snapshots took on average (within BASELINE_MIN_US..
  *             BASELINE_MAX_US).
  *
- * libuffd and fork take turns going first.  Measured, medians of rounds:
+ * The systems take turns going first.  Measured, medians of rounds:
  *
  *   pause       entering the pause to the writers' resume returning, timed
  *               outside the library (wrapped callbacks); for fork the
@@ -38,6 +40,12 @@
  * touch nearly all of them.  fork copies each page written once, so its
  * extra is also reported cut down to half the pages, and the goal's ratio
  * uses that (libuffd's stays as measured, with all pages written).
+ *
+ * Goals: the pause and extra memory against fork's; for the throughput,
+ * the in-thread mode's at least 1.5x today's at 1 GiB (issue 17; the
+ * earlier goal of 80% of the baseline now applies to real clients, in
+ * `uffd bench kv`: writers that touch every page of a table within
+ * milliseconds wait for their pages to be saved, however that is done).
  *
  * Every image is verified by the checker against its instant; a bad image
  * or a failed snapshot fails the bench (exit 1) once results are printed.
@@ -91,13 +99,20 @@
 #define BASELINE_MIN_US		500000
 #define BASELINE_MAX_US		5000000		/* writes/s is steady: no need for more */
 
-/* Goals (issue): as ratios where >= goal is met. */
+/* Goals (issues): as ratios where >= goal is met. */
 #define GOAL_PAUSE		4.0		/* libuffd pause <= 25% of fork's */
 #define GOAL_EXTRA		20.0		/* libuffd extra <= 5% of fork's */
-#define GOAL_THROUGHPUT		0.8		/* of the baseline, during the snapshot */
+#define GOAL_INTHREAD		1.5		/* in-thread's throughput over
+						   today's, at 1 GiB */
+#define GOAL_INTHREAD_AT	(1UL << 30)
 
-enum { SYS_LIBUFFD, SYS_FORK, NSYS };
-static const char *const sys_names[NSYS] = { "libuffd", "fork" };
+enum { SYS_LIBUFFD, SYS_FORK, SYS_INTHREAD, NSYS };
+static const char *const sys_names[NSYS] = { "libuffd", "fork", "libuffd-inthread" };
+
+static bool is_libuffd(int sys)
+{
+	return sys != SYS_FORK;
+}
 
 struct snap_cfg {
 	size_t sizes[MAX_SIZES];
@@ -290,8 +305,8 @@ static void timed_resume_cb(void *arg)
 	tp->resumed_us = bench_now_us();
 }
 
-static int run_libuffd(struct uffd_checker *c, const char *path, struct run *r,
-		       char *msg, size_t msglen)
+static int run_libuffd(struct uffd_checker *c, const char *path, bool in_thread,
+		       struct run *r, char *msg, size_t msglen)
 {
 	size_t len = uffd_checker_len(c);
 	struct uffd_image_region reg = {
@@ -299,7 +314,8 @@ static int run_libuffd(struct uffd_checker *c, const char *path, struct run *r,
 	};
 	struct timed_pause tp = { .c = c };
 	UFFD_OPTS(uffd_snap_opts, o, .path = path, .regions = &reg, .nregions = 1,
-		  .pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp);
+		  .pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp,
+		  .in_thread = in_thread);
 	long base = bench_mem_kib(0);
 	struct mem_monitor m;
 	struct uffd_snap *s;
@@ -516,8 +532,8 @@ static int measure(struct uffd_checker *c, int sys, const char *path, struct run
 		return ret;
 	}
 	sleep_us(SETTLE_US);
-	ret = sys == SYS_LIBUFFD ? run_libuffd(c, path, r, why, sizeof(why)) :
-				   run_fork(c, path, r, why, sizeof(why));
+	ret = is_libuffd(sys) ? run_libuffd(c, path, sys == SYS_INTHREAD, r, why, sizeof(why)) :
+				run_fork(c, path, r, why, sizeof(why));
 	uffd_checker_stop(c);
 	if (!ret) {
 		ret = verify_image(c, path, why, sizeof(why));
@@ -557,21 +573,23 @@ static double baseline_rate(struct uffd_checker *c, double window_us)
 
 static void print_run(const struct size_result *sr, int sys, int round, const struct run *r)
 {
-	printf("  %5zu MiB round %d %-8s pause %8.2f ms", sr->bytes >> 20, round + 1,
+	printf("  %5zu MiB round %d %-16s pause %8.2f ms", sr->bytes >> 20, round + 1,
 	       sys_names[sys], r->pause_ms);
-	if (sys == SYS_LIBUFFD)
+	if (is_libuffd(sys))
 		printf(" (inside %.2f)", r->inside_ms);
 	else
 		printf("%16s", "");
 	printf("  extra %7.1f MiB  %6.2f M writes/s  durable %6.2f s  touched %3.0f%%"
 	       " (%.1f writes/page)\n", r->extra_mib, r->rate / 1e6, r->durable_s,
 	       r->touched * 100, r->touch);
-	if (sys == SYS_LIBUFFD)
-		printf("%29s precopy dirty %llu, copied before write %llu, sync writes %llu,"
-		       " buffer peak %.1f MiB\n", "",
+	if (is_libuffd(sys))
+		printf("%37s precopy dirty %llu, copied before write %llu, sync writes %llu,"
+		       " buffer waits %llu, buffer peak %.1f MiB\n", "",
 		       (unsigned long long)r->st.precopy_dirty,
 		       (unsigned long long)r->st.copied_before_write,
-		       (unsigned long long)r->st.sync_writes, r->st.buffer_peak_bytes / 1048576.0);
+		       (unsigned long long)r->st.sync_writes,
+		       (unsigned long long)r->st.buffer_waits,
+		       r->st.buffer_peak_bytes / 1048576.0);
 	fflush(stdout);
 }
 
@@ -622,7 +640,7 @@ static int run_size(struct size_result *sr, int rounds, const char *path, bool h
 	/* 4 KiB pages, as the snapshot's bookkeeping and fork's COW see them. */
 	madvise(uffd_checker_area(c), sr->bytes, MADV_NOHUGEPAGE);
 	for (round = 0; round < rounds; round++) {
-		int this_round[NSYS] = { -1, -1 }, ran = 0;
+		int this_round[NSYS] = { -1, -1, -1 }, ran = 0;
 		double durable_us = 0, window, base;
 
 		for (k = 0; k < NSYS; k++) {
@@ -651,7 +669,7 @@ static int run_size(struct size_result *sr, int rounds, const char *path, bool h
 		base = baseline_rate(c, window);
 		sr->base_rate[sr->nbase++] = base;
 		if (human)
-			printf("  %5zu MiB round %d baseline %31s %6.2f M writes/s over %.2f s\n",
+			printf("  %5zu MiB round %d baseline %39s %6.2f M writes/s over %.2f s\n",
 			       sr->bytes >> 20, round + 1, "", base / 1e6, window / 1e6);
 		for (k = 0; k < NSYS; k++)
 			if (this_round[k] >= 0 && base > 0)
@@ -671,11 +689,11 @@ static void report_size(struct bench_report *rep, const struct size_result *sr)
 		const char *metric;
 		size_t offset;
 		const char *unit;
-		int only;		/* -1: both systems */
+		int only;		/* -1: every system, -2: libuffd's */
 		double scale;
 	} metrics[] = {
 		{ "pause_ms", offsetof(struct run, pause_ms), "ms", -1, 1 },
-		{ "pause_inside_ms", offsetof(struct run, inside_ms), "ms", SYS_LIBUFFD, 1 },
+		{ "pause_inside_ms", offsetof(struct run, inside_ms), "ms", -2, 1 },
 		{ "extra_mib", offsetof(struct run, extra_mib), "MiB", -1, 1 },
 		{ "extra_mib_half_touched", offsetof(struct run, extra_half_mib), "MiB",
 		  SYS_FORK, 1 },
@@ -692,7 +710,8 @@ static void report_size(struct bench_report *rep, const struct size_result *sr)
 		if (!sr->nruns[s])
 			continue;
 		for (i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
-			if (metrics[i].only >= 0 && s != metrics[i].only)
+			if ((metrics[i].only >= 0 && s != metrics[i].only) ||
+			    (metrics[i].only == -2 && !is_libuffd(s)))
 				continue;
 			snprintf(name, sizeof(name), "%s_%zumib", metrics[i].metric, sr->bytes >> 20);
 			bench_result(rep, sys_names[s], name, metrics[i].scale *
@@ -714,17 +733,30 @@ static bool both_ran(const struct size_result *sr)
 	return sr->nruns[SYS_LIBUFFD] && sr->nruns[SYS_FORK];
 }
 
+/* The size the in-thread goal is at: 1 GiB, or the first one measured. */
+static const struct size_result *inthread_goal_size(const struct size_result *res, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (res[i].bytes == GOAL_INTHREAD_AT)
+			return &res[i];
+	return &res[0];
+}
+
 /*
  * Goals: the pause at the largest size (the issue's "at 4 GiB"), extra
- * memory and throughput at the worst size.  Extra memory is the goal's
- * case, "writers touch half the pages": fork's as it would be with half
- * the pages written (they write more here), libuffd's as measured.
+ * memory at the worst size, the in-thread throughput over today's at
+ * 1 GiB.  Extra memory is the goal's case, "writers touch half the
+ * pages": fork's as it would be with half the pages written (they write
+ * more here), libuffd's as measured.  The throughput over the baseline,
+ * at the worst size, is reported without a goal (see the top).
  */
 static void report_ratios(struct bench_report *rep, const struct size_result *res, int n)
 {
-	const struct size_result *big = &res[n - 1];
-	double extra = 0, thr = 0;
-	bool have_extra = false, have_thr = false;
+	const struct size_result *big = &res[n - 1], *at = inthread_goal_size(res, n);
+	double extra = 0, thr = 0, thr_it = 0;
+	bool have_extra = false, have_thr = false, have_thr_it = false;
 	int i;
 
 	for (i = 0; i < n; i++) {
@@ -740,14 +772,26 @@ static void report_ratios(struct bench_report *rep, const struct size_result *re
 			thr = lib->throughput;
 			have_thr = true;
 		}
+		if (res[i].nruns[SYS_INTHREAD] &&
+		    (!have_thr_it || res[i].med[SYS_INTHREAD].throughput < thr_it)) {
+			thr_it = res[i].med[SYS_INTHREAD].throughput;
+			have_thr_it = true;
+		}
 	}
 	if (both_ran(big) && big->med[SYS_LIBUFFD].pause_ms > 0)
 		bench_ratio(rep, "fork_pause_over_libuffd_4g",
 			    big->med[SYS_FORK].pause_ms / big->med[SYS_LIBUFFD].pause_ms, GOAL_PAUSE);
 	if (have_extra)
 		bench_ratio(rep, "fork_extra_over_libuffd", extra, GOAL_EXTRA);
+	if (at->nruns[SYS_LIBUFFD] && at->nruns[SYS_INTHREAD] &&
+	    at->med[SYS_LIBUFFD].throughput > 0)
+		bench_ratio(rep, "inthread_over_libuffd_throughput",
+			    at->med[SYS_INTHREAD].throughput / at->med[SYS_LIBUFFD].throughput,
+			    GOAL_INTHREAD);
 	if (have_thr)
-		bench_ratio(rep, "throughput_ratio_libuffd_over_0.8", thr / GOAL_THROUGHPUT, 1);
+		bench_ratio(rep, "throughput_ratio_libuffd", thr, 0);
+	if (have_thr_it)
+		bench_ratio(rep, "throughput_ratio_inthread", thr_it, 0);
 	if (both_ran(big))
 		bench_ratio(rep, "fork_durable_over_libuffd",
 			    big->med[SYS_FORK].durable_s / big->med[SYS_LIBUFFD].durable_s, 0);
@@ -771,7 +815,7 @@ static void half_touched(char *buf, size_t len, const struct size_result *res, i
 static void make_config(struct bench_report *rep, const struct snap_cfg *cfg,
 			const struct size_result *res)
 {
-	char sizes[24], lib[16], frk[16];
+	char sizes[24], lib[16], frk[16], lit[16];
 	size_t off = 0;
 	int i;
 
@@ -780,15 +824,18 @@ static void make_config(struct bench_report *rep, const struct snap_cfg *cfg,
 				cfg->sizes[i] >> 20);
 	half_touched(lib, sizeof(lib), res, cfg->nsizes, SYS_LIBUFFD);
 	half_touched(frk, sizeof(frk), res, cfg->nsizes, SYS_FORK);
+	half_touched(lit, sizeof(lit), res, cfg->nsizes, SYS_INTHREAD);
 	snprintf(rep->config, sizeof(rep->config),
 		 "{\"sizes_mib\":[%s],\"rounds\":%d,\"writers\":%d,\"fill\":1.0,"
 		 "\"mem\":\"private anon\",\"fork_image\":\"64-page chunks, "
 		 "zero pages as holes\",\"extra\":\"peak Pss+VmPTE of all processes minus "
 		 "before; image page cache not counted\",\"sample\":\"every max(5 ms, %d reads)"
-		 " + at durable\",\"extra_goal\":\"fork cut to half the pages\",\"half_touched\":{\"libuffd\":%s,\"fork\":%s},"
-		 "\"pause_goal_at_mib\":%zu,\"no_goal\":[\"fork_durable_over_libuffd\"]}",
-		 sizes, cfg->rounds, WRITERS, SAMPLE_DUTY, lib, frk,
-		 cfg->sizes[cfg->nsizes - 1] >> 20);
+		 " + at durable\",\"extra_goal\":\"fork cut to half the pages\",\"half_touched\":{\"libuffd\":%s,\"fork\":%s,\"libuffd-inthread\":%s},"
+		 "\"pause_goal_at_mib\":%zu,\"inthread_goal_at_mib\":%zu,"
+		 "\"no_goal\":[\"fork_durable_over_libuffd\",\"throughput_ratio_libuffd\","
+		 "\"throughput_ratio_inthread\"]}",
+		 sizes, cfg->rounds, WRITERS, SAMPLE_DUTY, lib, frk, lit,
+		 cfg->sizes[cfg->nsizes - 1] >> 20, inthread_goal_size(res, cfg->nsizes)->bytes >> 20);
 }
 
 int bench_snapshot(int argc, char **argv)
@@ -810,9 +857,10 @@ int bench_snapshot(int argc, char **argv)
 	};
 	struct arg_spec spec = {
 		.prog = "uffd bench snapshot",
-		.about = "A live snapshot of the checker workload with libuffd and with fork()\n"
-			 "(the child writes the image, as Redis BGSAVE does): pause, extra memory,\n"
-			 "writer throughput during the snapshot, time until the image is durable.\n"
+		.about = "A live snapshot of the checker workload with libuffd (as by default, and\n"
+			 "in-thread) and with fork() (the child writes the image, as Redis BGSAVE\n"
+			 "does): pause, extra memory, writer throughput during the snapshot, time\n"
+			 "until the image is durable.\n"
 			 "Images go to a new directory under /var/tmp (or DIR) and are deleted.\n",
 		.opts = opts,
 	};

@@ -622,18 +622,13 @@ static void forked_child(void)
 	__atomic_store_n(&it.forked, 1, __ATOMIC_RELAXED);
 }
 
-/* Whether a thread of this process blocks SIGBUS: its first fault in an
- * in-thread region would kill the process (the kernel unblocks a fault's
- * signal and resets it to the default).  /proc unreadable: cannot tell. */
-static bool some_thread_blocks_sigbus(void)
+/* One look at every thread's blocked signals: does one block SIGBUS? */
+static bool scan_blocked(void)
 {
-	sigset_t mine;
 	struct dirent *d;
 	bool blocked = false;
 	DIR *dir;
 
-	if (!pthread_sigmask(SIG_BLOCK, NULL, &mine) && sigismember(&mine, SIGBUS))
-		return true;
 	dir = opendir("/proc/self/task");
 	if (!dir)
 		return false;
@@ -657,6 +652,33 @@ static bool some_thread_blocks_sigbus(void)
 	}
 	closedir(dir);
 	return blocked;
+}
+
+/*
+ * Whether a thread of this process blocks SIGBUS: its first fault in an
+ * in-thread region would kill the process (the kernel unblocks a fault's
+ * signal and resets it to the default).  glibc blocks every signal for a
+ * moment in a thread that creates another, and in the new thread until it
+ * starts: a few looks 1 ms apart must all see one.  /proc unreadable:
+ * cannot tell.
+ */
+#define BLOCKED_LOOKS 5
+
+static bool some_thread_blocks_sigbus(void)
+{
+	sigset_t mine;
+	int look;
+
+	if (!pthread_sigmask(SIG_BLOCK, NULL, &mine) && sigismember(&mine, SIGBUS))
+		return true;
+	for (look = 0; look < BLOCKED_LOOKS; look++) {
+		struct timespec ms = { 0, 1000000 };
+
+		if (!scan_blocked())
+			return false;
+		nanosleep(&ms, NULL);
+	}
+	return true;
 }
 
 int inthread_check_action(void)

@@ -40,7 +40,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +64,8 @@
 #define WINDOW_PAGES 64		/* pages per image chunk / unprotect */
 #define FAULT_GROUP_BYTES (256UL << 10)	/* saved and un-protected per fault, */
 #define FAULT_GROUP (FAULT_GROUP_BYTES / 4096)	/* or one page if larger: 64 at most */
+#define PRECOPY_PASSES 4	/* in_thread: at most, before the pause */
+#define PRECOPY_ENOUGH 256	/* pages written during a pass: stop */
 
 enum page_state { UNSAVED = 0, COPYING, SAVED };
 /* With SAVED: copied from memory, not confirmed yet (see confirm()). */
@@ -116,6 +120,8 @@ struct uffd_snap {
 	uint64_t free_top;		/* atomic: ABA tag << 32 | index + 1 */
 	struct slot *ready;		/* atomic: pushed, newest first */
 	size_t slots_in_use;		/* atomic */
+	uint32_t slots_freed;		/* atomic: a futex, bumped as slots come back */
+	int slot_waiters;		/* atomic: in-thread faults asleep on it */
 	bool guard;			/* in_thread: holds a guard reference */
 	pthread_mutex_t lock;		/* done_cond */
 
@@ -225,6 +231,31 @@ static int slots_get(struct uffd_snap *s, struct slot **v, int k, bool all)
 	return i;
 }
 
+/*
+ * An in-thread fault that found the buffer full sleeps until the writer
+ * has given slots back (or a few ms, to look again at the snapshot's
+ * state): a futex, which a signal handler may wait on.  Spinning instead
+ * took the CPU from the writer it waits for.
+ */
+#define SLOT_WAIT_NS (5 * 1000 * 1000)
+
+static void wait_for_slots(struct uffd_snap *s, uint32_t seen)
+{
+	struct timespec ts = { 0, SLOT_WAIT_NS };
+
+	__atomic_add_fetch(&s->slot_waiters, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&s->slots_freed, __ATOMIC_SEQ_CST) == seen)
+		syscall(SYS_futex, &s->slots_freed, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+	__atomic_sub_fetch(&s->slot_waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+static void wake_slot_waiters(struct uffd_snap *s)
+{
+	__atomic_add_fetch(&s->slots_freed, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&s->slot_waiters, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &s->slots_freed, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
 /* Queue k copied slots for the writer, in one go. */
 static void slots_ready(struct uffd_snap *s, struct slot **v, int k)
 {
@@ -257,13 +288,39 @@ static bool failed(struct uffd_snap *s)
 	return __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
 }
 
+/* With a guard (in_thread): memcpy, a 4 KiB page at a time, that stops
+ * at a page unmapped meanwhile.  Returns the bytes copied. */
+static size_t read_guarded(const struct iovec *iov, int n, uint64_t src)
+{
+	size_t done = 0, pages, k, m, j, got;
+	void *dst[64];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		pages = iov[i].iov_len / 4096;
+		for (k = 0; k < pages; k += got) {
+			m = pages - k < 64 ? pages - k : 64;
+			for (j = 0; j < m; j++)
+				dst[j] = (char *)iov[i].iov_base + (k + j) * 4096;
+			got = uffd__guarded_copy(dst, (const void *)(uintptr_t)(src + done), m,
+						 4096);
+			done += got * 4096;
+			if (got < m)
+				return done;
+		}
+	}
+	return done;
+}
+
 /*
  * Read [src, src + len) of this process into the buffers of iov (whose
  * lengths add up to len) with process_vm_readv(2): memory the program has
  * unmapped meanwhile answers EFAULT, where a plain copy would kill the
  * process.  Returns the bytes read; fewer than len: the rest is gone.
  * Where the call is refused (seccomp), pages are copied directly (see
- * util/pagecopy.h), unmapped or not.
+ * util/pagecopy.h), unmapped or not.  In-thread, the runtime's guard is
+ * installed anyway: a guarded memcpy does the same for a third of the
+ * cost (see save_group_in_thread()).
  */
 static size_t read_memory(struct uffd_snap *s, const struct iovec *iov, int n, uint64_t src,
 			  size_t len)
@@ -271,6 +328,9 @@ static size_t read_memory(struct uffd_snap *s, const struct iovec *iov, int n, u
 	struct iovec remote = { (void *)(uintptr_t)src, len };
 	ssize_t got;
 	int i;
+
+	if (s->guard)
+		return read_guarded(iov, n, src);
 
 	if (!__atomic_load_n(&s->direct_reads, __ATOMIC_RELAXED)) {
 		do
@@ -627,11 +687,11 @@ static int save_group(struct uffd_snap *s, struct snap_region *r, uint64_t page)
  * - Nothing that takes a lock: the slots are lock-free, and the image is
  *   never written here (its writer takes locks).  So the slots come
  *   first, for every page of the group that may need one, all or none: a
- *   fault that finds the buffer full holds no claim, counts a buffer wait
- *   and gives -EAGAIN back - the access faults again, after a yield to the
- *   writer thread, which frees slots as it writes them (a claim held
- *   meanwhile could be one the writer waits for).  Pages only ever leave
- *   UNSAVED, so the claims made after need no more slots than counted.
+ *   fault that finds the buffer full holds no claim while it sleeps until
+ *   the writer thread has written some and given them back (a claim held
+ *   meanwhile could be one the writer waits for), counted in
+ *   stats.buffer_waits.  Pages only ever leave UNSAVED, so the claims made
+ *   after need no more slots than counted.
  * - Events read before the un-protect are waited for with the runtime's
  *   counters, not its lock (confirm()).
  */
@@ -640,15 +700,19 @@ static int save_group_in_thread(struct uffd_snap *s, struct snap_region *r, uint
 	uint64_t first = page & ~(r->group - 1), claimed, present = 0, copied = 0, i;
 	uint64_t n = r->npages - first < r->group ? r->npages - first : r->group;
 	struct slot *v[FAULT_GROUP];
-	int want = 0, nslots = 0, k, ret;
+	int want, nslots = 0, k, ret;
+	uint32_t seen;
 
-	for (i = 0; i < n && !failed(s); i++)
-		if (__atomic_load_n(&r->state[first + i], __ATOMIC_ACQUIRE) == UNSAVED &&
-		    bitmap_test(&r->present, first + i))
-			want++;
-	if (want && !(nslots = slots_get(s, v, want, true))) {
+	for (;;) {
+		seen = __atomic_load_n(&s->slots_freed, __ATOMIC_SEQ_CST);
+		for (want = 0, i = 0; i < n && !failed(s); i++)
+			if (__atomic_load_n(&r->state[first + i], __ATOMIC_ACQUIRE) == UNSAVED &&
+			    bitmap_test(&r->present, first + i))
+				want++;
+		if (!want || (nslots = slots_get(s, v, want, true)))
+			break;
 		STAT_ADD(&s->st, buffer_waits, 1);
-		return -EAGAIN;
+		wait_for_slots(s, seen);
 	}
 	claimed = claim(r, first, n);
 	for (i = 0; i < n && !failed(s); i++)
@@ -908,6 +972,7 @@ static void drain_ready(struct uffd_snap *s)
 	}
 	if (count)
 		note_in_use(s, -(long)count);
+	wake_slot_waiters(s);
 }
 
 /*
@@ -1354,8 +1419,12 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 		s->guard = true;
 	}
 	s->h = uffd_handler_new(&s->u, &ho);
+	if (!s->h) {
+		ret = -errno;	/* in_thread: EBUSY, a thread blocks SIGBUS */
+		goto out_err;
+	}
 	s->regions = mm_zalloc(o->nregions * sizeof(*s->regions));
-	if (!s->h || !s->regions) {
+	if (!s->regions) {
 		ret = -ENOMEM;
 		goto out_err;
 	}
@@ -1387,13 +1456,22 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 		scan_present(&s->regions[i], UFFD_PAGE_PRESENT | UFFD_PAGE_SWAPPED);
 	if (!o->no_precopy) {
 		uint64_t dirty = 0;
+		int pass;
 
 		t0 = mono_ns();
 		ret = protect_all(s);
 		for (i = 0; i < s->nregions && !ret; i++)
 			scan_present(&s->regions[i], UFFD_PAGE_PRESENT);
-		for (i = 0; i < s->nregions && !ret; i++)
-			ret = reprotect_dirty(s, &s->regions[i], &dirty);
+		/* In-thread the writers' faults cost so little that they dirty
+		 * thousands of pages while a pass runs: passes until few are
+		 * left for the pause (one pass by default, as it always was). */
+		for (pass = 0; pass < (o->in_thread ? PRECOPY_PASSES : 1) && !ret; pass++) {
+			if (pass && dirty <= PRECOPY_ENOUGH)
+				break;
+			dirty = 0;
+			for (i = 0; i < s->nregions && !ret; i++)
+				ret = reprotect_dirty(s, &s->regions[i], &dirty);
+		}
 		s->st.protect_ns = mono_ns() - t0;
 		if (ret)
 			goto out_err;
