@@ -8,7 +8,12 @@
  * directory; the writers keep writing (the write counter grows, and a
  * pause - which needs every writer to reach its park point - completes),
  * and after uffd_snap_free() no page of the table is write-protected any
- * more (pagemap bit 57, uffd-wp, clear on every page).
+ * more (pagemap bit 57, uffd-wp, clear on every page).  Then the same
+ * with the copies made by the writing threads (in_thread) and a buffer of
+ * one group, which they fill at once: a writer asleep waiting for the
+ * buffer when the cancel comes must give up and let its write through
+ * (the writer thread, which no longer frees slots, waits for its fault to
+ * return before it unregisters).
  */
 #include <fcntl.h>
 #include <unistd.h>
@@ -42,23 +47,22 @@ static void expect_no_uffd_wp(const char *area)
 	free(e);
 }
 
-int main(void)
+static void run(const char *dir, bool in_thread)
 {
 	UFFD_OPTS(uffd_checker_opts, co, .bytes = TABLE, .writers = 2, .seed = 3,
 		  .fill = 0.5);
 	struct uffd_image_region reg;
 	UFFD_OPTS(uffd_snap_opts, so, .regions = &reg, .nregions = 1,
 		  .pause = uffd_checker_pause_cb,
-		  .resume = uffd_checker_resume_cb);
+		  .resume = uffd_checker_resume_cb, .in_thread = in_thread,
+		  .buffer_bytes = in_thread ? PAGE : 0);
 	struct uffd_snap_stats st;
 	struct uffd_checker *c;
 	struct uffd_snap *s;
-	const char *dir, *path;
+	const char *path;
 	uint64_t writes;
 
-	t_require(UFFD_FEAT_REG_WP_ANON);
-	dir = t_img_dir();
-	path = t_img_path(0, dir, "cancelled.img");
+	path = t_img_path(0, dir, in_thread ? "cancelled-inthread.img" : "cancelled.img");
 	c = t_checker_table(&co, UFFD_IMAGE_ANON, &reg);
 	so.path = path;
 	so.arg = c;
@@ -99,5 +103,15 @@ int main(void)
 	CHECK_EQ(t_count_files(dir), 0);
 
 	uffd_checker_free(c);
+}
+
+int main(void)
+{
+	const char *dir;
+
+	t_require(UFFD_FEAT_REG_WP_ANON);
+	dir = t_img_dir();
+	run(dir, false);
+	run(dir, true);
 	return T_EXIT_PASS;
 }

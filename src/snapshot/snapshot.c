@@ -705,7 +705,10 @@ static int save_group_in_thread(struct uffd_snap *s, struct snap_region *r, uint
 
 	for (;;) {
 		seen = __atomic_load_n(&s->slots_freed, __ATOMIC_SEQ_CST);
-		for (want = 0, i = 0; i < n && !failed(s); i++)
+		/* Failed or cancelled, the image is lost: no copy, no wait (the
+		 * writer stops draining, and waits for this fault to return). */
+		for (want = 0, i = 0; i < n && !failed(s) &&
+		     !__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE); i++)
 			if (__atomic_load_n(&r->state[first + i], __ATOMIC_ACQUIRE) == UNSAVED &&
 			    bitmap_test(&r->present, first + i))
 				want++;
