@@ -71,6 +71,7 @@
 #include <ucontext.h>
 
 #include "track.h"
+#include "util/sigchain.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -212,31 +213,6 @@ static bool handle_write(uint64_t addr)
 	return ok;
 }
 
-/* Hand the signal to the action we replaced. */
-static void chain(int sig, siginfo_t *si, void *uc)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	bool ignored = prev_action.sa_handler == SIG_IGN;
-
-	if (prev_action.sa_handler != SIG_DFL && !ignored) {
-		if (prev_action.sa_flags & SA_SIGINFO)
-			prev_action.sa_sigaction(sig, si, uc);
-		else
-			prev_action.sa_handler(sig);
-		return;
-	}
-	if (si->si_code <= 0) {		/* sent by kill(2) or the like */
-		if (ignored)
-			return;
-		sigaction(sig, &dfl, NULL);
-		raise(sig);		/* delivered when the handler returns */
-		return;
-	}
-	/* A fault (which kills even when ignored): the default action takes
-	 * it when the instruction faults again. */
-	sigaction(sig, &dfl, NULL);
-}
-
 /* Reads of tracked pages never fault: they are PROT_READ. */
 static bool fault_is_write(const void *uc)
 {
@@ -260,7 +236,7 @@ static void on_sigsegv(int sig, siginfo_t *si, void *uc)
 		__atomic_sub_fetch(&handlers_running, 1, __ATOMIC_SEQ_CST);
 	}
 	if (!ours)
-		chain(sig, si, uc);
+		sigchain_forward(&prev_action, sig, si, uc);
 	errno = saved_errno;
 }
 
