@@ -2,6 +2,7 @@
 /* mm_zalloc and friends: one anonymous mapping per allocation, its size in
  * a 64-byte header (keeps the caller's memory cache-line aligned). */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -64,9 +65,28 @@ void *mm_realloc(void *p, size_t size)
 /* The servicing threads' batches and events live on their stacks. */
 #define THREAD_STACK (1UL << 20)
 
+/*
+ * The program's handlers of asynchronous signals never run on these
+ * threads: they hold libuffd's locks and claims, and a handler that wrote
+ * to memory an in-thread fault resolves (uffd/handler.h) could wait for
+ * the very thread it interrupted.  The signals go to the program's own
+ * threads instead; faults still raise theirs.
+ */
+static void library_thread_mask(sigset_t *set)
+{
+	sigfillset(set);
+	sigdelset(set, SIGSEGV);
+	sigdelset(set, SIGBUS);
+	sigdelset(set, SIGILL);
+	sigdelset(set, SIGFPE);
+	sigdelset(set, SIGTRAP);
+	sigdelset(set, SIGSYS);
+}
+
 int mm_thread_create(pthread_t *thread, void **stack, void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
+	sigset_t mask;
 	int ret;
 
 	*stack = mmap(NULL, THREAD_STACK, PROT_READ | PROT_WRITE,
@@ -76,7 +96,10 @@ int mm_thread_create(pthread_t *thread, void **stack, void *(*fn)(void *), void 
 		return -errno;
 	}
 	pthread_attr_init(&attr);
+	library_thread_mask(&mask);
 	ret = -pthread_attr_setstack(&attr, *stack, THREAD_STACK);
+	if (!ret)
+		ret = -pthread_attr_setsigmask_np(&attr, &mask);
 	if (!ret)
 		ret = -pthread_create(thread, &attr, fn, arg);
 	pthread_attr_destroy(&attr);
