@@ -8,6 +8,8 @@
  * pattern, and writes freely; no callback runs in the child (its count,
  * copied at the fork, stays the same); the parent's pages the child
  * touched are still missing in the parent, and resolved there as before.
+ * And the child can have in-thread handlers of its own: one it makes
+ * resolves its faults with its own callback.
  */
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -27,15 +29,35 @@ static int fill(struct uffd_fault *f)
 	return uffd_fault_copy(f, src + ((char *)f->addr - area), PAGE);
 }
 
+static int child_fill(struct uffd_fault *f)
+{
+	return uffd_fault_copy(f, src + PAGE, PAGE);
+}
+
 static int child(void)
 {
+	static const struct uffd_region_ops ops = { .missing = child_fill };
+	UFFD_OPTS(uffd_handler_opts, o, .in_thread = true);
 	int before = callbacks;
+	struct uffd_handler *h;
+	struct uffd u;
+	char *mine;
 
 	if (area[PAGE + 1] != 0 || area[3 * PAGE] != 0)
 		return 2;
 	area[PAGE + 1] = 'c';
 	if (area[PAGE + 1] != 'c' || callbacks != before)
 		return 3;
+	if (uffd_open(&u, UFFD_F(UFFD_FEAT_SIGBUS), 0, UFFD_NONBLOCK))
+		return 4;
+	mine = t_map_anon(PAGE);
+	h = uffd_handler_new(&u, &o);
+	if (!h || !uffd_handler_add(h, mine, PAGE, 0, UFFD_REG_MISSING, &ops, NULL))
+		return 5;
+	if (mine[9] != src[PAGE + 9])
+		return 6;
+	uffd_handler_free(h);
+	uffd_close(&u);
 	return 0;
 }
 

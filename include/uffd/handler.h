@@ -89,7 +89,8 @@
  *    installed later must chain to libuffd's, or it gets its faults:
  *    uffd_handler_new() and uffd_handler_add() fail with EBUSY while the
  *    action is not libuffd's.
- *  - In a fork() child, in-thread regions are plain memory.
+ *  - In a fork() child, in-thread regions are plain memory; the child
+ *    may make in-thread handlers of its own.
  */
 #ifndef LIBUFFD_HANDLER_H
 #define LIBUFFD_HANDLER_H

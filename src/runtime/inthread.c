@@ -101,7 +101,6 @@ static struct {
 	int guards;			/* uffd__guard_get() references */
 	struct sigaction prev_bus, prev_segv;
 	bool atfork_done;
-	int forked;			/* atomic: this is a fork() child */
 	struct {
 		uint64_t start, end;
 		int budget;		/* atomic */
@@ -444,8 +443,7 @@ static int fault_in_thread(const siginfo_t *si, const void *uc)
 	struct uffd_fault f;
 	int ph, ret, out;
 
-	if (si->si_code != BUS_ADRERR || !from_page_fault(uc) ||
-	    __atomic_load_n(&it.forked, __ATOMIC_RELAXED))
+	if (si->si_code != BUS_ADRERR || !from_page_fault(uc))
 		return IT_NOT_OURS;
 	t0 = mono_ns();
 	ph = reader_enter();
@@ -615,11 +613,33 @@ void uffd__guard_put(void)
 
 /* ---- set-up ------------------------------------------------------------- */
 
-static void forked_child(void)
+/* fork(): no table changes hands while it copies the process. */
+static void fork_prepare(void)
 {
-	/* The child's memory is not registered (no EVENT_FORK in this mode)
-	 * and the regions' fds are the parent's: nothing here is ours. */
-	__atomic_store_n(&it.forked, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&it.lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&it.lock);
+}
+
+/*
+ * In the child the in-thread regions are not registered (no EVENT_FORK in
+ * this mode) and their userfaultfds are the parent's: none is the child's.
+ * It starts over with none (the parent's handlers, freed there, detach
+ * nothing); the SIGBUS handler stays, passing everything on, until a
+ * handler of the child's own uses it again.  The old tables are left to
+ * leak: no thread of the child reads them.
+ */
+static void fork_child(void)
+{
+	it.ctxs = NULL;
+	it.table = NULL;
+	it.retired = NULL;
+	it.readers[0] = it.readers[1] = 0;
+	it.attached = 0;
+	pthread_mutex_unlock(&it.lock);
 }
 
 /* One look at every thread's blocked signals: does one block SIGBUS? */
@@ -714,7 +734,7 @@ int inthread_attach(struct handler_ctx *ctx)
 	async_signals(&sa.sa_mask);
 	pthread_mutex_lock(&it.lock);
 	if (!it.atfork_done) {
-		ret = -pthread_atfork(NULL, NULL, forked_child);
+		ret = -pthread_atfork(fork_prepare, fork_parent, fork_child);
 		it.atfork_done = !ret;
 	}
 	if (!ret && !it.attached) {
