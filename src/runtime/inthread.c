@@ -642,8 +642,29 @@ static void fork_child(void)
 	pthread_mutex_unlock(&it.lock);
 }
 
-/* One look at every thread's blocked signals: does one block SIGBUS? */
-static bool scan_blocked(void)
+/* Whether thread tid blocks SIGBUS (false if it is gone). */
+static bool tid_blocks_sigbus(const char *tid)
+{
+	char path[64], line[128];
+	unsigned long long mask;
+	bool blocked = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%.20s/status", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigBlk: %llx", &mask) == 1) {
+			blocked = mask >> (SIGBUS - 1) & 1;
+			break;
+		}
+	fclose(f);
+	return blocked;
+}
+
+/* A thread that blocks SIGBUS now, into tid; false if none. */
+static bool scan_blocked(char *tid, size_t len)
 {
 	struct dirent *d;
 	bool blocked = false;
@@ -652,24 +673,11 @@ static bool scan_blocked(void)
 	dir = opendir("/proc/self/task");
 	if (!dir)
 		return false;
-	while (!blocked && (d = readdir(dir))) {
-		char path[64], line[128];
-		unsigned long long mask;
-		FILE *f;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%.20s/status", d->d_name);
-		f = fopen(path, "re");
-		if (!f)
-			continue;	/* gone meanwhile */
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "SigBlk: %llx", &mask) == 1) {
-				blocked = mask >> (SIGBUS - 1) & 1;
-				break;
-			}
-		fclose(f);
-	}
+	while (!blocked && (d = readdir(dir)))
+		if (d->d_name[0] != '.' && tid_blocks_sigbus(d->d_name)) {
+			snprintf(tid, len, "%.20s", d->d_name);
+			blocked = true;
+		}
 	closedir(dir);
 	return blocked;
 }
@@ -678,27 +686,35 @@ static bool scan_blocked(void)
  * Whether a thread of this process blocks SIGBUS: its first fault in an
  * in-thread region would kill the process (the kernel unblocks a fault's
  * signal and resets it to the default).  glibc blocks every signal for a
- * moment in a thread that creates another, and in the new thread until it
- * starts: a few looks 1 ms apart must all see one.  /proc unreadable:
- * cannot tell.
+ * moment in a thread that creates another, in the new thread until it
+ * starts, and in a thread that exits (which may still be listed just after
+ * it was joined): one thread must be seen blocking it in looks 2 ms apart
+ * for 10 ms.  /proc unreadable: cannot tell.
  */
-#define BLOCKED_LOOKS 5
+#define BLOCKED_LOOKS 6
+#define BLOCKED_SCANS 20	/* fresh looks for another thread, at most */
 
 static bool some_thread_blocks_sigbus(void)
 {
+	struct timespec gap = { 0, 2000000 };
+	char tid[24];
 	sigset_t mine;
-	int look;
+	int scans, look;
 
 	if (!pthread_sigmask(SIG_BLOCK, NULL, &mine) && sigismember(&mine, SIGBUS))
 		return true;
-	for (look = 0; look < BLOCKED_LOOKS; look++) {
-		struct timespec ms = { 0, 1000000 };
-
-		if (!scan_blocked())
+	for (scans = 0; scans < BLOCKED_SCANS; scans++) {
+		if (!scan_blocked(tid, sizeof(tid)))
 			return false;
-		nanosleep(&ms, NULL);
+		for (look = 1; look < BLOCKED_LOOKS; look++) {
+			nanosleep(&gap, NULL);
+			if (!tid_blocks_sigbus(tid))
+				break;
+		}
+		if (look == BLOCKED_LOOKS)
+			return true;
 	}
-	return true;
+	return true;	/* a different thread every time: say so rather than guess */
 }
 
 int inthread_check_action(void)
