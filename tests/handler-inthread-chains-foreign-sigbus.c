@@ -188,6 +188,7 @@ int main(void)
 {
 	struct uffd probe;
 
+	t_require_in_thread();
 	t_open(&probe, UFFD_F(UFFD_FEAT_SIGBUS), UFFD_NONBLOCK);
 	uffd_close(&probe);
 	CHECK_EQ(in_child(case_siginfo), 0);

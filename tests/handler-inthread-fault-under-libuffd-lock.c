@@ -56,6 +56,7 @@ int main(void)
 	char *wp;
 	struct uffd u;
 
+	t_require_in_thread();
 	t_open(&u, UFFD_F(UFFD_FEAT_SIGBUS) | UFFD_F(UFFD_FEAT_EVENT_UNMAP) |
 	       UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP), UFFD_NONBLOCK);
 	area = t_map_anon(NPAGES * PAGE);

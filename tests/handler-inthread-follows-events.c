@@ -49,6 +49,7 @@ int main(void)
 	struct uffd u;
 	int i;
 
+	t_require_in_thread();
 	/* No EVENT_UNMAP: a moving mremap(2) would wait for the UNMAP of its
 	 * old range too, queued after the REMAP, and so for the REMAP to be
 	 * applied; without it the mremap returns once the REMAP is read. */

@@ -69,6 +69,7 @@ int main(void)
 	struct uffd u;
 	pid_t pid;
 
+	t_require_in_thread();
 	t_open(&u, UFFD_F(UFFD_FEAT_SIGBUS), UFFD_NONBLOCK);
 	area = t_map_anon(NPAGES * PAGE);
 	src = t_map_anon(NPAGES * PAGE);

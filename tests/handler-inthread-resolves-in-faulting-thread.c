@@ -71,6 +71,7 @@ int main(void)
 	struct uffd u;
 	int i, p;
 
+	t_require_in_thread();
 	t_open(&u, UFFD_F(UFFD_FEAT_SIGBUS) | UFFD_F(UFFD_FEAT_THREAD_ID) |
 	       UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP), UFFD_NONBLOCK);
 	area = t_map_anon(NPAGES * PAGE);

@@ -81,6 +81,7 @@ int main(void)
 	pthread_t blocker, t;
 	char *area;
 
+	t_require_in_thread();
 	/* No SIGBUS feature; EVENT_FORK. */
 	t_open(&plain, 0, UFFD_NONBLOCK);
 	CHECK(!new_inthread(&plain));

@@ -36,6 +36,7 @@ int main(void)
 	int pipefd[2];
 	struct uffd u;
 
+	t_require_in_thread();
 	t_open(&u, UFFD_F(UFFD_FEAT_SIGBUS) | UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP),
 	       UFFD_NONBLOCK);
 	missing = t_map_anon(2 * PAGE);

@@ -60,6 +60,7 @@ int main(void)
 	char *dst, *area;
 	struct uffd u;
 
+	t_require_in_thread();
 	CHECK_OK(sigaction(SIGSEGV, &sa, NULL) ? -errno : 0);
 	CHECK_OK(uffd__guard_get());
 	src = t_map_anon(NPAGES * PAGE);

@@ -99,11 +99,14 @@ int main(void)
 	t_require(UFFD_FEAT_REG_WP_ANON);
 	snapshot_once(UFFD_CHECKER_ANON, false, false, path);
 	snapshot_once(UFFD_CHECKER_ANON, true, false, path);
-	snapshot_once(UFFD_CHECKER_ANON, false, true, path);
-	snapshot_once(UFFD_CHECKER_ANON, true, true, path);
+	if (t_in_thread_ok()) {
+		snapshot_once(UFFD_CHECKER_ANON, false, true, path);
+		snapshot_once(UFFD_CHECKER_ANON, true, true, path);
+	}
 	if (uffd_feature_supported(UFFD_FEAT_REG_WP_SHMEM) == 1) {
 		snapshot_once(UFFD_CHECKER_SHMEM, false, false, path);
-		snapshot_once(UFFD_CHECKER_SHMEM, false, true, path);
+		if (t_in_thread_ok())
+			snapshot_once(UFFD_CHECKER_SHMEM, false, true, path);
 	}
 	return T_EXIT_PASS;
 }

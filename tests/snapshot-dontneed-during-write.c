@@ -116,11 +116,12 @@ int main(void)
 		{ "rest", NPAGES / 4, 3 * NPAGES / 4, 1, 0 },
 	};
 	const size_t ncases = sizeof(cases) / sizeof(cases[0]);
-	size_t i;
+	size_t i, nruns;
 
 	t_require(UFFD_FEAT_REG_WP_ANON);
 	dir = t_img_dir();
-	for (i = 0; i < 2 * ncases; i++) {
+	nruns = (t_in_thread_ok() ? 2 : 1) * ncases;
+	for (i = 0; i < nruns; i++) {
 		const struct mm_case *c = &cases[i % ncases];
 		bool in_thread = i >= ncases;
 		struct mode_case mc = { c, in_thread };

@@ -35,6 +35,7 @@ int main(void)
 	const char *path;
 
 	t_require(UFFD_FEAT_REG_WP_ANON);
+	t_require_in_thread();
 	path = t_img_path(0, t_img_dir(), "waits.img");
 	c = t_checker_table(&co, UFFD_IMAGE_ANON, &reg);
 	so.path = path;

@@ -115,11 +115,12 @@ int main(void)
 		{ "straddle 1 ms", 1000, NPAGES - 1000, 1, 1000 },
 	};
 	const size_t ncases = sizeof(cases) / sizeof(cases[0]);
-	size_t i;
+	size_t i, nruns;
 
 	t_require(UFFD_FEAT_REG_WP_ANON);
 	dir = t_img_dir();
-	for (i = 0; i < 2 * ncases; i++) {
+	nruns = (t_in_thread_ok() ? 2 : 1) * ncases;
+	for (i = 0; i < nruns; i++) {
 		const struct mm_case *c = &cases[i % ncases];
 		bool in_thread = i >= ncases;
 		struct mode_case mc = { c, in_thread };

@@ -124,6 +124,7 @@ int main(void)
 		UFFD_TRACK_WP_ASYNC, UFFD_TRACK_SYNC_WP, UFFD_TRACK_SOFT_DIRTY,
 		UFFD_TRACK_MPROTECT,
 	};
+	bool in_thread_ok = t_in_thread_ok();
 	size_t i;
 	int round;
 
@@ -132,7 +133,8 @@ int main(void)
 	for (round = 0; round < ROUNDS; round++) {
 		for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
 			run_backend(backends[i], false, round);
-		run_backend(UFFD_TRACK_SYNC_WP, true, round);
+		if (in_thread_ok)
+			run_backend(UFFD_TRACK_SYNC_WP, true, round);
 	}
 	return T_EXIT_PASS;
 }

@@ -76,6 +76,7 @@ int main(void)
 	void *tid;
 
 	t_require(UFFD_FEAT_REG_WP_ANON);
+	t_require_in_thread();
 	signal(SIGALRM, on_timeout);
 	alarm(20);
 	errno = 0;

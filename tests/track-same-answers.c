@@ -278,6 +278,8 @@ int main(void)
 		enum uffd_track_backend b = i < sizeof(all) / sizeof(all[0]) ? all[i] :
 					    UFFD_TRACK_SYNC_WP;
 
+		if (i == sizeof(all) / sizeof(all[0]) && !t_in_thread_ok())
+			continue;
 		if (run_backend(b, i == sizeof(all) / sizeof(all[0])))
 			continue;
 		if (offered(b)) {

@@ -31,6 +31,33 @@ void t_require(enum uffd_feature f)
 	     strerror(-ret));
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#endif
+#endif
+
+bool t_in_thread_ok(void)
+{
+#ifdef T_TSAN
+	fprintf(stderr, "note: in-thread cases skipped under ThreadSanitizer (its thread "
+		"blocks every signal, which in-thread mode refuses)\n");
+	return false;
+#else
+	return true;
+#endif
+}
+
+void t_require_in_thread(void)
+{
+#ifdef T_TSAN
+	SKIP("in-thread mode under ThreadSanitizer: its thread blocks every signal, "
+	     "which in-thread mode refuses (EBUSY)");
+#endif
+}
+
 void t_open(struct uffd *u, uint64_t required, unsigned flags)
 {
 	char names[256];

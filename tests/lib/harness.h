@@ -64,6 +64,17 @@ const char *t_errname(long long v);
 void t_require(enum uffd_feature f);
 
 /*
+ * In-thread mode (uffd/handler.h) can run here: not under
+ * ThreadSanitizer, whose own thread blocks every signal - in-thread mode
+ * refuses that process with EBUSY, as it must - and which runs signal
+ * handlers its own way.  t_require_in_thread() skips, saying so;
+ * t_in_thread_ok() lets a test that also has other cases skip just its
+ * in-thread ones (with a note on stderr).
+ */
+bool t_in_thread_ok(void);
+void t_require_in_thread(void);
+
+/*
  * Open a non-blocking userfaultfd (so reads can have deadlines) with these
  * features, or skip (feature missing) / fail with the reason.
  */
