@@ -221,7 +221,7 @@ struct uffd_image *uffd_image_chain_get(struct uffd_image_chain *c, int i)
 }
 
 /* Every image's index believed (version 1 files: read once, here). */
-static int chain_trust(struct uffd_image_chain *c)
+int uffd__image_chain_trust(struct uffd_image_chain *c)
 {
 	uint64_t bad;
 	int i, err;
@@ -238,22 +238,24 @@ static int chain_trust(struct uffd_image_chain *c)
 }
 
 int uffd__image_chain_read_page(struct uffd_image_chain *c, int region, uint64_t page,
-				void *buf, bool fill_zero)
+				void *buf, unsigned flags)
 {
 	struct uffd_image_info info;
 	int i, ret;
 
 	if (!c || !c->n)
 		return -EINVAL;
-	ret = chain_trust(c);
+	if (!__atomic_load_n(&c->trusted, __ATOMIC_ACQUIRE) && (flags & IMG_READ_SIGNAL_SAFE))
+		return -EINVAL;		/* would lock: not prepared */
+	ret = uffd__image_chain_trust(c);
 	if (ret)
 		return ret;
 	for (i = 0, ret = -ENOENT; i < c->n && ret == -ENOENT; i++)
-		ret = uffd__image_read_page(c->images[i], region, page, buf, fill_zero);
+		ret = uffd__image_read_page(c->images[i], region, page, buf, flags);
 	if (ret != -ENOENT)
 		return ret;
 	/* a hole in the base: zero */
-	if (fill_zero) {
+	if (flags & IMG_READ_FILL_ZERO) {
 		uffd_image_info(c->images[0], &info);
 		memset(buf, 0, info.regions[region].page_size);
 	}
@@ -263,7 +265,7 @@ int uffd__image_chain_read_page(struct uffd_image_chain *c, int region, uint64_t
 int uffd_image_chain_read_page(struct uffd_image_chain *c, int region, uint64_t page,
 			       void *buf)
 {
-	return uffd__image_chain_read_page(c, region, page, buf, true);
+	return uffd__image_chain_read_page(c, region, page, buf, IMG_READ_FILL_ZERO);
 }
 
 bool uffd__image_chain_next_run(const struct uffd_image_chain *c, int region, uint64_t from,

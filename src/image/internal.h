@@ -22,12 +22,24 @@
  */
 int uffd__image_trust_headers(struct uffd_image *img, uint64_t *bad);
 
-/*
- * uffd_image_read_page() that, unless fill_zero, leaves buf untouched for
- * a page recorded as zero.
- */
+/* How uffd__image_read_page() and uffd__image_chain_read_page() read. */
+enum {
+	/* A page recorded as zero is written into buf as zeros (without
+	 * this, buf is left untouched for it - with IMG_READ_SIGNAL_SAFE,
+	 * what it holds then is undefined). */
+	IMG_READ_FILL_ZERO = 1 << 0,
+	/*
+	 * From a signal handler (an in-thread fault): no allocation and no
+	 * lock.  The index must be trusted already (uffd__image_chain_trust;
+	 * -EINVAL if not), and a chunk's first read checks its CRC through
+	 * buf, a page at a time, instead of one allocated buffer.
+	 */
+	IMG_READ_SIGNAL_SAFE = 1 << 1,
+};
+
+/* uffd_image_read_page() with IMG_READ_* flags. */
 int uffd__image_read_page(struct uffd_image *img, int region, uint64_t page, void *buf,
-			  bool fill_zero);
+			  unsigned flags);
 
 /*
  * The first run of pages at or after page from that img records (data or
@@ -44,11 +56,12 @@ bool uffd__image_next_run(const struct uffd_image *img, int region, uint64_t fro
 bool uffd__image_chain_next_run(const struct uffd_image_chain *c, int region, uint64_t from,
 				uint64_t *start, uint64_t *end);
 
-/*
- * uffd_image_chain_read_page() that leaves buf untouched for a zero page
- * unless fill_zero.
- */
+/* uffd_image_chain_read_page() with IMG_READ_* flags. */
 int uffd__image_chain_read_page(struct uffd_image_chain *c, int region, uint64_t page,
-				void *buf, bool fill_zero);
+				void *buf, unsigned flags);
+
+/* Every image of c trusted now (version 1 files are read through once),
+ * so that later reads take no lock: 0, -EBADMSG or -errno. */
+int uffd__image_chain_trust(struct uffd_image_chain *c);
 
 #endif

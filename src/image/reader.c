@@ -711,24 +711,28 @@ static const struct img_chunk *find_chunk(const struct img_region_index *ix, uin
 /*
  * The first read of any page of a chunk checks the chunk's CRC (reading
  * all of it once), so restoring never hands out damaged data; a chunk is
- * checked once however many threads read it.
+ * checked once however many threads read it.  Through one allocated
+ * buffer, or through scratch (a page) where nothing may be allocated.
  */
-static int verify_chunk_once(struct uffd_image *img, struct img_chunk *c, uint32_t page_size)
+static int verify_chunk_once(struct uffd_image *img, struct img_chunk *c, uint32_t page_size,
+			     void *scratch)
 {
 	uint64_t len = (uint64_t)__builtin_popcountll(c->present) * page_size +
 		       IMG_CHUNK_HDR_SIZE, pos, piece;
-	uint8_t crc_le[IMG_CRC_SIZE], *buf;
+	uint64_t buf_len = len < VERIFY_BUF_SIZE ? len : VERIFY_BUF_SIZE;
+	uint8_t crc_le[IMG_CRC_SIZE], *buf = scratch;
 	uint32_t crc = 0;
 	ssize_t n;
 	int ret = 0;
 
 	if (__atomic_load_n(&c->verified, __ATOMIC_ACQUIRE))
 		return 0;
-	buf = malloc(len < VERIFY_BUF_SIZE ? len : VERIFY_BUF_SIZE);
-	if (!buf)
+	if (scratch)
+		buf_len = page_size;
+	else if (!(buf = malloc(buf_len)))
 		return -ENOMEM;
 	for (pos = 0; pos < len && !ret; pos += piece) {
-		piece = len - pos < VERIFY_BUF_SIZE ? len - pos : VERIFY_BUF_SIZE;
+		piece = len - pos < buf_len ? len - pos : buf_len;
 		n = img_pread_full(img->fd, buf, piece, c->offset + pos);
 		if (n < 0)
 			ret = n;
@@ -737,7 +741,8 @@ static int verify_chunk_once(struct uffd_image *img, struct img_chunk *c, uint32
 		else
 			crc = crc32c(crc, buf, piece);
 	}
-	free(buf);
+	if (!scratch)
+		free(buf);
 	if (ret)
 		return ret;
 	n = img_pread_full(img->fd, crc_le, IMG_CRC_SIZE, c->offset + len);
@@ -786,11 +791,11 @@ int uffd__image_trust_headers(struct uffd_image *img, uint64_t *bad)
 
 int uffd_image_read_page(struct uffd_image *img, int region, uint64_t page, void *buf)
 {
-	return uffd__image_read_page(img, region, page, buf, true);
+	return uffd__image_read_page(img, region, page, buf, IMG_READ_FILL_ZERO);
 }
 
 int uffd__image_read_page(struct uffd_image *img, int region, uint64_t page, void *buf,
-			  bool fill_zero)
+			  unsigned flags)
 {
 	const struct uffd_image_region *r;
 	struct img_chunk *c;
@@ -802,18 +807,21 @@ int uffd__image_read_page(struct uffd_image *img, int region, uint64_t page, voi
 	r = &img->regions[region];
 	if (page >= r->len / r->page_size)
 		return -EINVAL;
+	if ((flags & IMG_READ_SIGNAL_SAFE) &&
+	    __atomic_load_n(&img->headers, __ATOMIC_ACQUIRE) != HEADERS_TRUSTED)
+		return -EINVAL;		/* would lock: not prepared */
 	n = uffd__image_trust_headers(img, &bad);
 	if (n)
 		return n;
 	c = (struct img_chunk *)find_chunk(&img->index[region], page);
 	if (!c)
 		return -ENOENT;
-	n = verify_chunk_once(img, c, r->page_size);
+	n = verify_chunk_once(img, c, r->page_size, flags & IMG_READ_SIGNAL_SAFE ? buf : NULL);
 	if (n)
 		return n;
 	bit = page - c->first;
 	if (c->zero & (1ULL << bit)) {
-		if (fill_zero)
+		if (flags & IMG_READ_FILL_ZERO)
 			memset(buf, 0, r->page_size);
 		return 0;
 	}
