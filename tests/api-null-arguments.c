@@ -710,6 +710,16 @@ static void check_restore_open(void)
 	CHECK_NULL_EINVAL(uffd_restore_open(fixture_image(), 1u << 30));
 }
 
+static void check_restore_open_opts(void)
+{
+	UFFD_OPTS(uffd_restore_opts, eager_in_thread, .in_thread = true);
+	UFFD_OPTS(uffd_restore_opts, bad_flag, .flags = 1u << 30);
+
+	CHECK_NULL_EINVAL(uffd_restore_open_opts(NULL, NULL));
+	CHECK_NULL_EINVAL(uffd_restore_open_opts(fixture_image(), &bad_flag));
+	CHECK_NULL_EINVAL(uffd_restore_open_opts(fixture_image(), &eager_in_thread));
+}
+
 static void check_restore_addr(void)
 {
 	struct uffd_restore *r;
@@ -1204,7 +1214,7 @@ static struct entry table[] = {
 	/* snapshots and restore */
 	E(snap_begin), E(snap_wait), E(snap_cancel), E(snap_stats), E(snap_free),
 	E(snap_prepare_write),
-	E(snap_all_regions), E(restore_open), E(restore_addr), E(restore_regions),
+	E(snap_all_regions), E(restore_open), E(restore_open_opts), E(restore_addr), E(restore_regions),
 	E(restore_wait), E(restore_stats), E(restore_close),
 	/* the page server */
 	E(serve_new), E(serve_stats), E(serve_free), E(serve_attach),

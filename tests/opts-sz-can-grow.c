@@ -5,8 +5,9 @@
  * where the API allows it, and a larger struct from a "newer program" whose
  * unknown tail is zero; it refuses with EINVAL an sz of 0 (a struct not made
  * by UFFD_OPTS), a garbage sz, and a newer struct that sets a field this
- * library does not know.  uffd_pager_config() fills an older caller's
- * shorter struct only as far as it reaches.
+ * library does not know (uffd_restore_open_opts() too, on a one-page
+ * image).  uffd_pager_config() fills an older caller's shorter struct
+ * only as far as it reaches.
  */
 #include <stddef.h>
 #include <sys/mman.h>
@@ -18,6 +19,7 @@
 #include <uffd/track.h>
 
 #include "lib/harness.h"
+#include "lib/image-files.h"
 
 /* What a program built against a later header would pass. */
 #define NEWER(type) struct newer_##type { struct type o; uint64_t future; }
@@ -27,6 +29,7 @@ NEWER(uffd_checker_opts);
 NEWER(uffd_pager_opts);
 NEWER(uffd_ckpt_opts);
 NEWER(uffd_snap_opts);
+NEWER(uffd_restore_opts);
 
 /* ptr is the outcome of a constructor; want_ok says if it should exist. */
 static void expect(const char *what, void *ptr, bool want_ok)
@@ -179,6 +182,46 @@ static void snapshot_cases(void)
 	munmap(area, 4 * PAGE);
 }
 
+/* A one-page image of memory that is gone again (its address free). */
+static const char *one_page_image(void)
+{
+	const char *path = t_img_path(0, t_img_dir(), "one.img");
+	char *area = t_map_anon(PAGE);
+	struct uffd_image_region reg = { (uintptr_t)area, PAGE, PAGE, UFFD_IMAGE_ANON };
+	struct uffd_image_writer *w = uffd_image_create(path, &reg, 1, NULL, 0);
+
+	if (!w)
+		FAIL("uffd_image_create: %s", strerror(errno));
+	CHECK_OK(uffd_image_put_page(w, 0, 0, area));
+	CHECK_OK(uffd_image_commit(w));
+	munmap(area, PAGE);
+	return path;
+}
+
+static void restore_cases(void)
+{
+	const char *path = one_page_image();
+	UFFD_OPTS(uffd_restore_opts, o, .flags = UFFD_RESTORE_ANYWHERE);
+	struct newer_uffd_restore_opts n = {
+		.o = { .sz = sizeof(n), .flags = UFFD_RESTORE_ANYWHERE },
+	};
+	struct uffd_restore *r;
+
+	r = uffd_restore_open_opts(path, &o);
+	expect("restore: UFFD_OPTS", r, true);
+	uffd_restore_close(r, true);
+	r = uffd_restore_open_opts(path, NULL);	/* at the recorded address */
+	expect("restore: NULL", r, true);
+	uffd_restore_close(r, true);
+	r = uffd_restore_open_opts(path, &n.o);
+	expect("restore: newer, tail zero", r, true);
+	uffd_restore_close(r, true);
+	n.future = 1;
+	expect("restore: newer, unknown field set", uffd_restore_open_opts(path, &n.o), false);
+	o.sz = 0;
+	expect("restore: sz 0", uffd_restore_open_opts(path, &o), false);
+}
+
 int main(void)
 {
 	t_require(UFFD_FEAT_REG_WP_ANON);
@@ -186,6 +229,7 @@ int main(void)
 	handler_cases();
 	checker_cases();
 	snapshot_cases();
+	restore_cases();
 	pager_cases();
 	return T_EXIT_PASS;
 }

@@ -160,6 +160,28 @@ struct uffd_restore;
  * rest in address order.  NULL with errno.
  */
 struct uffd_restore *uffd_restore_open(const char *path, unsigned flags);
+
+struct uffd_restore_opts {
+	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
+	unsigned flags;			/* UFFD_RESTORE_* */
+	bool in_thread;			/* lazy: a first touch is served by
+					   the touching thread: see below */
+};
+
+/*
+ * uffd_restore_open() with options (o NULL: flags 0).  With in_thread (and
+ * UFFD_RESTORE_LAZY) the first touch of a page not in yet is served by
+ * the thread that touched it, from a SIGBUS handler (the runtime's
+ * in-thread mode, uffd/handler.h), with no servicing thread in between;
+ * the prefetch runs as without it.  The price is the mode's, until every
+ * page is in (uffd_restore_wait): a system call that reads or writes a
+ * page not in yet fails with EFAULT (write(2) from it, read(2) into it),
+ * and the touching thread needs about 8 KiB of stack free.  NULL with
+ * errno: EINVAL (in_thread without UFFD_RESTORE_LAZY, an unknown flag or
+ * option), EBUSY (in_thread: a thread blocks SIGBUS, or the program's
+ * SIGBUS handler replaced libuffd's), or as uffd_restore_open().
+ */
+struct uffd_restore *uffd_restore_open_opts(const char *path, const struct uffd_restore_opts *o);
 /* Where region i now lives, and how many regions there are. */
 void *uffd_restore_addr(const struct uffd_restore *r, int region);
 int uffd_restore_regions(const struct uffd_restore *r);

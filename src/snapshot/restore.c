@@ -15,6 +15,15 @@
  * huge sparse region restores in the time its data takes), and a page
  * that reads as zero is not written.  When the prefetch is done the lazy
  * regions are unregistered, and a hole touched later is an ordinary fault.
+ *
+ * With opts.in_thread the first touch is served by the touching thread
+ * itself, from the runtime's SIGBUS handler (runtime/inthread.c): the
+ * same callback, but it may neither allocate nor lock, so the chain's
+ * index is trusted before the regions are registered, and a chunk's first
+ * read checks its CRC through the page buffer (IMG_READ_SIGNAL_SAFE).  The
+ * prefetch races with such faults exactly as with the servicing thread's:
+ * whichever copies a page first wins, the other gets EEXIST, and both
+ * copy the same bytes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +36,8 @@
 
 #include "image/internal.h"
 #include "util/clock.h"
+#include "util/mmalloc.h"
+#include "util/opts.h"
 
 struct restore_region {
 	struct uffd_restore *r;
@@ -34,6 +45,8 @@ struct restore_region {
 	char *addr;
 	struct uffd_image_region ir;
 	struct uffd_region *region;
+	uint64_t *counted;		/* lazy, atomic: a bit per page once
+					   its filling is counted */
 };
 
 struct uffd_restore {
@@ -41,6 +54,7 @@ struct uffd_restore {
 	int nregions;
 	struct restore_region *regions;
 	unsigned flags;
+	bool in_thread;
 	struct uffd u;
 	struct uffd_handler *h;
 	pthread_t prefetcher;
@@ -53,10 +67,12 @@ struct uffd_restore {
 	struct uffd_restore_stats st;
 };
 
-/* Read a page from the chain: 1 data in buf, 0 zero, -errno. */
-static int read_page(struct uffd_restore *r, int region, uint64_t page, void *buf)
+/* Read a page from the chain for a fault: 1 data in buf, 0 zero (buf
+ * undefined), -errno.  Signal-safe in in-thread mode. */
+static int fault_read_page(struct uffd_restore *r, int region, uint64_t page, void *buf)
 {
-	return uffd_image_chain_read_page(r->chain, region, page, buf);
+	return uffd__image_chain_read_page(r->chain, region, page, buf,
+					   r->in_thread ? IMG_READ_SIGNAL_SAFE : 0);
 }
 
 static int map_region(struct uffd_restore *r, struct restore_region *rr)
@@ -91,7 +107,7 @@ static int fill_eagerly(struct uffd_restore *r, struct restore_region *rr)
 		for (; page < end; page++) {
 			ret = uffd__image_chain_read_page(r->chain, rr->index, page,
 							  rr->addr + page * rr->ir.page_size,
-							  false);
+							  0);
 			if (ret < 0)
 				return ret;
 			r->data += ret;
@@ -100,24 +116,42 @@ static int fill_eagerly(struct uffd_restore *r, struct restore_region *rr)
 	return 0;
 }
 
-/* A MISSING fault: the page from the image, or zeros. */
+/*
+ * Count a page filled (data or zero), once: a fault and the prefetch - or,
+ * in-thread, several threads' faults - may race to fill the same page, and
+ * only the first to get here counts it, as faulted or prefetched.  The
+ * bitmap is mapped, not allocated: its words cost memory once touched.
+ */
+static bool count_filled(struct uffd_restore *r, struct restore_region *rr, uint64_t page,
+			 bool data, uint64_t *by)
+{
+	uint64_t bit = 1ULL << (page % 64);
+
+	if (__atomic_fetch_or(&rr->counted[page / 64], bit, __ATOMIC_RELAXED) & bit)
+		return false;
+	__atomic_fetch_add(by, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(data ? &r->data : &r->st.zero, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* A MISSING fault: the page from the image, or zeros.  In-thread it runs
+ * in the faulting thread's SIGBUS handler: buf is on that thread's stack. */
 static int restore_missing(struct uffd_fault *f)
 {
 	struct restore_region *rr = f->data;
 	struct uffd_restore *r = rr->r;
 	uint64_t page = ((char *)f->addr - rr->addr) / rr->ir.page_size;
 	char buf[4096] __attribute__((aligned(64)));
-	int ret = read_page(r, rr->index, page, buf);
+	int ret = fault_read_page(r, rr->index, page, buf);
+	bool data = ret == 1;
 
-	__atomic_fetch_add(&r->st.faulted, 1, __ATOMIC_RELAXED);
 	if (ret < 0)
 		return ret;	/* SIGBUS through POISON, see handler.h */
-	if (ret == 0) {
-		__atomic_fetch_add(&r->st.zero, 1, __ATOMIC_RELAXED);
-		return uffd_fault_zero(f, rr->ir.page_size);
-	}
-	__atomic_fetch_add(&r->data, 1, __ATOMIC_RELAXED);
-	return uffd_fault_copy(f, buf, rr->ir.page_size);
+	ret = data ? uffd_fault_copy(f, buf, rr->ir.page_size) :
+		     uffd_fault_zero(f, rr->ir.page_size);
+	if (!ret)
+		count_filled(r, rr, page, data, &r->st.faulted);
+	return ret;
 }
 
 static const struct uffd_region_ops restore_ops = { .missing = restore_missing };
@@ -168,7 +202,7 @@ static void *prefetch_main(void *arg)
 		while (!err && uffd__image_chain_next_run(r->chain, i, page, &page, &end)) {
 			for (; page < end && !err; page++) {
 				char *dst = rr->addr + page * rr->ir.page_size;
-				int ret = read_page(r, i, page, buf);
+				int ret = uffd__image_chain_read_page(r->chain, i, page, buf, 0);
 				bool zero;
 
 				if (ret < 0) {
@@ -177,13 +211,10 @@ static void *prefetch_main(void *arg)
 				}
 				zero = ret == 0;
 				ret = prefetch_page(r, dst, zero ? NULL : buf, rr->ir.page_size);
-				if (ret == 0) {
-					__atomic_fetch_add(&r->st.prefetched, 1, __ATOMIC_RELAXED);
-					__atomic_fetch_add(zero ? &r->st.zero : &r->data, 1,
-							   __ATOMIC_RELAXED);
-				} else if (ret != -EEXIST) {
+				if (ret == 0)
+					count_filled(r, rr, page, !zero, &r->st.prefetched);
+				else if (ret != -EEXIST)
 					err = ret;
-				}
 			}
 		}
 	}
@@ -199,10 +230,19 @@ static void *prefetch_main(void *arg)
 
 static int start_lazy(struct uffd_restore *r)
 {
-	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1);
+	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1, .in_thread = r->in_thread);
+	uint64_t features = UFFD_F(UFFD_FEAT_POISON);
 	int i, ret;
 
-	ret = uffd_open(&r->u, 0, UFFD_F(UFFD_FEAT_POISON), UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
+	/* In-thread faults read the image from a signal handler: the index is
+	 * believed now, when the lock that takes may be taken. */
+	if (r->in_thread) {
+		ret = uffd__image_chain_trust(r->chain);
+		if (ret)
+			return ret;
+		features |= UFFD_F(UFFD_FEAT_SIGBUS);
+	}
+	ret = uffd_open(&r->u, 0, features, UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
 	if (ret)
 		return ret;
 	r->h = uffd_handler_new(&r->u, &ho);
@@ -210,7 +250,11 @@ static int start_lazy(struct uffd_restore *r)
 		return -errno;
 	for (i = 0; i < r->nregions; i++) {
 		struct restore_region *rr = &r->regions[i];
+		uint64_t npages = rr->ir.len / rr->ir.page_size;
 
+		rr->counted = mm_zalloc((npages + 63) / 64 * sizeof(uint64_t));
+		if (!rr->counted)
+			return -ENOMEM;
 		rr->region = uffd_handler_add(r->h, rr->addr, rr->ir.len, 0, UFFD_REG_MISSING,
 					      &restore_ops, rr);
 		if (!rr->region)
@@ -233,9 +277,11 @@ static void destroy(struct uffd_restore *r, bool unmap)
 		pthread_join(r->prefetcher, NULL);
 	uffd_handler_free(r->h);
 	uffd_close(&r->u);
-	for (i = 0; unmap && r->regions && i < r->nregions; i++)
-		if (r->regions[i].addr)
+	for (i = 0; r->regions && i < r->nregions; i++) {
+		if (unmap && r->regions[i].addr)
 			munmap(r->regions[i].addr, r->regions[i].ir.len);
+		mm_free(r->regions[i].counted);
+	}
 	free(r->regions);
 	uffd_image_chain_close(r->chain);
 	pthread_mutex_destroy(&r->lock);
@@ -245,11 +291,23 @@ static void destroy(struct uffd_restore *r, bool unmap)
 
 struct uffd_restore *uffd_restore_open(const char *path, unsigned flags)
 {
+	UFFD_OPTS(uffd_restore_opts, o, .flags = flags);
+
+	return uffd_restore_open_opts(path, &o);
+}
+
+struct uffd_restore *uffd_restore_open_opts(const char *path, const struct uffd_restore_opts *o)
+{
+	struct uffd_restore_opts opts;
 	struct uffd_image_info info;
 	struct uffd_restore *r;
+	unsigned flags;
 	int i, ret;
 
-	if (!path || (flags & ~(UFFD_RESTORE_LAZY | UFFD_RESTORE_ANYWHERE))) {
+	ret = uffd__load_opts(&opts, o, struct uffd_restore_opts, in_thread, in_thread);
+	flags = opts.flags;
+	if (ret || !path || (flags & ~(UFFD_RESTORE_LAZY | UFFD_RESTORE_ANYWHERE)) ||
+	    (opts.in_thread && !(flags & UFFD_RESTORE_LAZY))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -257,6 +315,7 @@ struct uffd_restore *uffd_restore_open(const char *path, unsigned flags)
 	if (!r)
 		return NULL;
 	r->flags = flags;
+	r->in_thread = opts.in_thread;
 	r->u.fd = -1;
 	r->t0 = mono_ns();
 	pthread_mutex_init(&r->lock, NULL);
