@@ -243,28 +243,6 @@ int uffd_region_zero(struct uffd_region *r, void *dst, size_t len)
 	return fill_outside(r, FILL_ZERO, dst, NULL, len);
 }
 
-int run_callback(struct uffd_fault *f)
-{
-	const struct uffd_region_ops *ops = &f->region->ops;
-	int (*cb)(struct uffd_fault *) =
-		f->kind == UFFD_FAULT_MISSING ? ops->missing :
-		f->kind == UFFD_FAULT_WP ? ops->wp : ops->minor;
-
-	return cb ? cb(f) : UFFD_FAULT_RESOLVED;
-}
-
-void record_latency(struct uffd_handler_stats *st, uint64_t ns)
-{
-	int bucket = ns ? 63 - __builtin_clzll(ns) : 0;
-
-	if (bucket >= UFFD_HIST_BUCKETS)
-		bucket = UFFD_HIST_BUCKETS - 1;
-	STAT_ADD(st, hist[bucket], 1);
-	STAT_ADD(st, latency_ns_sum, ns);
-	if (ns > __atomic_load_n(&st->latency_ns_max, __ATOMIC_RELAXED))
-		__atomic_store_n(&st->latency_ns_max, ns, __ATOMIC_RELAXED);
-}
-
 static bool can_poison(const struct uffd_fault *f)
 {
 	return f->kind != UFFD_FAULT_WP &&

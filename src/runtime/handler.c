@@ -178,7 +178,7 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 	h->dispatcher.h = h;
 	h->dispatcher.ctx = &h->root;
 	if (opts.in_thread) {
-		ret = inthread_attach(&h->root);
+		ret = uffd__inthread_attach(&h->root);
 		if (ret) {
 			ctx_destroy(&h->root);
 			pthread_mutex_destroy(&h->lock);
@@ -214,11 +214,11 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 	 * thread's stack, which therefore cannot be in the region; and the
 	 * SIGBUS action must still be ours. */
 	if (h->opts.in_thread) {
-		if (inthread_holds_my_stack(start, len)) {
+		if (uffd__inthread_holds_my_stack(start, len)) {
 			errno = EINVAL;
 			return NULL;
 		}
-		ret = inthread_check_action();
+		ret = uffd__inthread_check_action();
 		if (ret) {
 			errno = -ret;
 			return NULL;
@@ -235,7 +235,7 @@ struct uffd_region *uffd_handler_add(struct uffd_handler *h, void *addr, size_t 
 	ret = region_table_insert(&h->root.table, r);
 	pthread_rwlock_unlock(&h->root.table.lock);
 	/* Published before registered: its first fault finds it. */
-	if (!ret && h->opts.in_thread && (ret = inthread_republish()))
+	if (!ret && h->opts.in_thread && (ret = uffd__inthread_republish()))
 		goto out_remove;
 	if (ret) {
 		mm_free(r);
@@ -251,7 +251,7 @@ out_remove:
 	region_table_remove(&h->root.table, r);
 	pthread_rwlock_unlock(&h->root.table.lock);
 	if (h->opts.in_thread)
-		inthread_republish();	/* the table without r, or the old one */
+		uffd__inthread_republish();	/* the table without r, or the old one */
 	mm_free(r);
 	errno = -ret;
 	return NULL;
@@ -287,8 +287,8 @@ int uffd_handler_remove(struct uffd_region *r)
 		pthread_rwlock_wrlock(&ctx->table.lock);
 		region_table_remove(&ctx->table, r);
 		pthread_rwlock_unlock(&ctx->table.lock);
-		inthread_stray(r->start, r->start + r->len);
-		while (inthread_republish())
+		uffd__inthread_stray(r->start, r->start + r->len);
+		while (uffd__inthread_republish())
 			sched_yield();
 		uffd__inthread_synchronize();
 	} else {
@@ -400,7 +400,7 @@ static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
 		region_table_remap(t, ev->remap.from, ev->remap.to, ev->remap.len, ev);
 		pthread_rwlock_unlock(&t->lock);
 		if (ctx->in_thread)
-			inthread_republish();
+			uffd__inthread_republish();
 		return;
 	case UFFD_EV_REMOVE:
 		/* Still registered: the next fault there is a fresh MISSING. */
@@ -415,7 +415,7 @@ static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
 		region_table_unmap(t, ev->range.start, ev->range.end, ev);
 		pthread_rwlock_unlock(&t->lock);
 		if (ctx->in_thread)
-			inthread_republish();
+			uffd__inthread_republish();
 		return;
 	default:
 		STAT_ADD(st, events[4], 1);
@@ -839,7 +839,7 @@ void uffd_handler_free(struct uffd_handler *h)
 		return;
 	uffd_handler_stop(h);
 	if (h->opts.in_thread)
-		inthread_detach(&h->root);
+		uffd__inthread_detach(&h->root);
 	for (c = h->children; c; c = next) {
 		next = c->next;
 		ctx_destroy(c);

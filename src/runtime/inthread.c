@@ -302,7 +302,7 @@ static int republish_locked(void)
 	return 0;
 }
 
-int inthread_republish(void)
+int uffd__inthread_republish(void)
 {
 	int ret;
 
@@ -322,7 +322,7 @@ static void stray_locked(uint64_t start, uint64_t end)
 	__atomic_store_n(&it.strays[i].budget, STRAY_FAULTS, __ATOMIC_SEQ_CST);
 }
 
-void inthread_stray(uint64_t start, uint64_t end)
+void uffd__inthread_stray(uint64_t start, uint64_t end)
 {
 	pthread_mutex_lock(&it.lock);
 	stray_locked(start, end);
@@ -512,7 +512,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	}
 	if (ret == IT_NOT_OURS) {
 		guard_catch(si);
-		sigchain_forward(&it.prev_bus, sig, si, uc);
+		uffd__sigchain_forward(&it.prev_bus, sig, si, uc);
 	} else if (ret == IT_RETRY) {
 		sched_yield();
 	}
@@ -524,7 +524,7 @@ static void on_sigsegv(int sig, siginfo_t *si, void *uc)
 	int saved_errno = errno;
 
 	guard_catch(si);
-	sigchain_forward(&it.prev_segv, sig, si, uc);
+	uffd__sigchain_forward(&it.prev_segv, sig, si, uc);
 	errno = saved_errno;
 }
 
@@ -606,7 +606,7 @@ void uffd__guard_put(void)
 	pthread_mutex_lock(&it.lock);
 	/* Put back what was there, unless someone has replaced us since (then
 	 * our handler stays theirs to chain to). */
-	if (it.guards && !--it.guards && sigchain_is_ours(SIGSEGV, on_sigsegv))
+	if (it.guards && !--it.guards && uffd__sigchain_is_ours(SIGSEGV, on_sigsegv))
 		sigaction(SIGSEGV, &it.prev_segv, NULL);
 	pthread_mutex_unlock(&it.lock);
 }
@@ -717,12 +717,12 @@ static bool some_thread_blocks_sigbus(void)
 	return true;	/* a different thread every time: say so rather than guess */
 }
 
-int inthread_check_action(void)
+int uffd__inthread_check_action(void)
 {
-	return sigchain_is_ours(SIGBUS, on_sigbus) ? 0 : -EBUSY;
+	return uffd__sigchain_is_ours(SIGBUS, on_sigbus) ? 0 : -EBUSY;
 }
 
-bool inthread_holds_my_stack(uint64_t start, uint64_t len)
+bool uffd__inthread_holds_my_stack(uint64_t start, uint64_t len)
 {
 	pthread_attr_t attr;
 	void *addr;
@@ -739,7 +739,7 @@ bool inthread_holds_my_stack(uint64_t start, uint64_t len)
 	return holds || ((uintptr_t)&probe >= start && (uintptr_t)&probe - start < len);
 }
 
-int inthread_attach(struct handler_ctx *ctx)
+int uffd__inthread_attach(struct handler_ctx *ctx)
 {
 	struct sigaction sa = { .sa_sigaction = on_sigbus,
 				.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART };
@@ -766,7 +766,7 @@ int inthread_attach(struct handler_ctx *ctx)
 			if (sigaction(SIGBUS, &sa, NULL))
 				ret = -errno;
 		}
-	} else if (!ret && !sigchain_is_ours(SIGBUS, on_sigbus)) {
+	} else if (!ret && !uffd__sigchain_is_ours(SIGBUS, on_sigbus)) {
 		ret = -EBUSY;	/* another handler replaced ours */
 	}
 	if (!ret) {
@@ -780,13 +780,13 @@ int inthread_attach(struct handler_ctx *ctx)
 			it.attached--;
 		}
 	}
-	if (ret && !it.attached && sigchain_is_ours(SIGBUS, on_sigbus))
+	if (ret && !it.attached && uffd__sigchain_is_ours(SIGBUS, on_sigbus))
 		sigaction(SIGBUS, &it.prev_bus, NULL);
 	pthread_mutex_unlock(&it.lock);
 	return ret;
 }
 
-void inthread_detach(struct handler_ctx *ctx)
+void uffd__inthread_detach(struct handler_ctx *ctx)
 {
 	struct handler_ctx **pp;
 	int i;
@@ -810,7 +810,7 @@ void inthread_detach(struct handler_ctx *ctx)
 		sched_yield();
 		pthread_mutex_lock(&it.lock);
 	}
-	if (!--it.attached && sigchain_is_ours(SIGBUS, on_sigbus))
+	if (!--it.attached && uffd__sigchain_is_ours(SIGBUS, on_sigbus))
 		sigaction(SIGBUS, &it.prev_bus, NULL);
 	pthread_mutex_unlock(&it.lock);
 	uffd__inthread_synchronize();

@@ -98,10 +98,30 @@ int fault_resolve_default(struct uffd_fault *f, bool failed);
 /* Where fills outside a callback (uffd_region_*) are counted. */
 struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx);
 
-/* The region's callback for f's kind (UFFD_FAULT_RESOLVED if none). */
-int run_callback(struct uffd_fault *f);
+/* The region's callback for f's kind (UFFD_FAULT_RESOLVED if none).
+ * Inline: both fault paths (handler.c, inthread.c) call it per fault. */
+static inline int run_callback(struct uffd_fault *f)
+{
+	const struct uffd_region_ops *ops = &f->region->ops;
+	int (*cb)(struct uffd_fault *) =
+		f->kind == UFFD_FAULT_MISSING ? ops->missing :
+		f->kind == UFFD_FAULT_WP ? ops->wp : ops->minor;
+
+	return cb ? cb(f) : UFFD_FAULT_RESOLVED;
+}
+
 /* One service's latency, into the histogram of st. */
-void record_latency(struct uffd_handler_stats *st, uint64_t ns);
+static inline void record_latency(struct uffd_handler_stats *st, uint64_t ns)
+{
+	int bucket = ns ? 63 - __builtin_clzll(ns) : 0;
+
+	if (bucket >= UFFD_HIST_BUCKETS)
+		bucket = UFFD_HIST_BUCKETS - 1;
+	STAT_ADD(st, hist[bucket], 1);
+	STAT_ADD(st, latency_ns_sum, ns);
+	if (ns > __atomic_load_n(&st->latency_ns_max, __ATOMIC_RELAXED))
+		__atomic_store_n(&st->latency_ns_max, ns, __ATOMIC_RELAXED);
+}
 
 /*
  * In-thread mode (inthread.c).  attach: the checks of uffd_handler_new()
@@ -112,13 +132,13 @@ void record_latency(struct uffd_handler_stats *st, uint64_t ns);
  * raised before they were unregistered may still be delivered).  0 or
  * -errno (-ENOMEM: the old table stays).  Never with a table lock held.
  */
-int inthread_attach(struct handler_ctx *ctx);
-void inthread_detach(struct handler_ctx *ctx);
-int inthread_republish(void);
-void inthread_stray(uint64_t start, uint64_t end);
+int uffd__inthread_attach(struct handler_ctx *ctx);
+void uffd__inthread_detach(struct handler_ctx *ctx);
+int uffd__inthread_republish(void);
+void uffd__inthread_stray(uint64_t start, uint64_t end);
 /* Whether [start, start+len) holds the calling thread's stack. */
-bool inthread_holds_my_stack(uint64_t start, uint64_t len);
+bool uffd__inthread_holds_my_stack(uint64_t start, uint64_t len);
 /* -EBUSY when the SIGBUS action is no longer libuffd's, else 0. */
-int inthread_check_action(void);
+int uffd__inthread_check_action(void);
 
 #endif

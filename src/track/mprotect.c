@@ -236,7 +236,7 @@ static void on_sigsegv(int sig, siginfo_t *si, void *uc)
 		__atomic_sub_fetch(&handlers_running, 1, __ATOMIC_SEQ_CST);
 	}
 	if (!ours)
-		sigchain_forward(&prev_action, sig, si, uc);
+		uffd__sigchain_forward(&prev_action, sig, si, uc);
 	errno = saved_errno;
 }
 

@@ -27,7 +27,7 @@ static bool synchronous_fault(int sig, const siginfo_t *si)
 	}
 }
 
-void sigchain_forward(const struct sigaction *prev, int sig, siginfo_t *si, void *uc)
+void uffd__sigchain_forward(const struct sigaction *prev, int sig, siginfo_t *si, void *uc)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t block, old;
@@ -54,7 +54,7 @@ void sigchain_forward(const struct sigaction *prev, int sig, siginfo_t *si, void
 	raise(sig);		/* delivered once the handler returns, if blocked */
 }
 
-bool sigchain_is_ours(int sig, void (*fn)(int, siginfo_t *, void *))
+bool uffd__sigchain_is_ours(int sig, void (*fn)(int, siginfo_t *, void *))
 {
 	struct sigaction now;
 

@@ -22,9 +22,9 @@
  * (the kernel does not let a fault be ignored either); any other signal is
  * ignored, or raised again under the default action.  Async-signal-safe.
  */
-void sigchain_forward(const struct sigaction *prev, int sig, siginfo_t *si, void *uc);
+void uffd__sigchain_forward(const struct sigaction *prev, int sig, siginfo_t *si, void *uc);
 
 /* Whether the action installed for sig now is fn (an SA_SIGINFO handler). */
-bool sigchain_is_ours(int sig, void (*fn)(int, siginfo_t *, void *));
+bool uffd__sigchain_is_ours(int sig, void (*fn)(int, siginfo_t *, void *));
 
 #endif
