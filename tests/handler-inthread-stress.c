@@ -98,7 +98,8 @@ int main(void)
 			continue;
 		t_open(&u2, UFFD_F(UFFD_FEAT_SIGBUS), UFFD_NONBLOCK);
 		h2 = uffd_handler_new(&u2, &o);
-		CHECK(h2);
+		if (!h2)
+			FAIL("round %d: a second in-thread handler: %s", round, strerror(errno));
 		side = t_map_anon(PAGE);
 		CHECK(uffd_handler_add(h2, side, PAGE, 0, UFFD_REG_MISSING, &ops, side));
 		t_check_bytes("second handler", side, src, PAGE);

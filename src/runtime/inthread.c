@@ -642,10 +642,11 @@ static void fork_child(void)
 	pthread_mutex_unlock(&it.lock);
 }
 
-/* Whether thread tid blocks SIGBUS (false if it is gone). */
-static bool tid_blocks_sigbus(const char *tid)
+/* Whether thread tid blocks SIGBUS (false if it is gone); *waiting (may
+ * be NULL): it is runnable, waiting for a CPU. */
+static bool tid_blocks_sigbus(const char *tid, bool *waiting)
 {
-	char path[64], line[128];
+	char path[64], line[128], state = 0;
 	unsigned long long mask;
 	bool blocked = false;
 	FILE *f;
@@ -654,13 +655,35 @@ static bool tid_blocks_sigbus(const char *tid)
 	f = fopen(path, "re");
 	if (!f)
 		return false;
-	while (fgets(line, sizeof(line), f))
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "State: %c", &state) == 1)
+			continue;
 		if (sscanf(line, "SigBlk: %llx", &mask) == 1) {
 			blocked = mask >> (SIGBUS - 1) & 1;
 			break;
 		}
+	}
 	fclose(f);
+	if (waiting)
+		*waiting = state == 'R';
 	return blocked;
+}
+
+/* The CPU time thread tid has had, in ns (0 if unknown). */
+static unsigned long long tid_ran_ns(const char *tid)
+{
+	unsigned long long ns = 0;
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%.20s/schedstat", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
 }
 
 /* A thread that blocks SIGBUS now, into tid; false if none. */
@@ -674,7 +697,7 @@ static bool scan_blocked(char *tid, size_t len)
 	if (!dir)
 		return false;
 	while (!blocked && (d = readdir(dir)))
-		if (d->d_name[0] != '.' && tid_blocks_sigbus(d->d_name)) {
+		if (d->d_name[0] != '.' && tid_blocks_sigbus(d->d_name, NULL)) {
 			snprintf(tid, len, "%.20s", d->d_name);
 			blocked = true;
 		}
@@ -689,10 +712,15 @@ static bool scan_blocked(char *tid, size_t len)
  * moment in a thread that creates another, in the new thread until it
  * starts, and in a thread that exits (which may still be listed just after
  * it was joined): one thread must be seen blocking it in looks 2 ms apart
- * for 10 ms.  /proc unreadable: cannot tell.
+ * for 10 ms.  A look counts only if the thread has run since the one
+ * before, or is not waiting for a CPU: on a loaded machine a new thread
+ * may wait longer than that for its first time slice, still blocking
+ * everything (seen: EBUSY for threads just created).  /proc unreadable:
+ * cannot tell.
  */
 #define BLOCKED_LOOKS 6
 #define BLOCKED_SCANS 20	/* fresh looks for another thread, at most */
+#define WAITING_LOOKS 500	/* looks at a thread waiting for a CPU: 1 s */
 
 static bool some_thread_blocks_sigbus(void)
 {
@@ -704,12 +732,23 @@ static bool some_thread_blocks_sigbus(void)
 	if (!pthread_sigmask(SIG_BLOCK, NULL, &mine) && sigismember(&mine, SIGBUS))
 		return true;
 	for (scans = 0; scans < BLOCKED_SCANS; scans++) {
+		unsigned long long ran;
+		int waited = 0;
+		bool waiting;
+
 		if (!scan_blocked(tid, sizeof(tid)))
 			return false;
-		for (look = 1; look < BLOCKED_LOOKS; look++) {
+		ran = tid_ran_ns(tid);
+		for (look = 1; look < BLOCKED_LOOKS;) {
+			unsigned long long now;
+
 			nanosleep(&gap, NULL);
-			if (!tid_blocks_sigbus(tid))
+			if (!tid_blocks_sigbus(tid, &waiting))
 				break;
+			now = tid_ran_ns(tid);
+			if (now != ran || !waiting || ++waited > WAITING_LOOKS)
+				look++;
+			ran = now;
 		}
 		if (look == BLOCKED_LOOKS)
 			return true;
