@@ -20,7 +20,8 @@
  *
  * The program may also change its memory map under the snapshot, and
  * the snapshot follows the kernel's events.  Memory is only ever read
- * with process_vm_readv(2), which answers EFAULT where a plain copy would
+ * with process_vm_readv(2) (util/ownread.h), or in-thread with the
+ * runtime's guarded copy, which answer EFAULT where a plain copy would
  * kill the process.  MADV_DONTNEED/REMOVE: the kernel zaps only after the
  * REMOVE event has been read, so the servicing thread saves the pages
  * not saved yet at once, and keeps a copy only if pagemap shows the page
@@ -56,7 +57,7 @@
 #include "util/bitmap.h"
 #include "util/mmalloc.h"
 #include "util/opts.h"
-#include "util/pagecopy.h"
+#include "util/ownread.h"
 #include "util/stats.h"
 
 #define DEFAULT_BUFFER (64UL << 20)
@@ -109,8 +110,6 @@ struct uffd_snap {
 	int phase;			/* atomic enum phase */
 	pthread_mutex_t event_lock;	/* events vs the pause */
 	int pagemap_fd;			/* -1: none (REMOVE then loses pages) */
-	pid_t pid;			/* ours, for process_vm_readv */
-	int direct_reads;		/* atomic: process_vm_readv refused */
 
 	/* the copy-before-write buffer: lock-free, for in-thread faults */
 	size_t slot_size, nslots, scratch_bytes;
@@ -314,37 +313,19 @@ static size_t read_guarded(const struct iovec *iov, int n, uint64_t src)
 
 /*
  * Read [src, src + len) of this process into the buffers of iov (whose
- * lengths add up to len) with process_vm_readv(2): memory the program has
- * unmapped meanwhile answers EFAULT, where a plain copy would kill the
- * process.  Returns the bytes read; fewer than len: the rest is gone.
- * Where the call is refused (seccomp), pages are copied directly (see
- * util/pagecopy.h), unmapped or not.  In-thread, the runtime's guard is
- * installed anyway: a guarded memcpy does the same for a third of the
- * cost (see save_group_in_thread()).
+ * lengths add up to len): memory the program has unmapped meanwhile is
+ * not a crash but a short read.  Returns the bytes read; fewer than len:
+ * the rest is gone.  util/ownread.h (process_vm_readv(2)), as the
+ * checkpoint's writer reads; in-thread, the runtime's guard is installed
+ * anyway, and a guarded memcpy does the same for a third of the cost
+ * (see save_group_in_thread()).
  */
 static size_t read_memory(struct uffd_snap *s, const struct iovec *iov, int n, uint64_t src,
 			  size_t len)
 {
-	struct iovec remote = { (void *)(uintptr_t)src, len };
-	ssize_t got;
-	int i;
-
 	if (s->guard)
 		return read_guarded(iov, n, src);
-
-	if (!__atomic_load_n(&s->direct_reads, __ATOMIC_RELAXED)) {
-		do
-			got = process_vm_readv(s->pid, iov, n, &remote, 1, 0);
-		while (got < 0 && errno == EINTR);
-		if (got >= 0 || (errno != ENOSYS && errno != EPERM))
-			return got < 0 ? 0 : (size_t)got;
-		__atomic_store_n(&s->direct_reads, 1, __ATOMIC_RELAXED);
-	}
-	for (i = 0; i < n; i++) {
-		copy_protected_page(iov[i].iov_base, (const void *)(uintptr_t)src, iov[i].iov_len);
-		src += iov[i].iov_len;
-	}
-	return len;
+	return uffd__read_own(iov, n, (const void *)(uintptr_t)src, len);
 }
 
 /* Wait for a page another thread is copying. */
@@ -1398,7 +1379,6 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 	s->t_begin = mono_ns();
 	s->slot_size = 4096;
 	s->u.fd = -1;
-	s->pid = getpid();
 	s->pagemap_fd = uffd_pagemap_open(0);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->event_lock, NULL);
