@@ -557,27 +557,13 @@ size_t uffd__guarded_copy(void *const *dst, const void *src, size_t n, size_t pa
 	return n;
 }
 
-/* Every signal but the synchronous ones is held off in our handlers: a
- * program's handler interrupting one could fault on the memory it is
- * resolving. */
-static void async_signals(sigset_t *set)
-{
-	sigfillset(set);
-	sigdelset(set, SIGSEGV);
-	sigdelset(set, SIGBUS);
-	sigdelset(set, SIGILL);
-	sigdelset(set, SIGFPE);
-	sigdelset(set, SIGTRAP);
-	sigdelset(set, SIGSYS);
-}
-
 int uffd__guard_get(void)
 {
 	struct sigaction sa = { .sa_sigaction = on_sigsegv,
 				.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART };
 	int ret = 0;
 
-	async_signals(&sa.sa_mask);
+	uffd__async_signals(&sa.sa_mask);	/* held off in our handlers */
 	pthread_mutex_lock(&it.lock);
 	if (!it.guards) {
 		struct sigaction prev;
@@ -786,7 +772,7 @@ int uffd__inthread_attach(struct handler_ctx *ctx)
 
 	if (some_thread_blocks_sigbus())
 		return -EBUSY;
-	async_signals(&sa.sa_mask);
+	uffd__async_signals(&sa.sa_mask);	/* held off in our handlers */
 	pthread_mutex_lock(&it.lock);
 	if (!it.atfork_done) {
 		ret = -pthread_atfork(fork_prepare, fork_parent, fork_child);

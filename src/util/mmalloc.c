@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "mmalloc.h"
+#include "sigchain.h"
 
 #define HDR 64
 
@@ -65,24 +66,6 @@ void *mm_realloc(void *p, size_t size)
 /* The servicing threads' batches and events live on their stacks. */
 #define THREAD_STACK (1UL << 20)
 
-/*
- * The program's handlers of asynchronous signals never run on these
- * threads: they hold libuffd's locks and claims, and a handler that wrote
- * to memory an in-thread fault resolves (uffd/handler.h) could wait for
- * the very thread it interrupted.  The signals go to the program's own
- * threads instead; faults still raise theirs.
- */
-static void library_thread_mask(sigset_t *set)
-{
-	sigfillset(set);
-	sigdelset(set, SIGSEGV);
-	sigdelset(set, SIGBUS);
-	sigdelset(set, SIGILL);
-	sigdelset(set, SIGFPE);
-	sigdelset(set, SIGTRAP);
-	sigdelset(set, SIGSYS);
-}
-
 int mm_thread_create(pthread_t *thread, void **stack, void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
@@ -96,7 +79,10 @@ int mm_thread_create(pthread_t *thread, void **stack, void *(*fn)(void *), void 
 		return -errno;
 	}
 	pthread_attr_init(&attr);
-	library_thread_mask(&mask);
+	/* The program's handlers of asynchronous signals never run on our
+	 * threads: they hold libuffd's locks and claims (sigchain.h).  The
+	 * signals go to the program's own threads; faults still raise theirs. */
+	uffd__async_signals(&mask);
 	ret = -pthread_attr_setstack(&attr, *stack, THREAD_STACK);
 	if (!ret)
 		ret = -pthread_attr_setsigmask_np(&attr, &mask);

@@ -24,6 +24,15 @@
  */
 void uffd__sigchain_forward(const struct sigaction *prev, int sig, siginfo_t *si, void *uc);
 
+/*
+ * Every signal but those an instruction raises (SIGSEGV, SIGBUS, SIGILL,
+ * SIGFPE, SIGTRAP, SIGSYS): what libuffd's own threads and its signal
+ * handlers hold off, so that no program handler interrupts them - one
+ * that touched memory an in-thread fault resolves could wait for the very
+ * thread it interrupted.
+ */
+void uffd__async_signals(sigset_t *set);
+
 /* Whether the action installed for sig now is fn (an SA_SIGINFO handler). */
 bool uffd__sigchain_is_ours(int sig, void (*fn)(int, siginfo_t *, void *));
 
