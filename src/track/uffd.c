@@ -203,6 +203,24 @@ static int wp_async_reset(struct uffd_tracker *t, struct track_range *r)
 	return stale(protect(t, r->start, r->len));
 }
 
+/* A write fault on a tracked page: counted, and on_write told (in-thread:
+ * from the writing thread's signal handler). */
+static void count_write(struct uffd_tracker *t, struct uffd_fault *f)
+{
+	__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
+	if (t->opts.on_write)
+		t->opts.on_write(f->addr, t->opts.arg);
+}
+
+/* A page that is not there gets a zero page: writable for a write, else
+ * mapped write-protected so that the first write still faults. */
+static int zero_fill(struct uffd_fault *f)
+{
+	if (f->write)
+		return uffd_fault_copy(f, zero_page, 4096);
+	return uffd_fault_copy_wp(f, f->addr, zero_page, 4096);
+}
+
 static int sync_wp_fault(struct uffd_fault *f)
 {
 	struct uffd_tracker *t = ((struct track_range *)f->data)->t;
@@ -216,9 +234,7 @@ static int sync_wp_fault(struct uffd_fault *f)
 	if (r) {
 		pthread_rwlock_rdlock(&t->arm_lock);
 		bitmap_set_atomic(&t->dirty, track_bit(r, addr));
-		__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
-		if (t->opts.on_write)
-			t->opts.on_write(f->addr, t->opts.arg);
+		count_write(t, f);
 	}
 	ret = uffd_fault_unprotect(f, 4096);
 	if (r)
@@ -252,16 +268,10 @@ static int sync_wp_missing(struct uffd_fault *f)
 		zapped = bitmap_test(&t->removed, bit);
 		if (f->write || zapped)
 			bitmap_set_atomic(&t->dirty, bit);
-		if (f->write) {
-			__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
-			if (t->opts.on_write)
-				t->opts.on_write(f->addr, t->opts.arg);
-		}
+		if (f->write)
+			count_write(t, f);
 	}
-	if (f->write)
-		ret = uffd_fault_copy(f, zero_page, 4096);
-	else
-		ret = uffd_fault_copy_wp(f, f->addr, zero_page, 4096);
+	ret = zero_fill(f);
 	if (r) {
 		if (zapped && !ret)
 			bitmap_clear_range(&t->removed, bit, bit + 1);
@@ -644,9 +654,7 @@ static int inthread_wp_fault(struct uffd_fault *f)
 	if (!inthread_bit(t, (uintptr_t)f->addr, &bit))
 		return uffd_fault_unprotect(f, 4096);	/* not tracked (any more) */
 	set_bit(words, bit);
-	__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
-	if (t->opts.on_write)
-		t->opts.on_write(f->addr, t->opts.arg);
+	count_write(t, f);
 	ret = uffd_fault_unprotect(f, 4096);
 	set_bit(words, bit);
 	return ret;
@@ -668,15 +676,9 @@ static int inthread_missing(struct uffd_fault *f)
 	record = tracked && (f->write || zapped);
 	if (record)
 		set_bit(dirty, bit);
-	if (tracked && f->write) {
-		__atomic_fetch_add(&t->write_faults, 1, __ATOMIC_RELAXED);
-		if (t->opts.on_write)
-			t->opts.on_write(f->addr, t->opts.arg);
-	}
-	if (f->write)
-		ret = uffd_fault_copy(f, zero_page, 4096);
-	else
-		ret = uffd_fault_copy_wp(f, f->addr, zero_page, 4096);
+	if (tracked && f->write)
+		count_write(t, f);
+	ret = zero_fill(f);
 	if (record)
 		set_bit(dirty, bit);
 	if (zapped && !ret)
