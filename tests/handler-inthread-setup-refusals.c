@@ -20,25 +20,6 @@
 
 #include "lib/harness.h"
 
-static int blocker_state;	/* atomic: 1 blocking, 2 told to unblock, 3 done */
-
-static void *block_sigbus(void *arg)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGBUS);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	__atomic_store_n(&blocker_state, 1, __ATOMIC_RELEASE);
-	while (__atomic_load_n(&blocker_state, __ATOMIC_ACQUIRE) != 2)
-		t_sleep_ms(1);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	__atomic_store_n(&blocker_state, 3, __ATOMIC_RELEASE);
-	for (;;)
-		pause();	/* cancelled at the end */
-	return NULL;
-}
-
 static struct uffd_handler *new_inthread(struct uffd *u)
 {
 	UFFD_OPTS(uffd_handler_opts, o, .in_thread = true);
@@ -78,7 +59,8 @@ int main(void)
 	struct uffd plain, forky, u;
 	struct uffd_handler *h;
 	pthread_attr_t attr;
-	pthread_t blocker, t;
+	struct t_sigbus_blocker blocker;
+	pthread_t t;
 	char *area;
 
 	t_require_in_thread();
@@ -94,13 +76,10 @@ int main(void)
 
 	/* Another thread blocks SIGBUS. */
 	t_open(&u, UFFD_F(UFFD_FEAT_SIGBUS) | UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP), UFFD_NONBLOCK);
-	CHECK(!pthread_create(&blocker, NULL, block_sigbus, NULL));
-	CHECK(t_wait_flag(&blocker_state, 5000));
+	t_sigbus_blocker_start(&blocker);
 	CHECK(!new_inthread(&u));
 	CHECK_EQ(errno, EBUSY);
-	__atomic_store_n(&blocker_state, 2, __ATOMIC_RELEASE);
-	while (__atomic_load_n(&blocker_state, __ATOMIC_ACQUIRE) != 3)
-		t_sleep_ms(1);
+	t_sigbus_blocker_unblock(&blocker);
 	h = new_inthread(&u);
 	CHECK(h);
 
@@ -130,7 +109,6 @@ int main(void)
 
 	uffd_handler_free(h);
 	uffd_close(&u);
-	pthread_cancel(blocker);
-	pthread_join(blocker, NULL);
+	t_sigbus_blocker_end(&blocker);
 	return T_EXIT_PASS;
 }

@@ -27,23 +27,6 @@
 
 #define NPAGES 8
 
-static int blocker_state;	/* atomic: 1 blocking, 2 told to unblock, 3 done */
-
-static void *block_sigbus(void *arg)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGBUS);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	__atomic_store_n(&blocker_state, 1, __ATOMIC_RELEASE);
-	while (__atomic_load_n(&blocker_state, __ATOMIC_ACQUIRE) != 2)
-		t_sleep_ms(1);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	__atomic_store_n(&blocker_state, 3, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 static void on_sigbus(int sig)
 {
 }
@@ -117,7 +100,7 @@ int main(void)
 	struct sigaction mine = { .sa_handler = on_sigbus }, saved;
 	struct uffd_tracker *t;
 	const char *dir;
-	pthread_t blocker;
+	struct t_sigbus_blocker blocker;
 	uint64_t bits = 0, n;
 	int i;
 
@@ -132,14 +115,12 @@ int main(void)
 	CHECK_OK(snapshot(img_path));	/* the image restores read */
 
 	/* Another thread blocks SIGBUS. */
-	CHECK(!pthread_create(&blocker, NULL, block_sigbus, NULL));
-	CHECK(t_wait_flag(&blocker_state, 5000));
+	t_sigbus_blocker_start(&blocker);
 	CHECK(!new_tracker());
 	CHECK_EQ(errno, EBUSY);
 	CHECK_EQ(snapshot(t_img_path(1, dir, "blocked.img")), -EBUSY);
 	CHECK_EQ(restore(), -EBUSY);
-	__atomic_store_n(&blocker_state, 2, __ATOMIC_RELEASE);
-	pthread_join(blocker, NULL);
+	t_sigbus_blocker_unblock(&blocker);
 
 	/* Unblocked: all three work. */
 	t = new_tracker();
@@ -164,6 +145,7 @@ int main(void)
 	CHECK_EQ(bits, 1ULL << 3);
 	CHECK_EQ(n, 1);
 	uffd_track_free(t);
+	t_sigbus_blocker_end(&blocker);
 	munmap(area, NPAGES * PAGE);
 	munmap(tracked, NPAGES * PAGE);
 	return T_EXIT_PASS;

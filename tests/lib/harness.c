@@ -58,6 +58,50 @@ void t_require_in_thread(void)
 #endif
 }
 
+static void *sigbus_blocker(void *arg)
+{
+	struct t_sigbus_blocker *b = arg;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGBUS);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	__atomic_store_n(&b->state, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != 2)
+		t_sleep_ms(1);		/* runs now and then: seen blocking */
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	__atomic_store_n(&b->state, 3, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != 4)
+		t_sleep_ms(1);
+	return NULL;
+}
+
+static void sigbus_blocker_await(struct t_sigbus_blocker *b, int state)
+{
+	while (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) != state)
+		t_sleep_ms(1);
+}
+
+void t_sigbus_blocker_start(struct t_sigbus_blocker *b)
+{
+	b->state = 0;
+	if (pthread_create(&b->thread, NULL, sigbus_blocker, b))
+		FAIL("pthread_create: the SIGBUS blocker");
+	sigbus_blocker_await(b, 1);
+}
+
+void t_sigbus_blocker_unblock(struct t_sigbus_blocker *b)
+{
+	__atomic_store_n(&b->state, 2, __ATOMIC_RELEASE);
+	sigbus_blocker_await(b, 3);
+}
+
+void t_sigbus_blocker_end(struct t_sigbus_blocker *b)
+{
+	__atomic_store_n(&b->state, 4, __ATOMIC_RELEASE);
+	pthread_join(b->thread, NULL);
+}
+
 void t_open(struct uffd *u, uint64_t required, unsigned flags)
 {
 	char names[256];

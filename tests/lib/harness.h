@@ -75,6 +75,19 @@ bool t_in_thread_ok(void);
 void t_require_in_thread(void);
 
 /*
+ * A thread that blocks SIGBUS, which in-thread set-up must refuse (EBUSY):
+ * _start returns once it blocks it, _unblock once it has unblocked it
+ * (the thread lives on, sleeping), _end joins it.
+ */
+struct t_sigbus_blocker {
+	pthread_t thread;
+	int state;	/* atomic: 1 blocking, 2 told to unblock, 3 unblocked, 4 told to end */
+};
+void t_sigbus_blocker_start(struct t_sigbus_blocker *b);
+void t_sigbus_blocker_unblock(struct t_sigbus_blocker *b);
+void t_sigbus_blocker_end(struct t_sigbus_blocker *b);
+
+/*
  * Open a non-blocking userfaultfd (so reads can have deadlines) with these
  * features, or skip (feature missing) / fail with the reason.
  */
