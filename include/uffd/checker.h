@@ -57,10 +57,10 @@ enum uffd_checker_mem {
 
 struct uffd_checker_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 size_t bytes;			/* table size (multiple of 4 KiB; 0: 1 GiB) */
-					 int writers;			/* writer threads (0: 2; at most one
-					 per page) */
-					 enum uffd_checker_mem mem;
+	size_t bytes;			/* table size (multiple of 4 KiB; 0: 1 GiB) */
+	int writers;			/* writer threads (0: 2; at most one
+					   per page) */
+	enum uffd_checker_mem mem;
 	unsigned seed;			/* which pages are filled, and each
 					   writer's page choice (0: 1) */
 	double fill;			/* fraction of pages written once before

@@ -158,12 +158,12 @@ enum uffd_wait {
 
 struct uffd_handler_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 int threads;		/* servicing threads; 0 = 1; at most
-					 UFFD_HANDLER_MAX_THREADS */
-					 enum uffd_wait wait;	/* a UFFD_WAIT_* value */
-					 unsigned spin_us;	/* 0 = default (UFFD_DEFAULT_SPIN_US); at
-					 most UFFD_HANDLER_MAX_SPIN_US */
-					 int batch;		/* messages per read; 0 = default (64);
+	int threads;		/* servicing threads; 0 = 1; at most
+				   UFFD_HANDLER_MAX_THREADS */
+	enum uffd_wait wait;	/* a UFFD_WAIT_* value */
+	unsigned spin_us;	/* 0 = default (UFFD_DEFAULT_SPIN_US); at
+				   most UFFD_HANDLER_MAX_SPIN_US */
+	int batch;		/* messages per read; 0 = default (64);
 				   above 64 reads 64 */
 	bool in_thread;		/* faults resolved by the faulting thread:
 				   see "In-thread mode" above */

@@ -99,8 +99,8 @@ struct uffd_store *uffd_store_socket(const char *socket_path);
 #define UFFD_STORE_SOCKET_MAX_TIMEOUT_MS	3600000	/* an hour */
 struct uffd_store_socket_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 int timeout_ms;			/* 0: 5000; 1 to ..._MAX_TIMEOUT_MS */
-					 };
+	int timeout_ms;			/* 0: 5000; 1 to ..._MAX_TIMEOUT_MS */
+};
 struct uffd_store *uffd_store_socket_open(const char *socket_path,
 					  const struct uffd_store_socket_opts *opts);
 /* Serve len bytes at buf to uffd_store_socket clients on socket_path until
@@ -125,15 +125,15 @@ void uffd_store_free(struct uffd_store *s);
  */
 struct uffd_store_redis_opts {
 	size_t sz;			/* set by UFFD_OPTS() */
-					 const char *host;	/* name or address (NULL: 127.0.0.1) */
-					 int port;		/* 0: 6379 */
-					 const char *prefix;	/* the keys' prefix: names the map (required,
-					 at most 200 bytes) */
-					 uint64_t size;		/* bytes the store holds (required) */
-					 size_t page_size;	/* bytes per value (0: 4096) */
-					 int timeout_ms;		/* per request (0: 1000) */
-					 unsigned flags;		/* UFFD_STORE_REDIS_* */
-					 };
+	const char *host;	/* name or address (NULL: 127.0.0.1) */
+	int port;		/* 0: 6379 */
+	const char *prefix;	/* the keys' prefix: names the map (required,
+				   at most 200 bytes) */
+	uint64_t size;		/* bytes the store holds (required) */
+	size_t page_size;	/* bytes per value (0: 4096) */
+	int timeout_ms;		/* per request (0: 1000) */
+	unsigned flags;		/* UFFD_STORE_REDIS_* */
+};
 #define UFFD_STORE_REDIS_CLUSTER (1u << 0) /* host:port is a cluster node */
 struct uffd_store *uffd_store_redis(const struct uffd_store_redis_opts *o);
 
@@ -141,13 +141,13 @@ struct uffd_pager;
 
 struct uffd_pager_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 size_t buffer_bytes;	/* resident pages at most (0: 256 MiB) */
-					 size_t page_size;	/* default for maps (0: 4 KiB) */
-					 int fillers;		/* fault-servicing threads (0: 1) */
-					 int evictors;		/* eviction threads (0: 1) */
-					 int high_water;		/* % of the buffer that wakes eviction (0: 90) */
-					 int low_water;		/* % eviction brings it down to (0: 70) */
-					 size_t read_ahead;	/* largest read-ahead window, bytes (0: 1 MiB;
+	size_t buffer_bytes;	/* resident pages at most (0: 256 MiB) */
+	size_t page_size;	/* default for maps (0: 4 KiB) */
+	int fillers;		/* fault-servicing threads (0: 1) */
+	int evictors;		/* eviction threads (0: 1) */
+	int high_water;		/* % of the buffer that wakes eviction (0: 90) */
+	int low_water;		/* % eviction brings it down to (0: 70) */
+	size_t read_ahead;	/* largest read-ahead window, bytes (0: 1 MiB;
 				   UFFD_PAGER_NO_READ_AHEAD: none) */
 	int max_fault_events;	/* messages per read (0: 64) */
 	/* A page could not be read (err < 0) or written back.  Called from a
@@ -185,8 +185,8 @@ void *uffd_pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 #define UFFD_PAGER_FIXED	(1u << 2)
 struct uffd_pager_map_opts {
 	size_t sz;			/* set by UFFD_OPTS() */
-					 uint64_t off;		/* as uffd_pager_map's arguments */
-					 size_t len;
+	uint64_t off;		/* as uffd_pager_map's arguments */
+	size_t len;
 	int prot;
 	unsigned flags;
 	size_t page_size;

@@ -79,9 +79,9 @@ struct uffd_snap_stats {
 
 struct uffd_snap_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 const char *path;			/* the image to write */
-					 const struct uffd_image_region *regions;	/* what to snapshot */
-					 int nregions;
+	const char *path;			/* the image to write */
+	const struct uffd_image_region *regions;	/* what to snapshot */
+	int nregions;
 	size_t buffer_bytes;			/* copy-before-write buffer (0: 1/64
 						   of the regions, 1 to 64 MiB) */
 	/* Stop and restart the program's writers around the instant (both

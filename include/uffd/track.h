@@ -84,14 +84,14 @@ struct uffd_tracker;
 
 struct uffd_track_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 enum uffd_track_backend backend;	/* UFFD_TRACK_AUTO (0) or forced */
-					 bool no_thp;		/* MADV_NOHUGEPAGE the tracked ranges */
-					 /*
-					 * SYNC_WP and MPROTECT: called for the first write to a page since it
-					 * was last armed, before the write lands.  MPROTECT calls it from a
-					 * SIGSEGV handler: async-signal-safe code only.
-					 */
-					 void (*on_write)(void *page, void *arg);
+	enum uffd_track_backend backend;	/* UFFD_TRACK_AUTO (0) or forced */
+	bool no_thp;		/* MADV_NOHUGEPAGE the tracked ranges */
+	/*
+	 * SYNC_WP and MPROTECT: called for the first write to a page since it
+	 * was last armed, before the write lands.  MPROTECT calls it from a
+	 * SIGSEGV handler: async-signal-safe code only.
+	 */
+	void (*on_write)(void *page, void *arg);
 	void *arg;
 	/*
 	 * SYNC_WP only (EINVAL with any other backend, AUTO included): each
