@@ -664,6 +664,8 @@ static void check_image_chain_check(void)
 /* ---- snapshots and restore: <uffd/snapshot.h> ----------------------------- */
 
 static void check_snap_begin(void) { CHECK_NULL_EINVAL(uffd_snap_begin(NULL)); }
+static void check_snap_new(void) { CHECK_NULL_EINVAL(uffd_snap_new(NULL)); }
+static void check_snap_start(void) { CHECK_EINVAL(uffd_snap_start(NULL)); }
 static void check_snap_wait(void) { CHECK_EINVAL(uffd_snap_wait(NULL, 0)); }
 static void check_snap_cancel(void) { CHECK_EINVAL(uffd_snap_cancel(NULL)); }
 static void check_snap_free(void) { uffd_snap_free(NULL); }
@@ -1212,7 +1214,7 @@ static struct entry table[] = {
 	E(image_chain_close), E(image_chain_length), E(image_chain_get),
 	E(image_chain_read_page), E(image_chain_check),
 	/* snapshots and restore */
-	E(snap_begin), E(snap_wait), E(snap_cancel), E(snap_stats), E(snap_free),
+	E(snap_begin), E(snap_new), E(snap_start), E(snap_wait), E(snap_cancel), E(snap_stats), E(snap_free),
 	E(snap_prepare_write),
 	E(snap_all_regions), E(restore_open), E(restore_open_opts), E(restore_addr), E(restore_regions),
 	E(restore_wait), E(restore_stats), E(restore_close),

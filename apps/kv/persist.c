@@ -7,10 +7,12 @@
  * serving while every page is write-protected (precopy).  For the instant
  * the library calls our pause callback from that thread: it asks the loop
  * to stop at its next command boundary and waits until it has; the
- * library re-protects what the loop wrote meanwhile and resumes it.  From
- * then on the loop's first write to a page waits for libuffd to copy the
- * page's group (its handler thread; nothing here), and a writer thread of
- * the library streams the image.  The saver thread only waits for the
+ * library re-protects what the loop wrote meanwhile and resumes it.  The
+ * loop announces each write of the table (uffd_snap_prepare_write), from
+ * the moment the snapshot exists (uffd_snap_new, before the precopy):
+ * before the instant that un-protects the page, after it it saves the
+ * page first, in the loop's thread, instead of a fault that waits for
+ * libuffd's thread.  A writer thread of the library streams the image.  The saver thread only waits for the
  * result and wakes the loop, which publishes it (INFO, LASTSAVE).
  *
  * The image covers [base, base + mapped) as the saver saw it.  Growing the
@@ -172,14 +174,23 @@ static void save_snapshot(struct persist *p)
 	UFFD_OPTS(uffd_snap_opts, o, .path = p->path, .regions = &p->region, .nregions = 1,
 		  .buffer_bytes = p->s->cfg.snapshot_buffer, .pause = loop_pause,
 		  .resume = loop_resume, .arg = p);
-	struct uffd_snap *snap = uffd_snap_begin(&o);
+	struct uffd_snap *snap = uffd_snap_new(&o);
 	int ret;
 
 	if (!snap) {
 		p->result = -errno;
 		return;
 	}
-	__atomic_store_n(&p->snap, snap, __ATOMIC_RELEASE);	/* the loop announces */
+	/* The loop announces its writes from now on, the precopy's too:
+	 * each un-protects its page itself instead of a fault waiting for
+	 * libuffd's thread. */
+	__atomic_store_n(&p->snap, snap, __ATOMIC_RELEASE);
+	ret = uffd_snap_start(snap);
+	if (ret) {
+		p->result = ret;
+		uffd_snap_stats(snap, &p->st);
+		return;		/* freed by the loop */
+	}
 	if (p->grew)
 		__atomic_store_n(&p->cancel, 1, __ATOMIC_RELAXED);
 	while ((ret = uffd_snap_wait(snap, WAIT_SLICE_MS)) == -ETIMEDOUT)

@@ -106,6 +106,19 @@ struct uffd_snap_opts {
  */
 struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o);
 /*
+ * uffd_snap_begin() in two steps, for a program that announces its writes
+ * (uffd_snap_prepare_write()) and wants to do so during the precopy too:
+ * uffd_snap_new() sets everything up and protects nothing (NULL with
+ * errno, as begin); from then on the handle can be given to the writing
+ * threads.  uffd_snap_start() does the rest of begin - precopy, the
+ * instant, the writer thread - and returns 0 after the instant, or -errno
+ * (then uffd_snap_wait() gives the same error and uffd_snap_free() tears
+ * it down); -EALREADY the second time.  Before start, prepare_write does
+ * nothing, and wait and cancel answer -EINVAL.
+ */
+struct uffd_snap *uffd_snap_new(const struct uffd_snap_opts *o);
+int uffd_snap_start(struct uffd_snap *s);
+/*
  * The calling thread is about to write [addr, addr + len): save the pages
  * the image still needs and un-protect them now, in this thread, so the
  * write does not fault and wait for the servicing thread.  For programs

@@ -58,6 +58,7 @@
 #include "util/mmalloc.h"
 #include "util/opts.h"
 #include "util/ownread.h"
+#include "util/pagecopy.h"
 #include "util/stats.h"
 
 #define DEFAULT_BUFFER (64UL << 20)
@@ -132,6 +133,7 @@ struct uffd_snap {
 	pthread_cond_t done_cond;
 
 	uint64_t t_begin;
+	int started;			/* atomic: uffd_snap_start() was called */
 	struct uffd_snap_stats st;	/* counters updated atomically */
 };
 
@@ -570,7 +572,8 @@ static uint64_t write_claimed(struct uffd_snap *s, struct snap_region *r, uint64
  * guarded memcpy (see save_group_in_thread()), else read_memory().
  */
 static int copy_to_slots(struct uffd_snap *s, struct snap_region *r, uint64_t first,
-			 uint64_t n, uint64_t mask, struct slot **v, int nslots, uint64_t *copied)
+			 uint64_t n, uint64_t mask, struct slot **v, int nslots, uint64_t *copied,
+			 bool announced)
 {
 	bool guarded = s->guard && uffd__in_fault_handler();
 	struct iovec iov[FAULT_GROUP];
@@ -587,12 +590,25 @@ static int copy_to_slots(struct uffd_snap *s, struct snap_region *r, uint64_t fi
 			dst[j - i] = slot_data(s, v[k + j - i]);
 			iov[j - i] = (struct iovec){ dst[j - i], r->page_size };
 		}
-		if (guarded)
+		if (guarded) {
 			got = uffd__guarded_copy(dst, page_addr(r, first + i), j - i,
 						 r->page_size);
-		else
+		} else if (announced) {
+			/* The announcing thread is about to write this page: it
+			 * is as sure to be mapped as that write, and a plain
+			 * copy costs a fraction of a system call. */
+			for (m = 0; m < j - i; m++) {
+				if (UFFD_TSAN)
+					copy_protected_page(dst[m], page_addr(r, first + i + m),
+							    r->page_size);
+				else
+					memcpy(dst[m], page_addr(r, first + i + m), r->page_size);
+			}
+			got = j - i;
+		} else {
 			got = read_memory(s, iov, j - i, (uintptr_t)page_addr(r, first + i),
 					  (j - i) * r->page_size) / r->page_size;
+		}
 		for (m = 0; m < got; m++, k++) {
 			v[k]->r = r;
 			v[k]->page = first + i + m;
@@ -636,7 +652,7 @@ static int save_group(struct uffd_snap *s, struct snap_region *r, uint64_t page)
 		if ((claimed >> i & 1) && bitmap_test(&r->present, first + i))
 			present |= 1ULL << i;
 	nslots = present ? slots_get(s, v, __builtin_popcountll(present), false) : 0;
-	k = copy_to_slots(s, r, first, n, present, v, nslots, &copied);
+	k = copy_to_slots(s, r, first, n, present, v, nslots, &copied, false);
 	/* Queued before SAVED: a writer that saw every page SAVED has every
 	 * copy in its queue. */
 	slots_ready(s, v, k);
@@ -702,7 +718,7 @@ static int save_group_in_thread(struct uffd_snap *s, struct snap_region *r, uint
 	for (i = 0; i < n && !failed(s); i++)
 		if ((claimed >> i & 1) && bitmap_test(&r->present, first + i))
 			present |= 1ULL << i;
-	k = copy_to_slots(s, r, first, n, present, v, nslots, &copied);
+	k = copy_to_slots(s, r, first, n, present, v, nslots, &copied, false);
 	slots_ready(s, v, k);		/* before SAVED, as in save_group() */
 	STAT_ADD(&s->st, copied_before_write, k);
 	release(r, first, n, claimed, copied);
@@ -1352,12 +1368,11 @@ static void set_lazy_statics(void)
 	(void)uffd_kernel_features();
 }
 
-struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
+struct uffd_snap *uffd_snap_new(const struct uffd_snap_opts *o)
 {
 	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1);
 	struct uffd_snap_opts opts;
 	struct uffd_snap *s;
-	uint64_t t0;
 	int i, ret;
 
 	if (!o || uffd__load_opts(&opts, o, struct uffd_snap_opts,
@@ -1376,7 +1391,6 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 	if (!s)
 		return NULL;
 	s->opts = *o;
-	s->t_begin = mono_ns();
 	s->slot_size = 4096;
 	s->u.fd = -1;
 	s->pagemap_fd = uffd_pagemap_open(0);
@@ -1433,6 +1447,21 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 	ret = uffd_handler_start(s->h);
 	if (ret)
 		goto out_err;
+	return s;
+out_err:
+	destroy(s);
+	errno = -ret;
+	return NULL;
+}
+
+/* uffd_snap_start()'s work: precopy, the instant, the writer thread. */
+static int start(struct uffd_snap *s)
+{
+	const struct uffd_snap_opts *o = &s->opts;
+	uint64_t t0;
+	int i, ret;
+
+	__atomic_store_n(&s->t_begin, mono_ns(), __ATOMIC_RELAXED);
 	/* Precopy: protect everything while the program runs, then once more
 	 * what it wrote meanwhile, so the pause has little left to do. */
 	for (i = 0; i < s->nregions; i++)
@@ -1457,14 +1486,14 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 		}
 		s->st.protect_ns = mono_ns() - t0;
 		if (ret)
-			goto out_err;
+			return ret;
 	}
 	ret = instant(s);
 	/* An munmap or mremap of a region since setup (snap_event()). */
 	if (failed(s))
 		ret = s->st.error;
 	if (ret)
-		goto out_err;
+		return ret;
 	for (i = 0; i < s->nregions; i++) {
 		size_t w;
 
@@ -1473,13 +1502,39 @@ struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
 	}
 	ret = mm_thread_create(&s->writer, &s->writer_stack, writer_main, s);
 	if (ret)
-		goto out_err;
+		return ret;
 	s->writer_started = true;
+	return 0;
+}
+
+int uffd_snap_start(struct uffd_snap *s)
+{
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	if (__atomic_exchange_n(&s->started, 1, __ATOMIC_ACQ_REL))
+		return -EALREADY;
+	ret = start(s);
+	if (ret)
+		finish(s, ret);	/* wait() answers it; free() tears down */
+	return ret;
+}
+
+struct uffd_snap *uffd_snap_begin(const struct uffd_snap_opts *o)
+{
+	struct uffd_snap *s = uffd_snap_new(o);
+	int ret;
+
+	if (!s)
+		return NULL;
+	ret = uffd_snap_start(s);
+	if (ret) {
+		destroy(s);
+		errno = -ret;
+		return NULL;
+	}
 	return s;
-out_err:
-	destroy(s);
-	errno = -ret;
-	return NULL;
 }
 
 /* ---- writes the program announces ----------------------------------------- */
@@ -1527,7 +1582,7 @@ static int prepare_page(struct uffd_snap *s, struct snap_region *r, uint64_t pag
 	if (claimed && bitmap_test(&r->present, page) && !failed(s)) {
 		if (held || slots_get(s, v, 1, false)) {
 			held = false;
-			k = copy_to_slots(s, r, page, 1, 1, v, 1, &copied);
+			k = copy_to_slots(s, r, page, 1, 1, v, 1, &copied, true);
 			if (k && !still_protected(s, r, page, 1, 1))
 				fail(s, -EFAULT);	/* zapped before the copy */
 			slots_ready(s, v, k);
@@ -1551,8 +1606,9 @@ int uffd_snap_prepare_write(struct uffd_snap *s, void *addr, size_t len)
 
 	if (!s || end < a)
 		return -EINVAL;
-	/* Done: nothing is protected. */
-	if (!len || __atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+	/* Not started, or done: nothing is protected. */
+	if (!len || !__atomic_load_n(&s->started, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
 		return 0;
 	for (i = 0; i < s->nregions && !ret; i++) {
 		struct snap_region *r = &s->regions[i];
@@ -1574,7 +1630,7 @@ int uffd_snap_wait(struct uffd_snap *s, int timeout_ms)
 {
 	int ret;
 
-	if (!s)
+	if (!s || !__atomic_load_n(&s->started, __ATOMIC_ACQUIRE))
 		return -EINVAL;
 	ret = wait_done(&s->lock, &s->done_cond, &s->done, timeout_ms);
 	return ret ? ret : __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
@@ -1589,7 +1645,7 @@ int uffd_snap_cancel(struct uffd_snap *s)
 {
 	int ret;
 
-	if (!s)
+	if (!s || !__atomic_load_n(&s->started, __ATOMIC_ACQUIRE))
 		return -EINVAL;
 	__atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
 	ret = uffd_snap_wait(s, -1);
@@ -1600,6 +1656,8 @@ int uffd_snap_cancel(struct uffd_snap *s)
 
 int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st)
 {
+	uint64_t t0;
+
 	if (!s || !st)
 		return -EINVAL;
 	memset(st, 0, sizeof(*st));
@@ -1620,8 +1678,9 @@ int uffd_snap_stats(struct uffd_snap *s, struct uffd_snap_stats *st)
 	STAT_COPY(st, &s->st, buffer_waits);
 	st->done = __atomic_load_n(&s->done, __ATOMIC_ACQUIRE);
 	st->error = __atomic_load_n(&s->st.error, __ATOMIC_RELAXED);
-	if (!st->done)
-		st->duration_ns = mono_ns() - s->t_begin;
+	t0 = __atomic_load_n(&s->t_begin, __ATOMIC_RELAXED);	/* 0: not started */
+	if (!st->done && t0)
+		st->duration_ns = mono_ns() - t0;
 	return 0;
 }
 
