@@ -40,22 +40,6 @@ struct mm_case {
 };
 
 static char *area;
-static int stop;	/* atomic */
-
-static void *writer_main(void *arg)
-{
-	unsigned v = 0;
-
-	(void)arg;
-	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-		size_t i;
-
-		for (i = 0; i < NPAGES / 4; i += 7)
-			((volatile char *)area)[i * PAGE + 1] = (char)++v;
-	}
-	return NULL;
-}
-
 static const char *dir;
 
 static int run(const void *arg, int k)
@@ -66,7 +50,7 @@ static int run(const void *arg, int k)
 	const char *base = t_img_path(0, dir, "base.img");
 	const char *delta = t_img_path(1, dir, "delta.img");
 	struct uffd_ckpt *ck;
-	pthread_t w;
+	struct t_snap_writer w;
 	int ret;
 
 	(void)k;
@@ -79,13 +63,12 @@ static int run(const void *arg, int k)
 	CHECK_OK(uffd_ckpt_take(ck, base, NULL));
 	t_snap_fill(area, NPAGES, SEED);
 	CHECK_OK(uffd_ckpt_begin(ck, delta));
-	CHECK_OK(pthread_create(&w, NULL, writer_main, NULL));
+	t_snap_writer_start(&w, area, NPAGES / 4);
 	if (c->delay_ms)
 		t_sleep_ms(c->delay_ms);
 	CHECK_EQ(munmap(area + c->first * PAGE, c->count * PAGE), 0);
 	ret = uffd_ckpt_wait(ck, 20000, NULL);
-	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-	CHECK_OK(pthread_join(w, NULL));
+	t_snap_writer_stop(&w);
 	uffd_ckpt_free(ck);
 	ret = t_snap_outcome(delta, ret, 0, NPAGES, SEED) ? T_SNAP_SAVED : T_SNAP_LOST;
 	unlink(base);

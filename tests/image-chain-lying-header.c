@@ -129,25 +129,33 @@ static void expect_open_fails(const char *path, uint64_t want)
 	CHECK_EQ(bad, want);
 }
 
-static void version2(const char *dir)
+/* The chain before any damage: delta 1 of that version, page 0 B, page 1 C. */
+static void make_sound_chain(struct chain *ch, const char *dir, const char *prefix, int version)
 {
 	struct uffd_image_chain *c;
 	struct uffd_image_info info;
 	struct uffd_image *img;
-	struct chain ch;
-	uint64_t bad;
 
-	make_chain(&ch, dir, "v2-", 2);
-	img = uffd_image_open(ch.d1, NULL);
+	make_chain(ch, dir, prefix, version);
+	img = uffd_image_open(ch->d1, NULL);
 	CHECK(img);
 	CHECK_OK(uffd_image_info(img, &info));
-	CHECK_EQ(info.version, 2);
+	CHECK_EQ(info.version, (uint32_t)version);
 	uffd_image_close(img);
-	c = uffd_image_chain_open(ch.d2, NULL);
+	c = uffd_image_chain_open(ch->d2, NULL);
 	CHECK(c);
 	expect_page(c, 0, B);
 	expect_page(c, 1, C);
 	uffd_image_chain_close(c);
+}
+
+static void version2(const char *dir)
+{
+	struct uffd_image_chain *c;
+	struct chain ch;
+	uint64_t bad;
+
+	make_sound_chain(&ch, dir, "v2-", 2);
 	CHECK_OK(uffd_image_chain_check(ch.d2, NULL, 0, NULL));
 
 	damage(&ch);
@@ -213,23 +221,12 @@ static void expect_lazy_sigbus(const struct chain *ch)
 static void version3(const char *dir)
 {
 	struct uffd_image_chain *c;
-	struct uffd_image_info info;
 	struct uffd_image *img;
 	uint8_t buf[PAGE];
 	struct chain ch;
 	uint64_t size;
 
-	make_chain(&ch, dir, "v3-", 3);
-	img = uffd_image_open(ch.d1, NULL);
-	CHECK(img);
-	CHECK_OK(uffd_image_info(img, &info));
-	CHECK_EQ(info.version, 3);
-	uffd_image_close(img);
-	c = uffd_image_chain_open(ch.d2, NULL);
-	CHECK(c);
-	expect_page(c, 0, B);
-	expect_page(c, 1, C);
-	uffd_image_chain_close(c);
+	make_sound_chain(&ch, dir, "v3-", 3);
 
 	damage(&ch);
 	img = uffd_image_open(ch.d1, NULL);

@@ -43,22 +43,6 @@ struct mm_case {
 };
 
 static char *area;
-static int stop;	/* atomic */
-
-static void *writer_main(void *arg)
-{
-	unsigned v = 0;
-
-	(void)arg;
-	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-		size_t i;
-
-		for (i = 0; i < NPAGES / 4; i += 7)
-			((volatile char *)area)[i * PAGE + 1] = (char)++v;
-	}
-	return NULL;
-}
-
 static int run(const struct mm_case *c, bool in_thread, const char *path)
 {
 	struct uffd_image_region reg = { 0, NPAGES * PAGE, PAGE, UFFD_IMAGE_ANON };
@@ -66,7 +50,7 @@ static int run(const struct mm_case *c, bool in_thread, const char *path)
 		  .buffer_bytes = 1 << 20, .in_thread = in_thread);
 	size_t step = c->count / c->pieces, len = c->pieces > 1 ? 1 : step;
 	struct uffd_snap *s;
-	pthread_t w;
+	struct t_snap_writer w;
 	int ret, i;
 
 	area = t_map_anon(NPAGES * PAGE);
@@ -75,7 +59,7 @@ static int run(const struct mm_case *c, bool in_thread, const char *path)
 	s = uffd_snap_begin(&so);
 	if (!s)
 		FAIL("uffd_snap_begin: %s", strerror(errno));
-	CHECK_OK(pthread_create(&w, NULL, writer_main, NULL));
+	t_snap_writer_start(&w, area, NPAGES / 4);
 	if (c->delay_ms)
 		t_sleep_ms(c->delay_ms);
 	for (i = 0; i < c->pieces; i++)
@@ -86,8 +70,7 @@ static int run(const struct mm_case *c, bool in_thread, const char *path)
 			FAIL("case %s: piece %d does not read as zeros after MADV_DONTNEED",
 			     c->name, i);
 	ret = uffd_snap_wait(s, 20000);
-	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-	CHECK_OK(pthread_join(w, NULL));
+	t_snap_writer_stop(&w);
 	uffd_snap_free(s);
 	return t_snap_outcome(path, ret, 0, NPAGES, SEED) ? T_SNAP_SAVED : T_SNAP_LOST;
 }

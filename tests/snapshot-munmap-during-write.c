@@ -45,46 +45,27 @@ struct mm_case {
 };
 
 static char *area;
-static size_t written;
-static int stop;	/* atomic */
-
-static void *writer_main(void *arg)
-{
-	unsigned v = 0;
-
-	(void)arg;
-	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-		size_t i;
-
-		for (i = 0; i < written; i += 7)
-			((volatile char *)area)[i * PAGE + 1] = (char)++v;
-	}
-	return NULL;
-}
-
 static int run(const struct mm_case *c, bool in_thread, const char *path)
 {
 	struct uffd_image_region reg = { 0, NPAGES * PAGE, PAGE, UFFD_IMAGE_ANON };
 	UFFD_OPTS(uffd_snap_opts, so, .path = path, .regions = &reg, .nregions = 1,
 		  .buffer_bytes = 1 << 20, .in_thread = in_thread);
 	struct uffd_snap *s;
-	pthread_t w;
+	struct t_snap_writer w;
 	int ret;
 
 	area = t_map_anon(NPAGES * PAGE);
-	written = c->written ? c->written : NPAGES / 4;
 	t_snap_fill(area, NPAGES, SEED);
 	reg.addr = (uintptr_t)area;
 	s = uffd_snap_begin(&so);
 	if (!s)
 		FAIL("uffd_snap_begin: %s", strerror(errno));
-	CHECK_OK(pthread_create(&w, NULL, writer_main, NULL));
+	t_snap_writer_start(&w, area, c->written ? c->written : NPAGES / 4);
 	if (c->delay_ms)
 		t_sleep_ms(c->delay_ms);
 	CHECK_EQ(munmap(area + c->first * PAGE, c->count * PAGE), 0);
 	ret = uffd_snap_wait(s, 20000);
-	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-	CHECK_OK(pthread_join(w, NULL));
+	t_snap_writer_stop(&w);
 	uffd_snap_free(s);
 	return t_snap_outcome(path, ret, 0, NPAGES, SEED) ? T_SNAP_SAVED : T_SNAP_LOST;
 }

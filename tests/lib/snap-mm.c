@@ -80,3 +80,31 @@ void t_snap_rounds(const char *what, int (*round)(const void *arg, int k), const
 		*lost += rc == T_SNAP_LOST;
 	}
 }
+
+static void *writer_main(void *arg)
+{
+	struct t_snap_writer *w = arg;
+	unsigned v = 0;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+		size_t i;
+
+		for (i = 0; i < w->pages; i += 7)
+			((volatile char *)w->area)[i * PAGE + 1] = (char)++v;
+	}
+	return NULL;
+}
+
+void t_snap_writer_start(struct t_snap_writer *w, char *area, size_t pages)
+{
+	w->area = area;
+	w->pages = pages;
+	w->stop = 0;
+	CHECK_OK(pthread_create(&w->thread, NULL, writer_main, w));
+}
+
+void t_snap_writer_stop(struct t_snap_writer *w)
+{
+	__atomic_store_n(&w->stop, 1, __ATOMIC_RELAXED);
+	CHECK_OK(pthread_join(w->thread, NULL));
+}

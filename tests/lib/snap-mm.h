@@ -8,6 +8,7 @@
 #ifndef LIBUFFD_TEST_SNAP_MM_H
 #define LIBUFFD_TEST_SNAP_MM_H
 
+#include <pthread.h>
 #include <uffd/image.h>
 
 #include "harness.h"
@@ -22,6 +23,20 @@ void t_snap_fill(void *p, size_t npages, unsigned seed);
  * -EFAULT and neither path nor any path.tmp-* file.  Returns ret == 0.
  */
 bool t_snap_outcome(const char *path, int ret, int region, size_t npages, unsigned seed);
+
+/*
+ * The program running through a snapshot: a thread that writes byte 1 of
+ * every 7th of the first `pages` pages of area, round after round, until
+ * t_snap_writer_stop() (fail if it cannot be started).
+ */
+struct t_snap_writer {
+	char *area;
+	size_t pages;
+	int stop;	/* atomic */
+	pthread_t thread;
+};
+void t_snap_writer_start(struct t_snap_writer *w, char *area, size_t pages);
+void t_snap_writer_stop(struct t_snap_writer *w);
 
 /* What a round in a child exits with: the image was exactly the instant,
  * or the snapshot failed with -EFAULT (anything else is a failure). */
