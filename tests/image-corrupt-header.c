@@ -25,9 +25,12 @@ static const struct uffd_image_region regions[2] = {
  */
 static bool version_field(uint64_t off, uint8_t x)
 {
-	uint32_t v = UFFD_IMAGE_VERSION ^ ((uint32_t)x << 8 * (off - 8));
+	uint32_t v;
 
-	return off >= 8 && off < 12 && (v < 1 || v > UFFD_IMAGE_VERSION);
+	if (off < 8 || off >= 12)
+		return false;
+	v = UFFD_IMAGE_VERSION ^ ((uint32_t)x << 8 * (off - 8));
+	return v < 1 || v > UFFD_IMAGE_VERSION;
 }
 
 /* Open with the byte at off flipped by x must fail with err at want. */
