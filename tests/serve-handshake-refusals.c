@@ -174,8 +174,8 @@ int main(void)
 	close(fd), refusals++;
 	/* Versions this server does not speak. */
 	fd = connect_server();
-	hello(fd, 2, 3);
-	expect_answer(fd, -EPROTONOSUPPORT, "this server speaks 1");
+	hello(fd, 3, 4);
+	expect_answer(fd, -EPROTONOSUPPORT, "this server speaks 1..2");
 	close(fd), refusals++;
 	/* A frame cut short: refused when the handshake's deadline passes. */
 	fd = connect_server();

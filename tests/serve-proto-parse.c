@@ -139,18 +139,52 @@ static void test_checks(void)
 
 static void test_frames(void)
 {
-	uint8_t buf[SERVE_HDR + SERVE_EVENT_SIZE];
-	struct serve_event ev = { SERVE_EV_REMAP, 1, 2, 3 }, back;
+	uint8_t buf[SERVE_HDR + SERVE_EVENT_SIZE], buf2[SERVE_HDR + SERVE_EVENT2_SIZE];
+	struct serve_event ev = { .type = SERVE_EV_REMAP, .a = 1, .b = 2, .c = 3 }, back;
 	struct serve_frame f;
 	size_t i;
 
-	uffd__serve_event_put(buf + SERVE_HDR, &ev);
+	CHECK_EQ(uffd__serve_event_put(buf + SERVE_HDR, &ev, 1), SERVE_EVENT_SIZE);
 	CHECK_EQ(uffd__serve_frame_put(buf, SF_EVENT, buf + SERVE_HDR, SERVE_EVENT_SIZE),
 		 sizeof(buf));
 	CHECK_EQ(uffd__serve_frame_parse(buf, sizeof(buf), &f), (int)sizeof(buf));
 	CHECK_EQ(f.type, SF_EVENT);
 	CHECK_OK(uffd__serve_event_get(&f, &back));
 	CHECK(back.type == ev.type && back.a == 1 && back.b == 2 && back.c == 3);
+	CHECK(back.mm == 0 && back.seq == 0);
+	/* Version 2: the address space and the sequence number travel too. */
+	ev.mm = 7;
+	ev.seq = 42;
+	CHECK_EQ(uffd__serve_event_put(buf2 + SERVE_HDR, &ev, 2), SERVE_EVENT2_SIZE);
+	uffd__serve_frame_put(buf2, SF_EVENT, buf2 + SERVE_HDR, SERVE_EVENT2_SIZE);
+	CHECK_EQ(uffd__serve_frame_parse(buf2, sizeof(buf2), &f), (int)sizeof(buf2));
+	CHECK_OK(uffd__serve_event_get(&f, &back));
+	CHECK(back.mm == 7 && back.seq == 42 && back.c == 3);
+	/* A FORK names its child and a parent that is another address space. */
+	ev = (struct serve_event){ .type = SERVE_EV_FORK, .mm = 2, .a = 0, .seq = 3 };
+	uffd__serve_event_put(buf2 + SERVE_HDR, &ev, 2);
+	uffd__serve_frame_put(buf2, SF_EVENT, buf2 + SERVE_HDR, SERVE_EVENT2_SIZE);
+	CHECK_EQ(uffd__serve_frame_parse(buf2, sizeof(buf2), &f), (int)sizeof(buf2));
+	CHECK_OK(uffd__serve_event_get(&f, &back));
+	CHECK(back.type == SERVE_EV_FORK && back.mm == 2 && back.a == 0);
+	ev.a = 2;						/* its own parent */
+	uffd__serve_event_put(buf2 + SERVE_HDR, &ev, 2);
+	uffd__serve_frame_put(buf2, SF_EVENT, buf2 + SERVE_HDR, SERVE_EVENT2_SIZE);
+	CHECK_EQ(uffd__serve_frame_parse(buf2, sizeof(buf2), &f), (int)sizeof(buf2));
+	CHECK_EQ(uffd__serve_event_get(&f, &back), -EBADMSG);
+	ev.mm = 0;						/* the root, forked */
+	ev.a = 1;
+	uffd__serve_event_put(buf2 + SERVE_HDR, &ev, 2);
+	uffd__serve_frame_put(buf2, SF_EVENT, buf2 + SERVE_HDR, SERVE_EVENT2_SIZE);
+	CHECK_EQ(uffd__serve_frame_parse(buf2, sizeof(buf2), &f), (int)sizeof(buf2));
+	CHECK_EQ(uffd__serve_event_get(&f, &back), -EBADMSG);
+	/* Version 1 frames know neither children nor forks. */
+	ev = (struct serve_event){ .type = SERVE_EV_FORK, .mm = 2 };
+	uffd__serve_event_put(buf2 + SERVE_HDR, &ev, 2);
+	uffd__serve_frame_put(buf2, SF_EVENT, buf2 + SERVE_HDR, SERVE_EVENT_SIZE);
+	CHECK_EQ(uffd__serve_frame_parse(buf2, SERVE_HDR + SERVE_EVENT_SIZE, &f),
+		 SERVE_HDR + SERVE_EVENT_SIZE);
+	CHECK_EQ(uffd__serve_event_get(&f, &back), -EBADMSG);
 	for (i = 4; i < sizeof(buf); i++)
 		CHECK_EQ(uffd__serve_frame_parse(buf, i, &f), 0);
 	CHECK_EQ(uffd__serve_frame_parse((const uint8_t *)"X", 1, &f), -EBADMSG);

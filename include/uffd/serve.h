@@ -58,7 +58,7 @@ extern "C" {
 
 #pragma GCC visibility push(default)
 
-#define UFFD_SERVE_PROTO_VERSION 1
+#define UFFD_SERVE_PROTO_VERSION 2
 /* The most regions one client may describe (as many as an image has). */
 #define UFFD_SERVE_MAX_REGIONS 4096
 

@@ -17,9 +17,21 @@
  * named, opened read-only here, or poisons the missing pages when the
  * source cannot be opened (the program gets SIGBUS, never a hang).
  *
+ * Forked children: the server passes each child's userfaultfd on with the
+ * FORK (protocol version 2), and the watcher keeps it, with the child's
+ * memory map as the server reports its changes: a child's pages that are
+ * still missing are, by construction, the source's (or zero where it
+ * gave them back), so if the server dies the fallback serves and fills
+ * the children too - first, since a child has nobody else - and the
+ * kernel never hands a child a zero page for one it never got.  Nobody
+ * lets go of a live child before it is complete: a detach waits for the
+ * server (or the fallback) to finish the children.
+ *
  * What a fallback cannot know: an event the server read but died before
- * reporting, and a forked child's userfaultfd, which only the server held
- * (the child's missing pages read as zeros once that fd is gone).
+ * reporting (the notes carry sequence numbers: one that never came makes
+ * the fallback poison instead of serve), and a child forked after this
+ * process exited - once the parent and the server are both gone, a
+ * child's pages the server had not filled have nobody left to serve them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,8 +62,13 @@
 
 #define DEFAULT_TIMEOUT_MS	5000
 #define STATS_TIMEOUT_MS	1000
-#define BYE_TIMEOUT_MS		1000
+/* A detach waits this long for the server to finish the children (while
+ * it lives; then the fallback does). */
+#define BYE_TIMEOUT_MS		60000
 #define RX_CAP			(SERVE_HDR + SERVE_MAX_PAYLOAD)
+/* Children's fds received and not yet matched with their FORK frames. */
+#define FDQ_MAX			64
+#define PRUNE_MS		1000
 
 /* What the server requires of a client's userfaultfd, and what helps. */
 #define REQUIRED_FEATURES (UFFD_F(UFFD_FEAT_EVENT_REMOVE) | UFFD_F(UFFD_FEAT_EVENT_REMAP) | \
@@ -84,6 +101,9 @@ struct uffd_serve_client {
 	uint64_t t0, t_done;
 	uint8_t *rx;
 	size_t rxlen;
+	uint32_t version;		/* of the protocol, as the server chose */
+	uint64_t seq;			/* of the last note */
+	int fdq[FDQ_MAX], nfdq;		/* fds that came with FORK notes */
 };
 
 /* ---- the handshake --------------------------------------------------- */
@@ -144,7 +164,7 @@ static int read_frame(struct uffd_serve_client *c, struct serve_frame *f, size_t
 		*consumed = 0;
 	}
 	for (;;) {
-		ssize_t n;
+		int n, fd;
 
 		ret = uffd__serve_frame_parse(c->rx, c->rxlen, f);
 		if (ret > 0) {
@@ -155,17 +175,22 @@ static int read_frame(struct uffd_serve_client *c, struct serve_frame *f, size_t
 			return ret;
 		if (c->rxlen == RX_CAP)
 			return -EMSGSIZE;
-		n = recv(c->sock, c->rx + c->rxlen, RX_CAP - c->rxlen, MSG_DONTWAIT);
+		/* An expired deadline: take what is there, wait for nothing. */
+		n = uffd__recv_with_fd(c->sock, c->rx + c->rxlen, RX_CAP - c->rxlen, &fd, 1);
+		if (fd >= 0) {
+			if (c->nfdq < FDQ_MAX)
+				c->fdq[c->nfdq++] = fd;
+			else
+				close(fd);	/* its FORK will find none */
+		}
 		if (n > 0) {
 			c->rxlen += n;
 			continue;
 		}
 		if (n == 0)
 			return -ECONNRESET;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
+		if (n != -ETIMEDOUT)
+			return n;
 		if (!wait)
 			return -EAGAIN;
 		ret = uffd__wait_readable(c->sock, -1, deadline);
@@ -209,7 +234,7 @@ static int map_regions(struct uffd_serve_client *c, const struct serve_mapping *
 
 static int handshake(struct uffd_serve_client *c, uint64_t deadline)
 {
-	struct serve_hello h = { UFFD_SERVE_PROTO_VERSION, UFFD_SERVE_PROTO_VERSION, SERVE_PAGE };
+	struct serve_hello h = { SERVE_PROTO_MIN, UFFD_SERVE_PROTO_VERSION, SERVE_PAGE };
 	uint8_t hello[SERVE_HELLO_SIZE], *map;
 	struct serve_mapping *ext;
 	struct serve_frame f;
@@ -233,8 +258,10 @@ static int handshake(struct uffd_serve_client *c, uint64_t deadline)
 		return -ENOMEM;
 	}
 	ret = uffd__serve_layout_get(&f, &c->layout, ext, UFFD_SERVE_MAX_REGIONS);
-	if (!ret && c->layout.version != UFFD_SERVE_PROTO_VERSION)
+	if (!ret && (c->layout.version < SERVE_PROTO_MIN ||
+		     c->layout.version > UFFD_SERVE_PROTO_VERSION))
 		ret = -EPROTONOSUPPORT;
+	c->version = c->layout.version;
 	for (i = 0; !ret && i < c->layout.nextents; i++)
 		if (ext[i].page_size != SERVE_PAGE || !ext[i].len || ext[i].len % SERVE_PAGE)
 			ret = -EBADMSG;
@@ -326,11 +353,38 @@ static void open_fallback_source(struct uffd_serve_client *c)
 	c->src_err = 0;
 }
 
+/*
+ * A note of the server: the standby engine follows it.  In version 2
+ * every note has the next sequence number; one missing (the server could
+ * not send it) or one that cannot be followed leaves the standby inexact.
+ */
+static void apply_note(struct uffd_serve_client *c, const struct serve_frame *f)
+{
+	struct serve_event ev;
+	int fd = -1;
+
+	if (uffd__serve_event_get(f, &ev)) {
+		serve_engine_set_inexact(&c->e);
+		return;
+	}
+	if (c->version >= 2 && ev.seq != ++c->seq) {
+		serve_engine_set_inexact(&c->e);
+		c->seq = ev.seq;
+	}
+	if (ev.type == SERVE_EV_FORK && c->nfdq) {
+		fd = c->fdq[0];
+		memmove(c->fdq, c->fdq + 1, --c->nfdq * sizeof(int));
+	}
+	serve_engine_apply(&c->e, &ev, fd);
+	/* Children that exited hold nothing up: let their fds go. */
+	if (ev.type == SERVE_EV_FORK)
+		serve_engine_drop_children(&c->e, false);
+}
+
 /* Frames that arrived: 0, or -ECONNRESET once the server closed. */
 static int read_notes(struct uffd_serve_client *c)
 {
 	struct serve_frame f;
-	struct serve_event ev;
 	struct serve_counts k;
 	size_t consumed = 0;
 	int ret;
@@ -343,8 +397,7 @@ static int read_notes(struct uffd_serve_client *c)
 			return ret;
 		switch (f.type) {
 		case SF_EVENT:
-			if (!uffd__serve_event_get(&f, &ev))
-				serve_engine_apply(&c->e, &ev);
+			apply_note(c, &f);
 			break;
 		case SF_STATS:
 		case SF_DONE:
@@ -355,8 +408,11 @@ static int read_notes(struct uffd_serve_client *c)
 			c->stats_gen++;
 			pthread_cond_broadcast(&c->cond);
 			pthread_mutex_unlock(&c->lock);
-			if (f.type == SF_DONE)
+			if (f.type == SF_DONE) {
+				/* The children are complete too: nothing to keep. */
+				serve_engine_drop_children(&c->e, true);
 				set_done(c, 0);
+			}
 			break;
 		default:
 			break;		/* SF_BYE and anything newer */
@@ -393,7 +449,9 @@ static void take_over(struct uffd_serve_client *c)
 	close(c->sock);
 	c->sock = -1;
 	pthread_mutex_unlock(&c->lock);
-	c->e.o.src = c->src;
+	/* A change we missed: what is left cannot be told from the source
+	 * any more - poison it rather than guess. */
+	c->e.o.src = serve_engine_inexact(&c->e) ? NULL : c->src;
 	c->e.o.fatal = fatal_self;
 	c->u.fd = -1;			/* the engine owns it from here */
 	ret = serve_engine_start(&c->e, &u, true, NULL);
@@ -403,7 +461,7 @@ static void take_over(struct uffd_serve_client *c)
 	}
 	/* Poisoning only: the fill marks every missing page, so the memory
 	 * left is whole in its way - each such page raises SIGBUS. */
-	if (!c->src)
+	if (!c->e.o.src)
 		set_done(c, -EIO);
 	for (;;) {
 		ret = serve_engine_run(&c->e, &stop, 1);
@@ -415,39 +473,61 @@ static void take_over(struct uffd_serve_client *c)
 			set_done(c, ret);
 			return;
 		}
-		/* Asked to stop: only a detach that unmaps does, with nothing
-		 * left to serve; one that keeps the memory waits for done. */
+		/* Asked to stop: a detach that unmaps leaves nothing of ours
+		 * to serve, but a forked child's memory is finished first;
+		 * one that keeps the memory waits for done. */
 		if (stop.revents) {
 			pthread_mutex_lock(&c->lock);
 			ret = !c->finish;
 			pthread_mutex_unlock(&c->lock);
 			if (ret)
-				return;
+				serve_engine_finish(&c->e, false);
 			stop.fd = -1;
 		}
 	}
 }
 
-/* Tell the server to stop serving us, and wait (a second at most) until
- * it has: after its answer it reads nothing more from our fd. */
-static void say_bye(struct uffd_serve_client *c)
+/*
+ * Tell the server to stop serving us, and wait until it has: after its
+ * answer it reads nothing more from our fd.  It finishes our forked
+ * children first (that takes as long as filling them); if it dies
+ * meanwhile, or does not answer in BYE_TIMEOUT_MS, the fallback serves
+ * what is left, the children's too.  true: the server answered.
+ */
+static bool say_bye(struct uffd_serve_client *c)
 {
 	uint64_t deadline = uffd__deadline_ms(BYE_TIMEOUT_MS);
 	struct serve_frame f;
 	size_t consumed = 0;
 
 	if (send_frame(c->sock, SF_BYE, NULL, 0, -1, deadline))
-		return;
-	while (!read_frame(c, &f, &consumed, deadline, true)) {
-		if (f.type == SF_EVENT) {
-			struct serve_event ev;
+		return false;
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = c->sock, .events = POLLIN },
+			{ .fd = c->pidfd, .events = POLLIN },
+		};
+		int ret = read_frame(c, &f, &consumed, 0, false);
 
-			if (!uffd__serve_event_get(&f, &ev))
-				serve_engine_apply(&c->e, &ev);
+		if (ret == -EAGAIN) {
+			if (mono_ns() >= deadline)
+				return false;
+			if (poll(p, c->pidfd >= 0 ? 2 : 1, 100) > 0 && p[1].revents &&
+			    !(p[0].revents & POLLIN))
+				return false;	/* dead, and nothing more to read */
+			continue;
+		}
+		if (ret)
+			return false;
+		if (f.type == SF_EVENT) {
+			apply_note(c, &f);
 		} else if (f.type == SF_DONE) {
+			serve_engine_drop_children(&c->e, true);
 			set_done(c, 0);
 		} else if (f.type == SF_BYE) {
-			break;
+			/* It finished the children before answering. */
+			serve_engine_drop_children(&c->e, true);
+			return true;
 		}
 	}
 }
@@ -473,8 +553,12 @@ static void *watcher_main(void *arg)
 			take_over(c);
 			return NULL;
 		}
-		if (poll(p, c->pidfd >= 0 ? 3 : 2, -1) < 0 && errno != EINTR)
+		/* With children's fds kept, look now and then for exited ones. */
+		ret = poll(p, c->pidfd >= 0 ? 3 : 2, serve_engine_children(&c->e) ? PRUNE_MS : -1);
+		if (ret < 0 && errno != EINTR)
 			continue;
+		if (ret == 0)
+			serve_engine_drop_children(&c->e, false);
 		if (p[1].revents) {
 			pthread_mutex_lock(&c->lock);
 			finish = c->finish;
@@ -513,6 +597,8 @@ static void client_free(struct uffd_serve_client *c, bool unmap)
 		close(c->stop_efd);
 	for (i = 0; unmap && i < c->nregions; i++)
 		munmap((void *)(uintptr_t)c->maps[i].addr, c->maps[i].len);
+	for (i = 0; i < c->nfdq; i++)
+		close(c->fdq[i]);
 	serve_source_close(c->src);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);

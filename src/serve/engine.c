@@ -42,7 +42,10 @@
 #define FILL_SLICE		64	/* pages filled per step (one read each) */
 #define SKIP_SLICE		4096	/* installed pages skipped per step */
 #define ADVISE_AHEAD		(4ull << 20)
-#define CHILD_RECHECK_MS	500
+/* A child's fd gives no sign when the child exits; unregistering a page
+ * below mmap_min_addr (never mapped) answers -EINVAL while its address
+ * space lives, -ENOMEM (6.18; -ESRCH before) once it is gone. */
+#define NEVER_MAPPED		((void *)0x1000)
 
 /* ---- spans ------------------------------------------------------------ */
 
@@ -157,12 +160,63 @@ static void mm_free(struct serve_mm *mm)
 
 	if (!mm)
 		return;
-	for (i = 0; mm->removed && i < mm->e->nregions; i++)
-		bitmap_free(&mm->removed[i]);
+	for (i = 0; i < mm->e->nregions; i++) {
+		if (mm->removed)
+			bitmap_free(&mm->removed[i]);
+		if (mm->installed)
+			bitmap_free(&mm->installed[i]);
+	}
+	if (!mm->root)
+		pthread_mutex_destroy(&mm->lock);
+	free(mm->installed);
 	free(mm->removed);
 	free(mm->rdata);
 	free(mm->spans);
 	free(mm);
+}
+
+static struct bitmap *installed_of(const struct serve_mm *mm)
+{
+	return mm->root ? mm->e->installed : mm->installed;
+}
+
+/* Children's state is shared by the child's thread and the engine's. */
+static void mm_lock(struct serve_mm *mm)
+{
+	if (!mm->root)
+		pthread_mutex_lock(&mm->lock);
+}
+
+static void mm_unlock(struct serve_mm *mm)
+{
+	if (!mm->root)
+		pthread_mutex_unlock(&mm->lock);
+}
+
+static bool mm_dead(const struct serve_mm *mm)
+{
+	return __atomic_load_n(&mm->dead, __ATOMIC_ACQUIRE);
+}
+
+static void mm_mark_dead(struct serve_mm *mm, int ret)
+{
+	if (ret == -ESRCH || ret == -ENOSPC || ret == -ENOMEM)
+		__atomic_store_n(&mm->dead, 1, __ATOMIC_RELEASE);
+}
+
+/* Whether a child's process still has its address space (see NEVER_MAPPED). */
+static bool mm_alive(struct serve_mm *mm)
+{
+	int ret;
+
+	if (mm_dead(mm))
+		return false;
+	ret = uffd_unregister((struct uffd *)mm->u, NEVER_MAPPED, PAGE);
+	if (ret == -ENOMEM || ret == -ESRCH || ret == -ENOSPC) {
+		__atomic_store_n(&mm->dead, 1, __ATOMIC_RELEASE);
+		return false;
+	}
+	return true;
 }
 
 static struct serve_mm *mm_new(struct serve_engine *e, bool root)
@@ -174,6 +228,7 @@ static struct serve_mm *mm_new(struct serve_engine *e, bool root)
 		return NULL;
 	mm->e = e;
 	mm->root = root;
+	mm->own_u.fd = -1;
 	mm->removed = calloc(e->nregions, sizeof(*mm->removed));
 	mm->rdata = calloc(e->nregions, sizeof(*mm->rdata));
 	if (!mm->removed || !mm->rdata) {
@@ -189,46 +244,85 @@ static struct serve_mm *mm_new(struct serve_engine *e, bool root)
 	return mm;
 }
 
-/* A forked child's address space: the parent's spans and removed pages. */
-static struct serve_mm *mm_fork(struct serve_mm *parent, const struct uffd *child_u)
+static int bitmap_copy(struct bitmap *to, const struct bitmap *from)
+{
+	size_t i;
+
+	if (!from->nbits)
+		return 0;
+	if (bitmap_resize(to, from->nbits))
+		return -ENOMEM;
+	for (i = 0; i < BITMAP_WORDS(from->nbits); i++)
+		to->words[i] = __atomic_load_n(&from->words[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
+/*
+ * A forked child's address space: the parent's spans, removed pages and
+ * installed pages (the child has those: the kernel copies the parent's
+ * page tables at the fork, and no copy into the parent can land while a
+ * fork is in progress - the kernel answers EAGAIN until its event is
+ * read).  The caller holds the parent's lock if the parent is a child.
+ * *created: a new one (a FORK callback comes once per region).
+ */
+static struct serve_mm *mm_fork(struct serve_mm *parent, const struct uffd *child_u,
+				uint32_t id, bool *created)
 {
 	struct serve_engine *e = parent->e;
+	const struct bitmap *pinst = installed_of(parent);
 	struct serve_mm *mm;
 	int i;
 
-	if (parent->last_child && parent->last_child->u == child_u)
+	*created = false;
+	if (child_u && parent->last_child && parent->last_child->u == child_u)
 		return parent->last_child;
 	mm = calloc(1, sizeof(*mm));
 	if (!mm)
 		return NULL;
 	mm->e = e;
 	mm->u = child_u;
+	mm->own_u.fd = -1;
+	pthread_mutex_init(&mm->lock, NULL);
 	mm->removed = calloc(e->nregions, sizeof(*mm->removed));
+	mm->installed = calloc(e->nregions, sizeof(*mm->installed));
 	mm->rdata = calloc(e->nregions, sizeof(*mm->rdata));
 	mm->spans = malloc((parent->nspans + 1) * sizeof(*mm->spans));
-	if (!mm->removed || !mm->rdata || !mm->spans)
+	if (!mm->removed || !mm->installed || !mm->rdata || !mm->spans)
 		goto fail;
 	memcpy(mm->spans, parent->spans, parent->nspans * sizeof(*mm->spans));
 	mm->nspans = parent->nspans;
 	mm->cap = parent->nspans + 1;
 	for (i = 0; i < e->nregions; i++) {
 		mm->rdata[i] = (struct serve_rdata){ mm, i };
-		if (!parent->removed[i].nbits)
-			continue;
-		if (bitmap_resize(&mm->removed[i], parent->removed[i].nbits))
+		if (bitmap_copy(&mm->removed[i], &parent->removed[i]) ||
+		    bitmap_resize(&mm->installed[i], e->regions[i].pages) ||
+		    bitmap_copy(&mm->installed[i], &pinst[i]))
 			goto fail;
-		memcpy(mm->removed[i].words, parent->removed[i].words,
-		       BITMAP_WORDS(parent->removed[i].nbits) * sizeof(uint64_t));
 	}
+	/* A complete parent's child has every page its parent had. */
+	mm->complete = !parent->root && parent->complete;
+	mm->id = id ? id : __atomic_add_fetch(&e->next_mm_id, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&e->mms_lock);
 	mm->next = e->mms;
 	e->mms = mm;
 	pthread_mutex_unlock(&e->mms_lock);
 	parent->last_child = mm;
+	*created = true;
 	return mm;
 fail:
 	mm_free(mm);
 	return NULL;
+}
+
+static struct serve_mm *mm_by_id(struct serve_engine *e, uint32_t id)
+{
+	struct serve_mm *mm;
+
+	pthread_mutex_lock(&e->mms_lock);
+	for (mm = e->mms; mm && mm->id != id; mm = mm->next)
+		;
+	pthread_mutex_unlock(&e->mms_lock);
+	return mm;
 }
 
 /* ---- reading pages ------------------------------------------------------ */
@@ -295,12 +389,16 @@ static int serve_missing(struct uffd_fault *f)
 	uint64_t addr = (uintptr_t)f->addr, off, k;
 	char buf[PAGE] __attribute__((aligned(64)));
 	const struct serve_span *s;
-	int i = span_find(mm, addr), r, ret;
+	struct bitmap *inst = installed_of(mm);
+	int i, r, ret;
 
 	count(&e->counts.faults, 1);
+	mm_lock(mm);
+	i = span_find(mm, addr);
 	if (i < 0) {
 		/* The runtime knows this range and we do not: a bug, not a
 		 * reason to serve anything. */
+		mm_unlock(mm);
 		count(&e->counts.errors, 1);
 		return -EFAULT;
 	}
@@ -310,13 +408,14 @@ static int serve_missing(struct uffd_fault *f)
 	off = e->regions[r].offset + k * PAGE;
 	if (mm->root && !e->ws_done)
 		ws_burst(e, off);
-	if (is_removed(mm, r, k) || (mm->root && bitmap_test(&e->installed[r], k))) {
+	if (is_removed(mm, r, k) || bitmap_test(&inst[r], k)) {
 		count(&e->counts.zero, 1);
 		ret = uffd_fault_zero(f, PAGE);
 		goto out;
 	}
 	ret = read_source_page(e, off, buf);
 	if (ret < 0) {
+		mm_unlock(mm);
 		count(&e->counts.errors, 1);
 		if (!has_poison(e)) {
 			unreadable(e);
@@ -333,19 +432,24 @@ static int serve_missing(struct uffd_fault *f)
 	if (mm->root)
 		record(e, off / PAGE);
 out:
-	if (!ret && mm->root)
-		bitmap_set_atomic(&e->installed[r], k);
+	if (!ret)
+		bitmap_set_atomic(&inst[r], k);
 	if (mm->root)
 		mark_dead(e, ret);
+	else
+		mm_mark_dead(mm, ret);
+	mm_unlock(mm);
 	return ret;
 }
 
-static void note(struct serve_engine *e, uint32_t type, uint64_t a, uint64_t b, uint64_t c)
+static void note(struct serve_mm *mm, uint32_t type, uint64_t a, uint64_t b, uint64_t c,
+		 int fd)
 {
-	struct serve_event ev = { .type = type, .a = a, .b = b, .c = c };
+	struct serve_event ev = { .type = type, .mm = mm->id, .a = a, .b = b, .c = c };
+	struct serve_engine *e = mm->e;
 
 	if (e->o.note)
-		e->o.note(e->o.note_arg, &ev);
+		e->o.note(e->o.note_arg, &ev, fd);
 }
 
 /* REMOVE: the pages of [lo, hi) are zero from now on. */
@@ -390,24 +494,30 @@ static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
 {
 	struct serve_rdata *d = uffd_region_data(r);
 	struct serve_mm *mm = d->mm, *child;
-	struct serve_engine *e = mm->e;
 	uint64_t start = (uintptr_t)uffd_region_addr(r), end = start + uffd_region_len(r);
 	uint64_t lo, hi;
+	bool created;
 
 	switch (ev->type) {
 	case UFFD_EV_FORK:
 		/* r is the child's copy of one of our regions, made before
 		 * the child's thread starts: it gets data of its own. */
-		child = mm_fork(mm, uffd_region_uffd(r));
-		if (child)
-			uffd_region_set_data(r, &child->rdata[d->index]);
+		mm_lock(mm);
+		child = mm_fork(mm, uffd_region_uffd(r), 0, &created);
+		mm_unlock(mm);
+		if (!child)
+			return;
+		uffd_region_set_data(r, &child->rdata[d->index]);
+		if (created)
+			note(child, SERVE_EV_FORK, mm->id, 0, 0, child->u->fd);
 		return;
 	case UFFD_EV_REMAP:
 		/* Called once per piece, after the move: r is where it is now. */
 		lo = start - (ev->remap.to - ev->remap.from);
+		mm_lock(mm);
 		move_span(mm, lo, start, end - start);
-		if (mm->root)
-			note(e, SERVE_EV_REMAP, lo, start, end - start);
+		mm_unlock(mm);
+		note(mm, SERVE_EV_REMAP, lo, start, end - start, -1);
 		return;
 	case UFFD_EV_REMOVE:
 	case UFFD_EV_UNMAP:
@@ -415,13 +525,14 @@ static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
 		hi = ev->range.end < end ? ev->range.end : end;
 		if (lo >= hi)
 			return;
+		mm_lock(mm);
 		if (ev->type == UFFD_EV_REMOVE)
 			mark_removed(mm, lo, hi);
 		else
 			spans_cut(mm, lo, hi, NULL, NULL);
-		if (mm->root)
-			note(e, ev->type == UFFD_EV_REMOVE ? SERVE_EV_REMOVE : SERVE_EV_UNMAP,
-			     lo, hi, 0);
+		mm_unlock(mm);
+		note(mm, ev->type == UFFD_EV_REMOVE ? SERVE_EV_REMOVE : SERVE_EV_UNMAP, lo, hi, 0,
+		     -1);
 		return;
 	default:
 		return;
@@ -444,6 +555,7 @@ int serve_engine_init(struct serve_engine *e, const struct serve_mapping *m, int
 	e->o = *o;
 	e->u.fd = -1;
 	e->nregions = n;
+	e->fill_root = e->fill_children = o->fill;
 	e->ws_done = !o->ws || !o->src;
 	pthread_mutex_init(&e->mms_lock, NULL);
 	e->regions = calloc(n, sizeof(*e->regions));
@@ -481,18 +593,125 @@ int serve_engine_init(struct serve_engine *e, const struct serve_mapping *m, int
 	return 0;
 }
 
-void serve_engine_apply(struct serve_engine *e, const struct serve_event *ev)
+int serve_engine_apply(struct serve_engine *e, const struct serve_event *ev, int fd)
 {
+	struct serve_mm *mm = mm_by_id(e, ev->type == SERVE_EV_FORK ? (uint32_t)ev->a : ev->mm);
+	struct serve_mm *child;
+	bool created;
+
+	if (!mm || (ev->type == SERVE_EV_FORK && mm_by_id(e, ev->mm))) {
+		if (fd >= 0)
+			close(fd);
+		e->inexact = true;
+		return -ENOENT;
+	}
 	switch (ev->type) {
 	case SERVE_EV_REMAP:
-		move_span(e->root, ev->a, ev->b, ev->c);
+		move_span(mm, ev->a, ev->b, ev->c);
 		break;
 	case SERVE_EV_REMOVE:
-		mark_removed(e->root, ev->a, ev->b);
+		mark_removed(mm, ev->a, ev->b);
 		break;
 	case SERVE_EV_UNMAP:
-		spans_cut(e->root, ev->a, ev->b, NULL, NULL);
+		spans_cut(mm, ev->a, ev->b, NULL, NULL);
 		break;
+	case SERVE_EV_FORK:
+		/* Not started: no other thread looks at these. */
+		child = mm_fork(mm, NULL, ev->mm, &created);
+		if (!child) {
+			if (fd >= 0)
+				close(fd);
+			e->inexact = true;
+			return -ENOMEM;
+		}
+		/* The server's numbering, and the fd it passed on. */
+		child->u = &child->own_u;
+		if (fd < 0 || uffd_adopt(&child->own_u, fd, 0)) {
+			if (fd >= 0)
+				close(fd);
+			child->dead = 1;	/* nothing to serve it with */
+		}
+		break;
+	}
+	return 0;
+}
+
+void serve_engine_set_inexact(struct serve_engine *e)
+{
+	e->inexact = true;
+}
+
+bool serve_engine_inexact(const struct serve_engine *e)
+{
+	return e->inexact;
+}
+
+void serve_engine_drop_children(struct serve_engine *e, bool all)
+{
+	struct serve_mm *mm;
+
+	for (mm = e->mms; mm; mm = mm->next) {
+		if (mm->root || mm->own_u.fd < 0 || mm->h || (!all && mm_alive(mm)))
+			continue;
+		uffd_close(&mm->own_u);
+		mm->own_u.fd = -1;
+		mm->dead = 1;
+	}
+}
+
+int serve_engine_children(const struct serve_engine *e)
+{
+	const struct serve_mm *mm;
+	int n = 0;
+
+	for (mm = e->mms; mm; mm = mm->next)
+		n += !mm->root && mm->own_u.fd >= 0;
+	return n;
+}
+
+void serve_engine_root_gone(struct serve_engine *e)
+{
+	__atomic_store_n(&e->dead, 1, __ATOMIC_RELEASE);
+}
+
+void serve_engine_finish(struct serve_engine *e, bool root)
+{
+	e->fill_children = true;
+	if (root)
+		e->fill_root = true;
+	e->finishing = true;
+}
+
+/*
+ * Kept children get a handler each: a thread that serves their faults
+ * and follows their events (and their own children's), as the runtime
+ * does for a child of a served process.  A child that cannot be served
+ * (no memory for a thread) keeps its fd: its faults wait, never zeros.
+ */
+static void start_children(struct serve_engine *e, bool wake_all)
+{
+	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1);
+	struct serve_mm *mm;
+	int i;
+
+	for (mm = e->mms; mm; mm = mm->next) {
+		if (mm->root || mm->own_u.fd < 0 || mm->h || !mm_alive(mm))
+			continue;
+		mm->own_u.features = e->u.features;	/* a child's are its parent's */
+		mm->h = uffd_handler_new(&mm->own_u, &ho);
+		if (!mm->h)
+			continue;
+		for (i = 0; i < mm->nspans; i++) {
+			const struct serve_span *s = &mm->spans[i];
+
+			uffd_handler_add(mm->h, (void *)(uintptr_t)s->start, s->end - s->start, 0,
+					 UFFD_REG_MISSING, &serve_ops, &mm->rdata[s->region]);
+		}
+		if (uffd_handler_start(mm->h))
+			continue;
+		for (i = 0; wake_all && i < mm->nspans; i++)
+			uffd_wake(&mm->own_u, (void *)(uintptr_t)mm->spans[i].start,
+				  mm->spans[i].end - mm->spans[i].start);
 	}
 }
 
@@ -519,6 +738,7 @@ int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_a
 	if (ret)
 		return ret;
 	e->started = true;
+	start_children(e, wake_all);
 	if (!e->ws_done && e->o.ws_active) {
 		__atomic_fetch_add(e->o.ws_active, 1, __ATOMIC_ACQ_REL);
 		e->ws_counted = true;
@@ -763,21 +983,27 @@ static void ws_burst(struct serve_engine *e, uint64_t off)
 	ws_install(e, slot - 1 + BURST, false);
 }
 
-/* Fill pages of region r from k: one run of pages of one kind that are
- * mapped contiguously and neither filled nor removed. */
-static int fill_run(struct serve_engine *e, int r, uint64_t k, int budget)
+/*
+ * Fill pages of region r from k in address space mm (the root, or a child
+ * under its lock): one run of pages of one kind that are mapped
+ * contiguously and neither filled nor removed.  The cursor is mm's.
+ * 0, -EAGAIN (events pending: later), -ESRCH/-ENOSPC (the process is gone).
+ */
+static int fill_run(struct serve_engine *e, struct serve_mm *mm, int r, uint64_t k, int budget)
 {
 	const struct serve_region *reg = &e->regions[r];
-	uint64_t end, addr = span_addr(e->root, r, k, &end), m = 0;
+	struct bitmap *inst = installed_of(mm);
+	struct uffd *u = (struct uffd *)mm->u;
+	uint64_t end, addr = span_addr(mm, r, k, &end), m = 0;
 	int kind = -1, ret = 0;
 	size_t done = 0;
 
 	if (!addr) {
-		e->fill_page = k + 1;	/* unmapped: nothing to fill */
+		mm->fill_page = k + 1;	/* unmapped: nothing to fill */
 		return 0;
 	}
 	while ((int)m < budget && k + m < reg->pages && addr + m * PAGE < end &&
-	       !bitmap_test(&e->installed[r], k + m) && !is_removed(e->root, r, k + m)) {
+	       !bitmap_test(&inst[r], k + m) && !is_removed(mm, r, k + m)) {
 		ret = read_source_page(e, reg->offset + (k + m) * PAGE, e->buf + m * PAGE);
 		if (ret < 0)
 			break;
@@ -788,91 +1014,148 @@ static int fill_run(struct serve_engine *e, int r, uint64_t k, int budget)
 	}
 	if (m == 0) {
 		if (ret < 0) {
-			/* Unreadable: SIGBUS on access if we can, else end it. */
+			/* Unreadable: SIGBUS on access if we can, else end it
+			 * (a child's page stays missing: served on demand). */
 			count(&e->counts.errors, 1);
 			if (has_poison(e))
-				uffd_poison(&e->u, (void *)(uintptr_t)addr, PAGE, 0, NULL);
-			else
+				uffd_poison(u, (void *)(uintptr_t)addr, PAGE, 0, NULL);
+			else if (mm->root)
 				unreadable(e);
+			else
+				mm->fill_incomplete = true;
 		}
-		e->fill_page = k + 1;
+		mm->fill_page = k + 1;
 		return 0;
 	}
-	ret = kind ? uffd_copy(&e->u, (void *)(uintptr_t)addr, e->buf, m * PAGE, 0, &done) :
-		     uffd_zeropage(&e->u, (void *)(uintptr_t)addr, m * PAGE, 0, &done);
+	ret = kind ? uffd_copy(u, (void *)(uintptr_t)addr, e->buf, m * PAGE, 0, &done) :
+		     uffd_zeropage(u, (void *)(uintptr_t)addr, m * PAGE, 0, &done);
 	done /= PAGE;
-	bitmap_set_range(&e->installed[r], k, k + done);
+	bitmap_set_range(&inst[r], k, k + done);
 	count(&e->counts.filled, done);
 	if (!kind)
 		count(&e->counts.zero, done);
 	switch (ret) {
 	case 0:
-		e->fill_page = k + m;
+		mm->fill_page = k + m;
 		return 0;
 	case -EEXIST:
-		bitmap_set_atomic(&e->installed[r], k + done);
+		bitmap_set_atomic(&inst[r], k + done);
 		/* fall through */
 	case -ENOENT:
-		e->fill_page = k + done + 1;
+		mm->fill_page = k + done + 1;
 		return 0;
 	case -EAGAIN:
-		e->fill_page = k + done;
+		mm->fill_page = k + done;
 		return -EAGAIN;
 	case -ESRCH:
 	case -ENOSPC:
-		mark_dead(e, ret);
 		return ret;
 	default:
 		/* Not filled, and never to be taken for filled: the regions
 		 * stay registered and a touch of it is served on demand. */
 		count(&e->counts.errors, 1);
-		e->fill_incomplete = true;
-		e->fill_page = k + done + 1;
+		mm->fill_incomplete = true;
+		mm->fill_page = k + done + 1;
 		return 0;
 	}
 }
 
-static int fill_slice(struct serve_engine *e)
+/* A slice of mm's fill: 1 when it reached the end, 0 not yet, or
+ * fill_run()'s -EAGAIN, -ESRCH, -ENOSPC.  check: stop for queued faults
+ * of the root (a child's are served by its own thread meanwhile). */
+static int fill_slice(struct serve_engine *e, struct serve_mm *mm, bool check)
 {
+	struct bitmap *inst = installed_of(mm);
 	int budget = FILL_SLICE, skips = SKIP_SLICE;
 
 	while (budget > 0 && skips > 0) {
-		int r = e->fill_region, ret;
-		uint64_t k = e->fill_page, before;
+		int r = mm->fill_region, ret;
+		uint64_t k = mm->fill_page, before;
 
-		if (r >= e->nregions) {
-			e->fill_done = true;
-			return 0;
-		}
+		if (r >= e->nregions)
+			return 1;
 		if (k >= e->regions[r].pages) {
-			e->fill_region++;
-			e->fill_page = 0;
+			mm->fill_region++;
+			mm->fill_page = 0;
 			continue;
 		}
-		if (bitmap_test(&e->installed[r], k) || is_removed(e->root, r, k)) {
-			e->fill_page++;
+		if (bitmap_test(&inst[r], k) || is_removed(mm, r, k)) {
+			mm->fill_page++;
 			skips--;
 			continue;
 		}
 		/* A fault waits for at most one run. */
-		if (budget < FILL_SLICE && fault_queued(e))
+		if (check && budget < FILL_SLICE && fault_queued(e))
 			return 0;
-		before = e->fill_page;
-		ret = fill_run(e, r, k, budget < FILL_RUN ? budget : FILL_RUN);
+		before = mm->fill_page;
+		ret = fill_run(e, mm, r, k, budget < FILL_RUN ? budget : FILL_RUN);
 		if (ret)
-			return ret == -EAGAIN ? 0 : ret;
-		budget -= e->fill_page > before ? (int)(e->fill_page - before) : 1;
+			return ret;
+		budget -= mm->fill_page > before ? (int)(mm->fill_page - before) : 1;
 	}
 	return 0;
 }
 
-static int children_alive(struct serve_engine *e)
+/* The first child that is alive and not complete (NULL: none). */
+static struct serve_mm *child_pending(struct serve_engine *e)
 {
-	struct uffd_handler_stats st;
+	struct serve_mm *mm;
 
-	if (uffd_handler_stats(e->h, &st))
+	pthread_mutex_lock(&e->mms_lock);
+	for (mm = e->mms; mm; mm = mm->next)
+		if (!mm->root && !mm->complete && !mm_dead(mm) && mm->u && mm->u->fd >= 0)
+			break;
+	pthread_mutex_unlock(&e->mms_lock);
+	return mm;
+}
+
+/*
+ * A slice of the first pending child's fill, under its lock: ENGINE_BUSY,
+ * ENGINE_YIELD (its events are pending: its thread reads them), or 0 when
+ * no child is left to fill.  A child whose fill went through with a page
+ * it could not put in is filled again from the start, for as long as it
+ * lives: such a page is served on demand, and the child never let go.
+ */
+static int fill_children(struct serve_engine *e)
+{
+	struct serve_mm *mm = child_pending(e);
+	int ret;
+
+	if (!mm)
 		return 0;
-	return (int)(st.contexts - 1 - st.dead_contexts);
+	mm_lock(mm);
+	ret = fill_slice(e, mm, false);
+	if (ret == 1) {
+		if (mm->fill_incomplete) {
+			mm->fill_incomplete = false;
+			mm->fill_region = 0;
+			mm->fill_page = 0;
+			ret = mm_alive(mm) ? ENGINE_YIELD : ENGINE_BUSY;
+		} else {
+			mm->complete = true;
+			ret = ENGINE_BUSY;
+		}
+	} else if (ret == -ESRCH || ret == -ENOSPC) {
+		mm_mark_dead(mm, ret);
+		ret = ENGINE_BUSY;
+	} else {
+		ret = ret == -EAGAIN ? ENGINE_YIELD : ENGINE_BUSY;
+	}
+	mm_unlock(mm);
+	return ret;
+}
+
+/* Children that are alive and not complete, without filling them. */
+static bool children_pending(struct serve_engine *e)
+{
+	struct serve_mm *mm;
+	bool any = false;
+
+	pthread_mutex_lock(&e->mms_lock);
+	for (mm = e->mms; mm && !any; mm = mm->next)
+		any = !mm->root && !mm->complete && mm->u && mm->u->fd >= 0 && mm_alive(mm);
+	pthread_mutex_unlock(&e->mms_lock);
+	return any;
 }
 
 /* Every page is in: the kernel's own zero-fill is right from now on. */
@@ -888,39 +1171,65 @@ static void finish(struct serve_engine *e)
 
 int serve_engine_step(struct serve_engine *e)
 {
+	bool root_dead;
 	int n, ret;
 
 	if (e->done)
 		return ENGINE_DONE;
 	n = uffd_handler_dispatch(e->h);
-	if (__atomic_load_n(&e->dead, __ATOMIC_ACQUIRE))
-		return -ESRCH;
+	root_dead = __atomic_load_n(&e->dead, __ATOMIC_ACQUIRE);
 	if (e->fatal_called)
 		return -EIO;
-	if (n < 0)
+	if (n < 0 && !root_dead)
 		return n;
 	if (n > 0) {
 		e->last_activity_ns = mono_ns();
 		return ENGINE_BUSY;
 	}
+	if (root_dead) {
+		/* Its children have nobody else: finish them, then end. */
+		if (!e->fill_children && children_pending(e))
+			serve_engine_finish(e, false);
+		ret = e->fill_children ? fill_children(e) : 0;
+		return ret ? ret : -ESRCH;
+	}
 	if (!e->ws_done) {
 		ret = prefetch_slice(e);
 		return ret ? ret : ENGINE_BUSY;
 	}
-	if (e->o.fill && (e->o.src || has_poison(e)) && !e->fill_done) {
-		if (e->o.ws_active && __atomic_load_n(e->o.ws_active, __ATOMIC_ACQUIRE) > 0)
+	/* Children first: a child cannot serve itself, the root can. */
+	if (e->fill_children && (ret = fill_children(e)))
+		return ret;
+	if (e->fill_root && (e->o.src || has_poison(e)) && !e->fill_done) {
+		if (!e->finishing && e->o.ws_active &&
+		    __atomic_load_n(e->o.ws_active, __ATOMIC_ACQUIRE) > 0)
 			return ENGINE_YIELD;
-		ret = fill_slice(e);
-		if (ret) {
+		ret = fill_slice(e, e->root, true);
+		if (ret == 1)
+			e->fill_done = true;
+		else if (ret == -EAGAIN)
+			ret = 0;
+		if (ret < 0) {
 			mark_dead(e, ret);
 			return ret;
 		}
 		return ENGINE_BUSY;
 	}
-	if (e->o.fill && e->fill_done && !e->fill_incomplete) {
-		if (children_alive(e) > 0)
-			return ENGINE_WAIT_CHILD;
+	if (e->fill_root && e->fill_done && !e->root->fill_incomplete) {
 		finish(e);
+		return ENGINE_DONE;
+	}
+	/* A stop cannot leave a page out: try those again. */
+	if (e->finishing && e->fill_root && e->fill_done) {
+		e->root->fill_incomplete = false;
+		e->root->fill_region = 0;
+		e->root->fill_page = 0;
+		e->fill_done = false;
+		return ENGINE_YIELD;
+	}
+	/* Finishing the children only: done with them, the root is not ours. */
+	if (e->finishing && !e->fill_root) {
+		e->done = true;
 		return ENGINE_DONE;
 	}
 	return ENGINE_IDLE;
@@ -956,8 +1265,7 @@ int serve_engine_run(struct serve_engine *e, struct pollfd *extra, int nextra)
 		p[0] = (struct pollfd){ .fd = e->u.fd, .events = POLLIN };
 		for (i = 0; i < nextra; i++)
 			p[i + 1] = extra[i];
-		if (poll(p, nextra + 1, ret == ENGINE_WAIT_CHILD ? CHILD_RECHECK_MS :
-					ret == ENGINE_YIELD ? 1 : -1) < 0 &&
+		if (poll(p, nextra + 1, ret == ENGINE_YIELD ? 1 : -1) < 0 &&
 		    errno != EINTR)
 			return -errno;
 		for (i = 0; i < nextra; i++)
@@ -995,6 +1303,10 @@ void serve_engine_release(struct serve_engine *e)
 		__atomic_fetch_sub(e->o.ws_active, 1, __ATOMIC_RELEASE);
 	for (mm = e->mms; mm; mm = next) {
 		next = mm->next;
+		/* Kept children: their own handlers, then their fds. */
+		uffd_handler_free(mm->h);
+		if (mm->own_u.fd >= 0)
+			uffd_close(&mm->own_u);
 		mm_free(mm);
 	}
 	for (i = 0; e->installed && i < e->nregions; i++)

@@ -14,9 +14,21 @@
  * state needs no lock: an madvise(DONTNEED) whose REMOVE was read marks
  * its pages before any later background copy looks at them, and one that
  * was not read yet makes that copy fail with EAGAIN (the kernel's rule),
- * after which the event is read first.  A forked child's address space
- * is served by the runtime's thread for it, on demand, with a copy of the
- * parent's state taken at the fork.
+ * after which the event is read first.
+ *
+ * Forked children: a child's address space starts as a copy of its
+ * parent's state at the fork (spans, removed pages, and the pages the
+ * parent had installed - the child inherited those), and is served by a
+ * thread of its own (the runtime's, for a child of a served process; a
+ * handler of the engine's, for a child whose fd a client kept).  The
+ * engine's thread fills children in the background too - before its own
+ * root, since a child cannot serve itself - under the child's lock, the
+ * one lock there is between two threads of one client.  Nobody lets go
+ * of a live child before every page of it is in: once its userfaultfd is
+ * closed, the kernel would hand its missing pages out as zeros.  A
+ * child's FORK is reported with the child's fd (the note callback), so
+ * that a client can keep that fd and serve the child itself if the
+ * server dies.
  *
  * Addresses: a client region is a run of the source's bytes mapped at an
  * address.  mremap moves and munmap cuts the runtime's regions; the
@@ -65,14 +77,29 @@ struct serve_rdata {
 struct serve_mm {
 	struct serve_engine *e;
 	bool root;
+	uint32_t id;			/* 0 the root, then 1, 2, ... as forked */
 	struct serve_span *spans;
 	int nspans, cap;
 	struct bitmap *removed;		/* per region (empty until a REMOVE) */
 	struct serve_rdata *rdata;	/* per region */
 	const struct uffd *u;		/* its userfaultfd (a child's: the
-					   runtime's copy) */
+					   runtime's copy, or own_u) */
 	struct serve_mm *last_child;	/* being created by a FORK */
 	struct serve_mm *next;
+	pthread_mutex_t lock;		/* spans, removed: between the child's
+					   thread and the engine's fill */
+	struct bitmap *installed;	/* per region: present (or zapped
+					   since, which makes it zero) */
+	struct uffd own_u;		/* a kept fd (a client's standby) */
+	struct uffd_handler *h;		/* serving own_u (a client's fallback) */
+	int fill_region;		/* the background fill's cursor */
+	uint64_t fill_page;
+	bool fill_incomplete;		/* a page could not be put in: the
+					   root stays registered, a child is
+					   filled again */
+	/* children only */
+	int dead;			/* atomic: the child's process is gone */
+	bool complete;			/* every page in: nothing left to serve */
 };
 
 struct serve_engine_opts {
@@ -83,8 +110,12 @@ struct serve_engine_opts {
 	bool record;			/* remember the order of demand faults */
 	unsigned spin_us;		/* poll without sleeping this long after
 					   the last message (0: the runtime's) */
-	/* Root address space changes, for the client (a server's notes). */
-	void (*note)(void *arg, const struct serve_event *ev);
+	/* Address-space changes, for the client (a server's notes): the
+	 * root's, and a child's (ev->mm); a FORK comes with the child's
+	 * userfaultfd in fd (the callee passes it on; the engine keeps its
+	 * own), other events with -1.  Called from the thread serving that
+	 * address space: the root's and children's concurrently. */
+	void (*note)(void *arg, const struct serve_event *ev, int fd);
 	void *note_arg;
 	/* Clients whose working set is not in yet, shared by the engines of
 	 * one server (atomic; NULL: none): the background fill of every
@@ -113,6 +144,10 @@ struct serve_engine {
 	struct serve_mm *root;
 	pthread_mutex_t mms_lock;	/* the list of address spaces */
 	struct serve_mm *mms;
+	uint32_t next_mm_id;		/* atomic */
+	bool fill_root;			/* fill the root in the background */
+	bool fill_children;		/* ... and the children */
+	bool finishing;			/* serve_engine_finish(): no yielding */
 	struct bitmap *installed;	/* per region: filled in the root (then
 					   present, or removed since) */
 	/* background work, driven by the engine's thread only */
@@ -121,11 +156,7 @@ struct serve_engine {
 	uint64_t advised;		/* WILLNEED given up to this offset */
 	bool ws_done;
 	bool ws_counted;		/* in *o.ws_active */
-	int fill_region;
-	uint64_t fill_page;
-	bool fill_done, done;
-	bool fill_incomplete;		/* a page could not be filled: never
-					   unregister, serve on demand */
+	bool fill_done, done;		/* the root's cursor: root->fill_* */
 	uint8_t *buf;			/* a piece of the working set */
 	uint64_t last_activity_ns;
 	/* record */
@@ -135,6 +166,7 @@ struct serve_engine {
 	struct serve_engine_counts counts;
 	int dead;			/* atomic: the root's process is gone */
 	bool fatal_called;
+	bool inexact;			/* standby: a change was missed */
 };
 
 /*
@@ -145,33 +177,57 @@ struct serve_engine {
 int serve_engine_init(struct serve_engine *e, const struct serve_mapping *m, int n,
 		      const struct serve_engine_opts *o);
 /*
- * Apply a change of the root address space reported by a server (a
- * client's standby engine, before it starts).
+ * Apply a change reported by a server to a client's standby engine,
+ * before it starts: of the root's or a child's address space, or a FORK
+ * with the child's userfaultfd in fd (taken over: closed by release, or
+ * here on failure).  0, or -ENOENT (an address space never heard of:
+ * the engine is inexact from now on, see serve_engine_inexact()),
+ * -ENOMEM (the same).
  */
-void serve_engine_apply(struct serve_engine *e, const struct serve_event *ev);
+int serve_engine_apply(struct serve_engine *e, const struct serve_event *ev, int fd);
+/* A standby engine missed a change: it must not serve from the source. */
+void serve_engine_set_inexact(struct serve_engine *e);
+bool serve_engine_inexact(const struct serve_engine *e);
+/* Close the fds of standby children whose process is gone (they hold
+ * nothing up); with all, of every child (the server finished them). */
+void serve_engine_drop_children(struct serve_engine *e, bool all);
+/* Standby children whose fd is kept, alive or not. */
+int serve_engine_children(const struct serve_engine *e);
+/*
+ * Finish the restore before letting go: fill every live child, and with
+ * root the root too, whatever the options said (no waiting for other
+ * clients' working sets).  serve_engine_step() says ENGINE_DONE once they
+ * are in (with root: and the root unregistered).
+ */
+void serve_engine_finish(struct serve_engine *e, bool root);
+/* The root's process is gone (its pidfd said so): only children remain. */
+void serve_engine_root_gone(struct serve_engine *e);
 /*
  * Start serving the userfaultfd u (taken over: closed by release): a
  * runtime handler in UFFD_WAIT_EPOLL mode, and every span registered for
  * MISSING faults (the kernel accepts a range registered again on the same
  * userfaultfd).  wake_all: wake every span afterwards, for faults read by
- * a server that died before answering them.  0, or -errno with the span
- * that failed in *bad (the registration's error: -EINVAL nothing mapped
- * there, -EBUSY registered on another userfaultfd).
+ * a server that died before answering them.  Standby children whose fd
+ * is kept get a handler (a thread) of their own, woken the same way.
+ * 0, or -errno with the span that failed in *bad (the registration's
+ * error: -EINVAL nothing mapped there, -EBUSY registered on another
+ * userfaultfd).
  */
 int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_all, int *bad);
 
 enum {
 	ENGINE_IDLE = 0,	/* nothing to do until the fd is readable */
 	ENGINE_BUSY = 1,	/* call again at once */
-	ENGINE_DONE = 2,	/* every page is in, no child is left: the
-				   regions were unregistered, release it */
-	ENGINE_WAIT_CHILD = 3,	/* filled, but a forked child is still
-				   served: call again within 500 ms */
+	ENGINE_DONE = 2,	/* every page is in, every child's too (or
+				   gone): the root's regions were
+				   unregistered, release it */
 	ENGINE_YIELD = 4,	/* the fill waits for other clients' working
-				   sets: call again within a millisecond */
+				   sets, or for a child's events: call
+				   again within a millisecond */
 };
 /* One step (see the top of this file): ENGINE_*, or -ESRCH (the process
- * is gone), -EIO (a page could not be read and could not be poisoned). */
+ * is gone, and no child of it is left to serve), -EIO (a page could not
+ * be read and could not be poisoned). */
 int serve_engine_step(struct serve_engine *e);
 /*
  * Step until there is nothing to do, then wait for the userfaultfd or one
@@ -187,7 +243,9 @@ void serve_engine_counts(const struct serve_engine *e, struct serve_engine_count
 /*
  * Stop and free everything.  The client's memory is never unregistered
  * here (ENGINE_DONE did that when it was right); the root fd is closed.
- * Forked children still alive lose their server (their fds close).
+ * Forked children still alive lose this server (their fds close here):
+ * finish them first (serve_engine_finish()) unless someone else holds
+ * their fds.
  */
 void serve_engine_release(struct serve_engine *e);
 

@@ -198,24 +198,36 @@ int uffd__serve_answer_get(const struct serve_frame *f, struct serve_answer *a)
 	return 0;
 }
 
-void uffd__serve_event_put(uint8_t *out, const struct serve_event *e)
+size_t uffd__serve_event_put(uint8_t *out, const struct serve_event *e, uint32_t version)
 {
 	put_le32(out, e->type);
-	put_le32(out + 4, 0);
+	put_le32(out + 4, version >= 2 ? e->mm : 0);
 	put_le64(out + 8, e->a);
 	put_le64(out + 16, e->b);
 	put_le64(out + 24, e->c);
+	if (version < 2)
+		return SERVE_EVENT_SIZE;
+	put_le64(out + 32, e->seq);
+	return SERVE_EVENT2_SIZE;
 }
 
 int uffd__serve_event_get(const struct serve_frame *f, struct serve_event *e)
 {
-	if (f->type != SF_EVENT || f->len != SERVE_EVENT_SIZE)
+	if (f->type != SF_EVENT || (f->len != SERVE_EVENT_SIZE && f->len != SERVE_EVENT2_SIZE))
 		return -EBADMSG;
 	e->type = get_le32(f->payload);
+	e->mm = get_le32(f->payload + 4);
 	e->a = get_le64(f->payload + 8);
 	e->b = get_le64(f->payload + 16);
 	e->c = get_le64(f->payload + 24);
-	if (e->type < SERVE_EV_REMAP || e->type > SERVE_EV_UNMAP)
+	e->seq = f->len == SERVE_EVENT2_SIZE ? get_le64(f->payload + 32) : 0;
+	if (e->type < SERVE_EV_REMAP || e->type > SERVE_EV_FORK)
+		return -EBADMSG;
+	/* Version 1 knows only the client's own address space. */
+	if (f->len == SERVE_EVENT_SIZE && (e->mm || e->type == SERVE_EV_FORK))
+		return -EBADMSG;
+	/* A child is born of another address space, never the first. */
+	if (e->type == SERVE_EV_FORK && (!e->mm || e->a == e->mm || e->a > UINT32_MAX))
 		return -EBADMSG;
 	return 0;
 }

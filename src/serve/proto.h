@@ -28,8 +28,21 @@
  * EVENT frames (the client's memory map changed: the client's fallback
  * needs to know), STATS when asked with STATS_REQ, and DONE when every
  * page is in.  A client that wants to finish the restore itself sends
- * BYE; the server stops serving it, closes its copy of the userfaultfd
- * and answers BYE.
+ * BYE; the server finishes the client's forked children, stops serving
+ * it, closes its copy of the userfaultfd and answers BYE.
+ *
+ * Protocol version 2 (the server speaks 1 and 2, and uses the highest
+ * both sides speak) adds what a fallback needs to cover forked children:
+ * an EVENT frame of version 2 names the address space it happened in (0
+ * the client's own, n > 0 the n-th child the server saw forked, from any
+ * address space of the client) and carries a sequence number (1, 2, ...
+ * across EVENT frames of a connection), and a FORK event carries the
+ * child's userfaultfd (SCM_RIGHTS) for the client to keep: if the server
+ * dies, the client's fallback serves the child too.  A gap in the sequence
+ * (a note the server could not send) tells the client that its picture of
+ * the memory map is not exact: its fallback then poisons rather than
+ * guesses.  DONE, in version 2, means the forked children are complete
+ * too.
  */
 #ifndef LIBUFFD_SERVE_PROTO_H
 #define LIBUFFD_SERVE_PROTO_H
@@ -47,7 +60,9 @@
 #define SERVE_MAX_PAYLOAD	(SERVE_LAYOUT_FIXED + SERVE_MAPPING_SIZE * UFFD_SERVE_MAX_REGIONS)
 #define SERVE_REASON_MAX	112
 #define SERVE_ANSWER_SIZE	(16 + SERVE_REASON_MAX)
-#define SERVE_EVENT_SIZE	32
+#define SERVE_EVENT_SIZE	32	/* version 1 */
+#define SERVE_EVENT2_SIZE	40	/* version 2: + mm, seq */
+#define SERVE_PROTO_MIN		1	/* the oldest version the server speaks */
 #define SERVE_COUNTS_SIZE	64
 #define SERVE_HELLO_SIZE	16
 /* Firecracker's JSON: a few regions of ~110 bytes each; far more than any
@@ -81,6 +96,8 @@ enum serve_frame_type {
 #define SERVE_EV_REMAP		1
 #define SERVE_EV_REMOVE		2
 #define SERVE_EV_UNMAP		3
+#define SERVE_EV_FORK		4	/* version 2: mm is the child, a its
+					   parent; the child's fd attached */
 
 /* Where the client mapped which bytes of the source. */
 struct serve_mapping {
@@ -140,10 +157,17 @@ int uffd__serve_answer_get(const struct serve_frame *f, struct serve_answer *a);
 
 struct serve_event {
 	uint32_t type;				/* SERVE_EV_* */
+	uint32_t mm;				/* 0 the client's own address space,
+						   n a forked child's */
 	uint64_t a, b, c;			/* REMAP from, to, len; REMOVE and
-						   UNMAP start, end */
+						   UNMAP start, end; FORK parent */
+	uint64_t seq;				/* version 2: 1, 2, ... (0 in 1) */
 };
-void uffd__serve_event_put(uint8_t *out, const struct serve_event *e);
+/* The payload of a version 1 (SERVE_EVENT_SIZE: no mm, seq, FORK) or 2
+ * (SERVE_EVENT2_SIZE) EVENT frame; returns its size. */
+size_t uffd__serve_event_put(uint8_t *out, const struct serve_event *e, uint32_t version);
+/* 0, or -EBADMSG (wrong type or size, an unknown event, an mm in a
+ * version 1 frame, a FORK of address space 0 or of itself). */
 int uffd__serve_event_get(const struct serve_frame *f, struct serve_event *e);
 
 /* DONE and STATS: what the server did for this client. */

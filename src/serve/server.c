@@ -57,6 +57,7 @@
 #define REAP_MS			1000
 #define RX_CAP			(SERVE_HDR + SERVE_MAX_PAYLOAD + 1024)
 #define MAPS_MAX		(16u << 20)
+#define NOTE_MS			1000
 
 struct serve_conn {
 	struct uffd_serve *srv;
@@ -69,6 +70,9 @@ struct serve_conn {
 	bool firecracker, recording, engine_ready;
 	bool serving, counted;		/* under the server's lock */
 	bool bye;			/* the client asked to be let go */
+	uint32_t version;		/* of the protocol (0: Firecracker's) */
+	pthread_mutex_t send_lock;	/* notes come from several threads */
+	uint64_t seq;			/* of the last note (send_lock) */
 	int finished;			/* atomic: the thread is done */
 	uint8_t *rx;
 	size_t rxlen;
@@ -270,10 +274,15 @@ static int handshake_own(struct serve_conn *c, uint64_t deadline)
 		return refuse(c, ret, "bad hello frame");
 	if (uffd__serve_hello_get(&f, &h))
 		return refuse(c, -EBADMSG, "expected a hello frame");
-	if (h.min_version > UFFD_SERVE_PROTO_VERSION || h.max_version < UFFD_SERVE_PROTO_VERSION ||
+	if (h.min_version > UFFD_SERVE_PROTO_VERSION || h.max_version < SERVE_PROTO_MIN ||
 	    h.min_version > h.max_version)
-		return refuse(c, -EPROTONOSUPPORT, "protocol versions %u..%u: this server speaks %u",
-			      h.min_version, h.max_version, UFFD_SERVE_PROTO_VERSION);
+		return refuse(c, -EPROTONOSUPPORT, "protocol versions %u..%u: this server speaks "
+			      "%u..%u", h.min_version, h.max_version, SERVE_PROTO_MIN,
+			      UFFD_SERVE_PROTO_VERSION);
+	/* The newest both speak. */
+	c->version = h.max_version < UFFD_SERVE_PROTO_VERSION ? h.max_version :
+		     UFFD_SERVE_PROTO_VERSION;
+	l.version = c->version;
 	if (h.page_size != SERVE_PAGE)
 		return refuse(c, -EOPNOTSUPP, "page size %u: only %u is served", h.page_size,
 			      SERVE_PAGE);
@@ -398,20 +407,89 @@ out:
 	return ret;
 }
 
-static void conn_note(void *arg, const struct serve_event *ev)
+/*
+ * One small frame (and an fd), whole or not at all: a Unix stream socket
+ * takes a send this small in one piece or refuses it (EAGAIN), so the
+ * stream never carries half a note.  0, or -errno.
+ */
+static int send_note(int sock, const uint8_t *buf, size_t len, int fd, uint64_t deadline)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (fd >= 0) {
+		memset(&control, 0, sizeof(control));
+		msg.msg_control = control.buf;
+		msg.msg_controllen = sizeof(control.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	for (;;) {
+		ssize_t n = sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		struct pollfd p = { .fd = sock, .events = POLLOUT };
+		uint64_t now;
+
+		if (n == (ssize_t)len)
+			return 0;
+		if (n >= 0)
+			return -EPIPE;		/* cannot happen this small */
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		now = mono_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		poll(&p, 1, (int)((deadline - now) / 1000000) + 1);
+	}
+}
+
+/*
+ * A change of the client's memory map, or a fork with the child's fd:
+ * the client's fallback needs every one of them to be exact.  A client
+ * that does not read within NOTE_MS loses the note - its serving thread
+ * must go on - and the gap in the sequence numbers tells it so (version
+ * 2; a version 1 client hears of its own address space only, as before).
+ */
+static void conn_note(void *arg, const struct serve_event *ev, int fd)
 {
 	struct serve_conn *c = arg;
-	uint8_t buf[SERVE_HDR + SERVE_EVENT_SIZE];
+	uint8_t buf[SERVE_HDR + SERVE_EVENT2_SIZE];
+	struct serve_event e = *ev;
+	size_t len;
 
-	if (c->firecracker)
+	if (c->firecracker || (c->version < 2 && (ev->mm || ev->type == SERVE_EV_FORK)))
 		return;
-	uffd__serve_event_put(buf + SERVE_HDR, ev);
-	uffd__serve_frame_put(buf, SF_EVENT, buf + SERVE_HDR, SERVE_EVENT_SIZE);
-	/* Never wait for a client: one that does not read loses its notes
-	 * (and with them an exact fallback, should this server die). */
-	if (send(c->sock, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(buf) &&
-	    (errno == EAGAIN || errno == EWOULDBLOCK))
+	pthread_mutex_lock(&c->send_lock);
+	e.seq = ++c->seq;
+	len = uffd__serve_event_put(buf + SERVE_HDR, &e, c->version);
+	len = uffd__serve_frame_put(buf, SF_EVENT, buf + SERVE_HDR, len);
+	if (c->sock >= 0 && send_note(c->sock, buf, len, fd, uffd__deadline_ms(NOTE_MS)) == -ETIMEDOUT)
 		c->notes_lost++;	/* (a peer that closed has no use for it) */
+	pthread_mutex_unlock(&c->send_lock);
+}
+
+/* A frame after the handshake (notes may be on their way from another
+ * thread): best effort, whole or not at all. */
+static void conn_send(struct serve_conn *c, uint16_t type, const void *payload, uint32_t len)
+{
+	uint8_t buf[SERVE_HDR + SERVE_COUNTS_SIZE];
+
+	if (len > SERVE_COUNTS_SIZE)
+		return;
+	uffd__serve_frame_put(buf, type, payload, len);
+	pthread_mutex_lock(&c->send_lock);
+	if (c->sock >= 0)
+		send_note(c->sock, buf, SERVE_HDR + len, -1, uffd__deadline_ms(100));
+	pthread_mutex_unlock(&c->send_lock);
 }
 
 /* A page cannot be read and the client's fd cannot poison: SIGBUS it
@@ -546,7 +624,7 @@ static int conn_read_requests(struct serve_conn *c)
 			continue;
 		counts_of(c, &k);
 		uffd__serve_counts_put(out, &k);
-		send_frame(c->sock, SF_STATS, out, sizeof(out), uffd__deadline_ms(100));
+		conn_send(c, SF_STATS, out, sizeof(out));
 	}
 	return 1;
 }
@@ -595,28 +673,47 @@ static void write_working_set(struct serve_conn *c)
 	      (unsigned long long)c->e.nrec, s->ws_path);
 }
 
+/*
+ * How a connection ends.  Restored: the engine said DONE (every page in,
+ * the children's too).  Otherwise nobody lets go of memory that is not
+ * whole, as the kernel would hand a never-filled page out as zeros:
+ *  - the client's process is gone (its pidfd, or ESRCH): its forked
+ *    children are finished (filled), then let go;
+ *  - a libuffd client detached (BYE) or closed the connection: its
+ *    children are finished, then it is let go - it serves its own
+ *    memory from then on, as after a fallback;
+ *  - the server stops: a libuffd client's children are finished and the
+ *    client is let go (its fallback serves the rest); a Firecracker
+ *    client, which has no fallback, is finished whole - every page it
+ *    still misses is filled - before it is let go;
+ *  - a Firecracker client closes its socket right after the handshake
+ *    (Firecracker does): that says nothing, its pidfd says when it goes.
+ */
 static void conn_serve(struct serve_conn *c)
 {
 	struct uffd_serve *s = c->srv;
-	struct pollfd extra[2] = {
-		{ .fd = c->sock, .events = POLLIN },
-		{ .fd = s->stop_efd, .events = POLLIN },
+	enum { X_SOCK, X_STOP, X_PID };
+	struct pollfd extra[3] = {
+		[X_SOCK] = { .fd = c->sock, .events = POLLIN },
+		[X_STOP] = { .fd = s->stop_efd, .events = POLLIN },
+		[X_PID] = { .fd = c->pidfd, .events = POLLIN },
 	};
 	struct serve_counts k;
 	uint8_t out[SERVE_COUNTS_SIZE];
-	const char *how = "server stopping";
-	bool done = false;
-	int ret;
+	const char *how = NULL;
+	bool done = false, finishing = false;
+	int ret, i;
 
 	for (;;) {
-		ret = serve_engine_run(&c->e, extra, 2);
+		ret = serve_engine_run(&c->e, extra, 3);
 		if (ret == ENGINE_DONE) {
-			done = true;
-			how = "restored";
-			if (!c->firecracker) {
+			done = !finishing || c->e.fill_root;
+			if (!how || done)
+				how = "restored";
+			if (done && !c->firecracker) {
 				counts_of(c, &k);
 				uffd__serve_counts_put(out, &k);
-				send_frame(c->sock, SF_DONE, out, sizeof(out), uffd__deadline_ms(100));
+				conn_send(c, SF_DONE, out, sizeof(out));
 			}
 			break;
 		}
@@ -624,15 +721,35 @@ static void conn_serve(struct serve_conn *c)
 			how = ret == -ESRCH ? "process gone" : "a page could not be served";
 			break;
 		}
-		if (extra[1].revents)
-			break;
-		if (extra[0].revents) {
+		for (i = 0; i < 3; i++)
+			if (extra[i].revents && extra[i].fd >= 0)
+				break;
+		if (i == 3)
+			continue;
+		extra[i].fd = -1;		/* each says its piece once */
+		extra[i].revents = 0;
+		if (i == X_SOCK) {
 			ret = conn_read_requests(c);
-			if (ret == 1)
+			if (ret == 1) {
+				extra[i].fd = c->sock;
 				continue;
-			how = ret ? "detached" : "disconnected";
+			}
+			if (c->firecracker)
+				continue;	/* its socket closing says nothing */
 			c->bye = ret == 2;
-			break;
+			how = c->bye ? "detached" : "disconnected";
+		} else if (i == X_PID) {
+			serve_engine_root_gone(&c->e);
+			how = "process gone";
+			continue;		/* the engine finishes its children */
+		} else {
+			how = "server stopping";
+		}
+		if (!finishing) {
+			/* A stop leaves no Firecracker page out (it has no
+			 * fallback); libuffd clients serve their own root. */
+			serve_engine_finish(&c->e, i == X_STOP && c->firecracker);
+			finishing = true;
 		}
 	}
 	write_working_set(c);
@@ -655,10 +772,12 @@ static void *conn_main(void *arg)
 		serve_engine_release(&c->e);
 	/* Only now, with our fd closed, may the client serve itself. */
 	if (c->bye)
-		send_frame(c->sock, SF_BYE, NULL, 0, uffd__deadline_ms(100));
+		conn_send(c, SF_BYE, NULL, 0);
 	/* The peer learns at once that we are done with it. */
+	pthread_mutex_lock(&c->send_lock);
 	close(c->sock);
 	c->sock = -1;
+	pthread_mutex_unlock(&c->send_lock);
 	__atomic_store_n(&c->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -671,6 +790,7 @@ static void conn_free(struct serve_conn *c)
 		close(c->pidfd);
 	if (c->sock >= 0)
 		close(c->sock);
+	pthread_mutex_destroy(&c->send_lock);
 	free(c->rx);
 	free(c->maps);
 	free(c);
@@ -763,6 +883,7 @@ static void accept_one(struct uffd_serve *s)
 	}
 	c->srv = s;
 	c->sock = sock;
+	pthread_mutex_init(&c->send_lock, NULL);
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->ufd = -1;
