@@ -510,6 +510,8 @@ static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
 		uffd_region_set_data(r, &child->rdata[d->index]);
 		if (created)
 			note(child, SERVE_EV_FORK, mm->id, 0, 0, child->u->fd);
+		if (created && child->complete)
+			note(child, SERVE_EV_DONE, 0, 0, 0, -1);
 		return;
 	case UFFD_EV_REMAP:
 		/* Called once per piece, after the move: r is where it is now. */
@@ -606,6 +608,13 @@ int serve_engine_apply(struct serve_engine *e, const struct serve_event *ev, int
 		return -ENOENT;
 	}
 	switch (ev->type) {
+	case SERVE_EV_DONE:
+		/* Complete: nothing is left to serve it with that fd. */
+		if (!mm->root && mm->own_u.fd >= 0)
+			uffd_close(&mm->own_u);
+		mm->complete = true;
+		mm->dead = 1;
+		break;
 	case SERVE_EV_REMAP:
 		move_span(mm, ev->a, ev->b, ev->c);
 		break;
@@ -1133,6 +1142,7 @@ static int fill_children(struct serve_engine *e)
 			ret = mm_alive(mm) ? ENGINE_YIELD : ENGINE_BUSY;
 		} else {
 			mm->complete = true;
+			note(mm, SERVE_EV_DONE, 0, 0, 0, -1);
 			ret = ENGINE_BUSY;
 		}
 	} else if (ret == -ESRCH || ret == -ENOSPC) {

@@ -221,10 +221,13 @@ int uffd__serve_event_get(const struct serve_frame *f, struct serve_event *e)
 	e->b = get_le64(f->payload + 16);
 	e->c = get_le64(f->payload + 24);
 	e->seq = f->len == SERVE_EVENT2_SIZE ? get_le64(f->payload + 32) : 0;
-	if (e->type < SERVE_EV_REMAP || e->type > SERVE_EV_FORK)
+	if (e->type < SERVE_EV_REMAP || e->type > SERVE_EV_DONE)
 		return -EBADMSG;
 	/* Version 1 knows only the client's own address space. */
-	if (f->len == SERVE_EVENT_SIZE && (e->mm || e->type == SERVE_EV_FORK))
+	if (f->len == SERVE_EVENT_SIZE && (e->mm || e->type >= SERVE_EV_FORK))
+		return -EBADMSG;
+	/* The root's end is the DONE frame. */
+	if (e->type == SERVE_EV_DONE && !e->mm)
 		return -EBADMSG;
 	/* A child is born of another address space, never the first. */
 	if (e->type == SERVE_EV_FORK && (!e->mm || e->a == e->mm || e->a > UINT32_MAX))

@@ -41,8 +41,9 @@
  * dies, the client's fallback serves the child too.  A gap in the sequence
  * (a note the server could not send) tells the client that its picture of
  * the memory map is not exact: its fallback then poisons rather than
- * guesses.  DONE, in version 2, means the forked children are complete
- * too.
+ * guesses.  A DONE event says a child is complete (every page in: its
+ * fd may go).  The DONE frame, in version 2, means the forked children
+ * are complete too.
  */
 #ifndef LIBUFFD_SERVE_PROTO_H
 #define LIBUFFD_SERVE_PROTO_H
@@ -98,6 +99,8 @@ enum serve_frame_type {
 #define SERVE_EV_UNMAP		3
 #define SERVE_EV_FORK		4	/* version 2: mm is the child, a its
 					   parent; the child's fd attached */
+#define SERVE_EV_DONE		5	/* version 2: child mm is complete:
+					   its fd is of no more use */
 
 /* Where the client mapped which bytes of the source. */
 struct serve_mapping {
@@ -167,7 +170,8 @@ struct serve_event {
  * (SERVE_EVENT2_SIZE) EVENT frame; returns its size. */
 size_t uffd__serve_event_put(uint8_t *out, const struct serve_event *e, uint32_t version);
 /* 0, or -EBADMSG (wrong type or size, an unknown event, an mm in a
- * version 1 frame, a FORK of address space 0 or of itself). */
+ * version 1 frame, a FORK of address space 0 or of itself, a DONE of
+ * address space 0). */
 int uffd__serve_event_get(const struct serve_frame *f, struct serve_event *e);
 
 /* DONE and STATS: what the server did for this client. */

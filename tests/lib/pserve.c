@@ -149,6 +149,7 @@ pid_t t_ps_server_start(const struct uffd_serve_opts *o)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		sigemptyset(&set);
 		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGUSR1);
 		sigprocmask(SIG_BLOCK, &set, NULL);
 		close(pipefd[0]);
 		if (!mine.log)
@@ -159,8 +160,9 @@ pid_t t_ps_server_start(const struct uffd_serve_opts *o)
 			_exit(2);
 		sigwait(&set, &sig);
 		/* Taken before the free, once no client is being served: a
-		 * client that went just before is still being finished. */
-		for (i = 0; i < 5000; i++) {
+		 * client that went just before is still being finished.
+		 * SIGUSR1: a stop with clients still there. */
+		for (i = 0; i < (sig == SIGUSR1 ? 1 : 5000); i++) {
 			uffd_serve_stats(s, &st);
 			if (!st.clients)
 				break;
@@ -201,6 +203,19 @@ void t_ps_server_stop(pid_t pid, struct uffd_serve_stats *st)
 
 	CHECK_OK(kill(pid, SIGTERM));
 	CHECK_EQ(t_wait_child(pid, 5000), 0);
+	CHECK_EQ(read(fd, &mine, sizeof(mine)), (ssize_t)sizeof(mine));
+	close(fd);
+	if (st)
+		*st = mine;
+}
+
+void t_ps_server_stop_now(pid_t pid, struct uffd_serve_stats *st)
+{
+	int fd = take_server(pid);
+	struct uffd_serve_stats mine;
+
+	CHECK_OK(kill(pid, SIGUSR1));
+	CHECK_EQ(t_wait_child(pid, 20000), 0);
 	CHECK_EQ(read(fd, &mine, sizeof(mine)), (ssize_t)sizeof(mine));
 	close(fd);
 	if (st)

@@ -57,6 +57,9 @@ bool t_ps_page_ok(const void *page, size_t i, unsigned seed);
 pid_t t_ps_server_start(const struct uffd_serve_opts *o);
 /* SIGTERM it, reap it (5 s at most), and its counters at the end. */
 void t_ps_server_stop(pid_t pid, struct uffd_serve_stats *st);
+/* Stop it at once, clients or not (uffd_serve_free() with them still
+ * there: 20 s at most), and reap it; its counters before the free. */
+void t_ps_server_stop_now(pid_t pid, struct uffd_serve_stats *st);
 /* SIGKILL it and reap it. */
 void t_ps_server_kill(pid_t pid);
 

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The parent exits first: a client of a demand-only server forks and
+ * exits at once, without a word to the server.  Its child has touched
+ * only part of its memory.  The server sees the parent go (its pidfd)
+ * and, before it lets go of the child, fills every page the child never
+ * got - once the server closes the child's userfaultfd the kernel would
+ * hand such a page out as a zero page.  The child sees its memory
+ * unregistered (the server let go), the server is then killed, and every
+ * page of the child is the image's: the ones it had, the ones it gave
+ * back (zero), and the ones it never touched.
+ */
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/pserve.h"
+
+#define NPAGES 256
+
+static struct t_ps_image im;
+static int up[2], down[2];
+
+static void say(int fd)
+{
+	CHECK_EQ(write(fd, "x", 1), 1);
+}
+
+static void hear(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	if (poll(&p, 1, 15000) != 1)
+		FAIL("the other side did not get this far");
+	CHECK_EQ(read(fd, &c, 1), 1);
+}
+
+/* Whether the mapping at addr is registered for MISSING faults (its
+ * VmFlags in smaps say "um"). */
+static bool registered(const void *addr)
+{
+	char line[512], want[32];
+	bool in = false, ret = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	CHECK(f);
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)addr);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, want, strlen(want)))
+			in = true;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			ret = strstr(line, " um") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+static int child_main(char *mem)
+{
+	static const char zero[PAGE];
+	int i;
+
+	t_ps_check("child, before", mem + 32 * PAGE, 32, 16, im.seed);
+	CHECK_OK(madvise(mem + 64 * PAGE, 8 * PAGE, MADV_DONTNEED));
+	/* The parent is gone; the server finishes this child, then lets go. */
+	for (i = 0; i < 15000 && registered(mem); i++)
+		usleep(1000);
+	CHECK(!registered(mem));
+	say(up[1]);
+	hear(down[0]);				/* the server is dead */
+	t_ps_check("child, touched", mem, 0, 48, im.seed);
+	t_ps_check("child, untouched", mem + 48 * PAGE, 48, 16, im.seed);
+	for (i = 64; i < 72; i++)
+		t_check_bytes("child, removed", mem + i * PAGE, zero, PAGE);
+	t_ps_check("child, the rest", mem + 72 * PAGE, 72, NPAGES - 72, im.seed);
+	return 0;
+}
+
+static int client(void *arg)
+{
+	struct uffd_serve_client_stats st;
+	struct uffd_serve_client *c = t_ps_attach(&im, 0);
+	char *mem = uffd_serve_client_addr(c, 0);
+	pid_t child;
+
+	(void)arg;
+	CHECK_OK(uffd_serve_client_stats(c, &st));
+	if (!(st.features & UFFD_F(UFFD_FEAT_EVENT_FORK)))
+		SKIP("no EVENT_FORK for this process");
+	t_ps_check("parent", mem, 0, 32, im.seed);
+	child = fork();
+	CHECK(child >= 0);
+	if (!child)
+		_exit(child_main(mem));
+	/* Gone, without detaching: the child is the server's alone. */
+	_exit(0);
+}
+
+int main(void)
+{
+	UFFD_OPTS(uffd_serve_opts, so, .demand_only = true);
+	pid_t server;
+	int ret;
+
+	/* The client's child is reparented here, to be waited for. */
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	t_ps_make_image(&im, NPAGES, 21);
+	so.socket_path = im.sock;
+	so.image = im.path;
+	server = t_ps_server_start(&so);
+	CHECK_OK(pipe(up));
+	CHECK_OK(pipe(down));
+	ret = t_ps_join(t_ps_spawn(client, NULL), 10000);
+	if (ret == T_EXIT_SKIP)
+		return ret;
+	CHECK_EQ(ret, 0);
+	hear(up[0]);
+	t_ps_server_kill(server);
+	say(down[1]);
+	/* The grandchild: the only child of ours left. */
+	for (ret = 0; ret < 10000; ret++) {
+		int status;
+		pid_t got = waitpid(-1, &status, WNOHANG);
+
+		CHECK(got >= 0);
+		if (got > 0) {
+			CHECK(WIFEXITED(status));
+			CHECK_EQ(WEXITSTATUS(status), 0);
+			return 0;
+		}
+		usleep(1000);
+	}
+	FAIL("the client's child did not exit");
+}
