@@ -6,7 +6,8 @@
  * never fails; integers strictly decimal and at most 2^64 - 1; malformed,
  * nested, trailing, empty, too many, too long), the checks of a client's
  * regions, libuffd's frames (round trip, CRC, version, length, type, cut
- * short), a userfaultfd's fdinfo, /proc/PID/maps coverage, and working-set
+ * short; version 2 events: the address space, the sequence number, FORK
+ * and DONE), a userfaultfd's fdinfo, /proc/PID/maps coverage, and working-set
  * headers and indexes.
  */
 #include "lib/harness.h"
@@ -174,6 +175,18 @@ static void test_frames(void)
 	CHECK_EQ(uffd__serve_event_get(&f, &back), -EBADMSG);
 	ev.mm = 0;						/* the root, forked */
 	ev.a = 1;
+	uffd__serve_event_put(buf2 + SERVE_HDR, &ev, 2);
+	uffd__serve_frame_put(buf2, SF_EVENT, buf2 + SERVE_HDR, SERVE_EVENT2_SIZE);
+	CHECK_EQ(uffd__serve_frame_parse(buf2, sizeof(buf2), &f), (int)sizeof(buf2));
+	CHECK_EQ(uffd__serve_event_get(&f, &back), -EBADMSG);
+	/* A DONE is a child's; the root's end is the DONE frame. */
+	ev = (struct serve_event){ .type = SERVE_EV_DONE, .mm = 3, .seq = 4 };
+	uffd__serve_event_put(buf2 + SERVE_HDR, &ev, 2);
+	uffd__serve_frame_put(buf2, SF_EVENT, buf2 + SERVE_HDR, SERVE_EVENT2_SIZE);
+	CHECK_EQ(uffd__serve_frame_parse(buf2, sizeof(buf2), &f), (int)sizeof(buf2));
+	CHECK_OK(uffd__serve_event_get(&f, &back));
+	CHECK(back.type == SERVE_EV_DONE && back.mm == 3);
+	ev.mm = 0;
 	uffd__serve_event_put(buf2 + SERVE_HDR, &ev, 2);
 	uffd__serve_frame_put(buf2, SF_EVENT, buf2 + SERVE_HDR, SERVE_EVENT2_SIZE);
 	CHECK_EQ(uffd__serve_frame_parse(buf2, sizeof(buf2), &f), (int)sizeof(buf2));

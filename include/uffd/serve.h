@@ -37,11 +37,15 @@
  * first - and then the rest in the background.
  *
  * The server dying: the client side keeps its own reference to the
- * userfaultfd and a pidfd of the server, and if the server dies before the
- * restore is complete a thread in the client serves the remaining pages
- * itself from the same image (read-only; it must be able to open it) or,
- * where it cannot, poisons them, so the program gets SIGBUS instead of a
- * fault that never completes.
+ * userfaultfd (and to each forked child's, which the server passes on with
+ * the fork) and a pidfd of the server, and if the server dies before the
+ * restore is complete a thread in the client serves the remaining pages -
+ * the children's first - itself from the same image (read-only; it must be
+ * able to open it) or, where it cannot, poisons them, so the program gets
+ * SIGBUS instead of a fault that never completes or a zero page it was
+ * never given.  Nobody lets go of a process's memory before it is whole:
+ * once its userfaultfd is closed the kernel hands a never-filled page out
+ * as a zero page.
  */
 #ifndef LIBUFFD_SERVE_H
 #define LIBUFFD_SERVE_H
@@ -127,12 +131,15 @@ struct uffd_serve_stats {
 int uffd_serve_stats(struct uffd_serve *s, struct uffd_serve_stats *st);
 
 /*
- * Stop listening (the socket file is removed), stop serving every client
- * and join every thread.  The server never unregisters a client's memory:
- * a client of uffd_serve_attach() serves itself from then on (as if the
- * server had died); a Firecracker client's next fault waits forever, as
- * with any handler that goes away, so stop a server once its Firecracker
- * clients are restored or gone.  A recording in progress is written.
+ * Stop listening (the socket file is removed), end handshakes in progress,
+ * let go of every client once its memory is safe without the server, and
+ * join every thread.  A Firecracker client (no fallback) is finished first:
+ * every page it still misses is filled and its regions are unregistered,
+ * so it neither waits forever nor reads a zero page it was never given.
+ * A libuffd client's forked children are finished the same way; the client
+ * itself serves the rest from its fallback (as if the server had died).
+ * So a stop takes as long as those fills (about a second per GiB here).
+ * A recording in progress is written.
  */
 void uffd_serve_free(struct uffd_serve *s);
 
