@@ -56,6 +56,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *input, size_t insize)
 		struct serve_answer a;
 		struct serve_event ev;
 		struct serve_counts k;
+		uint32_t mflags;
 		int ret = uffd__serve_frame_parse(data + pos, size - pos, &f), n;
 
 		if (ret <= 0)
@@ -67,7 +68,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *input, size_t insize)
 		if (!uffd__serve_layout_get(&f, &l, maps, UFFD_SERVE_MAX_REGIONS) &&
 		    (l.nextents > UFFD_SERVE_MAX_REGIONS || !memchr(l.path, 0, sizeof(l.path))))
 			abort();
-		n = uffd__serve_map_get(&f, maps, UFFD_SERVE_MAX_REGIONS);
+		n = uffd__serve_map_get(&f, maps, UFFD_SERVE_MAX_REGIONS, &mflags);
 		if (n > UFFD_SERVE_MAX_REGIONS)
 			abort();
 		if (n > 0)

@@ -127,7 +127,7 @@ static void send_map(int fd, const struct serve_mapping *m, uint32_t n, int pass
 	uint8_t *p = malloc(uffd__serve_map_size(n));
 
 	CHECK(p);
-	uffd__serve_map_put(p, m, n);
+	uffd__serve_map_put(p, m, n, 0);
 	send_frame(fd, SF_MAP, p, uffd__serve_map_size(n), pass_fd);
 	free(p);
 }

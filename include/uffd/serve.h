@@ -23,7 +23,9 @@
  *
  * Every client has its own thread and state; the image's page cache is
  * the only thing clients share, and no lock is taken on the fault path, so
- * a slow, stuck or dead client never delays another.  A client whose
+ * a slow, stuck or dead client never delays another.  With a shared page
+ * cache (shared_cache) the server also keeps the source's pages once in
+ * memory and clients map them instead of getting copies.  A client whose
  * regions overlap, are unaligned, too large, outside the source or not its
  * memory, or whose JSON is truncated or malformed, is refused on that
  * connection alone.  Only the server's own user, root and the uids it is
@@ -95,6 +97,22 @@ struct uffd_serve_opts {
 	 * threads, concurrently.  NULL: quiet. */
 	void (*log)(void *arg, const char *line);
 	void *log_arg;
+	/* One page cache for all clients (protocol version 2): the source's
+	 * pages go into a memory file once - sealed, read-only to clients -
+	 * and a client maps its regions privately from it: a page arrives
+	 * by mapping the cache's page (UFFDIO_CONTINUE), not by copying it,
+	 * and a write makes it the client's own.  Clients of version 1,
+	 * those that decline it (UFFD_SERVE_PRIVATE), those whose kernel
+	 * lacks MINOR faults on shmem, and Firecracker's are served by copy
+	 * as before.  Costs up to the source's size in memory once (shmem),
+	 * for as long as the server runs.  One difference a program can
+	 * see: its regions are a private file mapping, not anonymous
+	 * memory, so a page given back with madvise(MADV_DONTNEED) reads
+	 * zero while the restore goes on but, once it is complete, the
+	 * cache's page again (the image's, or zero where the cache never got
+	 * it) - as with MAP_PRIVATE of a memory file.  A program that counts
+	 * on DONTNEED zeroing its memory attaches with UFFD_SERVE_PRIVATE. */
+	bool shared_cache;
 };
 
 /*
@@ -124,7 +142,8 @@ struct uffd_serve_stats {
 	uint64_t events[4];		/* fork, remap, remove, unmap */
 	uint64_t ws_pages;		/* pages in the working set loaded */
 	uint64_t recorded;		/* pages written by record (0: none yet) */
-	uint64_t reserved_[8];		/* later fields take these: the size
+	uint64_t cached;		/* pages in the shared cache (each once) */
+	uint64_t reserved_[7];		/* later fields take these: the size
 					   never changes (see uffd.h) */
 };
 /* Totals so far, clients that ended included.  0 or -EINVAL. */
@@ -153,6 +172,9 @@ struct uffd_serve_client;
 #define UFFD_SERVE_NO_FALLBACK	(1u << 1) /* if the server dies, poison the
 					     missing pages (SIGBUS) instead of
 					     reading the source here */
+#define UFFD_SERVE_PRIVATE	(1u << 2) /* decline a shared page cache:
+					     private anonymous memory, every
+					     page copied */
 
 struct uffd_serve_attach_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */

@@ -17,6 +17,13 @@
  * named, opened read-only here, or poisons the missing pages when the
  * source cannot be opened (the program gets SIGBUS, never a hang).
  *
+ * A server with a shared page cache sends a read-only fd of it with its
+ * LAYOUT; the regions are then private mappings of that file at their
+ * source offsets, registered for MINOR faults too (the page is in the
+ * cache, just not mapped here), unless this process declines it or its
+ * kernel has no MINOR faults on shmem.  The fallback has no cache to put
+ * pages in: it copies them, which makes them this process's own.
+ *
  * Forked children: the server passes each child's userfaultfd on with the
  * FORK (protocol version 2), and the watcher keeps it, with the child's
  * memory map as the server reports its changes: a child's pages that are
@@ -85,6 +92,7 @@ struct uffd_serve_client {
 	int nregions;
 	struct serve_mapping *maps;	/* as the server was told, by address */
 	uint64_t pages;
+	bool shared;			/* mapped from the server's shared cache */
 	struct serve_engine e;		/* standby, then the fallback */
 	bool engine_ready;
 	struct serve_source *src;	/* opened by the watcher */
@@ -209,16 +217,20 @@ static int answer_status(const struct serve_frame *f)
 	return a.status;
 }
 
-static int map_regions(struct uffd_serve_client *c, const struct serve_mapping *ext)
+/* The regions: private anonymous memory, or private mappings of the
+ * shared cache (cache_fd >= 0) at their source offsets. */
+static int map_regions(struct uffd_serve_client *c, const struct serve_mapping *ext,
+		       int cache_fd)
 {
 	uint32_t i;
 
 	for (i = 0; i < c->layout.nextents; i++) {
 		bool anywhere = (c->o.flags & UFFD_SERVE_ANYWHERE) || !ext[i].addr;
 		void *want = anywhere ? NULL : (void *)(uintptr_t)ext[i].addr;
-		void *p = mmap(want, ext[i].len, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | (anywhere ? 0 : MAP_FIXED_NOREPLACE),
-			       -1, 0);
+		int flags = MAP_PRIVATE | (anywhere ? 0 : MAP_FIXED_NOREPLACE) |
+			    (cache_fd >= 0 ? 0 : MAP_ANONYMOUS);
+		void *p = mmap(want, ext[i].len, PROT_READ | PROT_WRITE, flags, cache_fd,
+			       cache_fd >= 0 ? (off_t)ext[i].offset : 0);
 
 		if (p == MAP_FAILED)
 			return -errno;
@@ -239,6 +251,7 @@ static int handshake(struct uffd_serve_client *c, uint64_t deadline)
 	struct serve_mapping *ext;
 	struct serve_frame f;
 	size_t consumed = 0;
+	int cache_fd = -1;
 	uint32_t i;
 	int ret;
 
@@ -265,26 +278,47 @@ static int handshake(struct uffd_serve_client *c, uint64_t deadline)
 	for (i = 0; !ret && i < c->layout.nextents; i++)
 		if (ext[i].page_size != SERVE_PAGE || !ext[i].len || ext[i].len % SERVE_PAGE)
 			ret = -EBADMSG;
+	/* A shared cache: its fd came with LAYOUT (and only then). */
+	if (!ret && (c->layout.flags & SERVE_LAYOUT_SHARED)) {
+		if (c->version < 2 || c->nfdq != 1)
+			ret = -EBADMSG;
+		else
+			cache_fd = c->fdq[--c->nfdq];
+	}
+	if (!ret && c->nfdq)
+		ret = -EBADMSG;
+	if (cache_fd >= 0 && (c->o.flags & UFFD_SERVE_PRIVATE)) {
+		close(cache_fd);
+		cache_fd = -1;
+	}
 	if (!ret)
-		ret = map_regions(c, ext);
+		ret = uffd_open(&c->u, REQUIRED_FEATURES, WANTED_FEATURES |
+				(cache_fd >= 0 ? UFFD_F(UFFD_FEAT_MINOR_SHMEM) : 0),
+				UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
+	/* Served from the cache by MINOR faults: without them, by copy. */
+	if (!ret && cache_fd >= 0 && !(c->u.features & UFFD_F(UFFD_FEAT_MINOR_SHMEM))) {
+		close(cache_fd);
+		cache_fd = -1;
+	}
+	c->shared = cache_fd >= 0;
+	if (!ret)
+		ret = map_regions(c, ext, cache_fd);
+	if (cache_fd >= 0)
+		close(cache_fd);	/* the mappings hold it */
 	free(ext);
-	if (ret)
-		return ret;
-	ret = uffd_open(&c->u, REQUIRED_FEATURES, WANTED_FEATURES,
-			UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
 	if (ret)
 		return ret;
 	c->features = c->u.features;
 	for (i = 0; i < (uint32_t)c->nregions; i++) {
 		ret = uffd_register(&c->u, (void *)(uintptr_t)c->maps[i].addr, c->maps[i].len,
-				    UFFD_REG_MISSING, NULL);
+				    UFFD_REG_MISSING | (c->shared ? UFFD_REG_MINOR : 0), NULL);
 		if (ret)
 			return ret;
 	}
 	map = malloc(uffd__serve_map_size(c->nregions));
 	if (!map)
 		return -ENOMEM;
-	uffd__serve_map_put(map, c->maps, c->nregions);
+	uffd__serve_map_put(map, c->maps, c->nregions, c->shared ? SERVE_MAP_SHARED : 0);
 	ret = send_frame(c->sock, SF_MAP, map, uffd__serve_map_size(c->nregions), c->u.fd,
 			 deadline);
 	free(map);
@@ -635,7 +669,8 @@ struct uffd_serve_client *uffd_serve_attach(const struct uffd_serve_attach_opts 
 	ret = uffd__load_opts(&c->o, o, struct uffd_serve_attach_opts, fallback_path,
 			      fallback_path);
 	if (!ret && (!c->o.socket_path || c->o.timeout_ms < 0 ||
-		     (c->o.flags & ~(UFFD_SERVE_ANYWHERE | UFFD_SERVE_NO_FALLBACK))))
+		     (c->o.flags & ~(UFFD_SERVE_ANYWHERE | UFFD_SERVE_NO_FALLBACK |
+				     UFFD_SERVE_PRIVATE))))
 		ret = -EINVAL;
 	if (ret)
 		goto fail;
@@ -661,6 +696,7 @@ struct uffd_serve_client *uffd_serve_attach(const struct uffd_serve_attach_opts 
 	if (ret)
 		goto fail;
 	c->pidfd = server_pidfd(c->sock);
+	eo.shared = c->shared;
 	ret = serve_engine_init(&c->e, c->maps, c->nregions, &eo);
 	c->engine_ready = true;
 	if (!ret)

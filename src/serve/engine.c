@@ -20,7 +20,18 @@
  * after MADV_FREE - and a zapped page of private anonymous memory is
  * zero: so a fault on an installed page is answered with a zero page,
  * which also just wakes the thread when the page is still there (EEXIST),
- * and the fill skips installed pages without an ioctl.
+ * and the fill skips installed pages without an ioctl.  Not so for
+ * regions mapped from a shared page cache (engine.h): a zapped page of a
+ * private file mapping is the file's again, so there a fault on an
+ * installed page is served like any other (and a REMOVE still makes it
+ * zero).
+ *
+ * With the server's shared cache every page goes in by UFFDIO_CONTINUE
+ * once it is in the cache (cache_page()): demand reads it there if no
+ * client did before, the working set is read into it piece by piece by
+ * whichever engine comes first (the others wait for a piece in their
+ * background work, never in a fault), and the fill CONTINUEs runs of
+ * pages that are there already without reading anything.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +44,6 @@
 #include "util/clock.h"
 
 #define PAGE			4096ull
-#define WS_PIECE		64	/* pages read from the working set at once */
 #define PREFETCH_SLICE		64	/* pages installed per step */
 #define PREFETCH_CHECK		8	/* look for queued faults this often */
 #define BURST			64	/* working-set pages installed past a fault */
@@ -352,6 +362,33 @@ static int read_source_page(struct serve_engine *e, uint64_t off, void *buf)
 	return serve_source_read(e->o.src, off, buf);
 }
 
+/* The source page at off in the shared cache: 1 it is there (put now
+ * from the source, or before), 0 it is zero (not put: zero pages are
+ * UFFDIO_ZEROPAGE'd), -errno. */
+static int cache_page(struct serve_engine *e, uint64_t off, void *buf)
+{
+	int ret;
+
+	if (serve_cache_has(e->o.cache, off / PAGE))
+		return 1;
+	ret = read_source_page(e, off, buf);
+	if (ret == 1)
+		serve_cache_put(e->o.cache, off / PAGE, buf);
+	return ret;
+}
+
+/* Put n pages at addr: from data (UFFDIO_COPY), or from the shared cache
+ * where they are already (UFFDIO_CONTINUE). */
+static int put_pages(struct serve_engine *e, const struct uffd *u, uint64_t addr,
+		     const void *data, uint64_t n, unsigned flags, size_t *done)
+{
+	void *dst = (void *)(uintptr_t)addr;
+
+	if (e->o.cache)
+		return uffd_continue((struct uffd *)u, dst, n * PAGE, flags, done);
+	return uffd_copy((struct uffd *)u, dst, data, n * PAGE, flags, done);
+}
+
 static void mark_dead(struct serve_engine *e, int ret)
 {
 	if (ret == -ESRCH || ret == -ENOSPC)
@@ -408,12 +445,12 @@ static int serve_missing(struct uffd_fault *f)
 	off = e->regions[r].offset + k * PAGE;
 	if (mm->root && !e->ws_done)
 		ws_burst(e, off);
-	if (is_removed(mm, r, k) || bitmap_test(&inst[r], k)) {
+	if (is_removed(mm, r, k) || (!e->o.shared && bitmap_test(&inst[r], k))) {
 		count(&e->counts.zero, 1);
 		ret = uffd_fault_zero(f, PAGE);
 		goto out;
 	}
-	ret = read_source_page(e, off, buf);
+	ret = e->o.cache ? cache_page(e, off, buf) : read_source_page(e, off, buf);
 	if (ret < 0) {
 		mm_unlock(mm);
 		count(&e->counts.errors, 1);
@@ -426,6 +463,8 @@ static int serve_missing(struct uffd_fault *f)
 	if (ret == 0) {
 		count(&e->counts.zero, 1);
 		ret = uffd_fault_zero(f, PAGE);
+	} else if (e->o.cache) {
+		ret = uffd_fault_continue(f, PAGE);
 	} else {
 		ret = uffd_fault_copy(f, buf, PAGE);
 	}
@@ -541,10 +580,19 @@ static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
 	}
 }
 
+/* A MINOR fault comes only from regions mapped from the shared cache:
+ * the page is in that file (maybe a zero page the kernel filled a hole
+ * with), not in the process - the same as a missing one to us. */
 static const struct uffd_region_ops serve_ops = {
 	.missing = serve_missing,
+	.minor = serve_missing,
 	.event = serve_event,
 };
+
+static unsigned reg_mode(const struct serve_engine *e)
+{
+	return UFFD_REG_MISSING | (e->o.shared ? UFFD_REG_MINOR : 0);
+}
 
 /* ---- setup ---------------------------------------------------------------- */
 
@@ -714,7 +762,7 @@ static void start_children(struct serve_engine *e, bool wake_all)
 			const struct serve_span *s = &mm->spans[i];
 
 			uffd_handler_add(mm->h, (void *)(uintptr_t)s->start, s->end - s->start, 0,
-					 UFFD_REG_MISSING, &serve_ops, &mm->rdata[s->region]);
+					 reg_mode(e), &serve_ops, &mm->rdata[s->region]);
 		}
 		if (uffd_handler_start(mm->h))
 			continue;
@@ -737,7 +785,7 @@ int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_a
 		const struct serve_span *s = &e->root->spans[i];
 
 		if (!uffd_handler_add(e->h, (void *)(uintptr_t)s->start, s->end - s->start, 0,
-				      UFFD_REG_MISSING, &serve_ops, &e->root->rdata[s->region])) {
+				      reg_mode(e), &serve_ops, &e->root->rdata[s->region])) {
 			if (bad)
 				*bad = s->region;
 			return -errno;
@@ -793,7 +841,7 @@ static int install_ws_page(struct serve_engine *e, uint64_t off, const void *pag
 		addr = span_addr(e->root, r, k, &end);
 		if (!addr)
 			continue;
-		ret = uffd_copy(&e->u, (void *)(uintptr_t)addr, page, PAGE, UFFD_DONTWAKE, NULL);
+		ret = put_pages(e, &e->u, addr, page, 1, UFFD_DONTWAKE, NULL);
 		if (ret == 0) {
 			count(&e->counts.prefetched, 1);
 			bitmap_set_atomic(&e->installed[r], k);
@@ -858,19 +906,13 @@ static void ws_finish(struct serve_engine *e)
 	}
 }
 
-/* The piece holding entry ws_next in buf: 0, or -EIO (the set went bad:
- * finished, demand serves the rest). */
-static int ws_load_piece(struct serve_engine *e)
+/* Keep the kernel reading the working set's file ADVISE_AHEAD to twice
+ * that ahead of entry `first`. */
+static void ws_advise(struct serve_engine *e, uint64_t first)
 {
 	const struct serve_wset *ws = e->o.ws;
-	uint64_t n, at, end;
+	uint64_t at = ws->data_offset + first * PAGE, end = ws->data_offset + ws->count * PAGE;
 
-	if (e->ws_next < e->piece_first + e->piece_n)
-		return 0;
-	n = ws->count - e->ws_next < WS_PIECE ? ws->count - e->ws_next : WS_PIECE;
-	at = ws->data_offset + e->ws_next * PAGE;
-	end = ws->data_offset + ws->count * PAGE;
-	/* Keep the kernel reading ADVISE_AHEAD to twice that ahead of us. */
 	if (e->advised < end && e->advised < at + ADVISE_AHEAD) {
 		uint64_t from = e->advised > at ? e->advised : at;
 		uint64_t to = from + ADVISE_AHEAD < end ? from + ADVISE_AHEAD : end;
@@ -878,6 +920,51 @@ static int ws_load_piece(struct serve_engine *e)
 		posix_fadvise(ws->fd, from, to - from, POSIX_FADV_WILLNEED);
 		e->advised = to;
 	}
+}
+
+/*
+ * With the shared cache: the aligned piece holding entry ws_next is in the
+ * cache (its good pages; a bad or unreadable one is left to demand), read
+ * by this engine if it is the first to want it.  0, or 1 when another
+ * engine is reading it (check again later).
+ */
+static int ws_load_piece_shared(struct serve_engine *e)
+{
+	const struct serve_wset *ws = e->o.ws;
+	struct serve_cache *c = e->o.cache;
+	uint64_t j = e->ws_next / WS_PIECE, first = j * WS_PIECE, n, i;
+
+	n = ws->count - first < WS_PIECE ? ws->count - first : WS_PIECE;
+	if (!serve_cache_is_loaded(c, j)) {
+		if (!serve_cache_claim(c, j))
+			return serve_cache_is_loaded(c, j) ? 0 : 1;
+		ws_advise(e, first);
+		if (!serve_wset_read(ws, first, n, e->buf))
+			for (i = 0; i < n; i++)
+				if (!serve_cache_has(c, ws->pages[first + i]) &&
+				    serve_wset_page_ok(ws, first + i, e->buf + i * PAGE))
+					serve_cache_put(c, ws->pages[first + i], e->buf + i * PAGE);
+		serve_cache_loaded(c, j);
+	}
+	e->piece_first = first;
+	e->piece_n = n;
+	return 0;
+}
+
+/* The piece holding entry ws_next in buf (or, with the shared cache, in
+ * the cache): 0, 1 (shared: another engine is reading it), or -EIO (the
+ * set went bad: finished, demand serves the rest). */
+static int ws_load_piece(struct serve_engine *e)
+{
+	const struct serve_wset *ws = e->o.ws;
+	uint64_t n;
+
+	if (e->ws_next < e->piece_first + e->piece_n)
+		return 0;
+	if (e->o.cache)
+		return ws_load_piece_shared(e);
+	n = ws->count - e->ws_next < WS_PIECE ? ws->count - e->ws_next : WS_PIECE;
+	ws_advise(e, e->ws_next);
 	if (serve_wset_read(ws, e->ws_next, n, e->buf)) {
 		ws_finish(e);
 		return -EIO;
@@ -887,13 +974,26 @@ static int ws_load_piece(struct serve_engine *e)
 	return 0;
 }
 
+/* Working-set entry i (of the piece loaded) can go in: its page is good
+ * (or, shared, in the cache). */
+static bool ws_entry_ok(const struct serve_engine *e, uint64_t i)
+{
+	const struct serve_wset *ws = e->o.ws;
+
+	if (e->o.cache)
+		return serve_cache_has(e->o.cache, ws->pages[i]);
+	return serve_wset_page_ok(ws, i, e->buf + (i - e->piece_first) * PAGE);
+}
+
 /*
  * Install working-set entries from ws_next up to end (exclusive).
  * Consecutive entries that are consecutive pages of one span go in one
  * UFFDIO_COPY with DONTWAKE, straight from the piece buffer, where they
- * are consecutive too.  check: stop when a fault is queued (looked at
- * every PREFETCH_CHECK pages).  0, -EAGAIN (events are pending: stopped),
- * or -ESRCH/-ENOSPC (the process is gone).
+ * are consecutive too (with the shared cache: one UFFDIO_CONTINUE).
+ * check: stop when a fault is queued (looked at every PREFETCH_CHECK
+ * pages).  0, 1 (shared: another engine is reading the next piece into
+ * the cache; with check, stopped to wait for it), -EAGAIN (events are
+ * pending: stopped), or -ESRCH/-ENOSPC (the process is gone).
  */
 static int ws_install(struct serve_engine *e, uint64_t end, bool check)
 {
@@ -910,16 +1010,20 @@ static int ws_install(struct serve_engine *e, uint64_t end, bool check)
 			ws_finish(e);
 			break;
 		}
-		if (ws_load_piece(e))
+		ret = ws_load_piece(e);
+		if (ret == 1)
+			return check ? 1 : 0;	/* a fault does not wait for it */
+		if (ret)
 			break;
 		if (check && since_check >= PREFETCH_CHECK) {
 			if (fault_queued(e))
 				return 0;
 			since_check = 0;
 		}
+		/* (unused with the shared cache: pages come from there) */
 		page = e->buf + (i - e->piece_first) * PAGE;
 		off = ws->pages[i] * PAGE;
-		if (!serve_wset_page_ok(ws, i, page)) {
+		if (!ws_entry_ok(e, i)) {
 			e->ws_next++;		/* left to the source */
 			continue;
 		}
@@ -937,10 +1041,10 @@ static int ws_install(struct serve_engine *e, uint64_t end, bool check)
 		for (n = 1; i + n < end && i + n < e->piece_first + e->piece_n && n < WS_PIECE; n++) {
 			if (ws->pages[i + n] != ws->pages[i] + n || addr + n * PAGE >= span_end ||
 			    k + n >= e->regions[r].pages || bitmap_test(&e->installed[r], k + n) ||
-			    is_removed(e->root, r, k + n) || !serve_wset_page_ok(ws, i + n, page + n * PAGE))
+			    is_removed(e->root, r, k + n) || !ws_entry_ok(e, i + n))
 				break;
 		}
-		ret = uffd_copy(&e->u, (void *)(uintptr_t)addr, page, n * PAGE, UFFD_DONTWAKE, &done);
+		ret = put_pages(e, &e->u, addr, page, n, UFFD_DONTWAKE, &done);
 		done /= PAGE;
 		bitmap_set_range(&e->installed[r], k, k + done);
 		count(&e->counts.prefetched, done);
@@ -970,6 +1074,7 @@ static int ws_install(struct serve_engine *e, uint64_t end, bool check)
 	return 0;
 }
 
+/* 0, 1 (waiting for another engine's piece: yield), or -ESRCH/-ENOSPC. */
 static int prefetch_slice(struct serve_engine *e)
 {
 	int ret = ws_install(e, e->ws_next + PREFETCH_SLICE, true);
@@ -1013,7 +1118,10 @@ static int fill_run(struct serve_engine *e, struct serve_mm *mm, int r, uint64_t
 	}
 	while ((int)m < budget && k + m < reg->pages && addr + m * PAGE < end &&
 	       !bitmap_test(&inst[r], k + m) && !is_removed(mm, r, k + m)) {
-		ret = read_source_page(e, reg->offset + (k + m) * PAGE, e->buf + m * PAGE);
+		uint64_t off = reg->offset + (k + m) * PAGE;
+
+		ret = e->o.cache ? cache_page(e, off, e->buf + m * PAGE) :
+				   read_source_page(e, off, e->buf + m * PAGE);
 		if (ret < 0)
 			break;
 		if (kind >= 0 && ret != kind)
@@ -1036,7 +1144,7 @@ static int fill_run(struct serve_engine *e, struct serve_mm *mm, int r, uint64_t
 		mm->fill_page = k + 1;
 		return 0;
 	}
-	ret = kind ? uffd_copy(u, (void *)(uintptr_t)addr, e->buf, m * PAGE, 0, &done) :
+	ret = kind ? put_pages(e, u, addr, e->buf, m, 0, &done) :
 		     uffd_zeropage(u, (void *)(uintptr_t)addr, m * PAGE, 0, &done);
 	done /= PAGE;
 	bitmap_set_range(&inst[r], k, k + done);
@@ -1205,6 +1313,8 @@ int serve_engine_step(struct serve_engine *e)
 	}
 	if (!e->ws_done) {
 		ret = prefetch_slice(e);
+		if (ret == 1)
+			return ENGINE_YIELD;
 		return ret ? ret : ENGINE_BUSY;
 	}
 	/* Children first: a child cannot serve itself, the root can. */

@@ -30,6 +30,9 @@
  * that a client can keep that fd and serve the child itself if the
  * server dies.
  *
+ * A shared page cache (cache.h) changes how a page goes in, not what:
+ * the same source page, CONTINUEd from the cache instead of copied.
+ *
  * Addresses: a client region is a run of the source's bytes mapped at an
  * address.  mremap moves and munmap cuts the runtime's regions; the
  * engine mirrors that in a per-address-space table of spans (address
@@ -46,10 +49,15 @@
 #include <stdint.h>
 #include <uffd/handler.h>
 
+#include "cache.h"
 #include "proto.h"
 #include "source.h"
 #include "util/bitmap.h"
 #include "wset.h"
+
+/* Pages read from the working set at once (with the shared cache: the
+ * pieces its engines claim). */
+#define WS_PIECE		64
 
 /* One region as the client described it (sorted by address). */
 struct serve_region {
@@ -106,6 +114,16 @@ struct serve_engine_opts {
 	const struct serve_source *src;	/* NULL: every missing page is
 					   poisoned (nothing to read) */
 	const struct serve_wset *ws;	/* prefetch this working set */
+	/* The regions are MAP_PRIVATE mappings of a shared page cache
+	 * (cache.h) at their source offsets: registered for MINOR faults
+	 * too, and never taken for zero because the engine put a page there
+	 * once (a private mapping's page zapped without a REMOVE - reclaim -
+	 * comes back from the cache).  With cache (the server's), pages go
+	 * in by UFFDIO_CONTINUE after they were put in the cache; without
+	 * (a client's fallback), by UFFDIO_COPY, which makes a private page
+	 * whatever the cache holds. */
+	bool shared;
+	struct serve_cache *cache;
 	bool fill;			/* then the rest, in the background */
 	bool record;			/* remember the order of demand faults */
 	unsigned spin_us;		/* poll without sleeping this long after

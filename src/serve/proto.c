@@ -149,23 +149,28 @@ size_t uffd__serve_map_size(uint32_t n)
 	return 8 + (size_t)n * SERVE_MAPPING_SIZE;
 }
 
-void uffd__serve_map_put(uint8_t *out, const struct serve_mapping *m, uint32_t n)
+void uffd__serve_map_put(uint8_t *out, const struct serve_mapping *m, uint32_t n,
+			 uint32_t flags)
 {
 	uint32_t i;
 
 	put_le32(out, n);
-	put_le32(out + 4, 0);
+	put_le32(out + 4, flags);
 	for (i = 0; i < n; i++)
 		mapping_put(out + 8 + i * SERVE_MAPPING_SIZE, &m[i]);
 }
 
-int uffd__serve_map_get(const struct serve_frame *f, struct serve_mapping *m, int max)
+int uffd__serve_map_get(const struct serve_frame *f, struct serve_mapping *m, int max,
+			uint32_t *flags)
 {
 	uint32_t i, n;
 
 	if (f->type != SF_MAP || f->len < 8)
 		return -EBADMSG;
 	n = get_le32(f->payload);
+	*flags = get_le32(f->payload + 4);
+	if (*flags & ~SERVE_MAP_SHARED)
+		return -EBADMSG;
 	if (n == 0 || n > (uint32_t)max)
 		return -E2BIG;
 	if (f->len != uffd__serve_map_size(n))

@@ -41,7 +41,9 @@
  * dies, the client's fallback serves the child too.  A gap in the sequence
  * (a note the server could not send) tells the client that its picture of
  * the memory map is not exact: its fallback then poisons rather than
- * guesses.  A DONE event says a child is complete (every page in: its
+ * guesses.  A server with a shared page cache (LAYOUT flag SHARED) attaches
+ * a read-only fd of it to LAYOUT; a client that maps its regions from it
+ * says so in MAP's flags.  A DONE event says a child is complete (every page in: its
  * fd may go).  The DONE frame, in version 2, means the forked children
  * are complete too.
  */
@@ -92,6 +94,14 @@ enum serve_frame_type {
 #define SERVE_LAYOUT_PREFETCH	(1u << 1)
 #define SERVE_LAYOUT_RECORD	(1u << 2)
 #define SERVE_LAYOUT_DEMAND	(1u << 3)	/* no background fill */
+#define SERVE_LAYOUT_SHARED	(1u << 4)	/* version 2: a shared page cache,
+						   its fd (read-only) attached */
+
+/* MAP flags (version 2). */
+#define SERVE_MAP_SHARED	(1u << 0)	/* the regions are MAP_PRIVATE
+						   mappings of the cache, at their
+						   offsets, registered for MISSING
+						   and MINOR faults */
 
 /* EVENT types (the memory map changed). */
 #define SERVE_EV_REMAP		1
@@ -145,10 +155,13 @@ int uffd__serve_layout_get(const struct serve_frame *f, struct serve_layout *l,
 			   struct serve_mapping *ext, int max);
 
 size_t uffd__serve_map_size(uint32_t n);
-void uffd__serve_map_put(uint8_t *out, const struct serve_mapping *m, uint32_t n);
-/* The mappings of a MAP frame into m (at most max): their number, or
- * -EBADMSG (size), -E2BIG (none, or more than max). */
-int uffd__serve_map_get(const struct serve_frame *f, struct serve_mapping *m, int max);
+void uffd__serve_map_put(uint8_t *out, const struct serve_mapping *m, uint32_t n,
+			 uint32_t flags);
+/* The mappings of a MAP frame into m (at most max), its SERVE_MAP_* flags
+ * into *flags: their number, or -EBADMSG (size, an unknown flag), -E2BIG
+ * (none, or more than max). */
+int uffd__serve_map_get(const struct serve_frame *f, struct serve_mapping *m, int max,
+			uint32_t *flags);
 
 struct serve_answer {
 	int32_t status;				/* 0 or -errno */

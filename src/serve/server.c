@@ -38,6 +38,7 @@
 #include <unistd.h>
 #include <uffd/serve.h>
 
+#include "cache.h"
 #include "engine.h"
 #include "proto.h"
 #include "source.h"
@@ -80,6 +81,8 @@ struct serve_conn {
 	uint64_t features;
 	int nmaps;
 	struct serve_mapping *maps;
+	uint32_t map_flags;		/* SERVE_MAP_* */
+	bool cache_offered;		/* LAYOUT said SHARED, with its fd */
 	struct serve_engine e;
 	uint64_t notes_lost;
 	struct serve_conn *next;
@@ -93,6 +96,7 @@ struct uffd_serve {
 	uid_t self;
 	struct serve_source *src;
 	struct serve_wset *ws;
+	struct serve_cache *cache;	/* shared_cache: one for all clients */
 	int lfd, stop_efd;
 	pthread_t acceptor;
 	bool acceptor_started;
@@ -256,6 +260,26 @@ static int handshake_firecracker(struct serve_conn *c, uint64_t deadline)
 	return 0;
 }
 
+/* LAYOUT with a read-only fd of the shared cache attached. */
+static int send_layout_with_cache(struct serve_conn *c, const uint8_t *payload, uint32_t len)
+{
+	uint8_t *buf = malloc(SERVE_HDR + len);
+	int fd = serve_cache_ro_fd(c->srv->cache), ret;
+
+	if (!buf || fd < 0) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return fd < 0 ? fd : -ENOMEM;
+	}
+	memcpy(buf + SERVE_HDR, payload, len);
+	uffd__serve_frame_put(buf, SF_LAYOUT, buf + SERVE_HDR, len);
+	ret = uffd__send_with_fd(c->sock, buf, SERVE_HDR + len, fd);
+	close(fd);
+	free(buf);
+	return ret;
+}
+
 static int handshake_own(struct serve_conn *c, uint64_t deadline)
 {
 	struct uffd_serve *s = c->srv;
@@ -289,6 +313,10 @@ static int handshake_own(struct serve_conn *c, uint64_t deadline)
 	l.flags = (s->src->raw ? SERVE_LAYOUT_RAW : 0) |
 		  (s->ws ? SERVE_LAYOUT_PREFETCH : 0) | (s->o.record ? SERVE_LAYOUT_RECORD : 0) |
 		  (s->o.demand_only ? SERVE_LAYOUT_DEMAND : 0);
+	/* Version 1 clients get no fd they would not know what to do with. */
+	c->cache_offered = s->cache && c->version >= 2;
+	if (c->cache_offered)
+		l.flags |= SERVE_LAYOUT_SHARED;
 	l.nextents = s->src->nextents;
 	l.source_size = s->src->size;
 	l.source_id = s->src->id;
@@ -306,7 +334,8 @@ static int handshake_own(struct serve_conn *c, uint64_t deadline)
 		ext[i] = (struct serve_mapping){ s->src->ext[i].addr, s->src->ext[i].len,
 						 s->src->ext[i].offset, SERVE_PAGE };
 	uffd__serve_layout_put(p, &l, ext);
-	ret = send_frame(c->sock, SF_LAYOUT, p, size, deadline);
+	ret = c->cache_offered ? send_layout_with_cache(c, p, size) :
+				 send_frame(c->sock, SF_LAYOUT, p, size, deadline);
 	free(p);
 	free(ext);
 	if (ret)
@@ -316,10 +345,12 @@ static int handshake_own(struct serve_conn *c, uint64_t deadline)
 		return ret;
 	if (ret)
 		return refuse(c, ret, "bad map frame");
-	ret = uffd__serve_map_get(&f, c->maps, UFFD_SERVE_MAX_REGIONS);
+	ret = uffd__serve_map_get(&f, c->maps, UFFD_SERVE_MAX_REGIONS, &c->map_flags);
 	if (ret < 0)
 		return refuse(c, ret, ret == -E2BIG ? "no regions, or more than %d" :
 				      "expected a map frame", UFFD_SERVE_MAX_REGIONS);
+	if ((c->map_flags & SERVE_MAP_SHARED) && !c->cache_offered)
+		return refuse(c, -EINVAL, "mapped from a shared cache that was not offered");
 	c->nmaps = ret;
 	return 0;
 }
@@ -512,6 +543,7 @@ static int conn_accept_maps(struct serve_conn *c)
 		.note = conn_note, .note_arg = c, .fatal = conn_fatal, .fatal_arg = c,
 		.ws_active = &s->ws_active,
 	};
+	bool shared = c->map_flags & SERVE_MAP_SHARED;
 	char why[SERVE_REASON_MAX];
 	struct uffd u;
 	int ret, bad = 0;
@@ -533,6 +565,8 @@ static int conn_accept_maps(struct serve_conn *c)
 		eo.record = true;
 		eo.fill = false;
 	}
+	eo.shared = shared;
+	eo.cache = shared ? s->cache : NULL;
 	ret = serve_engine_init(&c->e, c->maps, c->nmaps, &eo);
 	if (ret)
 		return refuse(c, ret, "out of memory");
@@ -549,10 +583,11 @@ static int conn_accept_maps(struct serve_conn *c)
 	if (!c->firecracker)
 		send_answer(c->sock, 0, c->features, "");
 	add_count(&s->accepted, 1);
-	logf_(s, "client %u (pid %d, uid %u%s): accepted: %d region%s, features 0x%llx%s", c->id,
+	logf_(s, "client %u (pid %d, uid %u%s): accepted: %d region%s, features 0x%llx%s%s", c->id,
 	      (int)c->pid, (unsigned)c->uid, c->firecracker ? ", firecracker" : "", c->nmaps,
 	      c->nmaps == 1 ? "" : "s", (unsigned long long)c->features,
-	      c->recording ? ", recording its working set" : "");
+	      c->recording ? ", recording its working set" : "",
+	      shared ? ", from the shared cache" : "");
 	return 0;
 }
 
@@ -978,6 +1013,7 @@ static void serve_destroy(struct uffd_serve *s)
 	if (s->stop_efd >= 0)
 		close(s->stop_efd);
 	serve_wset_free(s->ws);
+	serve_cache_free(s->cache);
 	serve_source_close(s->src);
 	pthread_mutex_destroy(&s->lock);
 	free(s->socket_path);
@@ -998,7 +1034,7 @@ struct uffd_serve *uffd_serve_new(const struct uffd_serve_opts *o)
 		errno = EINVAL;
 		return NULL;
 	}
-	ret = uffd__load_opts(&opts, o, struct uffd_serve_opts, log_arg, log_arg);
+	ret = uffd__load_opts(&opts, o, struct uffd_serve_opts, shared_cache, log_arg);
 	if (!ret && (!opts.socket_path || !*opts.socket_path || !opts.image == !opts.mem_file ||
 		     (opts.record && opts.prefetch) || opts.nallow_uids < 0 ||
 		     (opts.nallow_uids && !opts.allow_uids) || opts.max_clients < 0 ||
@@ -1053,6 +1089,14 @@ struct uffd_serve *uffd_serve_new(const struct uffd_serve_opts *o)
 		}
 		s->totals.ws_pages = s->ws->count;
 	}
+	if (opts.shared_cache) {
+		s->cache = serve_cache_new(s->src->size, s->ws ? (s->ws->count + WS_PIECE - 1) /
+						       WS_PIECE : 0);
+		if (!s->cache) {
+			ret = -errno;
+			goto fail;
+		}
+	}
 	s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->stop_efd < 0) {
 		ret = -errno;
@@ -1086,6 +1130,7 @@ int uffd_serve_stats(struct uffd_serve *s, struct uffd_serve_stats *st)
 	st->accepted = __atomic_load_n(&s->accepted, __ATOMIC_RELAXED);
 	st->refused = __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
 	st->recorded = __atomic_load_n(&s->recorded, __ATOMIC_RELAXED);
+	st->cached = s->cache ? __atomic_load_n(&s->cache->pages_in, __ATOMIC_RELAXED) : 0;
 	st->clients = 0;
 	for (c = s->conns; c; c = c->next) {
 		struct uffd_handler_stats hs;
