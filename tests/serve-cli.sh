@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # uffd serve runs a page server until SIGTERM: a client restores exactly
-# from it, the connection is logged on stderr ("accepted", "restored"),
-# and at exit --json prints one object with the totals (1 accepted and
-# restored, every page served once, nothing refused).  A second server on
+# from it (--shared-cache: mapped from the server's cache), the connection
+# is logged on stderr ("accepted", "restored"), and at exit --json prints
+# one object with the totals (1 accepted and restored, every page served
+# once, each data page in the cache once, nothing refused).  A second server on
 # the same socket, a missing image and a missing working set exit 1 with
 # the reason; bad usage exits 2; --help exits 0.  The image and client
 # are serve-restore-exact's --make and --client (512 pages).
@@ -17,7 +18,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$build/tests/serve-restore-exact" --make "$tmp" || fail "make the image"
 sock=$tmp/sock
 
-"$uffd" serve --socket "$sock" --image "$tmp/img" --json >"$tmp/out" 2>"$tmp/err" &
+"$uffd" serve --socket "$sock" --image "$tmp/img" --shared-cache --json >"$tmp/out" 2>"$tmp/err" &
 server=$!
 for i in $(seq 500); do [ -S "$sock" ] && break; sleep 0.01; done
 [ -S "$sock" ] || fail "no socket after 5 s: $(cat "$tmp/err")"
@@ -34,7 +35,8 @@ wait $server
 rc=$?
 server=
 [ $rc = 0 ] || fail "server exit $rc: $(cat "$tmp/err")"
-grep -q "accepted: 1 region" "$tmp/err" || fail "no 'accepted' line: $(cat "$tmp/err")"
+grep -q "accepted: 1 region.*from the shared cache" "$tmp/err" ||
+	fail "no 'accepted' line: $(cat "$tmp/err")"
 grep -q "restored: " "$tmp/err" || fail "no 'restored' line: $(cat "$tmp/err")"
 [ ! -e "$sock" ] || fail "the socket file is left behind"
 out=$(cat "$tmp/out")
@@ -48,6 +50,7 @@ assert j["accepted"] == 1 and j["done"] == 1 and j["gone"] == 0, j
 assert j["refused"] == 0 and j["errors"] == 0, j
 assert j["faults"] + j["filled"] + j["prefetched"] == 512, j
 assert set(j["events"]) == {"fork", "remap", "remove", "unmap"}, j
+assert j["cached"] == 512 - 73, j	# the image's data pages (1 in 7 is a hole)
 PY
 else
 	grep -q '"accepted":1,"refused":0,"done":1' <<<"$out" || fail "JSON: $out"

@@ -68,6 +68,7 @@ int cmd_serve(int argc, char **argv)
 	const char *socket_path = NULL, *image = NULL, *mem_file = NULL, *ws = NULL;
 	const char *allow = NULL, *mode = NULL;
 	bool record = false, prefetch = false, demand_only = false, quiet = false, json = false;
+	bool shared = false;
 	uint64_t max_clients = 0, handshake_ms = 0;
 	const struct arg_opt opts[] = {
 		OPT_STRING("socket", 's', &socket_path, "PATH", "listen on this Unix socket "
@@ -82,6 +83,8 @@ int cmd_serve(int argc, char **argv)
 			   "path + .ws)", 0),
 		OPT_FLAG("demand-only", 'd', &demand_only, "no background fill: pages arrive "
 			 "when touched"),
+		OPT_FLAG("shared-cache", 'S', &shared, "keep the source's pages once in memory and "
+			 "map them into every libuffd client instead of copying"),
 		OPT_STRING("allow-uid", 'u', &allow, "UIDS", "uids that may connect too, "
 			   "comma-separated (the server's own and root always may)", 0),
 		OPT_STRING("mode", 'M', &mode, "OCTAL", "the socket file's mode (default 0600; "
@@ -138,6 +141,7 @@ int cmd_serve(int argc, char **argv)
 	so.record = record;
 	so.prefetch = prefetch;
 	so.demand_only = demand_only;
+	so.shared_cache = shared;
 	so.max_clients = (int)max_clients;
 	so.handshake_ms = (int)handshake_ms;
 	if (quiet)
@@ -166,7 +170,7 @@ int cmd_serve(int argc, char **argv)
 		printf("{\"accepted\":%llu,\"refused\":%llu,\"done\":%llu,\"gone\":%llu,"
 		       "\"faults\":%llu,\"prefetched\":%llu,\"filled\":%llu,\"zero\":%llu,"
 		       "\"errors\":%llu,\"events\":{\"fork\":%llu,\"remap\":%llu,\"remove\":%llu,"
-		       "\"unmap\":%llu},\"ws_pages\":%llu,\"recorded\":%llu}\n",
+		       "\"unmap\":%llu},\"ws_pages\":%llu,\"recorded\":%llu,\"cached\":%llu}\n",
 		       (unsigned long long)st.accepted, (unsigned long long)st.refused,
 		       (unsigned long long)st.done, (unsigned long long)st.gone,
 		       (unsigned long long)st.faults, (unsigned long long)st.prefetched,
@@ -174,7 +178,7 @@ int cmd_serve(int argc, char **argv)
 		       (unsigned long long)st.errors, (unsigned long long)st.events[0],
 		       (unsigned long long)st.events[1], (unsigned long long)st.events[2],
 		       (unsigned long long)st.events[3], (unsigned long long)st.ws_pages,
-		       (unsigned long long)st.recorded);
+		       (unsigned long long)st.recorded, (unsigned long long)st.cached);
 	else
 		printf("%llu clients served (%llu restored, %llu gone first), %llu refused; "
 		       "pages: %llu on demand, %llu prefetched, %llu filled (%llu zero), "
