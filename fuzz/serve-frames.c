@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *input, size_t insize)
 		    (l.nextents > UFFD_SERVE_MAX_REGIONS || !memchr(l.path, 0, sizeof(l.path))))
 			abort();
 		n = uffd__serve_map_get(&f, maps, UFFD_SERVE_MAX_REGIONS, &mflags);
-		if (n > UFFD_SERVE_MAX_REGIONS)
+		if (n > UFFD_SERVE_MAX_REGIONS || (n > 0 && (mflags & ~SERVE_MAP_SHARED)))
 			abort();
 		if (n > 0)
 			uffd__serve_check_mappings(maps, n, 1ull << 40, NULL, 0);

@@ -7,8 +7,8 @@
  * nested, trailing, empty, too many, too long), the checks of a client's
  * regions, libuffd's frames (round trip, CRC, version, length, type, cut
  * short; version 2 events: the address space, the sequence number, FORK
- * and DONE), a userfaultfd's fdinfo, /proc/PID/maps coverage, and working-set
- * headers and indexes.
+ * and DONE; MAP flags), a userfaultfd's fdinfo, /proc/PID/maps coverage,
+ * and working-set headers and indexes.
  */
 #include "lib/harness.h"
 #include "serve/proto.h"
@@ -217,6 +217,31 @@ static void test_frames(void)
 	CHECK_EQ(uffd__serve_event_get(&f, &back), -EBADMSG);
 }
 
+/* MAP's flags: SHARED travels, a flag nobody defined is refused. */
+static void test_map_flags(void)
+{
+	struct serve_mapping one = { 0x567000000000ull, 1 << 20, 4096, 4096 }, back;
+	uint8_t buf[SERVE_HDR + 8 + SERVE_MAPPING_SIZE];
+	struct serve_frame f;
+	uint32_t flags;
+
+	uffd__serve_map_put(buf + SERVE_HDR, &one, 1, SERVE_MAP_SHARED);
+	uffd__serve_frame_put(buf, SF_MAP, buf + SERVE_HDR, 8 + SERVE_MAPPING_SIZE);
+	CHECK_EQ(uffd__serve_frame_parse(buf, sizeof(buf), &f), (int)sizeof(buf));
+	CHECK_EQ(uffd__serve_map_get(&f, &back, 1, &flags), 1);
+	CHECK_EQ(flags, SERVE_MAP_SHARED);
+	CHECK(back.addr == one.addr && back.len == one.len && back.offset == 4096);
+	uffd__serve_map_put(buf + SERVE_HDR, &one, 1, 0);
+	uffd__serve_frame_put(buf, SF_MAP, buf + SERVE_HDR, 8 + SERVE_MAPPING_SIZE);
+	uffd__serve_frame_parse(buf, sizeof(buf), &f);
+	CHECK_EQ(uffd__serve_map_get(&f, &back, 1, &flags), 1);
+	CHECK_EQ(flags, 0);
+	uffd__serve_map_put(buf + SERVE_HDR, &one, 1, SERVE_MAP_SHARED << 1);
+	uffd__serve_frame_put(buf, SF_MAP, buf + SERVE_HDR, 8 + SERVE_MAPPING_SIZE);
+	uffd__serve_frame_parse(buf, sizeof(buf), &f);
+	CHECK_EQ(uffd__serve_map_get(&f, &back, 1, &flags), -EBADMSG);
+}
+
 static void test_kernel_text(void)
 {
 	const char *fdinfo = "pos:\t0\nflags:\t02004000\nmnt_id:\t17\nino:\t1\npending:\t0\n"
@@ -288,6 +313,7 @@ int main(void)
 	test_firecracker();
 	test_checks();
 	test_frames();
+	test_map_flags();
 	test_kernel_text();
 	test_wset();
 	return 0;
