@@ -782,6 +782,33 @@ _Static_assert(offsetof(struct uffd_handler_stats, reserved_) ==
 	       (3 + 5 + 14 + UFFD_HIST_BUCKETS) * sizeof(uint64_t),
 	       "fold_stats() must fold every field of uffd_handler_stats");
 
+/*
+ * After unregister_all(ctx): the messages nobody read.  An madvise or a
+ * munmap waits until its event is read, and a child's fd may outlive this
+ * handler (a page server passes it to the client, where it can sit in a
+ * socket that the child itself holds): unread, such a call would wait for
+ * ever.  Events are applied as the workers would have (a restart must know
+ * what was removed); the regions are not registered any more, so no new
+ * ones come.  A FORK's fd is closed: its child is let go as every other
+ * child is at a stop.  Faults were woken by the unregistering.
+ */
+static void drain_events(struct uffd_handler *h, struct handler_ctx *ctx)
+{
+	struct uffd_event ev[MAX_BATCH];
+	int i, n, rounds = 64;
+
+	pthread_mutex_lock(&ctx->read_lock);
+	while (rounds-- > 0 && (n = uffd_read_events(ctx->u, ev, MAX_BATCH, 0)) > 0) {
+		for (i = 0; i < n; i++) {
+			if (ev[i].type == UFFD_EV_FORK)
+				close(ev[i].fork.fd);
+			else if (ev[i].type != UFFD_EV_FAULT)
+				handle_event(ctx, &ev[i], &h->extra);
+		}
+	}
+	pthread_mutex_unlock(&ctx->read_lock);
+}
+
 int uffd_handler_stop(struct uffd_handler *h)
 {
 	struct handler_ctx *c;
@@ -823,9 +850,12 @@ unregister:
 		uffd__inthread_synchronize();
 	}
 	unregister_all(&h->root);
-	for (c = h->children; c; c = c->next)
+	drain_events(h, &h->root);
+	for (c = h->children; c; c = c->next) {
 		if (!ctx_dead(c))
 			unregister_all(c);
+		drain_events(h, c);
+	}
 	h->running = false;
 	h->stopped_once = true;
 	return 0;
@@ -867,6 +897,22 @@ void uffd__handler_lock_events(struct uffd_handler *h)
 void uffd__handler_unlock_events(struct uffd_handler *h)
 {
 	pthread_mutex_unlock(&h->root.read_lock);
+}
+
+pthread_mutex_t *uffd__handler_events_lock_of(struct uffd_handler *h, const struct uffd *u)
+{
+	pthread_mutex_t *lock = NULL;
+	struct handler_ctx *c;
+
+	if (h->root.u == u)
+		return &h->root.read_lock;
+	/* Contexts live as long as h: only the list needs its lock. */
+	pthread_mutex_lock(&h->lock);
+	for (c = h->children; c && !lock; c = c->next)
+		if (c->u == u)
+			lock = &c->read_lock;
+	pthread_mutex_unlock(&h->lock);
+	return lock;
 }
 
 int uffd_handler_sync(struct uffd_handler *h)
