@@ -11,11 +11,20 @@
 #ifndef LIBUFFD_RUNTIME_EVENTS_LOCK_H
 #define LIBUFFD_RUNTIME_EVENTS_LOCK_H
 
+#include <pthread.h>
+
+struct uffd;
 struct uffd_handler;
 
 /* The root userfaultfd's read lock (the one every message is read and
  * every event applied under). */
 void uffd__handler_lock_events(struct uffd_handler *h);
 void uffd__handler_unlock_events(struct uffd_handler *h);
+
+/* The read lock of the context of h that reads u's messages: the root's,
+ * or a forked child's (the page server fills a child's memory from
+ * another thread than the child's own).  NULL: h reads no such fd (yet -
+ * a child's context is listed just after its FORK callbacks ran). */
+pthread_mutex_t *uffd__handler_events_lock_of(struct uffd_handler *h, const struct uffd *u);
 
 #endif

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "runtime/events_lock.h"
 #include "util/clock.h"
 
 #define PAGE			4096ull
@@ -311,6 +312,8 @@ static struct serve_mm *mm_fork(struct serve_mm *parent, const struct uffd *chil
 	}
 	/* A complete parent's child has every page its parent had. */
 	mm->complete = !parent->root && parent->complete;
+	/* Its messages are read where its parent's FORK was. */
+	mm->reader = parent->h ? parent->h : parent->root ? e->h : parent->reader;
 	mm->id = id ? id : __atomic_add_fetch(&e->next_mm_id, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&e->mms_lock);
 	mm->next = e->mms;
@@ -764,6 +767,7 @@ static void start_children(struct serve_engine *e, bool wake_all)
 			uffd_handler_add(mm->h, (void *)(uintptr_t)s->start, s->end - s->start, 0,
 					 reg_mode(e), &serve_ops, &mm->rdata[s->region]);
 		}
+		mm->reader = mm->h;
 		if (uffd_handler_start(mm->h))
 			continue;
 		for (i = 0; wake_all && i < mm->nspans; i++)
@@ -1232,14 +1236,28 @@ static struct serve_mm *child_pending(struct serve_engine *e)
  * no child is left to fill.  A child whose fill went through with a page
  * it could not put in is filled again from the start, for as long as it
  * lives: such a page is served on demand, and the child never let go.
+ *
+ * The child's messages are read by another thread, and the kernel lets an
+ * madvise(DONTNEED) zap as soon as its REMOVE is read - before the event
+ * callback has marked the pages removed: a copy landing in between would
+ * give a removed page the image's contents.  So the slice also holds the
+ * reading of the child's messages off (and waits for a reader that has
+ * not listed the child yet).
  */
 static int fill_children(struct serve_engine *e)
 {
 	struct serve_mm *mm = child_pending(e);
+	pthread_mutex_t *reading = NULL;
 	int ret;
 
 	if (!mm)
 		return 0;
+	if (mm->reader) {
+		reading = uffd__handler_events_lock_of(mm->reader, mm->u);
+		if (!reading)
+			return ENGINE_YIELD;
+		pthread_mutex_lock(reading);
+	}
 	mm_lock(mm);
 	ret = fill_slice(e, mm, false);
 	if (ret == 1) {
@@ -1260,6 +1278,8 @@ static int fill_children(struct serve_engine *e)
 		ret = ret == -EAGAIN ? ENGINE_YIELD : ENGINE_BUSY;
 	}
 	mm_unlock(mm);
+	if (reading)
+		pthread_mutex_unlock(reading);
 	return ret;
 }
 

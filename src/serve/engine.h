@@ -100,6 +100,8 @@ struct serve_mm {
 					   since, which makes it zero) */
 	struct uffd own_u;		/* a kept fd (a client's standby) */
 	struct uffd_handler *h;		/* serving own_u (a client's fallback) */
+	struct uffd_handler *reader;	/* the handler whose thread reads u's
+					   messages (NULL: none does) */
 	int fill_region;		/* the background fill's cursor */
 	uint64_t fill_page;
 	bool fill_incomplete;		/* a page could not be put in: the
