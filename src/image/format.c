@@ -46,25 +46,6 @@ int uffd__image_open_regular(const char *path, struct stat *st)
 	return fd;
 }
 
-ssize_t img_pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = pread(fd, (char *)buf + done, len - done, off + done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += n;
-	}
-	return done;
-}
-
 bool img_regions_equal(const struct uffd_image_region *a, int na,
 		       const struct uffd_image_region *b, int nb)
 {

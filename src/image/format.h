@@ -178,12 +178,6 @@ uint32_t img_header_crc(const uint8_t *hdr_and_parent);
  */
 int uffd__image_open_regular(const char *path, struct stat *st);
 
-/*
- * pread all of it, retrying short reads and EINTR: bytes read (fewer than
- * len only at the end of the file) or -errno.
- */
-ssize_t img_pread_full(int fd, void *buf, size_t len, uint64_t off);
-
 /* Same addresses, lengths, page sizes and flags, in the same order. */
 bool img_regions_equal(const struct uffd_image_region *a, int na,
 		       const struct uffd_image_region *b, int nb);

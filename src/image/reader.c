@@ -36,6 +36,7 @@
 #include "format.h"
 #include "internal.h"
 #include "util/crc32c.h"
+#include "util/fileio.h"
 
 /* A chunk, as the index keeps it. */
 struct img_chunk {
@@ -93,7 +94,7 @@ static int read_header(struct uffd_image *img, uint64_t size, uint64_t *bad)
 	ssize_t n;
 	size_t len;
 
-	n = img_pread_full(img->fd, h, want, 0);
+	n = uffd__pread_full(img->fd, h, want, 0);
 	if (n < 0)
 		return n;
 	if (memcmp(h, IMG_MAGIC, n < IMG_MAGIC_LEN ? n : IMG_MAGIC_LEN))
@@ -164,7 +165,7 @@ static int read_regions(struct uffd_image *img, uint64_t *bad)
 		free(table);
 		return -ENOMEM;
 	}
-	n = img_pread_full(img->fd, table, table_len + IMG_CRC_SIZE, IMG_REGIONS_OFF);
+	n = uffd__pread_full(img->fd, table, table_len + IMG_CRC_SIZE, IMG_REGIONS_OFF);
 	if (n < 0) {
 		err = n;
 		goto out;
@@ -276,7 +277,7 @@ static int read_headers_copy(struct uffd_image *img, uint64_t size, uint64_t *ba
 	*copy = malloc(*copy_len);
 	if (!*copy)
 		return -ENOMEM;
-	n = img_pread_full(img->fd, *copy, *copy_len, off);
+	n = uffd__pread_full(img->fd, *copy, *copy_len, off);
 	if (n < 0 || (uint64_t)n < *copy_len ||
 	    crc32c(0, *copy, *copy_len) != get_le32(img->trailer + IMG_TRAILER_HDRS_CRC)) {
 		free(*copy);
@@ -309,7 +310,7 @@ static int scan_chunks(struct uffd_image *img, uint64_t size, uint64_t *bad)
 
 	if (size < p + IMG_TRAILER_SIZE)
 		return bad_at(bad, size);
-	n = img_pread_full(img->fd, img->trailer, IMG_TRAILER_SIZE, size - IMG_TRAILER_SIZE);
+	n = uffd__pread_full(img->fd, img->trailer, IMG_TRAILER_SIZE, size - IMG_TRAILER_SIZE);
 	if (n < 0)
 		return n;
 	sound = n == IMG_TRAILER_SIZE && trailer_sound(img->trailer, img->info.version);
@@ -336,7 +337,7 @@ static int scan_chunks(struct uffd_image *img, uint64_t size, uint64_t *bad)
 			err = bad_at(bad, p);	/* more chunks than the trailer counts */
 			goto out;
 		} else {
-			n = img_pread_full(img->fd, raw, sizeof(raw), p);
+			n = uffd__pread_full(img->fd, raw, sizeof(raw), p);
 			if (n < 0) {
 				err = n;
 				goto out;
@@ -424,7 +425,7 @@ static int stream_get(struct stream *s, uint64_t off, size_t n, const uint8_t **
 	ssize_t got;
 
 	if (off < s->start || off + n > s->start + s->len) {
-		got = img_pread_full(s->fd, s->buf, VERIFY_BUF_SIZE, off);
+		got = uffd__pread_full(s->fd, s->buf, VERIFY_BUF_SIZE, off);
 		if (got < 0)
 			return got;
 		s->start = off;
@@ -651,7 +652,7 @@ static int verify_headers_copy(struct uffd_image *img, uint64_t *bad)
 	while (done < len) {
 		size_t piece = len - done < sizeof(buf) ? len - done : sizeof(buf);
 
-		n = img_pread_full(img->fd, buf, piece, img->chunks_end + done);
+		n = uffd__pread_full(img->fd, buf, piece, img->chunks_end + done);
 		if (n < 0)
 			return n;
 		if ((size_t)n < piece)
@@ -680,7 +681,7 @@ int uffd_image_verify(struct uffd_image *img, uint64_t *bad_offset)
 	err = verify_headers_copy(img, bad);
 	if (err)
 		return err;
-	n = img_pread_full(img->fd, trailer, sizeof(trailer), img->trailer_off);
+	n = uffd__pread_full(img->fd, trailer, sizeof(trailer), img->trailer_off);
 	if (n < 0)
 		return n;
 	if (n < (ssize_t)sizeof(trailer))
@@ -733,7 +734,7 @@ static int verify_chunk_once(struct uffd_image *img, struct img_chunk *c, uint32
 		return -ENOMEM;
 	for (pos = 0; pos < len && !ret; pos += piece) {
 		piece = len - pos < buf_len ? len - pos : buf_len;
-		n = img_pread_full(img->fd, buf, piece, c->offset + pos);
+		n = uffd__pread_full(img->fd, buf, piece, c->offset + pos);
 		if (n < 0)
 			ret = n;
 		else if ((uint64_t)n != piece)
@@ -745,7 +746,7 @@ static int verify_chunk_once(struct uffd_image *img, struct img_chunk *c, uint32
 		free(buf);
 	if (ret)
 		return ret;
-	n = img_pread_full(img->fd, crc_le, IMG_CRC_SIZE, c->offset + len);
+	n = uffd__pread_full(img->fd, crc_le, IMG_CRC_SIZE, c->offset + len);
 	if (n != IMG_CRC_SIZE || get_le32(crc_le) != crc)
 		return n < 0 ? (int)n : -EBADMSG;
 	__atomic_store_n(&c->verified, 1, __ATOMIC_RELEASE);
@@ -826,7 +827,7 @@ int uffd__image_read_page(struct uffd_image *img, int region, uint64_t page, voi
 		return 0;
 	}
 	before = __builtin_popcountll(c->present & ((1ULL << bit) - 1));
-	n = img_pread_full(img->fd, buf, r->page_size,
+	n = uffd__pread_full(img->fd, buf, r->page_size,
 			   c->offset + IMG_CHUNK_HDR_SIZE + before * r->page_size);
 	if (n < 0)
 		return n;

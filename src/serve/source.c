@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "source.h"
+#include "util/fileio.h"
 
 #define PAGE 4096u
 
@@ -153,7 +154,8 @@ static const struct serve_extent *find_extent(const struct serve_source *s, uint
 int serve_source_read(const struct serve_source *s, uint64_t off, void *buf)
 {
 	const struct serve_extent *e;
-	size_t done = 0;
+	ssize_t n;
+	size_t done;
 
 	if (off % PAGE || off >= s->size)
 		return -EINVAL;
@@ -164,17 +166,10 @@ int serve_source_read(const struct serve_source *s, uint64_t off, void *buf)
 		return uffd_image_chain_read_page(s->chain, e->region,
 						  (off - e->offset) / PAGE, buf);
 	}
-	while (done < PAGE) {
-		ssize_t n = pread(s->fd, (char *)buf + done, PAGE - done, off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		done += n;
-	}
+	n = uffd__pread_full(s->fd, buf, PAGE, off);
+	if (n < 0)
+		return n;
+	done = n;
 	/* The file's last page may be partial (the rest reads as zeros); a
 	 * file that shrank under us is an error, not zeros. */
 	if (done < PAGE) {

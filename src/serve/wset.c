@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util/crc32c.h"
+#include "util/fileio.h"
 #include "util/le.h"
 #include "wset.h"
 
@@ -71,40 +72,6 @@ int uffd__ws_parse_index(const uint8_t *buf, size_t len, const struct ws_header 
 	return 0;
 }
 
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		done += n;
-	}
-	return done;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += n;
-	}
-	return 0;
-}
-
 void serve_wset_free(struct serve_wset *ws)
 {
 	if (!ws)
@@ -133,7 +100,7 @@ static int load(struct serve_wset *ws, const char *path, const struct serve_sour
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	n = pread_full(ws->fd, hdr, WS_HDR, 0);
+	n = uffd__pread_full(ws->fd, hdr, WS_HDR, 0);
 	if (n < 0)
 		return n;
 	ret = uffd__ws_parse_header(hdr, n, &h);
@@ -155,7 +122,7 @@ static int load(struct serve_wset *ws, const char *path, const struct serve_sour
 		ret = -ENOMEM;
 		goto out;
 	}
-	n = pread_full(ws->fd, index, isize, WS_HDR);
+	n = uffd__pread_full(ws->fd, index, isize, WS_HDR);
 	if (n < 0 || (uint64_t)n != isize) {
 		ret = n < 0 ? n : -EBADMSG;
 		goto out;
@@ -198,7 +165,7 @@ int serve_wset_read(const struct serve_wset *ws, uint64_t first, uint64_t n, voi
 
 	if (first > ws->count || n > ws->count - first)
 		return -EINVAL;
-	got = pread_full(ws->fd, buf, n * PAGE, ws->data_offset + first * PAGE);
+	got = uffd__pread_full(ws->fd, buf, n * PAGE, ws->data_offset + first * PAGE);
 	if (got < 0)
 		return got;
 	return (uint64_t)got == n * PAGE ? 0 : -EIO;
@@ -266,7 +233,7 @@ int serve_wset_write(const char *path, const struct serve_source *src,
 			put_le32(index + count * 8 + (i + k) * 4, crc32c(0, page, PAGE));
 		}
 		if (!ret)
-			ret = pwrite_full(fd, data, n * PAGE, data_off + i * PAGE);
+			ret = uffd__pwrite_full(fd, data, n * PAGE, data_off + i * PAGE);
 	}
 	if (ret)
 		goto out;
@@ -279,9 +246,9 @@ int serve_wset_write(const char *path, const struct serve_source *src,
 	put_le64(hdr + 32, count);
 	put_le64(hdr + 40, data_off);
 	put_le32(hdr + 60, crc32c(0, hdr, 60));
-	ret = pwrite_full(fd, hdr, WS_HDR, 0);
+	ret = uffd__pwrite_full(fd, hdr, WS_HDR, 0);
 	if (!ret)
-		ret = pwrite_full(fd, index, isize, WS_HDR);
+		ret = uffd__pwrite_full(fd, index, isize, WS_HDR);
 	/* An empty set still has its data offset's worth of file. */
 	if (!ret && ftruncate(fd, data_off + count * PAGE))
 		ret = -errno;
