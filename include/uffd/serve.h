@@ -74,20 +74,20 @@ struct uffd_serve;
 
 struct uffd_serve_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 const char *socket_path;	/* listen here (created; removed at free) */
-					 const char *image;		/* serve this image or chain ... */
-					 const char *mem_file;		/* ... or this raw memory file (one of
-					 the two) */
-					 const char *ws_path;		/* working-set file (NULL: the source's
-					 path + ".ws") */
-					 bool record;			/* record the first client's working set */
-					 bool prefetch;			/* prefetch the recorded working set */
-					 bool demand_only;		/* no background fill: pages arrive when
-					 touched (or prefetched), the server
-					 serves a client until it goes away */
-					 const uid_t *allow_uids;	/* who may connect besides the server's
-					 own effective uid and root */
-					 int nallow_uids;
+	const char *socket_path;	/* listen here (created; removed at free) */
+	const char *image;		/* serve this image or chain ... */
+	const char *mem_file;		/* ... or this raw memory file (one of
+					   the two) */
+	const char *ws_path;		/* working-set file (NULL: the source's
+					   path + ".ws") */
+	bool record;			/* record the first client's working set */
+	bool prefetch;			/* prefetch the recorded working set */
+	bool demand_only;		/* no background fill: pages arrive when
+					   touched (or prefetched), the server
+					   serves a client until it goes away */
+	const uid_t *allow_uids;	/* who may connect besides the server's
+					   own effective uid and root */
+	int nallow_uids;
 	unsigned socket_mode;		/* 0: 0600, or 0666 when allow_uids
 					   names another uid */
 	int max_clients;		/* at once; 0: 256 */
@@ -178,12 +178,12 @@ struct uffd_serve_client;
 
 struct uffd_serve_attach_opts {
 	size_t sz;			/* set by UFFD_OPTS() (see uffd.h) */
-					 const char *socket_path;	/* the server's socket */
-					 unsigned flags;			/* UFFD_SERVE_* */
-					 int timeout_ms;			/* connect and handshake; 0: 5000 */
-					 const char *fallback_path;	/* what to serve from if the server dies
-					 (NULL: the path the server names) */
-					 };
+	const char *socket_path;	/* the server's socket */
+	unsigned flags;			/* UFFD_SERVE_* */
+	int timeout_ms;			/* connect and handshake; 0: 5000 */
+	const char *fallback_path;	/* what to serve from if the server dies
+					   (NULL: the path the server names) */
+};
 
 /*
  * Connect, learn the regions the server serves, map them (private
