@@ -126,6 +126,8 @@ uint64_t mig_session_id(void);
 
 /* TCP_NODELAY where the fd is TCP (others are left alone). */
 void mig_nodelay(int fd);
+#define MIG_BACKGROUND_NICE	10	/* the postcopy's background stream */
+void mig_background_priority(void);
 
 /*
  * The stream's socket buffer, each side (SO_SNDBUF at the source,
