@@ -49,7 +49,7 @@
 #define PREFETCH_CHECK		8	/* look for queued faults this often */
 #define BURST			64	/* working-set pages installed past a fault */
 #define BURST_REACH		256	/* ... on a page at most this far ahead */
-#define FILL_RUN		1	/* pages per fill copy: a fault waits less */
+#define FILL_RUN		16	/* pages per fill copy: a fault waits less */
 #define FILL_SLICE		64	/* pages filled per step (one read each) */
 #define SKIP_SLICE		4096	/* installed pages skipped per step */
 #define ADVISE_AHEAD		(4ull << 20)
