@@ -25,8 +25,19 @@
 #include <stdint.h>
 
 #define ARENA_MAGIC		0x3130564b44464655ULL	/* "UFFDKV01" */
-#define ARENA_DEFAULT_BASE	0x200000000000ULL	/* 32 TiB: far from the
-							   heap, libraries, stacks */
+/* 32 TiB: far from the heap, libraries, stacks.  ThreadSanitizer keeps
+ * that part of the address space for itself and lets a program map only
+ * its own ranges: there, 256 GiB, in the low one (512 GiB). */
+#if defined(__SANITIZE_THREAD__)
+#define ARENA_DEFAULT_BASE	0x004000000000ULL
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ARENA_DEFAULT_BASE	0x004000000000ULL
+#endif
+#endif
+#ifndef ARENA_DEFAULT_BASE
+#define ARENA_DEFAULT_BASE	0x200000000000ULL
+#endif
 #define ARENA_SEGMENT		(64UL << 20)		/* grown by at least this */
 #define ARENA_PAGE		4096UL
 
