@@ -158,7 +158,7 @@ static void *writer_main(void *arg)
 			set_raw(&c, key, val, strlen(val));
 		}
 		expect_ok_replies(&c, 32);
-		w->written += 32;
+		__atomic_add_fetch(&w->written, 32, __ATOMIC_RELAXED);
 	}
 	kvc_close(&c);
 	return NULL;
