@@ -82,28 +82,6 @@ static void vm_start(struct vm *vm, bool kib_only)
 	close(sock);
 }
 
-/* Whether the mapping at addr is registered for MISSING faults (its
- * VmFlags in smaps say "um"). */
-static bool registered(const void *addr)
-{
-	char line[512], want[32];
-	bool in = false, ret = false;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	CHECK(f);
-	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)addr);
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, want, strlen(want)))
-			in = true;
-		else if (in && !strncmp(line, "VmFlags:", 8)) {
-			ret = strstr(line, " um") != NULL;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
-}
-
 /* A handshake that must be closed, with nothing sent back. */
 static void expect_closed(const void *msg, size_t len, int pass_fd)
 {
@@ -198,9 +176,9 @@ static int vm_filled(void *arg)
 
 	(void)arg;
 	vm_start(&vm, false);
-	for (i = 0; i < 10000 && (registered(vm.r0) || registered(vm.r1)); i++)
+	for (i = 0; i < 10000 && (t_ps_registered(vm.r0) || t_ps_registered(vm.r1)); i++)
 		usleep(1000);
-	CHECK(!registered(vm.r0) && !registered(vm.r1));
+	CHECK(!t_ps_registered(vm.r0) && !t_ps_registered(vm.r1));
 	t_ps_check("image region 0", vm.r0, 0, R0, im.seed);
 	t_ps_check("image region 1", vm.r1, R0, R1, im.seed);
 	return 0;

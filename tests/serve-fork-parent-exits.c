@@ -23,43 +23,6 @@
 static struct t_ps_image im;
 static int up[2], down[2];
 
-static void say(int fd)
-{
-	CHECK_EQ(write(fd, "x", 1), 1);
-}
-
-static void hear(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, 15000) != 1)
-		FAIL("the other side did not get this far");
-	CHECK_EQ(read(fd, &c, 1), 1);
-}
-
-/* Whether the mapping at addr is registered for MISSING faults (its
- * VmFlags in smaps say "um"). */
-static bool registered(const void *addr)
-{
-	char line[512], want[32];
-	bool in = false, ret = false;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	CHECK(f);
-	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)addr);
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, want, strlen(want)))
-			in = true;
-		else if (in && !strncmp(line, "VmFlags:", 8)) {
-			ret = strstr(line, " um") != NULL;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
-}
-
 static int child_main(char *mem)
 {
 	static const char zero[PAGE];
@@ -68,11 +31,11 @@ static int child_main(char *mem)
 	t_ps_check("child, before", mem + 32 * PAGE, 32, 16, im.seed);
 	CHECK_OK(madvise(mem + 64 * PAGE, 8 * PAGE, MADV_DONTNEED));
 	/* The parent is gone; the server finishes this child, then lets go. */
-	for (i = 0; i < 15000 && registered(mem); i++)
+	for (i = 0; i < 15000 && t_ps_registered(mem); i++)
 		usleep(1000);
-	CHECK(!registered(mem));
-	say(up[1]);
-	hear(down[0]);				/* the server is dead */
+	CHECK(!t_ps_registered(mem));
+	t_ps_say(up[1]);
+	t_ps_hear(down[0], 15000);				/* the server is dead */
 	t_ps_check("child, touched", mem, 0, 48, im.seed);
 	t_ps_check("child, untouched", mem + 48 * PAGE, 48, 16, im.seed);
 	for (i = 64; i < 72; i++)
@@ -119,9 +82,9 @@ int main(void)
 	if (ret == T_EXIT_SKIP)
 		return ret;
 	CHECK_EQ(ret, 0);
-	hear(up[0]);
+	t_ps_hear(up[0], 15000);
 	t_ps_server_kill(server);
-	say(down[1]);
+	t_ps_say(down[1]);
 	/* The grandchild: the only child of ours left. */
 	for (ret = 0; ret < 10000; ret++) {
 		int status;

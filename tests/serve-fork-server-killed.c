@@ -29,21 +29,6 @@ static struct t_ps_image im;
 /* test <-> client, client <-> its child */
 static int up[2], down[2], cup[2], cdown[2];
 
-static void say(int fd)
-{
-	CHECK_EQ(write(fd, "x", 1), 1);
-}
-
-static void hear(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, 10000) != 1)
-		FAIL("the other side did not get this far");
-	CHECK_EQ(read(fd, &c, 1), 1);
-}
-
 static void check_zero(const char *what, const char *p, size_t npages)
 {
 	static const char zero[PAGE];
@@ -65,8 +50,8 @@ static int child_exact(char *mem)
 	CHECK(mremap(mem + 96 * PAGE, 32 * PAGE, 32 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
 		     moved) == moved);
 	t_ps_check("child, moved, before", moved, 96, 4, im.seed);
-	say(cup[1]);
-	hear(cdown[0]);				/* the server is dead */
+	t_ps_say(cup[1]);
+	t_ps_hear(cdown[0], 10000);				/* the server is dead */
 	t_ps_check("child, touched before", mem, 0, 64, im.seed);
 	check_zero("child, removed", mem + 64 * PAGE, 16);
 	t_ps_check("child, after the removed", mem + 80 * PAGE, 80, 16, im.seed);
@@ -84,8 +69,8 @@ static int child_poisoned(char *mem)
 
 	t_sigbus_catch();
 	t_ps_check("child, before", mem + 32 * PAGE, 32, 32, im.seed);
-	say(cup[1]);
-	hear(cdown[0]);				/* the server is dead */
+	t_ps_say(cup[1]);
+	t_ps_hear(cdown[0], 10000);				/* the server is dead */
 	for (i = 64; i < NPAGES; i += 13) {
 		if (!t_access_catching_sigbus(mem + i * PAGE, false, &v, &bus))
 			FAIL("child: page %zu read without SIGBUS (0x%02x)", i, v & 0xff);
@@ -113,10 +98,10 @@ static int client(void *arg)
 	CHECK(child >= 0);
 	if (!child)
 		_exit(flags ? child_poisoned(mem) : child_exact(mem));
-	hear(cup[0]);
-	say(up[1]);
-	hear(down[0]);				/* the server is dead */
-	say(cdown[1]);
+	t_ps_hear(cup[0], 10000);
+	t_ps_say(up[1]);
+	t_ps_hear(down[0], 10000);				/* the server is dead */
+	t_ps_say(cdown[1]);
 	CHECK_EQ(t_wait_child(child, 15000), 0);
 	if (flags) {
 		CHECK_EQ(uffd_serve_client_wait(c, 5000), -EIO);
@@ -143,9 +128,9 @@ static int run(unsigned flags)
 	CHECK_OK(pipe(up));
 	CHECK_OK(pipe(down));
 	a = t_ps_spawn(client, (void *)(uintptr_t)flags);
-	hear(up[0]);
+	t_ps_hear(up[0], 10000);
 	t_ps_server_kill(server);
-	say(down[1]);
+	t_ps_say(down[1]);
 	close(up[0]), close(up[1]), close(down[0]), close(down[1]);
 	return t_ps_join(a, 30000);
 }

@@ -28,22 +28,7 @@ struct sync {
 };
 static struct sync sy[2];
 
-static void say(int fd)
-{
-	CHECK_EQ(write(fd, "x", 1), 1);
-}
-
 /* A word from the other side within 10 s (a failed peer says nothing). */
-static void hear(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, 10000) != 1)
-		FAIL("the other side did not get this far");
-	CHECK_EQ(read(fd, &c, 1), 1);
-}
-
 static int client_fallback(void *arg)
 {
 	struct uffd_serve_client_stats st;
@@ -53,12 +38,12 @@ static int client_fallback(void *arg)
 
 	(void)arg;
 	t_ps_check("before", mem, 0, TOUCHED, im.seed);
-	say(sy[0].to_parent[1]);
-	hear(sy[0].to_child[0]);		/* the server is stopped */
+	t_ps_say(sy[0].to_parent[1]);
+	t_ps_hear(sy[0].to_child[0], 10000);		/* the server is stopped */
 	t_access_start(&a, mem + 300 * PAGE, false, 0);
 	CHECK(!t_access_wait(&a, 100));	/* nobody answers it */
-	say(sy[0].to_parent[1]);
-	hear(sy[0].to_child[0]);		/* the server is dead */
+	t_ps_say(sy[0].to_parent[1]);
+	t_ps_hear(sy[0].to_child[0], 10000);		/* the server is dead */
 	CHECK(t_access_wait(&a, 5000));
 	t_access_join(&a);
 	t_ps_check("the blocked page", mem + 300 * PAGE, 300, 1, im.seed);
@@ -83,8 +68,8 @@ static int client_poison(void *arg)
 	(void)arg;
 	t_sigbus_catch();
 	t_ps_check("before", mem, 0, TOUCHED, im.seed);
-	say(sy[1].to_parent[1]);
-	hear(sy[1].to_child[0]);		/* the server is dead */
+	t_ps_say(sy[1].to_parent[1]);
+	t_ps_hear(sy[1].to_child[0], 10000);		/* the server is dead */
 	CHECK_EQ(uffd_serve_client_wait(c, 5000), -EIO);
 	for (i = TOUCHED; i < NPAGES; i += 17) {
 		if (!t_access_catching_sigbus(mem + i * PAGE, false, &v, &bus))
@@ -115,17 +100,17 @@ int main(void)
 	}
 	a = t_ps_spawn(client_fallback, NULL);
 	b = t_ps_spawn(client_poison, NULL);
-	hear(sy[0].to_parent[0]);
-	hear(sy[1].to_parent[0]);
+	t_ps_hear(sy[0].to_parent[0], 10000);
+	t_ps_hear(sy[1].to_parent[0], 10000);
 	CHECK_OK(kill(server, SIGSTOP));
 	/* Stopped for sure (kill() does not wait): none of its threads runs. */
 	CHECK_EQ(waitpid(server, &status, WUNTRACED), server);
 	CHECK(WIFSTOPPED(status));
-	say(sy[0].to_child[1]);
-	hear(sy[0].to_parent[0]);		/* a fault is pending */
+	t_ps_say(sy[0].to_child[1]);
+	t_ps_hear(sy[0].to_parent[0], 10000);		/* a fault is pending */
 	t_ps_server_kill(server);
-	say(sy[0].to_child[1]);
-	say(sy[1].to_child[1]);
+	t_ps_say(sy[0].to_child[1]);
+	t_ps_say(sy[1].to_child[1]);
 	CHECK_EQ(t_ps_join(a, 20000), 0);
 	CHECK_EQ(t_ps_join(b, 20000), 0);
 	return 0;

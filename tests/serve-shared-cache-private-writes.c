@@ -23,16 +23,6 @@
 static struct t_ps_image im;
 static int a_done[2], b_done[2];
 
-static void hear(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, 20000) != 1)
-		FAIL("the other side did not get this far");
-	CHECK_EQ(read(fd, &c, 1), 1);
-}
-
 static bool all_bytes(const char *p, size_t len, char v)
 {
 	size_t i;
@@ -65,7 +55,7 @@ static int client_a(void *arg)
 	CHECK_OK(madvise(mem + REMOVED * PAGE, 16 * PAGE, MADV_DONTNEED));
 	check_a(mem);
 	CHECK_EQ(write(a_done[1], "x", 1), 1);
-	hear(b_done[0]);
+	t_ps_hear(b_done[0], 20000);
 	check_a(mem);
 	uffd_serve_detach(c, true);
 	return 0;
@@ -77,7 +67,7 @@ static int client_b(void *arg)
 	char *mem;
 
 	(void)arg;
-	hear(a_done[0]);
+	t_ps_hear(a_done[0], 20000);
 	c = t_ps_attach(&im, 0);
 	mem = uffd_serve_client_addr(c, 0);
 	t_ps_check("B", mem, 0, NPAGES, im.seed);

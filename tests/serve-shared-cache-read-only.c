@@ -26,16 +26,6 @@
 static struct t_ps_image im;
 static int h_done[2], b_done[2];
 
-static void hear(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, 20000) != 1)
-		FAIL("the other side did not get this far");
-	CHECK_EQ(read(fd, &c, 1), 1);
-}
-
 static int client_hostile(void *arg)
 {
 	struct uffd_serve_client *c = t_ps_attach(&im, 0);
@@ -51,7 +41,7 @@ static int client_hostile(void *arg)
 	if (fd < 0 && (errno == EPERM || errno == EACCES)) {
 		/* No CAP_SYS_ADMIN: the other client goes on, then we say so. */
 		CHECK_EQ(write(h_done[1], "x", 1), 1);
-		hear(b_done[0]);
+		t_ps_hear(b_done[0], 20000);
 		uffd_serve_detach(c, true);
 		return 77;
 	}
@@ -74,7 +64,7 @@ static int client_hostile(void *arg)
 		p[i * PAGE] = 0x77;
 	close(fd);
 	CHECK_EQ(write(h_done[1], "x", 1), 1);
-	hear(b_done[0]);
+	t_ps_hear(b_done[0], 20000);
 	t_ps_check("the hostile client's own memory", mem, 0, NPAGES, im.seed);
 	munmap(p, NPAGES * PAGE);
 	uffd_serve_detach(c, true);
@@ -87,7 +77,7 @@ static int client_b(void *arg)
 	char *mem;
 
 	(void)arg;
-	hear(h_done[0]);
+	t_ps_hear(h_done[0], 20000);
 	c = t_ps_attach(&im, 0);
 	mem = uffd_serve_client_addr(c, 0);
 	t_ps_check("the other client", mem, 0, NPAGES, im.seed);

@@ -25,16 +25,6 @@
 static struct t_ps_image im;
 static int b_done[2], to_parent[2], to_child[2];
 
-static void hear(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, 10000) != 1)
-		FAIL("the other side did not get this far");
-	CHECK_EQ(read(fd, &c, 1), 1);
-}
-
 /* Every page into the cache. */
 static int client_b(void *arg)
 {
@@ -54,7 +44,7 @@ static int client_a(void *arg)
 	char *mem;
 
 	(void)arg;
-	hear(b_done[0]);
+	t_ps_hear(b_done[0], 10000);
 	c = t_ps_attach(&im, 0);
 	mem = uffd_serve_client_addr(c, 0);
 	t_ps_check("before", mem, 0, TOUCHED, im.seed);
@@ -64,7 +54,7 @@ static int client_a(void *arg)
 	 * client applies frames in order: the fallback knows of the REMOVE. */
 	CHECK_OK(uffd_serve_client_stats(c, &st));
 	CHECK_EQ(write(to_parent[1], "x", 1), 1);
-	hear(to_child[0]);			/* the server is dead */
+	t_ps_hear(to_child[0], 10000);			/* the server is dead */
 	t_ps_check("after the kill, below the range given back", mem, 0, REMOVED, im.seed);
 	t_ps_check("after the kill, above it", mem + (REMOVED + 16) * PAGE, REMOVED + 16,
 		   NPAGES - REMOVED - 16, im.seed);
@@ -94,7 +84,7 @@ int main(void)
 	b = t_ps_spawn(client_b, NULL);
 	a = t_ps_spawn(client_a, NULL);
 	CHECK_EQ(t_ps_join(b, 20000), 0);
-	hear(to_parent[0]);
+	t_ps_hear(to_parent[0], 10000);
 	t_ps_server_kill(server);
 	CHECK_EQ(write(to_child[1], "x", 1), 1);
 	CHECK_EQ(t_ps_join(a, 20000), 0);

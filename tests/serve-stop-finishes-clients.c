@@ -26,43 +26,6 @@ static struct t_ps_image im;
 static int up[2][2], down[2][2];
 static int cup[2], cdown[2];
 
-static void say(int fd)
-{
-	CHECK_EQ(write(fd, "x", 1), 1);
-}
-
-static void hear(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char c;
-
-	if (poll(&p, 1, 15000) != 1)
-		FAIL("the other side did not get this far");
-	CHECK_EQ(read(fd, &c, 1), 1);
-}
-
-/* Whether the mapping at addr is registered for MISSING faults (its
- * VmFlags in smaps say "um"). */
-static bool registered(const void *addr)
-{
-	char line[512], want[32];
-	bool in = false, ret = false;
-	FILE *f = fopen("/proc/self/smaps", "r");
-
-	CHECK(f);
-	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)addr);
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, want, strlen(want)))
-			in = true;
-		else if (in && !strncmp(line, "VmFlags:", 8)) {
-			ret = strstr(line, " um") != NULL;
-			break;
-		}
-	}
-	fclose(f);
-	return ret;
-}
-
 /* A Firecracker VMM: one region, the JSON with the fd, socket closed. */
 static int vm(void *arg)
 {
@@ -85,10 +48,10 @@ static int vm(void *arg)
 	CHECK_OK(uffd__send_with_fd(sock, json, n, u.fd));
 	close(sock);
 	t_ps_check("vm, before", mem, 0, 16, im.seed);
-	say(up[0][1]);
-	hear(down[0][0]);			/* the server stopped */
+	t_ps_say(up[0][1]);
+	t_ps_hear(down[0][0], 15000);			/* the server stopped */
 	/* Let go, whole: nothing is registered, nothing waits for anyone. */
-	CHECK(!registered(mem));
+	CHECK(!t_ps_registered(mem));
 	t_ps_check("vm, after the stop", mem, 0, NPAGES, im.seed);
 	return 0;
 }
@@ -98,11 +61,11 @@ static int child_main(char *mem)
 	int i;
 
 	t_ps_check("child, before", mem + 32 * PAGE, 32, 16, im.seed);
-	say(cup[1]);
-	hear(cdown[0]);
-	for (i = 0; i < 10000 && registered(mem); i++)
+	t_ps_say(cup[1]);
+	t_ps_hear(cdown[0], 15000);
+	for (i = 0; i < 10000 && t_ps_registered(mem); i++)
 		usleep(1000);
-	CHECK(!registered(mem));
+	CHECK(!t_ps_registered(mem));
 	t_ps_check("child, after the stop", mem, 0, NPAGES, im.seed);
 	return 0;
 }
@@ -125,10 +88,10 @@ static int client(void *arg)
 	CHECK(child >= 0);
 	if (!child)
 		_exit(child_main(mem));
-	hear(cup[0]);
-	say(up[1][1]);
-	hear(down[1][0]);			/* the server stopped */
-	say(cdown[1]);
+	t_ps_hear(cup[0], 15000);
+	t_ps_say(up[1][1]);
+	t_ps_hear(down[1][0], 15000);			/* the server stopped */
+	t_ps_say(cdown[1]);
 	CHECK_EQ(t_wait_child(child, 15000), 0);
 	t_ps_check("client, after the stop", mem, 0, NPAGES, im.seed);
 	CHECK_OK(uffd_serve_client_wait(c, 10000));
@@ -156,12 +119,12 @@ int main(void)
 	}
 	a = t_ps_spawn(vm, NULL);
 	b = t_ps_spawn(client, NULL);
-	hear(up[0][0]);
-	hear(up[1][0]);
+	t_ps_hear(up[0][0], 15000);
+	t_ps_hear(up[1][0], 15000);
 	t_ps_server_stop_now(server, &st);
 	CHECK_EQ(st.accepted, 2);
-	say(down[0][1]);
-	say(down[1][1]);
+	t_ps_say(down[0][1]);
+	t_ps_say(down[1][1]);
 	CHECK_EQ(t_ps_join(a, 15000), 0);
 	ret = t_ps_join(b, 20000);
 	if (ret == T_EXIT_SKIP)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The page-server test helpers declared in pserve.h. */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -260,4 +262,39 @@ struct uffd_serve_client *t_ps_attach(const struct t_ps_image *im, unsigned flag
 	if (!c)
 		FAIL("uffd_serve_attach: %s", strerror(errno));
 	return c;
+}
+
+void t_ps_say(int fd)
+{
+	CHECK_EQ(write(fd, "x", 1), 1);
+}
+
+void t_ps_hear(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	if (poll(&p, 1, ms) != 1)
+		FAIL("the other side did not get this far");
+	CHECK_EQ(read(fd, &c, 1), 1);
+}
+
+bool t_ps_registered(const void *addr)
+{
+	char line[512], want[32];
+	bool in = false, ret = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	CHECK(f);
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)addr);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, want, strlen(want)))
+			in = true;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			ret = strstr(line, " um") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
 }

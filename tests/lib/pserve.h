@@ -72,6 +72,15 @@ int t_ps_join(pid_t pid, int ms);
  * with the reason (in a client child: exits 1). */
 struct uffd_serve_client *t_ps_attach(const struct t_ps_image *im, unsigned flags);
 
+/* Steps between a test and its children, over pipes: say one byte on fd;
+ * hear one within ms or fail ("the other side did not get this far"). */
+void t_ps_say(int fd);
+void t_ps_hear(int fd, int ms);
+
+/* Whether the mapping at addr is registered for MISSING faults (its
+ * VmFlags in /proc/self/smaps say "um"). */
+bool t_ps_registered(const void *addr);
+
 /* In a child: fail with exit code 1 after saying why (FAIL exits too). */
 #define T_CHILD_CHECK(cond) CHECK(cond)
 
