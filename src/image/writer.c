@@ -33,6 +33,7 @@
 #include "util/clock.h"
 #include "util/mmalloc.h"
 #include "util/crc32c.h"
+#include "util/fileio.h"
 
 struct uffd_image_writer {
 	pthread_mutex_t lock;
@@ -50,41 +51,6 @@ struct uffd_image_writer {
 	size_t hdrs_cap;		/* bytes allocated for them */
 	int error;			/* first I/O error, or 0 */
 };
-
-/* Write all of iov at off, retrying short writes and EINTR: 0 or -errno. */
-static int pwritev_full(int fd, struct iovec *iov, int iovcnt, uint64_t off)
-{
-	ssize_t n;
-
-	while (iovcnt > 0) {
-		n = pwritev(fd, iov, iovcnt, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;	/* no progress and no error: give up */
-		off += n;
-		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= iov->iov_len;
-			iov++;
-			iovcnt--;
-		}
-		if (iovcnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= n;
-		}
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-
-	return pwritev_full(fd, &iov, 1, off);
-}
 
 /* A random non-zero id that is not avoid (the parent's). */
 static uint64_t new_image_id(uint64_t avoid)
@@ -178,7 +144,7 @@ static int write_head(struct uffd_image_writer *w, const char *parent,
 		img_encode_region(table + i * IMG_REGION_SIZE, &w->regions[i]);
 	put_le32(table + table_len, crc32c(0, table, table_len));
 
-	err = pwrite_full(w->fd, buf, len, 0);
+	err = uffd__pwrite_full(w->fd, buf, len, 0);
 	free(buf);
 	w->end = len;
 	return err;
@@ -377,7 +343,7 @@ int uffd_image_putv(struct uffd_image_writer *w, int region, uint64_t first, uin
 	 * from 1 s to 3-6 s.  Waiting here sleeps instead.
 	 */
 	pthread_mutex_lock(&w->io_lock);
-	err = pwritev_full(w->fd, iov, n, off);
+	err = uffd__pwritev_full(w->fd, iov, n, off);
 	pthread_mutex_unlock(&w->io_lock);
 	return err ? writer_fail(w, err) : 0;
 }
@@ -424,8 +390,8 @@ static int write_trailer(struct uffd_image_writer *w)
 	put_le64(t + IMG_TRAILER_PAGES, w->pages);
 	put_le32(t + IMG_TRAILER_HDRS_CRC, w->hdrs_crc);
 	put_le32(t + IMG_TRAILER_CRC, crc32c(0, t, IMG_TRAILER_CRC));
-	err = copy_len ? pwrite_full(w->fd, w->hdrs, copy_len, w->end) : 0;
-	return err ? err : pwrite_full(w->fd, t, sizeof(t), w->end + copy_len);
+	err = copy_len ? uffd__pwrite_full(w->fd, w->hdrs, copy_len, w->end) : 0;
+	return err ? err : uffd__pwrite_full(w->fd, t, sizeof(t), w->end + copy_len);
 }
 
 /* fsync the directory holding path, so the rename itself is durable. */
