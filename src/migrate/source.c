@@ -148,10 +148,7 @@ static int send_pages(struct uffd_mig_source *s, struct mig_conn *c, const uint6
 		if (stage) {
 			/* The program may be writing it: a torn copy is dirty,
 			 * and sent again (see the top of the file). */
-			if (UFFD_TSAN)
-				copy_protected_page(sp, src, r->page_size);
-			else
-				memcpy(sp, src, r->page_size);
+			copy_live_page(sp, src, r->page_size);
 			src = sp;
 		}
 		crc = crc32c(0, src, r->page_size);

@@ -547,10 +547,7 @@ size_t uffd__guarded_copy(void *const *dst, const void *src, size_t n, size_t pa
 	for (; done < n; done++) {
 		const char *from = (const char *)src + done * page_size;
 
-		if (UFFD_TSAN)
-			copy_protected_page(dst[done], from, page_size);
-		else
-			memcpy(dst[done], from, page_size);
+		copy_live_page(dst[done], from, page_size);
 	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	tls_guard = NULL;

@@ -597,13 +597,8 @@ static int copy_to_slots(struct uffd_snap *s, struct snap_region *r, uint64_t fi
 			/* The announcing thread is about to write this page: it
 			 * is as sure to be mapped as that write, and a plain
 			 * copy costs a fraction of a system call. */
-			for (m = 0; m < j - i; m++) {
-				if (UFFD_TSAN)
-					copy_protected_page(dst[m], page_addr(r, first + i + m),
-							    r->page_size);
-				else
-					memcpy(dst[m], page_addr(r, first + i + m), r->page_size);
-			}
+			for (m = 0; m < j - i; m++)
+				copy_live_page(dst[m], page_addr(r, first + i + m), r->page_size);
 			got = j - i;
 		} else {
 			got = read_memory(s, iov, j - i, (uintptr_t)page_addr(r, first + i),

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* 1 when built with ThreadSanitizer (gcc says so; clang has
  * __has_feature), else 0. */
@@ -36,6 +37,16 @@ static void copy_protected_page(void *dst, const void *src, size_t len)
 
 	for (i = 0; i < len / sizeof(*d); i++)
 		d[i] = s[i];
+}
+
+/* A page another thread may be writing, copied: memcpy, or the copy above
+ * where ThreadSanitizer would take the kernel-ordered race for a bug. */
+static inline void copy_live_page(void *dst, const void *src, size_t len)
+{
+	if (UFFD_TSAN)
+		copy_protected_page(dst, src, len);
+	else
+		memcpy(dst, src, len);
 }
 
 #endif
