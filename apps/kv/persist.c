@@ -12,8 +12,9 @@
  * the moment the snapshot exists (uffd_snap_new, before the precopy):
  * before the instant that un-protects the page, after it it saves the
  * page first, in the loop's thread, instead of a fault that waits for
- * libuffd's thread.  A writer thread of the library streams the image.  The saver thread only waits for the
- * result and wakes the loop, which publishes it (INFO, LASTSAVE).
+ * libuffd's thread.  A writer thread of the library streams the image.
+ * The saver thread only waits for the result and wakes the loop, which
+ * publishes it (INFO, LASTSAVE).
  *
  * The image covers [base, base + mapped) as the saver saw it.  Growing the
  * arena between then and the instant would leave data outside the image,

@@ -20,8 +20,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -399,10 +399,11 @@ void mig_stream_buffer(int fd, int opt)
  * runs each: request p50 0.33-0.59 ms at nice 0, 0.15-0.16 ms at 10;
  * at 1 GiB and 200k writes/s p99 0.59 ms against 0.26.  At 19 the stream
  * starved enough that 2.5x more pages were both requested and streamed.
+ * Not with one connection: requests and answers travel on the stream.
  */
-void mig_background_priority(void)
+void mig_background_priority(bool one_channel)
 {
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MIG_BACKGROUND_NICE)) {
+	if (!one_channel && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MIG_BACKGROUND_NICE)) {
 		/* EACCES can't happen (raising it); the stream just competes */
 	}
 }

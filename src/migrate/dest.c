@@ -1505,8 +1505,7 @@ static void stream_loop(struct uffd_mig_dest *d)
 				break;
 			if (do_switchover(d, &m))
 				return;
-			if (!d->o.one_channel)	/* the rest is background */
-				mig_background_priority();
+			mig_background_priority(d->o.one_channel);	/* the rest is background */
 			continue;
 		case MIG_DONE:
 			d->background_done = true;

@@ -127,7 +127,7 @@ uint64_t mig_session_id(void);
 /* TCP_NODELAY where the fd is TCP (others are left alone). */
 void mig_nodelay(int fd);
 #define MIG_BACKGROUND_NICE	10	/* the postcopy's background stream */
-void mig_background_priority(void);
+void mig_background_priority(bool one_channel);
 
 /*
  * The stream's socket buffer, each side (SO_SNDBUF at the source,

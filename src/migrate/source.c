@@ -737,8 +737,7 @@ static int postcopy(struct uffd_mig_source *s)
 	uint64_t g[MIG_MAX_BATCH];
 	int n, ret = 0;
 
-	if (!s->o.one_channel)		/* else requests come this way */
-		mig_background_priority();
+	mig_background_priority(s->o.one_channel);
 	while (__atomic_load_n(&s->todo_left, __ATOMIC_ACQUIRE) && !stopping(s)) {
 		uint64_t t_yield = 0;
 
