@@ -30,17 +30,6 @@
 
 static struct t_ps_image im;
 
-static int connect_server(void)
-{
-	struct sockaddr_un addr;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	CHECK(fd >= 0);
-	CHECK_OK(uffd__unix_addr(&addr, im.sock));
-	CHECK_OK(connect(fd, (struct sockaddr *)&addr, sizeof(addr)));
-	return fd;
-}
-
 /* What Firecracker's send_uffd_handshake() writes: serde_json::to_string
  * of its Vec<GuestRegionUffdMapping>, fields in declaration order. */
 static int fc_json(char *buf, size_t len, char *r0, char *r1, bool kib_only)
@@ -77,7 +66,7 @@ static void vm_start(struct vm *vm, bool kib_only)
 	CHECK_OK(uffd_register(&vm->u, vm->r0, R0 * PAGE, UFFD_REG_MISSING, NULL));
 	CHECK_OK(uffd_register(&vm->u, vm->r1, R1 * PAGE, UFFD_REG_MISSING, NULL));
 	n = fc_json(json, sizeof(json), vm->r0, vm->r1, kib_only);
-	sock = connect_server();
+	sock = t_ps_connect(&im);
 	CHECK_OK(uffd__send_with_fd(sock, json, n, vm->u.fd));
 	close(sock);
 }
@@ -85,7 +74,7 @@ static void vm_start(struct vm *vm, bool kib_only)
 /* A handshake that must be closed, with nothing sent back. */
 static void expect_closed(const void *msg, size_t len, int pass_fd)
 {
-	int fd = connect_server();
+	int fd = t_ps_connect(&im);
 	char c;
 
 	if (pass_fd >= 0)

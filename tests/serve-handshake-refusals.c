@@ -26,32 +26,6 @@
 
 static struct t_ps_image im;
 
-static int connect_server(void)
-{
-	struct sockaddr_un addr;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	CHECK(fd >= 0);
-	CHECK_OK(uffd__unix_addr(&addr, im.sock));
-	CHECK_OK(connect(fd, (struct sockaddr *)&addr, sizeof(addr)));
-	return fd;
-}
-
-static void send_frame(int fd, uint16_t type, const void *payload, uint32_t len, int pass_fd)
-{
-	uint8_t *buf = malloc(SERVE_HDR + len + 1);
-
-	CHECK(buf);
-	if (len)
-		memcpy(buf + SERVE_HDR, payload, len);
-	uffd__serve_frame_put(buf, type, buf + SERVE_HDR, len);
-	if (pass_fd >= 0)
-		CHECK_OK(uffd__send_with_fd(fd, buf, SERVE_HDR + len, pass_fd));
-	else
-		CHECK_OK(uffd__send_all(fd, buf, SERVE_HDR + len, uffd__deadline_ms(2000)));
-	free(buf);
-}
-
 /* The next frame (within 3 s) into buf, described by f. */
 static void read_frame(int fd, uint8_t *buf, size_t cap, struct serve_frame *f)
 {
@@ -78,7 +52,7 @@ static void hello(int fd, uint32_t min, uint32_t max)
 	uint8_t p[SERVE_HELLO_SIZE];
 
 	uffd__serve_hello_put(p, &h);
-	send_frame(fd, SF_HELLO, p, sizeof(p), -1);
+	t_ps_send_frame(fd, SF_HELLO, p, sizeof(p), -1);
 }
 
 static void expect_answer(int fd, int status, const char *reason_part)
@@ -103,7 +77,7 @@ static int open_session(void)
 	struct serve_layout l;
 	struct serve_frame f;
 	char real[PATH_MAX];
-	int fd = connect_server();
+	int fd = t_ps_connect(&im);
 
 	hello(fd, 1, 1);
 	read_frame(fd, buf, sizeof(buf), &f);
@@ -128,7 +102,7 @@ static void send_map(int fd, const struct serve_mapping *m, uint32_t n, int pass
 
 	CHECK(p);
 	uffd__serve_map_put(p, m, n, 0);
-	send_frame(fd, SF_MAP, p, uffd__serve_map_size(n), pass_fd);
+	t_ps_send_frame(fd, SF_MAP, p, uffd__serve_map_size(n), pass_fd);
 	free(p);
 }
 
@@ -168,17 +142,17 @@ int main(void)
 	CHECK_OK(uffd_register(&u, mem, NPAGES * PAGE, UFFD_REG_MISSING, NULL));
 
 	/* Garbage instead of a hello. */
-	fd = connect_server();
+	fd = t_ps_connect(&im);
 	CHECK_EQ(send(fd, "GARBAGE-GARBAGE-GARBAGE", 23, 0), 23);
 	expect_answer(fd, -EBADMSG, "hello");
 	close(fd), refusals++;
 	/* Versions this server does not speak. */
-	fd = connect_server();
+	fd = t_ps_connect(&im);
 	hello(fd, 3, 4);
 	expect_answer(fd, -EPROTONOSUPPORT, "this server speaks 1..2");
 	close(fd), refusals++;
 	/* A frame cut short: refused when the handshake's deadline passes. */
-	fd = connect_server();
+	fd = t_ps_connect(&im);
 	uffd__serve_frame_put(half, SF_HELLO, NULL, 0);
 	CHECK_EQ(send(fd, half, 10, 0), 10);
 	expect_answer(fd, -ETIMEDOUT, "hello");

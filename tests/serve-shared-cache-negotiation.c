@@ -27,32 +27,6 @@
 
 static struct t_ps_image im;
 
-static int connect_server(void)
-{
-	struct sockaddr_un addr;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	CHECK(fd >= 0);
-	CHECK_OK(uffd__unix_addr(&addr, im.sock));
-	CHECK_OK(connect(fd, (struct sockaddr *)&addr, sizeof(addr)));
-	return fd;
-}
-
-static void send_frame(int fd, uint16_t type, const void *payload, uint32_t len, int pass_fd)
-{
-	uint8_t *buf = malloc(SERVE_HDR + len + 1);
-
-	CHECK(buf);
-	if (len)
-		memcpy(buf + SERVE_HDR, payload, len);
-	uffd__serve_frame_put(buf, type, buf + SERVE_HDR, len);
-	if (pass_fd >= 0)
-		CHECK_OK(uffd__send_with_fd(fd, buf, SERVE_HDR + len, pass_fd));
-	else
-		CHECK_OK(uffd__send_all(fd, buf, SERVE_HDR + len, uffd__deadline_ms(2000)));
-	free(buf);
-}
-
 /* The next frame (within 3 s) into buf, and the fd that came with it. */
 static void read_frame(int fd, uint8_t *buf, size_t cap, struct serve_frame *f, int *got_fd)
 {
@@ -84,10 +58,10 @@ static int session(uint32_t max_version, struct serve_layout *l, int *cache_fd)
 	uint8_t p[SERVE_HELLO_SIZE];
 	struct serve_mapping ext[4];
 	struct serve_frame f;
-	int fd = connect_server();
+	int fd = t_ps_connect(&im);
 
 	uffd__serve_hello_put(p, &h);
-	send_frame(fd, SF_HELLO, p, sizeof(p), -1);
+	t_ps_send_frame(fd, SF_HELLO, p, sizeof(p), -1);
 	read_frame(fd, buf, sizeof(buf), &f, cache_fd);
 	CHECK_EQ(f.type, SF_LAYOUT);
 	CHECK_OK(uffd__serve_layout_get(&f, l, ext, 4));
@@ -113,7 +87,7 @@ static int map_and_answer(int fd, uint32_t flags)
 			   UFFD_F(UFFD_FEAT_EVENT_UNMAP), 0, UFFD_NONBLOCK));
 	CHECK_OK(uffd_register(&u, mem, NPAGES * PAGE, UFFD_REG_MISSING, NULL));
 	uffd__serve_map_put(payload, &m, 1, flags);
-	send_frame(fd, SF_MAP, payload, sizeof(payload), u.fd);
+	t_ps_send_frame(fd, SF_MAP, payload, sizeof(payload), u.fd);
 	read_frame(fd, buf, sizeof(buf), &f, &got);
 	CHECK_EQ(f.type, SF_ANSWER);
 	CHECK_OK(uffd__serve_answer_get(&f, &a));

@@ -22,17 +22,6 @@
 static struct t_ps_image im;
 static int ready[2];
 
-static int connect_server(void)
-{
-	struct sockaddr_un addr;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	CHECK(fd >= 0);
-	CHECK_OK(uffd__unix_addr(&addr, im.sock));
-	CHECK_OK(connect(fd, (struct sockaddr *)&addr, sizeof(addr)));
-	return fd;
-}
-
 static int client(void *arg)
 {
 	struct uffd_serve_client *c = t_ps_attach(&im, 0);
@@ -61,8 +50,8 @@ int main(void)
 	so.socket_path = im.sock;
 	so.image = im.path;
 	server = t_ps_server_start(&so);
-	silent = connect_server();
-	half = connect_server();
+	silent = t_ps_connect(&im);
+	half = t_ps_connect(&im);
 	uffd__serve_frame_put(hello, SF_HELLO, NULL, 0);
 	CHECK_EQ(send(half, hello, 10, 0), 10);
 	CHECK_OK(pipe(ready));

@@ -4,15 +4,20 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uffd/image.h>
 #include <sys/types.h>
 
 #include "pserve.h"
+#include "serve/proto.h"
+#include "util/sock.h"
 
 #define MAX_IMAGES 4
 /* Copies: an image struct may live on a stack that is gone by exit. */
@@ -297,4 +302,30 @@ bool t_ps_registered(const void *addr)
 	}
 	fclose(f);
 	return ret;
+}
+
+int t_ps_connect(const struct t_ps_image *im)
+{
+	struct sockaddr_un addr;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	CHECK_OK(uffd__unix_addr(&addr, im->sock));
+	CHECK_OK(connect(fd, (struct sockaddr *)&addr, sizeof(addr)));
+	return fd;
+}
+
+void t_ps_send_frame(int fd, uint16_t type, const void *payload, uint32_t len, int pass_fd)
+{
+	uint8_t *buf = malloc(SERVE_HDR + len + 1);
+
+	CHECK(buf);
+	if (len)
+		memcpy(buf + SERVE_HDR, payload, len);
+	uffd__serve_frame_put(buf, type, buf + SERVE_HDR, len);
+	if (pass_fd >= 0)
+		CHECK_OK(uffd__send_with_fd(fd, buf, SERVE_HDR + len, pass_fd));
+	else
+		CHECK_OK(uffd__send_all(fd, buf, SERVE_HDR + len, uffd__deadline_ms(2000)));
+	free(buf);
 }

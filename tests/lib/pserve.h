@@ -72,6 +72,12 @@ int t_ps_join(pid_t pid, int ms);
  * with the reason (in a client child: exits 1). */
 struct uffd_serve_client *t_ps_attach(const struct t_ps_image *im, unsigned flags);
 
+/* A connection to the server at im->sock (fail if there is none). */
+int t_ps_connect(const struct t_ps_image *im);
+/* A libuffd frame of type with payload, and pass_fd with it unless -1
+ * (fail if it cannot be sent). */
+void t_ps_send_frame(int fd, uint16_t type, const void *payload, uint32_t len, int pass_fd);
+
 /* Steps between a test and its children, over pipes: say one byte on fd;
  * hear one within ms or fail ("the other side did not get this far"). */
 void t_ps_say(int fd);
