@@ -7,12 +7,12 @@
  * Demand first: a step services every queued message before it does any
  * background work, a working-set slice looks at the userfaultfd every
  * few pages and stops when a fault is queued, and the root's background
- * fill waits until no message has come for FILL_BACKOFF_NS (the fill's
- * reads and copies took the CPUs a faulting client needed: a warm working
- * set came in 93-104 ms with it running, 70-82 ms without).  Working-set
- * pages go in with DONTWAKE: nobody waits for them unless it faulted, and
- * a fault is read and answered (EEXIST: wake) within a slice; one wake per
- * span at the end of the set covers any race.  The working set's file is read in
+ * fill waits until its client has not faulted for FILL_BACKOFF_NS (the
+ * fill's reads and copies took the CPUs a faulting client needed: a warm
+ * working set came in 93-104 ms with it running, 70-82 ms without).  Working-set pages go in
+ * with DONTWAKE: nobody waits for them unless it faulted, and a fault is
+ * read and answered (EEXIST: wake) within a slice; one wake per span at
+ * the end of the set covers any race.  The working set's file is read in
  * 256 KiB pieces with POSIX_FADV_WILLNEED a few MiB ahead, so the kernel
  * reads it sequentially while pages are installed; demand faults on pages
  * of the set read them from that file too.
@@ -55,7 +55,7 @@
 #define FILL_RUN		16	/* pages per fill copy: a fault waits less */
 #define FILL_SLICE		64	/* pages filled per step (one read each) */
 #define SKIP_SLICE		4096	/* installed pages skipped per step */
-#define FILL_BACKOFF_NS		2000000	/* no fill this long after a message */
+#define FILL_BACKOFF_NS		2000000	/* no fill this long after a fault */
 #define ADVISE_AHEAD		(4ull << 20)
 /* A child's fd gives no sign when the child exits; unregistering a page
  * below mmap_min_addr (never mapped) answers -EINVAL while its address
@@ -437,6 +437,8 @@ static int serve_missing(struct uffd_fault *f)
 	int i, r, ret;
 
 	count(&e->counts.faults, 1);
+	if (mm->root)
+		__atomic_store_n(&e->last_fault_ns, mono_ns(), __ATOMIC_RELAXED);
 	mm_lock(mm);
 	i = span_find(mm, addr);
 	if (i < 0) {
@@ -1349,7 +1351,8 @@ int serve_engine_step(struct serve_engine *e)
 		    __atomic_load_n(e->o.ws_active, __ATOMIC_ACQUIRE) > 0)
 			return ENGINE_YIELD;
 		/* Demand first: while the client faults, the fill waits. */
-		if (!e->finishing && mono_ns() - e->last_activity_ns < FILL_BACKOFF_NS)
+		if (!e->finishing && mono_ns() - __atomic_load_n(&e->last_fault_ns, __ATOMIC_RELAXED) <
+					     FILL_BACKOFF_NS)
 			return ENGINE_YIELD;
 		ret = fill_slice(e, e->root, true);
 		if (ret == 1)

@@ -179,6 +179,7 @@ struct serve_engine {
 	bool fill_done, done;		/* the root's cursor: root->fill_* */
 	uint8_t *buf;			/* a piece of the working set */
 	uint64_t last_activity_ns;
+	uint64_t last_fault_ns;		/* atomic: the root's latest fault */
 	/* record */
 	uint64_t *rec;
 	uint64_t nrec, rec_cap;
