@@ -9,10 +9,10 @@
  * few pages and stops when a fault is queued, and the root's background
  * fill waits until its client has not faulted for FILL_BACKOFF_NS (the
  * fill's reads and copies took the CPUs a faulting client needed: a warm
- * working set came in 93-104 ms with it running, 70-82 ms without).  Working-set pages go in
- * with DONTWAKE: nobody waits for them unless it faulted, and a fault is
- * read and answered (EEXIST: wake) within a slice; one wake per span at
- * the end of the set covers any race.  The working set's file is read in
+ * working set came in 93-104 ms with it running, 70-82 ms without).
+ * Working-set pages go in with DONTWAKE: nobody waits for them unless it
+ * faulted, and a fault is read and answered (EEXIST: wake) within a slice;
+ * one wake per span at the end of the set covers any race.  The working set's file is read in
  * 256 KiB pieces with POSIX_FADV_WILLNEED a few MiB ahead, so the kernel
  * reads it sequentially while pages are installed; demand faults on pages
  * of the set read them from that file too.
