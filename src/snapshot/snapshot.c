@@ -195,6 +195,11 @@ static struct slot *slot_pop_free(struct uffd_snap *s)
 	return sl;
 }
 
+/*
+ * The count goes up after slots are popped and down before they are
+ * pushed back, so it never counts a slot twice: the peak is never more
+ * than the buffer.
+ */
 static void note_in_use(struct uffd_snap *s, long k)
 {
 	size_t used = __atomic_add_fetch(&s->slots_in_use, k, __ATOMIC_RELAXED);
@@ -209,10 +214,10 @@ static void slots_put(struct uffd_snap *s, struct slot **v, int k)
 {
 	int i;
 
-	for (i = 0; i < k; i++)
-		slot_push_free(s, v[i]);
 	if (k)
 		note_in_use(s, -k);
+	for (i = 0; i < k; i++)
+		slot_push_free(s, v[i]);
 }
 
 /* Up to k free slots (k <= FAULT_GROUP): how many were taken into v;
@@ -961,12 +966,12 @@ static void drain_ready(struct uffd_snap *s)
 		pages[n++] = data;
 	}
 	put_run(s, r, first, n, pages);
+	if (count)
+		note_in_use(s, -(long)count);
 	for (sl = list; sl; sl = next) {
 		next = sl->next;
 		slot_push_free(s, sl);
 	}
-	if (count)
-		note_in_use(s, -(long)count);
 	wake_slot_waiters(s);
 }
 
