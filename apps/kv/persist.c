@@ -106,7 +106,7 @@ struct persist {
 	unsigned gen, seq;		/* next: ckpt-GEN-SEQ.uffd */
 	char ckpt_path[PATH_MAX];
 	uint64_t ckpt_last_ns;
-	struct uffd_ckpt_stats cst;
+	struct uffd_ckpt_stats cst;	/* the saver's, read once it is done */
 	uint64_t checkpoints;
 
 	/* what INFO and LASTSAVE tell */
@@ -116,6 +116,7 @@ struct persist {
 	uint64_t saves;
 	uint64_t last_pause_us, last_pause_wait_us, last_duration_us, last_bytes;
 	uint64_t last_buffer_peak;
+	uint64_t last_ckpt_pages, last_ckpt_copied;
 };
 
 static uint64_t mono_ns(void)
@@ -401,6 +402,10 @@ static void record_result(struct persist *p, int ret, time_t instant, uint64_t c
 	p->last_pause_wait_us = p->pause_wait_ns / 1000;
 	p->last_bytes = p->st.bytes;
 	p->last_buffer_peak = p->st.buffer_peak_bytes;
+	if (p->kind == SAVE_CHECKPOINT) {
+		p->last_ckpt_pages = p->cst.pages_written;
+		p->last_ckpt_copied = p->cst.copied_before_write + p->cst.sync_writes;
+	}
 	if (!ret) {
 		p->lastsave = instant;
 		p->saves++;
@@ -641,8 +646,8 @@ void persist_info(struct server *s, char *buf, size_t cap, size_t *len)
 		     s->cfg.checkpoint_ms,
 		     (unsigned long long)p->checkpoints,
 		     p->gen, p->seq,
-		     (unsigned long long)p->cst.pages_written,
-		     (unsigned long long)(p->cst.copied_before_write + p->cst.sync_writes));
+		     (unsigned long long)p->last_ckpt_pages,
+		     (unsigned long long)p->last_ckpt_copied);
 	if (n > 0)
 		*len += (size_t)n < cap - *len ? (size_t)n : cap - *len - 1;
 }
