@@ -385,6 +385,14 @@ static void stream_window(struct ckpt_live *l, struct live_region *r, uint64_t f
 	for (i = 0; i < n; i++)
 		if (claimed >> i & 1)
 			__atomic_store_n(&r->state[first + i], IDLE, __ATOMIC_RELEASE);
+	/*
+	 * The others a fault is saving: it queues or puts the page before it
+	 * goes IDLE, so once none is COPYING the delta ends with every page in
+	 * (and no fault still counts or puts into an image already committed).
+	 */
+	for (i = 0; i < n; i++)
+		while (__atomic_load_n(&r->state[first + i], __ATOMIC_ACQUIRE) == COPYING)
+			sched_yield();
 }
 
 static void *writer_main(void *arg)
@@ -457,6 +465,18 @@ static int reprotect_all(struct ckpt_live *l, uint64_t *count)
 	return ret;
 }
 
+/*
+ * Pages [a, b) join the delta.  Stored one by one, atomically: a servicing
+ * thread may be reading their state meanwhile (a fault taken before the
+ * pause, ordered only by the kernel where the faulting thread waits; an
+ * event; a thread the pause does not stop), so a memset would race.
+ */
+static void mark_pending(struct live_region *r, size_t a, size_t b)
+{
+	for (; a < b; a++)
+		__atomic_store_n(&r->state[a], PENDING, __ATOMIC_RELEASE);
+}
+
 int uffd__ckpt_live_begin(struct ckpt_live *l, const char *path, const char *parent,
 			  bool base, void (*pause)(void *), void (*resume)(void *), void *arg,
 			  uint64_t *pause_ns)
@@ -512,7 +532,7 @@ int uffd__ckpt_live_begin(struct ckpt_live *l, const char *path, const char *par
 		if (ret)	/* nothing protected for sure: write them next time */
 			continue;
 		while (bitmap_next_run(&r->inflight, &pos, r->npages, &a, &b))
-			memset(r->state + a, PENDING, b - a);
+			mark_pending(r, a, b);
 	}
 	l->pause_ns = mono_ns() - t0;
 	if (pause_ns)
