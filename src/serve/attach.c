@@ -54,6 +54,7 @@
 #include <uffd/serve.h>
 
 #include "engine.h"
+#include "frame_io.h"
 #include "proto.h"
 #include "source.h"
 #include "util/clock.h"
@@ -107,8 +108,7 @@ struct uffd_serve_client {
 	uint64_t stats_gen;
 	struct serve_counts server;	/* as last reported */
 	uint64_t t0, t_done;
-	uint8_t *rx;
-	size_t rxlen;
+	struct serve_rx rx;
 	uint32_t version;		/* of the protocol, as the server chose */
 	uint64_t seq;			/* of the last note */
 	int fdq[FDQ_MAX], nfdq;		/* fds that came with FORK notes */
@@ -139,71 +139,29 @@ static int connect_to(const char *path, uint64_t deadline)
 	return fd;
 }
 
-static int send_frame(int sock, uint16_t type, const void *payload, uint32_t len, int fd,
-		      uint64_t deadline)
-{
-	uint8_t *buf = malloc(SERVE_HDR + len);
-	int ret;
-
-	if (!buf)
-		return -ENOMEM;
-	if (len)
-		memcpy(buf + SERVE_HDR, payload, len);
-	uffd__serve_frame_put(buf, type, buf + SERVE_HDR, len);
-	ret = fd >= 0 ? uffd__send_with_fd(sock, buf, SERVE_HDR + len, fd) :
-			uffd__send_all(sock, buf, SERVE_HDR + len, deadline);
-	free(buf);
-	return ret;
-}
-
 /*
  * The next frame from the server into f (valid until the next call):
- * 0, or -errno (-ECONNRESET: closed).  With deadline 0 it does not wait:
+ * 0, or -errno (-ECONNRESET: closed).  Without wait it does not wait:
  * -EAGAIN when no whole frame is there yet.
  */
-static int read_frame(struct uffd_serve_client *c, struct serve_frame *f, size_t *consumed,
+static int read_frame(struct uffd_serve_client *c, struct serve_frame *f,
 		      uint64_t deadline, bool wait)
 {
-	int ret;
+	int ret, fd;
 
-	if (*consumed) {
-		memmove(c->rx, c->rx + *consumed, c->rxlen - *consumed);
-		c->rxlen -= *consumed;
-		*consumed = 0;
-	}
 	for (;;) {
-		int n, fd;
-
-		ret = uffd__serve_frame_parse(c->rx, c->rxlen, f);
-		if (ret > 0) {
-			*consumed = ret;
-			return 0;
-		}
-		if (ret < 0)
-			return ret;
-		if (c->rxlen == RX_CAP)
-			return -EMSGSIZE;
-		/* An expired deadline: take what is there, wait for nothing. */
-		n = uffd__recv_with_fd(c->sock, c->rx + c->rxlen, RX_CAP - c->rxlen, &fd, 1);
+		ret = serve_rx_take(&c->rx, f);
+		if (ret)
+			return ret < 0 ? ret : 0;
+		ret = serve_rx_more(&c->rx, c->sock, -1, deadline, wait, &fd);
 		if (fd >= 0) {
 			if (c->nfdq < FDQ_MAX)
 				c->fdq[c->nfdq++] = fd;
 			else
 				close(fd);	/* its FORK will find none */
 		}
-		if (n > 0) {
-			c->rxlen += n;
-			continue;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		if (n != -ETIMEDOUT)
-			return n;
-		if (!wait)
-			return -EAGAIN;
-		ret = uffd__wait_readable(c->sock, -1, deadline);
-		if (ret <= 0)
-			return ret ? ret : -ETIMEDOUT;
+		if (ret)
+			return ret == -ETIMEDOUT && !wait ? -EAGAIN : ret;
 	}
 }
 
@@ -250,16 +208,15 @@ static int handshake(struct uffd_serve_client *c, uint64_t deadline)
 	uint8_t hello[SERVE_HELLO_SIZE], *map;
 	struct serve_mapping *ext;
 	struct serve_frame f;
-	size_t consumed = 0;
 	int cache_fd = -1;
 	uint32_t i;
 	int ret;
 
 	uffd__serve_hello_put(hello, &h);
-	ret = send_frame(c->sock, SF_HELLO, hello, sizeof(hello), -1, deadline);
+	ret = serve_frame_send(c->sock, SF_HELLO, hello, sizeof(hello), -1, deadline);
 	/* A server that refuses at once (this uid) answers and closes
 	 * before reading: the answer may be there even if the send failed. */
-	i = read_frame(c, &f, &consumed, deadline, !ret);
+	i = read_frame(c, &f, deadline, !ret);
 	if (i)
 		return ret ? ret : (int)i;
 	if (f.type == SF_ANSWER)
@@ -319,21 +276,18 @@ static int handshake(struct uffd_serve_client *c, uint64_t deadline)
 	if (!map)
 		return -ENOMEM;
 	uffd__serve_map_put(map, c->maps, c->nregions, c->shared ? SERVE_MAP_SHARED : 0);
-	ret = send_frame(c->sock, SF_MAP, map, uffd__serve_map_size(c->nregions), c->u.fd,
-			 deadline);
+	ret = serve_frame_send(c->sock, SF_MAP, map, uffd__serve_map_size(c->nregions),
+			       c->u.fd, deadline);
 	free(map);
 	if (ret)
 		return ret;
-	ret = read_frame(c, &f, &consumed, deadline, true);
+	/* Whatever follows (notes) stays in rx for the watcher. */
+	ret = read_frame(c, &f, deadline, true);
 	if (ret)
 		return ret;
 	if (f.type != SF_ANSWER)
 		return -EBADMSG;
-	ret = answer_status(&f);
-	/* Whatever follows (notes) stays in rx for the watcher. */
-	memmove(c->rx, c->rx + consumed, c->rxlen - consumed);
-	c->rxlen -= consumed;
-	return ret;
+	return answer_status(&f);
 }
 
 static int server_pidfd(int sock)
@@ -420,11 +374,10 @@ static int read_notes(struct uffd_serve_client *c)
 {
 	struct serve_frame f;
 	struct serve_counts k;
-	size_t consumed = 0;
 	int ret;
 
 	for (;;) {
-		ret = read_frame(c, &f, &consumed, 0, false);
+		ret = read_frame(c, &f, 0, false);
 		if (ret == -EAGAIN)
 			return 0;
 		if (ret)
@@ -532,16 +485,15 @@ static bool say_bye(struct uffd_serve_client *c)
 {
 	uint64_t deadline = uffd__deadline_ms(BYE_TIMEOUT_MS);
 	struct serve_frame f;
-	size_t consumed = 0;
 
-	if (send_frame(c->sock, SF_BYE, NULL, 0, -1, deadline))
+	if (serve_frame_send(c->sock, SF_BYE, NULL, 0, -1, deadline))
 		return false;
 	for (;;) {
 		struct pollfd p[2] = {
 			{ .fd = c->sock, .events = POLLIN },
 			{ .fd = c->pidfd, .events = POLLIN },
 		};
-		int ret = read_frame(c, &f, &consumed, 0, false);
+		int ret = read_frame(c, &f, 0, false);
 
 		if (ret == -EAGAIN) {
 			if (mono_ns() >= deadline)
@@ -637,7 +589,7 @@ static void client_free(struct uffd_serve_client *c, bool unmap)
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c->maps);
-	free(c->rx);
+	serve_rx_free(&c->rx);
 	free(c->fallback_path);
 	free(c);
 }
@@ -679,9 +631,9 @@ struct uffd_serve_client *uffd_serve_attach(const struct uffd_serve_attach_opts 
 		goto fail;
 	}
 	c->o.fallback_path = NULL;
-	c->rx = malloc(RX_CAP);
+	ret = serve_rx_init(&c->rx, RX_CAP);
 	c->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!c->rx || c->stop_efd < 0) {
+	if (ret || c->stop_efd < 0) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -772,7 +724,7 @@ static void refresh_server_counts(struct uffd_serve_client *c)
 	}
 	gen = c->stats_gen;
 	/* Only the watcher reads the socket; a send is one small frame. */
-	send_frame(c->sock, SF_STATS_REQ, NULL, 0, -1, uffd__deadline_ms(100));
+	serve_frame_send(c->sock, SF_STATS_REQ, NULL, 0, -1, uffd__deadline_ms(100));
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += STATS_TIMEOUT_MS / 1000;
 	while (c->stats_gen == gen && !c->done && !c->fallback)

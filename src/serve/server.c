@@ -40,6 +40,7 @@
 
 #include "cache.h"
 #include "engine.h"
+#include "frame_io.h"
 #include "proto.h"
 #include "source.h"
 #include "util/clock.h"
@@ -75,8 +76,7 @@ struct serve_conn {
 	pthread_mutex_t send_lock;	/* notes come from several threads */
 	uint64_t seq;			/* of the last note (send_lock) */
 	int finished;			/* atomic: the thread is done */
-	uint8_t *rx;
-	size_t rxlen;
+	struct serve_rx rx;		/* the handshake's */
 	int ufd;			/* the userfaultfd received */
 	uint64_t features;
 	int nmaps;
@@ -135,22 +135,6 @@ static void add_count(uint64_t *field, uint64_t n)
 
 /* ---- sending ---------------------------------------------------------- */
 
-static int send_frame(int sock, uint16_t type, const void *payload, uint32_t len,
-		      uint64_t deadline)
-{
-	uint8_t *buf = malloc(SERVE_HDR + len);
-	int ret;
-
-	if (!buf)
-		return -ENOMEM;
-	if (len)
-		memcpy(buf + SERVE_HDR, payload, len);
-	uffd__serve_frame_put(buf, type, buf + SERVE_HDR, len);
-	ret = uffd__send_all(sock, buf, SERVE_HDR + len, deadline);
-	free(buf);
-	return ret;
-}
-
 /* An answer, best effort (the peer may be gone, or never read it). */
 static void send_answer(int sock, int status, uint64_t features, const char *reason)
 {
@@ -159,7 +143,7 @@ static void send_answer(int sock, int status, uint64_t features, const char *rea
 
 	snprintf(a.reason, sizeof(a.reason), "%s", reason ? reason : "");
 	uffd__serve_answer_put(p, &a);
-	send_frame(sock, SF_ANSWER, p, sizeof(p), uffd__deadline_ms(200));
+	serve_frame_send(sock, SF_ANSWER, p, sizeof(p), -1, uffd__deadline_ms(200));
 }
 
 /* ---- the handshake ---------------------------------------------------- */
@@ -167,52 +151,30 @@ static void send_answer(int sock, int status, uint64_t features, const char *rea
 /* Read more of the handshake (and the fd, if one comes). */
 static int conn_read_more(struct serve_conn *c, uint64_t deadline)
 {
-	int fd, n, ret;
+	int fd, ret;
 
-	if (c->rxlen == RX_CAP)
-		return -EMSGSIZE;
-	ret = uffd__wait_readable(c->sock, c->srv->stop_efd, deadline);
-	if (ret <= 0)
-		return ret ? ret : -ETIMEDOUT;
-	n = uffd__recv_with_fd(c->sock, c->rx + c->rxlen, RX_CAP - c->rxlen, &fd, deadline);
+	ret = serve_rx_more(&c->rx, c->sock, c->srv->stop_efd, deadline, true, &fd);
 	if (fd >= 0) {
 		if (c->ufd < 0)
 			c->ufd = fd;
 		else
 			close(fd);	/* one userfaultfd per client */
 	}
-	if (n < 0)
-		return n;
-	if (n == 0)
-		return -ECONNRESET;
-	c->rxlen += n;
-	return 0;
+	return ret;
 }
 
-/* The next frame of the handshake, consumed from rx into frame (whose
- * payload stays valid until the next call). */
-static int conn_read_frame(struct serve_conn *c, uint64_t deadline, struct serve_frame *f,
-			   size_t *consumed)
+/* The next frame of the handshake into f (whose payload stays valid
+ * until the next call). */
+static int conn_read_frame(struct serve_conn *c, uint64_t deadline, struct serve_frame *f)
 {
 	int ret;
 
-	if (*consumed) {
-		memmove(c->rx, c->rx + *consumed, c->rxlen - *consumed);
-		c->rxlen -= *consumed;
-		*consumed = 0;
-	}
-	for (;;) {
-		ret = uffd__serve_frame_parse(c->rx, c->rxlen, f);
-		if (ret > 0) {
-			*consumed = ret;
-			return 0;
-		}
-		if (ret < 0)
-			return ret;
+	while (!(ret = serve_rx_take(&c->rx, f))) {
 		ret = conn_read_more(c, deadline);
 		if (ret)
 			return ret;
 	}
+	return ret < 0 ? ret : 0;
 }
 
 static int refuse(struct serve_conn *c, int err, const char *fmt, ...)
@@ -243,7 +205,7 @@ static int handshake_firecracker(struct serve_conn *c, uint64_t deadline)
 
 	c->firecracker = true;
 	for (;;) {
-		n = uffd__serve_fc_parse((const char *)c->rx, c->rxlen, c->maps,
+		n = uffd__serve_fc_parse((const char *)c->rx.buf, c->rx.len, c->maps,
 					 UFFD_SERVE_MAX_REGIONS, &where, why, sizeof(why));
 		if (n > 0)
 			break;
@@ -254,7 +216,7 @@ static int handshake_firecracker(struct serve_conn *c, uint64_t deadline)
 			return ret;
 		if (ret)
 			return refuse(c, ret == -ETIMEDOUT ? -ETIMEDOUT : -EBADMSG,
-				      "JSON cut short at byte %zu", c->rxlen);
+				      "JSON cut short at byte %zu", c->rx.len);
 	}
 	c->nmaps = n;
 	return 0;
@@ -263,20 +225,12 @@ static int handshake_firecracker(struct serve_conn *c, uint64_t deadline)
 /* LAYOUT with a read-only fd of the shared cache attached. */
 static int send_layout_with_cache(struct serve_conn *c, const uint8_t *payload, uint32_t len)
 {
-	uint8_t *buf = malloc(SERVE_HDR + len);
 	int fd = serve_cache_ro_fd(c->srv->cache), ret;
 
-	if (!buf || fd < 0) {
-		free(buf);
-		if (fd >= 0)
-			close(fd);
-		return fd < 0 ? fd : -ENOMEM;
-	}
-	memcpy(buf + SERVE_HDR, payload, len);
-	uffd__serve_frame_put(buf, SF_LAYOUT, buf + SERVE_HDR, len);
-	ret = uffd__send_with_fd(c->sock, buf, SERVE_HDR + len, fd);
+	if (fd < 0)
+		return fd;
+	ret = serve_frame_send(c->sock, SF_LAYOUT, payload, len, fd, 0);
 	close(fd);
-	free(buf);
 	return ret;
 }
 
@@ -287,11 +241,11 @@ static int handshake_own(struct serve_conn *c, uint64_t deadline)
 	struct serve_mapping *ext;
 	struct serve_hello h;
 	struct serve_frame f;
-	size_t consumed = 0, size;
+	size_t size;
 	uint8_t *p;
 	int i, ret;
 
-	ret = conn_read_frame(c, deadline, &f, &consumed);
+	ret = conn_read_frame(c, deadline, &f);
 	if (ret == -EINTR)
 		return ret;
 	if (ret)
@@ -334,13 +288,14 @@ static int handshake_own(struct serve_conn *c, uint64_t deadline)
 		ext[i] = (struct serve_mapping){ s->src->ext[i].addr, s->src->ext[i].len,
 						 s->src->ext[i].offset, SERVE_PAGE };
 	uffd__serve_layout_put(p, &l, ext);
-	ret = c->cache_offered ? send_layout_with_cache(c, p, size) :
-				 send_frame(c->sock, SF_LAYOUT, p, size, deadline);
+	ret = c->cache_offered ?
+	      send_layout_with_cache(c, p, size) :
+	      serve_frame_send(c->sock, SF_LAYOUT, p, size, -1, deadline);
 	free(p);
 	free(ext);
 	if (ret)
 		return refuse(c, ret, "could not send the layout");
-	ret = conn_read_frame(c, deadline, &f, &consumed);
+	ret = conn_read_frame(c, deadline, &f);
 	if (ret == -EINTR)
 		return ret;
 	if (ret)
@@ -596,9 +551,9 @@ static int handshake(struct serve_conn *c)
 	uint64_t deadline = uffd__deadline_ms(c->srv->o.handshake_ms);
 	int ret;
 
-	c->rx = malloc(RX_CAP);
+	ret = serve_rx_init(&c->rx, RX_CAP);
 	c->maps = calloc(UFFD_SERVE_MAX_REGIONS, sizeof(*c->maps));
-	if (!c->rx || !c->maps)
+	if (ret || !c->maps)
 		return refuse(c, -ENOMEM, "out of memory");
 	ret = conn_read_more(c, deadline);
 	/* A peer that closes without a word (a probe: is anyone there?) is
@@ -609,12 +564,11 @@ static int handshake(struct serve_conn *c)
 		return refuse(c, ret, "nothing received");
 	/* Firecracker's JSON starts with '[' (serde writes no whitespace,
 	 * but JSON allows it); libuffd's frames with their magic. */
-	if (strchr("[ \t\r\n", c->rx[0]) && c->rx[0])
+	if (strchr("[ \t\r\n", c->rx.buf[0]) && c->rx.buf[0])
 		ret = handshake_firecracker(c, deadline);
 	else
 		ret = handshake_own(c, deadline);
-	free(c->rx);
-	c->rx = NULL;
+	serve_rx_free(&c->rx);
 	if (ret)
 		return ret;
 	return conn_accept_maps(c);
@@ -826,7 +780,7 @@ static void conn_free(struct serve_conn *c)
 	if (c->sock >= 0)
 		close(c->sock);
 	pthread_mutex_destroy(&c->send_lock);
-	free(c->rx);
+	serve_rx_free(&c->rx);
 	free(c->maps);
 	free(c);
 }
