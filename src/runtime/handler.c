@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/pieces.h"
 #include "inthread.h"
 #include "runtime.h"
 #include "util/mmalloc.h"
@@ -261,12 +262,19 @@ out_remove:
  * Unregistering wakes threads blocked on MISSING faults there, but not
  * writers blocked on write-protect (6.18): wake the range too.  Both then
  * retry as ordinary faults (the kernel drops the uffd-wp bits on unregister).
+ * In pieces, so the program's threads are not held up (core/pieces.h).
  */
 static int unregister_and_wake(struct uffd *u, const struct uffd_region *r)
 {
 	void *addr = (void *)(uintptr_t)r->start;
-	int ret = uffd_unregister(u, addr, r->len);
+	uint64_t off, n;
+	int ret = 0, err;
 
+	for (off = 0; off < r->len; off += n) {
+		n = uffd__piece(r->len, off, r->page_size);
+		err = uffd_unregister(u, (char *)addr + off, n);
+		ret = ret ? ret : err;		/* the first error; the rest still go */
+	}
 	uffd_wake(u, addr, r->len);
 	return ret;
 }

@@ -50,6 +50,7 @@
 #include <uffd/handler.h>
 #include <uffd/snapshot.h>
 
+#include "core/pieces.h"
 #include "runtime/inthread.h"
 #include "util/clock.h"
 #include "util/crc32c.h"
@@ -1295,12 +1296,20 @@ static void destroy(struct uffd_snap *s)
 	mm_free(s);
 }
 
+/* In pieces, so the program's threads are not held up (core/pieces.h). */
 static int protect_all(struct uffd_snap *s)
 {
 	int i, ret = 0;
 
-	for (i = 0; i < s->nregions && !ret; i++)
-		ret = protect(s, page_addr(&s->regions[i], 0), s->regions[i].len);
+	for (i = 0; i < s->nregions && !ret; i++) {
+		struct snap_region *r = &s->regions[i];
+		uint64_t off, n;
+
+		for (off = 0; off < r->len && !ret; off += n) {
+			n = uffd__piece(r->len, off, r->page_size);
+			ret = protect(s, (char *)page_addr(r, 0) + off, n);
+		}
+	}
 	return ret;
 }
 
