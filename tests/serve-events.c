@@ -36,17 +36,13 @@ static void check_zero(const char *what, const char *p, size_t npages)
 
 static int client(void *arg)
 {
+	struct uffd_serve_client *c = t_ps_attach_forking(&im, 0, "touched");
 	struct uffd_serve_client_stats st;
-	struct uffd_serve_client *c = t_ps_attach(&im, 0);
 	char *mem = uffd_serve_client_addr(c, 0), *moved;
 	pid_t child;
 	int status;
 
 	(void)arg;
-	CHECK_OK(uffd_serve_client_stats(c, &st));
-	if (!(st.features & UFFD_F(UFFD_FEAT_EVENT_FORK)))
-		SKIP("no EVENT_FORK for this process");
-	t_ps_check("touched", mem, 0, 32, im.seed);
 	t_ps_check("touched", mem + 128 * PAGE, 128, 16, im.seed);
 	CHECK_OK(madvise(mem + 128 * PAGE, 32 * PAGE, MADV_DONTNEED));
 	check_zero("removed", mem + 128 * PAGE, 8);

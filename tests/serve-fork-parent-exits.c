@@ -46,16 +46,11 @@ static int child_main(char *mem)
 
 static int client(void *arg)
 {
-	struct uffd_serve_client_stats st;
-	struct uffd_serve_client *c = t_ps_attach(&im, 0);
+	struct uffd_serve_client *c = t_ps_attach_forking(&im, 0, "parent");
 	char *mem = uffd_serve_client_addr(c, 0);
 	pid_t child;
 
 	(void)arg;
-	CHECK_OK(uffd_serve_client_stats(c, &st));
-	if (!(st.features & UFFD_F(UFFD_FEAT_EVENT_FORK)))
-		SKIP("no EVENT_FORK for this process");
-	t_ps_check("parent", mem, 0, 32, im.seed);
 	child = fork();
 	CHECK(child >= 0);
 	if (!child)

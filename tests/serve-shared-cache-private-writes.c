@@ -63,17 +63,8 @@ static int client_a(void *arg)
 
 static int client_b(void *arg)
 {
-	struct uffd_serve_client *c;
-	char *mem;
-
 	(void)arg;
-	t_ps_hear(a_done[0], 20000);
-	c = t_ps_attach(&im, 0);
-	mem = uffd_serve_client_addr(c, 0);
-	t_ps_check("B", mem, 0, NPAGES, im.seed);
-	CHECK_EQ(write(b_done[1], "x", 1), 1);
-	uffd_serve_detach(c, true);
-	return 0;
+	return t_ps_second_client(&im, a_done[0], b_done[1], "B");
 }
 
 int main(void)

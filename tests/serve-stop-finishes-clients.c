@@ -72,16 +72,11 @@ static int child_main(char *mem)
 
 static int client(void *arg)
 {
-	struct uffd_serve_client_stats st;
-	struct uffd_serve_client *c = t_ps_attach(&im, 0);
+	struct uffd_serve_client *c = t_ps_attach_forking(&im, 0, "client, before");
 	char *mem = uffd_serve_client_addr(c, 0);
 	pid_t child;
 
 	(void)arg;
-	CHECK_OK(uffd_serve_client_stats(c, &st));
-	if (!(st.features & UFFD_F(UFFD_FEAT_EVENT_FORK)))
-		SKIP("no EVENT_FORK for this process");
-	t_ps_check("client, before", mem, 0, 32, im.seed);
 	CHECK_OK(pipe(cup));
 	CHECK_OK(pipe(cdown));
 	child = fork();
@@ -94,11 +89,7 @@ static int client(void *arg)
 	t_ps_say(cdown[1]);
 	CHECK_EQ(t_wait_child(child, 15000), 0);
 	t_ps_check("client, after the stop", mem, 0, NPAGES, im.seed);
-	CHECK_OK(uffd_serve_client_wait(c, 10000));
-	CHECK_OK(uffd_serve_client_stats(c, &st));
-	CHECK(st.done && st.fallback);
-	CHECK_EQ(st.errors, 0);
-	uffd_serve_detach(c, false);
+	t_ps_finish_alone(c);
 	return 0;
 }
 

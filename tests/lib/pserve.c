@@ -284,6 +284,42 @@ void t_ps_hear(int fd, int ms)
 	CHECK_EQ(read(fd, &c, 1), 1);
 }
 
+struct uffd_serve_client *t_ps_attach_forking(const struct t_ps_image *im, unsigned flags,
+					      const char *what)
+{
+	struct uffd_serve_client *c = t_ps_attach(im, flags);
+	struct uffd_serve_client_stats st;
+
+	CHECK_OK(uffd_serve_client_stats(c, &st));
+	if (!(st.features & UFFD_F(UFFD_FEAT_EVENT_FORK)))
+		SKIP("no EVENT_FORK for this process");
+	t_ps_check(what, uffd_serve_client_addr(c, 0), 0, 32, im->seed);
+	return c;
+}
+
+void t_ps_finish_alone(struct uffd_serve_client *c)
+{
+	struct uffd_serve_client_stats st;
+
+	CHECK_OK(uffd_serve_client_wait(c, 10000));
+	CHECK_OK(uffd_serve_client_stats(c, &st));
+	CHECK(st.done && st.fallback);
+	CHECK_EQ(st.errors, 0);
+	uffd_serve_detach(c, false);
+}
+
+int t_ps_second_client(const struct t_ps_image *im, int fd_go, int fd_done, const char *what)
+{
+	struct uffd_serve_client *c;
+
+	t_ps_hear(fd_go, 20000);
+	c = t_ps_attach(im, 0);
+	t_ps_check(what, uffd_serve_client_addr(c, 0), 0, im->npages, im->seed);
+	t_ps_say(fd_done);
+	uffd_serve_detach(c, true);
+	return 0;
+}
+
 bool t_ps_registered(const void *addr)
 {
 	char line[512], want[32];

@@ -72,6 +72,16 @@ int t_ps_join(pid_t pid, int ms);
  * with the reason (in a client child: exits 1). */
 struct uffd_serve_client *t_ps_attach(const struct t_ps_image *im, unsigned flags);
 
+/* A client that forks: t_ps_attach(), skip the test unless its
+ * userfaultfd has EVENT_FORK, and its first 32 pages checked (what says
+ * whose). */
+struct uffd_serve_client *t_ps_attach_forking(const struct t_ps_image *im, unsigned flags,
+					      const char *what);
+
+/* The client finishes on its own (within 10 s) after its server stopped
+ * or died: done, by the fallback, with no error; then detach it. */
+void t_ps_finish_alone(struct uffd_serve_client *c);
+
 /* A connection to the server at im->sock (fail if there is none). */
 int t_ps_connect(const struct t_ps_image *im);
 /* A libuffd frame of type with payload, and pass_fd with it unless -1
@@ -82,6 +92,11 @@ void t_ps_send_frame(int fd, uint16_t type, const void *payload, uint32_t len, i
  * hear one within ms or fail ("the other side did not get this far"). */
 void t_ps_say(int fd);
 void t_ps_hear(int fd, int ms);
+
+/* A second client, in a child: when fd_go says so, attach, check every
+ * page of the image (what: who it is, in the failure), say so on fd_done
+ * and detach.  Returns 0 for t_ps_spawn(). */
+int t_ps_second_client(const struct t_ps_image *im, int fd_go, int fd_done, const char *what);
 
 /* Whether the mapping at addr is registered for MISSING faults (its
  * VmFlags in /proc/self/smaps say "um"). */
