@@ -30,10 +30,11 @@
  * thread reads and applies them, counting each read in ev_started before
  * it and ev_done once applied and republished.  A fault at an address no
  * region has may be ours at an address an mremap just moved a region to:
- * while a read is being applied or an event is queued it is retried (the
- * handler returns; the access faults again), only then chained.  Regions
- * removed are remembered for a few faults, for a SIGBUS raised before they
- * were unregistered and delivered after.
+ * while a read is being applied, an event is queued, or a newer table has
+ * been published since the lookup (the move may have been applied between
+ * the two) it is retried (the handler returns; the access faults again),
+ * only then chained.  Regions removed are remembered for a few faults, for
+ * a SIGBUS raised before they were unregistered and delivered after.
  *
  * Services that copy memory other threads may unmap meanwhile use
  * uffd__guarded_copy(): page by page under a sigsetjmp, with a SIGSEGV
@@ -349,8 +350,14 @@ static const struct it_entry *lookup(const struct it_table *t, uint64_t addr)
 	return NULL;
 }
 
-/* A region may be about to appear there: an event is read, not applied,
- * or queued and not read. */
+/*
+ * A region may be about to appear there, or be in a newer table than t: an
+ * event is read, not applied, or queued and not read, or was applied since
+ * t was loaded.  The last is looked at after the counters: when they
+ * match, every event read so far is in the table published by then (its
+ * thread republishes before it counts the read as applied), and t, which
+ * this handler holds, cannot have been freed and handed out again.
+ */
 static bool events_in_flight(const struct it_table *t)
 {
 	size_t i;
@@ -364,7 +371,7 @@ static bool events_in_flight(const struct it_table *t)
 		    poll(&p, 1, 0) > 0)
 			return true;
 	}
-	return false;
+	return __atomic_load_n(&it.table, __ATOMIC_SEQ_CST) != t;
 }
 
 /* A region removed lately was there: let the access try again. */
