@@ -485,6 +485,41 @@ void batch_flush_wakes(struct batch *b)
 }
 
 /*
+ * A MISSING or MINOR fault at an address in no region.  Mostly a fault
+ * raised before its region was removed or moved: the range is no longer
+ * registered there, and woken, the access runs against the new layout.
+ * But an mremap(MREMAP_DONTUNMAP) leaves the old range mapped and still
+ * registered with this userfaultfd, and its REMAP message looks like any
+ * other, so no region covers it: woken, such a fault would come back
+ * forever.  With no read of messages being applied (read_lock held, the
+ * table looked at again), the page gets what the kernel gives a range
+ * registered with no one: a zero page (MISSING; the moved pages are gone
+ * from there) or the page cache's page (MINOR).  A range unregistered or
+ * unmapped meanwhile fails in the kernel and is only woken; a REMAP,
+ * REMOVE or UNMAP message not read yet makes the kernel refuse with
+ * -EAGAIN, and the fault is retried once it is read.
+ */
+static int resolve_unknown(struct handler_ctx *ctx, const struct uffd_event *ev)
+{
+	uint64_t page = ev->fault.addr & ~(uint64_t)(uffd_page_size() - 1);
+	void *addr = (void *)(uintptr_t)page;
+	struct uffd_region *r;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&ctx->read_lock);
+	pthread_rwlock_rdlock(&ctx->table.lock);
+	r = region_table_lookup(&ctx->table, ev->fault.addr);
+	pthread_rwlock_unlock(&ctx->table.lock);
+	if (!r && ev->fault.kind == UFFD_FAULT_MISSING)
+		ret = uffd_zeropage(ctx->u, addr, uffd_page_size(), 0, NULL);
+	else if (!r && ev->fault.kind == UFFD_FAULT_MINOR)
+		ret = uffd_continue(ctx->u, addr, uffd_page_size(), 0, NULL);
+	pthread_mutex_unlock(&ctx->read_lock);
+	/* A region now (the layout changed meanwhile): serve it there. */
+	return r ? -EAGAIN : ret;
+}
+
+/*
  * Service one fault.  Returns -EAGAIN when it must be retried after events
  * are read, 0 otherwise (resolved, deferred, or dropped).
  */
@@ -508,8 +543,11 @@ static int service_fault(struct batch *b, const struct pending *pf)
 	r = region_table_lookup(&ctx->table, ev->fault.addr);
 	if (!r) {
 		pthread_rwlock_unlock(&ctx->table.lock);
-		/* Not ours (any more): let it re-fault against the new layout. */
 		STAT_ADD(b->st, unknown_addr, 1);
+		ret = ev->fault.kind == UFFD_FAULT_WP ? -ENOENT : resolve_unknown(ctx, ev);
+		if (ret == -EAGAIN || ret == 0)
+			return ret;
+		/* Not ours (any more): let it re-fault against the new layout. */
 		batch_add_wake(b, ev->fault.addr & ~(uint64_t)(uffd_page_size() - 1),
 			       (ev->fault.addr & ~(uint64_t)(uffd_page_size() - 1)) +
 			       uffd_page_size());

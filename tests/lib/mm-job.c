@@ -21,6 +21,11 @@ static void *mm_job_main(void *arg)
 				MREMAP_MAYMOVE | MREMAP_FIXED, j->to);
 		j->ret = j->res == MAP_FAILED ? -1 : 0;
 		break;
+	case T_MM_MREMAP_DONTUNMAP:
+		j->res = mremap(j->addr, j->len, j->len,
+				MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, j->to);
+		j->ret = j->res == MAP_FAILED ? -1 : 0;
+		break;
 	}
 	j->err = j->ret ? errno : 0;
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);

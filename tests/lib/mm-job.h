@@ -16,6 +16,7 @@ enum t_mm_op {
 	T_MM_DONTNEED,		/* madvise(addr, len, MADV_DONTNEED) */
 	T_MM_MUNMAP,		/* munmap(addr, len) */
 	T_MM_MREMAP,		/* mremap(addr, len, len, MAYMOVE|FIXED, to) */
+	T_MM_MREMAP_DONTUNMAP,	/* the same, | MREMAP_DONTUNMAP */
 };
 
 struct t_mm_job {
