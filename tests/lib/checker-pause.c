@@ -27,6 +27,19 @@ void t_checker_pause_within(struct uffd_checker *c, int ms)
 	pthread_join(p.thread, NULL);
 }
 
+void t_checker_writes_within(struct uffd_checker *c, int ms)
+{
+	uint64_t writes = uffd_checker_writes(c);
+	int waited;
+
+	for (waited = 0; waited < ms; waited++) {
+		if (uffd_checker_writes(c) > writes)
+			return;
+		t_sleep_ms(1);
+	}
+	FAIL("the writers did not write for %d ms: one is blocked", ms);
+}
+
 struct uffd_checker *t_checker_table(const struct uffd_checker_opts *co, uint32_t image_flags,
 				     struct uffd_image_region *reg)
 {

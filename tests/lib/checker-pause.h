@@ -16,6 +16,10 @@
 /* Every writer parks within ms, or fail. */
 void t_checker_pause_within(struct uffd_checker *c, int ms);
 
+/* The writers write again within ms of the call (polled: a loaded machine
+ * may not run them for tens of ms), or fail. */
+void t_checker_writes_within(struct uffd_checker *c, int ms);
+
 /* A new checker (or fail), and its table as *reg, 4 KiB pages. */
 struct uffd_checker *t_checker_table(const struct uffd_checker_opts *co, uint32_t image_flags,
 				     struct uffd_image_region *reg);
