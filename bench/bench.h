@@ -43,7 +43,12 @@ void bench_ratio(struct bench_report *r, const char *name, double value, double 
 long bench_proc_kib(const char *path, const char *key);
 /* Pss + VmPTE of a process (0: this one) in KiB, or -1 (it is gone). */
 long bench_mem_kib(pid_t pid);
-/* Print the table or the JSON lines (summary last).  Returns 0. */
+/* Before a bench runs: notes what the machine does meanwhile (below). */
+void bench_machine_start(void);
+/* Print the table or the JSON lines (summary last).  Returns 0.  First it
+ * adds the machine's own results: "machine" "host_reclaimed_mib", the
+ * memory the VM handed back to its host since bench_machine_start()
+ * (docs/benchmarks.md), where the kernel says. */
 int bench_print(struct bench_report *r);
 
 #endif

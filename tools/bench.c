@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "uffd.h"
+#include "../bench/bench.h"
 
 int bench_fault(int argc, char **argv);
 int bench_track(int argc, char **argv);
@@ -55,8 +56,10 @@ int cmd_bench(int argc, char **argv)
 		return EXIT_OK;
 	}
 	for (i = 0; benches[i].name; i++)
-		if (!strcmp(argv[1], benches[i].name))
+		if (!strcmp(argv[1], benches[i].name)) {
+			bench_machine_start();
 			return benches[i].run(argc - 1, argv + 1);
+		}
 	fprintf(stderr, "uffd bench: unknown bench '%s'\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
