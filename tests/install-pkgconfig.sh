@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-MAKEFLAGS= MAKELEVEL= make -s -C "$src" install SAN= PREFIX=/usr DESTDIR="$tmp/root" BUILD="$tmp/build" \
+MAKEFLAGS= MAKELEVEL= make -s -j"$(nproc)" -C "$src" install SAN= PREFIX=/usr DESTDIR="$tmp/root" BUILD="$tmp/build" \
 	>"$tmp/log" 2>&1 || { tail -20 "$tmp/log"; fail "make install"; }
 root=$tmp/root
 for f in usr/include/uffd/uffd.h usr/include/uffd/handler.h usr/lib/libuffd.a \
