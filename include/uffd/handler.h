@@ -48,7 +48,11 @@
  * parent's regions (same ops and data) and one servicing thread of its own,
  * even in UFFD_WAIT_EPOLL mode; it ends when the child's address space is
  * gone.  A stop unregisters the children's regions too, and a later start
- * does not bring them back.
+ * does not bring them back.  glibc's fork() holds its allocator's locks
+ * until its FORK is read: a callback that allocates may wait for a fork of
+ * this process that waits for the callback's thread (with one thread, a
+ * hang).  The handler's own code takes none of those locks on its
+ * servicing threads.
  *
  * In-thread mode (opts.in_thread, an explicit choice): faults are resolved
  * by the thread that took them, with no hand-off to a servicing thread.

@@ -16,6 +16,16 @@
  * fault arrives within ~20 us) and only then sleeps in poll(2) on the fd
  * and the stop eventfd.  sched_yield() in the spin lets a faulting thread
  * that shares the vCPU run.
+ *
+ * A servicing thread never waits for what a fork() of this process may
+ * hold.  glibc's fork() holds the allocator's locks (and stdio's and
+ * pthread_atfork's) across the system call, and with EVENT_FORK that
+ * call waits until the FORK message is read: a reader that waited for one
+ * of those locks would stop the fork, its own process's faults and exit()
+ * for ever.  Starting a thread allocates (pthread_create() allocates the
+ * TLS vector), so a forked child's thread is started by the starter, a
+ * thread of the handler's own that reads no userfaultfd: it may wait for
+ * a fork, which goes on once a servicing thread has read its FORK.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +78,11 @@ struct uffd_handler {
 	pthread_mutex_t lock;		/* contexts and workers lists */
 	struct handler_ctx *children;
 	struct worker *workers;
+	/* The starter (EVENT_FORK only): starts the children's threads. */
+	pthread_cond_t starter_cond;	/* with lock: a child waits, or stopping */
+	pthread_t starter;
+	void *starter_stack;
+	bool starter_running;
 	struct worker dispatcher;	/* UFFD_WAIT_EPOLL rounds */
 	struct uffd_handler_stats extra; /* uffd_region_* outside callbacks */
 };
@@ -176,12 +191,14 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 		goto out_efd;
 	}
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->starter_cond, NULL);
 	h->dispatcher.h = h;
 	h->dispatcher.ctx = &h->root;
 	if (opts.in_thread) {
 		ret = uffd__inthread_attach(&h->root);
 		if (ret) {
 			ctx_destroy(&h->root);
+			pthread_cond_destroy(&h->starter_cond);
 			pthread_mutex_destroy(&h->lock);
 			errno = -ret;
 			goto out_efd;
@@ -346,7 +363,6 @@ uint64_t uffd_region_read_seq(const struct uffd_region *r)
 
 /* ---- events ---------------------------------------------------------- */
 
-static int start_worker(struct uffd_handler *h, struct handler_ctx *ctx);
 static int register_all(struct handler_ctx *ctx);
 
 /* A forked child: its own fd, a copy of the parent's regions, a thread. */
@@ -383,13 +399,14 @@ static void handle_fork(struct handler_ctx *parent, const struct uffd_event *ev,
 	for (i = 0; i < child->table.n; i++)
 		if (child->table.v[i]->ops.event)
 			child->table.v[i]->ops.event(child->table.v[i], ev);
+	/* Its thread comes from the starter: see the top of this file. */
 	pthread_mutex_lock(&h->lock);
 	child->next = h->children;
 	h->children = child;
+	child->awaits_thread = true;
+	pthread_cond_signal(&h->starter_cond);
 	pthread_mutex_unlock(&h->lock);
 	STAT_ADD(st, contexts, 1);
-	if (start_worker(h, child))
-		ctx_mark_dead(child, st);
 }
 
 static void handle_event(struct handler_ctx *ctx, const struct uffd_event *ev,
@@ -741,6 +758,71 @@ static int start_worker(struct uffd_handler *h, struct handler_ctx *ctx)
 	return 0;
 }
 
+/*
+ * The starter: starts the thread of each child handle_fork() listed.  It
+ * reads no userfaultfd, so it may wait in pthread_create() for a fork in
+ * progress (see the top of this file).
+ */
+static void *starter_main(void *arg)
+{
+	struct uffd_handler *h = arg;
+	struct handler_ctx *c;
+
+	pthread_mutex_lock(&h->lock);
+	while (!stopping(h)) {
+		for (c = h->children; c && !c->awaits_thread; c = c->next)
+			;
+		if (!c) {
+			pthread_cond_wait(&h->starter_cond, &h->lock);
+			continue;
+		}
+		c->awaits_thread = false;
+		pthread_mutex_unlock(&h->lock);
+		if (start_worker(h, c))
+			ctx_mark_dead(c, &h->extra);
+		pthread_mutex_lock(&h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+/* Only a userfaultfd with EVENT_FORK has children to start threads for. */
+static int start_starter(struct uffd_handler *h)
+{
+	int ret;
+
+	if (!(h->root.u->features & UFFD_F(UFFD_FEAT_EVENT_FORK)))
+		return 0;
+	ret = mm_thread_create(&h->starter, &h->starter_stack, starter_main, h);
+	h->starter_running = !ret;
+	return ret;
+}
+
+/* The starter sees stopping: it starts no more threads. */
+static void wake_starter(struct uffd_handler *h)
+{
+	pthread_mutex_lock(&h->lock);
+	pthread_cond_broadcast(&h->starter_cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void stop_starter(struct uffd_handler *h)
+{
+	struct handler_ctx *c;
+
+	if (!h->starter_running)
+		return;
+	wake_starter(h);
+	mm_thread_join(h->starter, h->starter_stack);
+	h->starter_running = false;
+	/* A child it did not get to has been stopped without a thread, and a
+	 * later start does not bring children back. */
+	pthread_mutex_lock(&h->lock);
+	for (c = h->children; c; c = c->next)
+		c->awaits_thread = false;
+	pthread_mutex_unlock(&h->lock);
+}
+
 int uffd_handler_start(struct uffd_handler *h)
 {
 	int i, ret = 0;
@@ -757,9 +839,8 @@ int uffd_handler_start(struct uffd_handler *h)
 	__atomic_store_n(&h->root.it_stopped, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&h->stopping, 0, __ATOMIC_RELEASE);
 	h->running = true;
-	if (h->opts.wait == UFFD_WAIT_EPOLL)
-		return 0;
-	for (i = 0; i < h->opts.threads && !ret; i++)
+	ret = start_starter(h);
+	for (i = 0; h->opts.wait != UFFD_WAIT_EPOLL && i < h->opts.threads && !ret; i++)
 		ret = start_worker(h, &h->root);
 	if (ret)
 		uffd_handler_stop(h);
@@ -855,20 +936,11 @@ static void drain_events(struct uffd_handler *h, struct handler_ctx *ctx)
 	pthread_mutex_unlock(&ctx->read_lock);
 }
 
-int uffd_handler_stop(struct uffd_handler *h)
+/* Workers of forked children may be added while we join: loop. */
+static void join_workers(struct uffd_handler *h)
 {
-	struct handler_ctx *c;
 	struct worker *w;
-	uint64_t one = 1;
 
-	if (!h)
-		return -EINVAL;
-	if (!h->running)
-		goto unregister;
-	__atomic_store_n(&h->stopping, 1, __ATOMIC_RELEASE);
-	if (write(h->stop_efd, &one, sizeof(one)) < 0)
-		return -errno;
-	/* Workers of forked children may be added while we join: loop. */
 	for (;;) {
 		pthread_mutex_lock(&h->lock);
 		w = h->workers;
@@ -885,6 +957,22 @@ int uffd_handler_stop(struct uffd_handler *h)
 			w = next;
 		}
 	}
+}
+
+int uffd_handler_stop(struct uffd_handler *h)
+{
+	struct handler_ctx *c;
+	uint64_t one = 1;
+
+	if (!h)
+		return -EINVAL;
+	if (!h->running)
+		goto unregister;
+	__atomic_store_n(&h->stopping, 1, __ATOMIC_RELEASE);
+	if (write(h->stop_efd, &one, sizeof(one)) < 0)
+		return -errno;
+	wake_starter(h);
+	join_workers(h);
 	if (read(h->stop_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 unregister:
@@ -897,6 +985,11 @@ unregister:
 	}
 	unregister_all(&h->root);
 	drain_events(h, &h->root);
+	/* Only now: the starter may be waiting for a fork in progress, which
+	 * goes on once the drain has read its FORK.  The threads it started
+	 * meanwhile have seen stopping. */
+	stop_starter(h);
+	join_workers(h);
 	for (c = h->children; c; c = c->next) {
 		if (!ctx_dead(c))
 			unregister_all(c);
@@ -922,6 +1015,7 @@ void uffd_handler_free(struct uffd_handler *h)
 		mm_free(c);
 	}
 	ctx_destroy(&h->root);
+	pthread_cond_destroy(&h->starter_cond);
 	pthread_mutex_destroy(&h->lock);
 	close(h->stop_efd);
 	mm_free(h);

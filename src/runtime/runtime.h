@@ -55,6 +55,8 @@ struct handler_ctx {
 	uint64_t read_seq;		/* batches of messages read (atomic) */
 	int dead;			/* atomic: the process is gone */
 	bool is_child;
+	bool awaits_thread;		/* a child the starter has not started a
+					   thread for yet (handler's lock) */
 	struct handler_ctx *next;
 	/* In-thread mode (inthread.c): the faults of this userfaultfd are
 	 * resolved in the faulting threads, from regions published to them. */
