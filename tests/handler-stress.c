@@ -18,6 +18,10 @@
  * page through the handler's child context and exit).  Events counted by
  * the handler must equal the operations done.  LIBUFFD_STRESS_ITERS
  * overrides the increments per worker (default: short, for make check).
+ *
+ * A stuck run fails rather than hangs: a watchdog fails the mode when no
+ * thread has made progress for STALL_MS, and failures end with _exit(),
+ * since exit() waits for the locks a fork() stuck in the kernel holds.
  */
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -26,9 +30,23 @@
 
 #include "lib/harness.h"
 
+/* exit() runs the atexit handlers and flushes stdio: both wait for locks
+ * that glibc's fork() holds while its FORK message is unread. */
+#undef FAIL
+#define FAIL(...) do {							\
+	fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__,	\
+		mode_names[s.mode]);					\
+	fprintf(stderr, __VA_ARGS__);					\
+	fprintf(stderr, "\n");						\
+	_exit(T_EXIT_FAIL);						\
+} while (0)
+
 #define NPAGES 64
 #define NWORKERS 4
 #define DEFAULT_ITERS 4000
+/* No progress by any thread for this long is a stuck run, not a slow one
+ * (a mode's steps take micro- to milliseconds, under sanitizers too). */
+#define STALL_MS 20000
 
 enum mode { MODE_DONTNEED, MODE_MREMAP, MODE_FORK };
 static const char *const mode_names[] = { "dontneed", "mremap", "fork" };
@@ -50,7 +68,14 @@ static struct {
 	long iters;
 	int workers_done;		/* atomic */
 	long zaps, remaps, forks;	/* done by the background threads */
+	uint64_t progress;		/* atomic: steps done by any thread */
+	int mode_done;			/* atomic: the watchdog can end */
 } s;
+
+static void progressed(void)
+{
+	__atomic_fetch_add(&s.progress, 1, __ATOMIC_RELAXED);
+}
 
 static int missing(struct uffd_fault *f)
 {
@@ -91,6 +116,7 @@ static void *worker_main(void *arg)
 		s.tally[t][p]++;
 		pthread_rwlock_unlock(&s.map_lock);
 		pthread_mutex_unlock(&s.page_lock[p]);
+		progressed();
 	}
 	__atomic_fetch_add(&s.workers_done, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -118,6 +144,7 @@ static void *emptier_main(void *arg)
 		s.zaps++;
 		pthread_rwlock_unlock(&s.map_lock);
 		pthread_mutex_unlock(&s.page_lock[p]);
+		progressed();
 	}
 	return NULL;
 }
@@ -138,6 +165,7 @@ static void *copy_ahead_main(void *arg)
 		pthread_mutex_unlock(&s.page_lock[p]);
 		if (ret)
 			FAIL("copy-ahead: %s", strerror(-ret));
+		progressed();
 		sched_yield();
 	}
 	return NULL;
@@ -160,6 +188,7 @@ static void *mremap_main(void *arg)
 		s.base = to;
 		s.remaps++;
 		pthread_rwlock_unlock(&s.map_lock);
+		progressed();
 		t_sleep_ms(2);
 	}
 	return NULL;
@@ -200,6 +229,32 @@ static void *fork_main(void *arg)
 		}
 		if (!WIFEXITED(status) || WEXITSTATUS(status))
 			FAIL("child status %#x", status);
+		progressed();
+	}
+	return NULL;
+}
+
+/* Fail the mode when nothing has moved for STALL_MS, saying how far
+ * each kind of step got. */
+static void *watchdog_main(void *arg)
+{
+	uint64_t seen = 0;
+	int still_ms = 0;
+
+	(void)arg;
+	while (!__atomic_load_n(&s.mode_done, __ATOMIC_ACQUIRE)) {
+		uint64_t now = __atomic_load_n(&s.progress, __ATOMIC_RELAXED);
+
+		still_ms = now == seen ? still_ms + 10 : 0;
+		seen = now;
+		if (still_ms >= STALL_MS)
+			FAIL("no progress for %d ms: %" PRIu64 " steps, %d of %d workers done, "
+			     "%ld zaps, %ld remaps, %ld forks", STALL_MS, now,
+			     __atomic_load_n(&s.workers_done, __ATOMIC_ACQUIRE), NWORKERS,
+			     __atomic_load_n(&s.zaps, __ATOMIC_RELAXED),
+			     __atomic_load_n(&s.remaps, __ATOMIC_RELAXED),
+			     __atomic_load_n(&s.forks, __ATOMIC_RELAXED));
+		t_sleep_ms(10);
 	}
 	return NULL;
 }
@@ -210,7 +265,7 @@ static void run_mode(enum mode mode)
 	UFFD_OPTS(uffd_handler_opts, opts, .threads = 2);
 	struct uffd_handler_stats st;
 	struct uffd_handler *h;
-	pthread_t workers[NWORKERS], bg[3];
+	pthread_t workers[NWORKERS], bg[3], watchdog;
 	int nbg = 0, i, p, t;
 	char *env = getenv("LIBUFFD_STRESS_ITERS");
 
@@ -219,6 +274,8 @@ static void run_mode(enum mode mode)
 	s.iters = env ? atol(env) : DEFAULT_ITERS;
 	s.workers_done = 0;
 	s.zaps = s.remaps = s.forks = 0;
+	s.progress = 0;
+	s.mode_done = 0;
 	t_open(&s.u, UFFD_F(UFFD_FEAT_EVENT_REMOVE) | UFFD_F(UFFD_FEAT_EVENT_REMAP) |
 		     (mode == MODE_FORK ? UFFD_F(UFFD_FEAT_EVENT_FORK) : 0), 0);
 	/* Two slots for mremap to alternate between; the region starts in A. */
@@ -231,6 +288,7 @@ static void run_mode(enum mode mode)
 	s.region = uffd_handler_add(h, s.area_a, NPAGES * PAGE, 0, UFFD_REG_MISSING, &ops, NULL);
 	CHECK(s.region);
 	CHECK_OK(uffd_handler_start(h));
+	pthread_create(&watchdog, NULL, watchdog_main, NULL);
 
 	for (t = 0; t < NWORKERS; t++)
 		pthread_create(&workers[t], NULL, worker_main, (void *)(intptr_t)t);
@@ -267,6 +325,8 @@ static void run_mode(enum mode mode)
 		s.remaps, s.forks, st.faults[UFFD_FAULT_MISSING], st.coalesced,
 		st.eexist, st.retries);
 	CHECK_OK(uffd_handler_stop(h));
+	__atomic_store_n(&s.mode_done, 1, __ATOMIC_RELEASE);
+	pthread_join(watchdog, NULL);
 	uffd_handler_free(h);
 	uffd_close(&s.u);
 	munmap(s.area_a, 2 * NPAGES * PAGE);
