@@ -78,6 +78,13 @@
  *    callback is called again) until the page is resolved; -EAGAIN makes
  *    it fault again after a sched_yield().  A fault a callback takes on
  *    in-thread memory is resolved the same way, nested (4 deep at most).
+ *    A callback that fails has its page poisoned, as above, and the
+ *    access that faulted gets its SIGBUS at once (the program's action,
+ *    si_code BUS_ADRERR).  A kernel without memory-failure support
+ *    raises a poisoned page's SIGBUS as BUS_ADRERR too, which looks like
+ *    a fault: there each later access of the page calls the callback
+ *    again, which must fail again (where such SIGBUS is BUS_MCEERR_AR it
+ *    goes to the program's action without a callback).
  *  - A system call that reads or writes an unresolved page does not wait:
  *    it fails with EFAULT (read(2) into a missing or write-protected page,
  *    for instance).  Touch such memory before handing it to the kernel, or

@@ -243,7 +243,7 @@ int uffd_region_zero(struct uffd_region *r, void *dst, size_t len)
 	return fill_outside(r, FILL_ZERO, dst, NULL, len);
 }
 
-static bool can_poison(const struct uffd_fault *f)
+bool fault_can_poison(const struct uffd_fault *f)
 {
 	return f->kind != UFFD_FAULT_WP &&
 	       (uffd_region_uffd(f->region)->features & UFFD_F(UFFD_FEAT_POISON));
@@ -255,7 +255,7 @@ int fault_resolve_default(struct uffd_fault *f, bool failed)
 	size_t page = f->region->page_size;
 	int ret;
 
-	if (failed && can_poison(f))
+	if (failed && fault_can_poison(f))
 		return fault_fill(f, FILL_POISON, page_addr, NULL, page);
 	switch (f->kind) {
 	case UFFD_FAULT_MISSING:
@@ -270,7 +270,7 @@ int fault_resolve_default(struct uffd_fault *f, bool failed)
 	}
 	/* The default failed too (CONTINUE of a page not in the page cache):
 	 * SIGBUS rather than a thread blocked until the region goes. */
-	if (ret && ret != -EAGAIN && !f->resolved_ && can_poison(f))
+	if (ret && ret != -EAGAIN && !f->resolved_ && fault_can_poison(f))
 		ret = fault_fill(f, FILL_POISON, page_addr, NULL, page);
 	return ret;
 }

@@ -448,6 +448,7 @@ static int fault_in_thread(const siginfo_t *si, const void *uc)
 	const struct it_entry *e;
 	struct uffd_region *r;
 	struct uffd_fault f;
+	bool failed, poisoned = false;
 	int ph, ret, out;
 
 	if (si->si_code != BUS_ADRERR || !from_page_fault(uc))
@@ -476,17 +477,27 @@ static int fault_in_thread(const siginfo_t *si, const void *uc)
 	st = handler_extra_stats(r->ctx);
 	STAT_ADD(st, faults[f.kind], 1);
 	ret = run_callback(&f);
-	if (ret < 0 && ret != -EAGAIN)
+	failed = ret < 0 && ret != -EAGAIN;
+	if (failed)
 		STAT_ADD(st, callback_errors, 1);
-	if (ret == UFFD_FAULT_DEFERRED)
+	if (ret == UFFD_FAULT_DEFERRED) {
 		ret = 0;	/* resolved by the service, or the access faults again */
-	else if (ret != -EAGAIN && !f.resolved_)
-		ret = fault_resolve_default(&f, ret < 0);
+	} else if (ret != -EAGAIN && !f.resolved_) {
+		ret = fault_resolve_default(&f, failed);
+		poisoned = failed && fault_can_poison(&f) && !resident(addr);
+	}
 	if (ret == -EAGAIN) {
 		STAT_ADD(st, retries, 1);
 		out = IT_RETRY;
-	} else if (ret < 0 && !f.resolved_) {
-		out = IT_NOT_OURS;	/* cannot be resolved: the program's SIGBUS */
+	} else if ((ret < 0 && !f.resolved_) || poisoned) {
+		/* Cannot be resolved, or failed and poisoned: the program's
+		 * SIGBUS, this one.  Returning would run the access into the
+		 * marker, whose SIGBUS a kernel without memory-failure support
+		 * reports as BUS_ADRERR at this address - this fault again,
+		 * forever.  (A page that holds data - resolved by another
+		 * thread meanwhile - is let through, as the hand-off's wake
+		 * lets it.) */
+		out = IT_NOT_OURS;
 	} else {
 		record_latency(st, mono_ns() - t0);
 		out = IT_DONE;

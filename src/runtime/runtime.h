@@ -96,6 +96,9 @@ void ctx_mark_dead(struct handler_ctx *ctx, struct uffd_handler_stats *st);
 
 /* Default resolution of a fault the callback did not resolve. */
 int fault_resolve_default(struct uffd_fault *f, bool failed);
+/* Whether that default, for a callback that failed, poisons the page (a
+ * MISSING or MINOR fault, with UFFD_FEAT_POISON). */
+bool fault_can_poison(const struct uffd_fault *f);
 
 /* Where fills outside a callback (uffd_region_*) are counted. */
 struct uffd_handler_stats *handler_extra_stats(struct handler_ctx *ctx);
