@@ -84,7 +84,9 @@
  *    raises a poisoned page's SIGBUS as BUS_ADRERR too, which looks like
  *    a fault: there each later access of the page calls the callback
  *    again, which must fail again (where such SIGBUS is BUS_MCEERR_AR it
- *    goes to the program's action without a callback).
+ *    goes to the program's action without a callback).  A thread
+ *    cancelled meanwhile is cancelled once its fault is resolved, not at
+ *    a cancellation point inside the callback.
  *  - A system call that reads or writes an unresolved page does not wait:
  *    it fails with EFAULT (read(2) into a missing or write-protected page,
  *    for instance).  Touch such memory before handing it to the kernel, or

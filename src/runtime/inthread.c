@@ -519,14 +519,23 @@ static void guard_catch(const siginfo_t *si)
 	}
 }
 
+/*
+ * Cancellation waits until the fault is resolved: a callback may reach a
+ * cancellation point (a read, a condition wait), and a thread that ended
+ * there would hold a reader count, and whatever the service holds, for
+ * ever.  (Setting the state is an atomic of the thread's own; a pending
+ * asynchronous cancel acts as it is enabled again, after the count.)
+ */
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
-	int saved_errno = errno, ret = IT_NOT_OURS;
+	int saved_errno = errno, ret = IT_NOT_OURS, cancel;
 
 	if (tls_depth < MAX_DEPTH) {
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 		tls_depth++;
 		ret = fault_in_thread(si, uc);
 		tls_depth--;
+		pthread_setcancelstate(cancel, NULL);
 	}
 	if (ret == IT_NOT_OURS) {
 		guard_catch(si);
