@@ -23,4 +23,13 @@ int core_open_syscall(unsigned kernel_flags);
 /* UFFDIO_API on fd; returns 0 or -errno, granted and ioctls filled. */
 int core_api(int fd, uint64_t features, uint64_t *granted, uint64_t *ioctls);
 
+/*
+ * For tests of what a kernel without some features does: the features in
+ * mask (UFFD_F() bits; 0: none) are reported absent from now on, so a
+ * uffd_open() that requires one fails with -EOPNOTSUPP as it would there
+ * and one that only wants it goes without.  Feature probes already cached
+ * keep their answer until uffd_probe_reset().
+ */
+void uffd__hide_features(uint64_t mask);
+
 #endif

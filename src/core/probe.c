@@ -63,13 +63,21 @@ static int open_throwaway(void)
 	return core_open_syscall(UFFD_USER_MODE_ONLY);
 }
 
+/* Features reported absent whatever the kernel offers (tests). */
+static uint64_t hidden_features;
+
+void uffd__hide_features(uint64_t mask)
+{
+	__atomic_store_n(&hidden_features, mask, __ATOMIC_RELAXED);
+}
+
 uint64_t uffd_kernel_features(void)
 {
-	uint64_t offered = 0;
+	uint64_t offered = 0, hidden = __atomic_load_n(&hidden_features, __ATOMIC_RELAXED);
 	int fd;
 
 	if (__atomic_load_n(&kernel_probed, __ATOMIC_ACQUIRE))
-		return __atomic_load_n(&kernel_offered, __ATOMIC_RELAXED);
+		return __atomic_load_n(&kernel_offered, __ATOMIC_RELAXED) & ~hidden;
 	fd = open_throwaway();
 	if (fd >= 0) {
 		if (core_api(fd, 0, &offered, NULL))
@@ -80,7 +88,7 @@ uint64_t uffd_kernel_features(void)
 	}
 	__atomic_store_n(&kernel_offered, offered, __ATOMIC_RELAXED);
 	__atomic_store_n(&kernel_probed, 1, __ATOMIC_RELEASE);
-	return offered;
+	return offered & ~hidden;
 }
 
 static int probe_kernel_bit(enum uffd_feature f)
