@@ -29,6 +29,41 @@
  * calls on_error if set; a short read at the end is zero-filled, as mmap
  * does.  A failed write-back keeps the page resident and dirty, counts it
  * in stats.write_errors and is returned by the next flush or unmap.
+ *
+ * In-thread mode (opts.in_thread, an explicit choice; see "In-thread
+ * mode" in uffd/handler.h): the thread that touches a page reads it from
+ * the store and maps it itself, from a SIGBUS handler, and marks a page
+ * dirty at its first write the same way - no hand-off to a servicing
+ * thread and no wake-up, which is most of a fault's cost on a VM.
+ * Read-ahead in the background, eviction and write-back are as above.
+ * What changes for the program:
+ *  - A system call that touches a page of the map that is not mapped
+ *    (not read yet, or evicted or deactivated since), or writes into one
+ *    the program has not written since it was read (still
+ *    write-protected), fails with EFAULT instead of waiting - read(2)
+ *    into a map, write(2) from one: touch the memory first (a write, for
+ *    a buffer the kernel writes into), or keep system-call buffers out of
+ *    in-thread maps.
+ *  - The fault path runs in the faulting thread's signal handler: the
+ *    store's read is called there (and its write when the fault evicts
+ *    to make room), and so is on_error for a page it can not read.  They
+ *    must not allocate or take a lock the interrupted code may hold; the
+ *    file, fd, memory and socket stores are fine, a Redis store is
+ *    refused (EOPNOTSUPP: hiredis allocates).  The pager's own lock is
+ *    taken there, which is safe because no pager call touches map memory
+ *    while it holds it - but a signal handler of the program that touches
+ *    a map, run while the same thread is inside a pager call, may
+ *    deadlock (it does in the default mode too).  The path allocates
+ *    nothing: faults read into buffers mapped with the pager (32 at once;
+ *    beyond, through the pages' shadow), and the inactive queue is made
+ *    for the whole buffer up front.  It takes up to about 12 KiB of the
+ *    faulting thread's stack (when it evicts), besides the signal frame.
+ *  - As for the runtime's in-thread mode: a thread that blocks SIGBUS
+ *    makes uffd_pager_new() fail with EBUSY, a SIGBUS handler installed
+ *    later must chain to libuffd's (else uffd_pager_map() fails with
+ *    EBUSY), a fault's SIGBUS for an unreadable page goes to the
+ *    program's action, and cancellation waits until a fault is resolved.
+ *    fillers and max_fault_events are unused.
  */
 #ifndef LIBUFFD_PAGER_H
 #define LIBUFFD_PAGER_H
@@ -151,13 +186,18 @@ struct uffd_pager_opts {
 				   UFFD_PAGER_NO_READ_AHEAD: none) */
 	int max_fault_events;	/* messages per read (0: 64) */
 	/* A page could not be read (err < 0) or written back.  Called from a
-	 * pager thread; the access that needed it gets SIGBUS. */
+	 * pager thread (in_thread: maybe from the faulting thread's SIGBUS
+	 * handler); the access that needed it gets SIGBUS. */
 	void (*on_error)(void *addr, size_t len, int err, void *arg);
 	void *arg;
+	bool in_thread;		/* faults served by the faulting thread (see
+				   "In-thread mode" above) */
 };
 #define UFFD_PAGER_NO_READ_AHEAD ((size_t)-1)
 
-/* NULL with errno (EOPNOTSUPP: no userfaultfd write-protect here). */
+/* NULL with errno (EOPNOTSUPP: no userfaultfd write-protect here, or
+ * in_thread without UFFD_FEATURE_SIGBUS; EBUSY: in_thread while a thread
+ * blocks SIGBUS or libuffd's SIGBUS action is replaced). */
 struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o);
 /* Unmaps everything (writing dirty pages back), stops every thread. */
 int uffd_pager_free(struct uffd_pager *p);

@@ -12,11 +12,22 @@
  * from reactivations are done, and it is zapped again before the page
  * leaves BUSY.  So no fault fails, and no write-back, for want of a
  * buffer.
+ *
+ * In-thread mode reads a fault's pages in the faulting thread's SIGBUS
+ * handler, where nothing may be allocated - neither the buffer nor the
+ * thread's key value (pthread_setspecific may allocate).  So the pager
+ * maps SIGNAL_BOUNCES buffers of the largest window when it is made
+ * (their pages populated as they are used, and kept), a fault takes a
+ * free one with one atomic bit and gives it back once its pages are
+ * mapped, and a fault that finds them all taken reads through the
+ * shadow.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "pager_internal.h"
+#include "runtime/inthread.h"
 #include "util/failalloc.h"
 
 /* A per-thread buffer for reads, big enough for the largest window. */
@@ -73,14 +84,75 @@ void uffd__shadow_ready(struct uffd_pager *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* Where to read pages [idx, idx+n) of m (BUSY, the caller's): the bounce
- * buffer, or their shadow (then map_read frees it).  Without the lock. */
-char *uffd__read_buffer(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n)
+/* In-thread mode's buffers, each of a fault's largest window in the
+ * pager's pages (a map of larger pages than the pager's, past that, reads
+ * through its shadow).  0 or -ENOMEM. */
+int uffd__signal_bounces_new(struct uffd_pager *p)
 {
-	char *buf = uffd__bounce_get(p, n * m->psize);
+	size_t ps = p->o.page_size, len = (uffd__ra_bytes(p) + ps - 1) / ps * ps;
+	char *buf;
 
+	if (!len)
+		len = ps;
+	buf = fa_mmap(NULL, len * SIGNAL_BOUNCES, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED)
+		return -ENOMEM;
+	p->sig_bounce = buf;
+	p->sig_bounce_len = len;
+	return 0;
+}
+
+void uffd__signal_bounces_free(struct uffd_pager *p)
+{
+	if (p->sig_bounce)
+		munmap(p->sig_bounce, p->sig_bounce_len * SIGNAL_BOUNCES);
+	p->sig_bounce = NULL;
+}
+
+/* A free in-thread buffer of at least len bytes, its number in *slot; or
+ * NULL.  Async-signal-safe. */
+static char *signal_bounce_get(struct uffd_pager *p, size_t len, int *slot)
+{
+	uint32_t busy = __atomic_load_n(&p->sig_bounce_busy, __ATOMIC_RELAXED);
+	int i;
+
+	if (!p->sig_bounce || len > p->sig_bounce_len)
+		return NULL;
+	do {
+		if (busy == UINT32_MAX)
+			return NULL;
+		i = __builtin_ctz(~busy);
+	} while (!__atomic_compare_exchange_n(&p->sig_bounce_busy, &busy, busy | 1u << i,
+					      true, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED));
+	*slot = i;
+	return p->sig_bounce + (size_t)i * p->sig_bounce_len;
+}
+
+/*
+ * Where to read pages [idx, idx+n) of m (BUSY, the caller's): the bounce
+ * buffer - in a SIGBUS handler an in-thread one, numbered in *slot (else
+ * -1) and given back with read_buffer_put - or their shadow (then
+ * map_read frees it).  Without the lock.
+ */
+char *uffd__read_buffer(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
+			int *slot)
+{
+	char *buf;
+
+	*slot = -1;
+	if (uffd__in_fault_handler())
+		buf = signal_bounce_get(p, n * m->psize, slot);
+	else
+		buf = uffd__bounce_get(p, n * m->psize);
 	if (buf)
 		return buf;
 	uffd__shadow_ready(p);
 	return shadow_addr(m, idx);
+}
+
+void uffd__read_buffer_put(struct uffd_pager *p, int slot)
+{
+	if (slot >= 0)
+		__atomic_fetch_and(&p->sig_bounce_busy, ~(1u << slot), __ATOMIC_RELEASE);
 }

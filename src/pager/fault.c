@@ -14,6 +14,25 @@
  * A write-protect fault marks its page dirty and lets the write through;
  * if the page went inactive while the write waited, the write re-faults as
  * MISSING and takes the page back.
+ *
+ * In-thread mode runs the same two callbacks in the faulting thread's
+ * SIGBUS handler (runtime/inthread.c).  What they do there is safe for
+ * these reasons:
+ *  - The pager's lock: the interrupted code holds it only inside a pager
+ *    call, and no pager call touches map memory while it holds it - its
+ *    threads and calls copy mapped pages only with the lock let go.
+ *  - Waits (for a BUSY page, for room) are condition waits under that
+ *    lock, and store reads are system calls: cancellation is off while
+ *    the handler runs, so no thread ends holding a page or the lock.
+ *  - Nothing is allocated: reads go into the in-thread buffers (bounce.c)
+ *    and the inactive queue does not grow there (queue.c); a fault that
+ *    evicts to make room writes back from the shadow.
+ *  - A wake, a stale fault and a return of UFFD_FAULT_DEFERRED mean
+ *    other things: nobody waits in the kernel (there is nothing to
+ *    wake), the fault is the thread's access now (never stale), and
+ *    DEFERRED makes the access fault again - so a fault reads its pages
+ *    itself rather than queue them for a batch (each faulting thread has
+ *    a read in flight anyway).
  */
 #include <errno.h>
 
@@ -26,10 +45,12 @@ void uffd__wait_settled(struct uffd_pager *p, struct pmap *m, size_t idx)
 		pthread_cond_wait(&p->changed, &p->lock);
 }
 
-/* The page is mapped already: just let the faulting thread go. */
+/* The page is mapped already: just let the faulting thread go (in-thread:
+ * its access runs again). */
 static int wake_only(struct pmap *m, size_t idx)
 {
-	uffd_wake(&m->p->u, page_addr(m, idx), m->psize);
+	if (!m->p->o.in_thread)
+		uffd_wake(&m->p->u, page_addr(m, idx), m->psize);
 	return UFFD_FAULT_DEFERRED;
 }
 
@@ -101,7 +122,7 @@ static int on_missing(struct uffd_fault *f)
 	default:
 		break;
 	}
-	if (stale_fault(m, f, idx)) {
+	if (!p->o.in_thread && stale_fault(m, f, idx)) {
 		/*
 		 * Reading the page again would be waste: wake whoever may be
 		 * waiting instead.  A thread that really waits faults again,
@@ -116,7 +137,7 @@ static int on_missing(struct uffd_fault *f)
 	if (k > 1)
 		STAT_ADD(&p->st, read_ahead, k - 1);
 	/* Read with other faults' reads where the store batches them. */
-	if (uffd__fill_batched(p, m, idx, k, f->write))
+	if (!p->o.in_thread && uffd__fill_batched(p, m, idx, k, f->write))
 		return UFFD_FAULT_DEFERRED;
 	pthread_mutex_unlock(&p->lock);
 	ret = uffd__fill_claimed(p, m, f, idx, k, idx, f->write);

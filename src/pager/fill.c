@@ -160,9 +160,12 @@ int uffd__map_read(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 int uffd__fill_claimed(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 		       size_t idx, size_t n, size_t fault_idx, bool write_fault)
 {
-	char *buf = uffd__read_buffer(p, m, idx, n);
+	int slot, ret;
+	char *buf = uffd__read_buffer(p, m, idx, n, &slot);
 
 	/* Around a fault it is read-ahead; a prefetch was asked for. */
-	return uffd__map_read(p, m, f, idx, n, buf, uffd__store_read(m, idx, n, buf),
-			      fault_idx, write_fault, f != NULL);
+	ret = uffd__map_read(p, m, f, idx, n, buf, uffd__store_read(m, idx, n, buf),
+			     fault_idx, write_fault, f != NULL);
+	uffd__read_buffer_put(p, slot);
+	return ret;
 }

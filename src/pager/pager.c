@@ -11,6 +11,12 @@
  * its shadow - the same length, private, where inactive pages wait - and a
  * byte or two of state per page.  Unmapping writes the dirty pages back and
  * then lets go of the map only once no thread works on it.
+ *
+ * In-thread mode (opts.in_thread) differs in the userfaultfd (SIGBUS
+ * instead of messages), the runtime's mode (its one thread reads events;
+ * the faulting threads serve their own faults, fault.c) and two
+ * allocations made up front for the fault path: its read buffers
+ * (bounce.c) and an inactive queue for the whole buffer (queue.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,6 +25,7 @@
 #include <unistd.h>
 
 #include "pager_internal.h"
+#include "store_internal.h"
 #include "util/failalloc.h"
 #include "util/mmalloc.h"
 #include "util/opts.h"
@@ -55,7 +62,7 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 	struct uffd_pager *p;
 	int i, ret;
 
-	ret = uffd__load_opts(&opts, o, struct uffd_pager_opts, arg, arg);
+	ret = uffd__load_opts(&opts, o, struct uffd_pager_opts, in_thread, arg);
 	if (ret) {
 		errno = -ret;
 		return NULL;
@@ -76,7 +83,8 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 	p->min_evict = p->min_evict > 16 ? 16 : p->min_evict ? p->min_evict : 1;
 	p->high = p->o.buffer_bytes / 100 * p->o.high_water;
 	p->low = p->o.buffer_bytes / 100 * p->o.low_water;
-	ret = uffd_open(&p->u, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP),
+	ret = uffd_open(&p->u, UFFD_F(UFFD_FEAT_PAGEFAULT_FLAG_WP) |
+			(p->o.in_thread ? UFFD_F(UFFD_FEAT_SIGBUS) : 0),
 			UFFD_F(UFFD_FEAT_POISON), UFFD_NONBLOCK | UFFD_ALLOW_USER_ONLY);
 	if (ret) {
 		free(p);
@@ -95,8 +103,14 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 	p->bounce_key_made = true;
 	if (uffd__queue_init(p))
 		goto fail;
-	ho.threads = p->o.fillers;
+	if (p->o.in_thread && (ret = uffd__signal_bounces_new(p))) {
+		errno = -ret;
+		goto fail;
+	}
+	/* In-thread, the runtime's one thread only reads events. */
+	ho.threads = p->o.in_thread ? 1 : p->o.fillers;
 	ho.batch = p->o.max_fault_events;
+	ho.in_thread = p->o.in_thread;
 	p->h = uffd_handler_new(&p->u, &ho);
 	if (!p->h)
 		goto fail;
@@ -224,6 +238,11 @@ static void *pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 	}
 	if ((prot & PROT_WRITE) && !(flags & UFFD_PAGER_PRIVATE) && !s->ops->write) {
 		errno = EACCES;
+		return NULL;
+	}
+	/* In-thread faults read in a signal handler: not with hiredis. */
+	if (p->o.in_thread && uffd__store_is_redis(s)) {
+		errno = EOPNOTSUPP;
 		return NULL;
 	}
 	/* A map may run past the store's end, as mmap of a file may (its
@@ -541,6 +560,7 @@ int uffd_pager_free(struct uffd_pager *p)
 			uffd__bounce_free(b);
 		pthread_key_delete(p->bounce_key);
 	}
+	uffd__signal_bounces_free(p);
 	pthread_cond_destroy(&p->changed);
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->read_work);

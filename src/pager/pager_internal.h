@@ -24,11 +24,13 @@
  * The files, in the order a page meets them:
  *
  *   pager.c      the API: a pager and its threads, maps made and unmade
- *   fault.c      MISSING and write-protect faults
+ *   fault.c      MISSING and write-protect faults, in a servicing thread
+ *                or (in-thread mode) in the faulting thread's SIGBUS handler
  *   fill.c       reading pages from the store and mapping them
  *   readahead.c  sequential streams, and the threads that read ahead of them
  *   batch.c      faults' reads gathered, many in flight at once
- *   bounce.c     the per-thread buffers reads and write-backs go through
+ *   bounce.c     the per-thread buffers reads and write-backs go through,
+ *                and those in-thread faults read into
  *   account.c    the buffer's accounts: every count a page's move changes,
  *                and room for a fill
  *   queue.c      the inactive queue, oldest first
@@ -147,6 +149,10 @@ struct fill_job {
 	bool write;
 };
 
+#define SIGNAL_BOUNCES	32		/* in-thread faults reading at once
+					   into a buffer of their own (one bit
+					   each of sig_bounce_busy) */
+
 #define JOBS_MAX	128		/* faults' reads queued */
 #define JOB_BATCH	32		/* of them, in flight at once */
 #define JOB_READERS	2		/* servicing threads reading them */
@@ -191,6 +197,11 @@ struct uffd_pager {
 	bool stopping;
 	pthread_key_t bounce_key;
 	bool bounce_key_made;
+	/* In-thread mode: the buffers faults read into from the SIGBUS
+	 * handler, where nothing may be allocated (bounce.c). */
+	char *sig_bounce;
+	size_t sig_bounce_len;		/* each */
+	uint32_t sig_bounce_busy;	/* atomic: a bit per buffer taken */
 	int pidfd;			/* ours, for process_madvise */
 	struct zap shadow_zap;		/* reactivated pages' shadows to free
 					   (at most ZAP_MAX runs, not counted
@@ -301,7 +312,7 @@ void uffd__map_unuse(struct uffd_pager *p, struct pmap *m);
 /* (without the lock: calls on_error) */
 void uffd__report_error(struct pmap *m, size_t idx, size_t n, int err, bool write);
 
-/* queue.c (lock held) */
+/* queue.c (lock held, but init) */
 int uffd__queue_init(struct uffd_pager *p);
 size_t uffd__queue_reserve(struct uffd_pager *p, size_t n);
 void uffd__queue_unreserve(struct uffd_pager *p, size_t n);
@@ -319,8 +330,12 @@ void *uffd__evictor_main(void *arg);
 /* bounce.c (without the lock) */
 void *uffd__bounce_get(struct uffd_pager *p, size_t len);
 void uffd__bounce_free(void *arg);
+int uffd__signal_bounces_new(struct uffd_pager *p);
+void uffd__signal_bounces_free(struct uffd_pager *p);
 void uffd__shadow_ready(struct uffd_pager *p);
-char *uffd__read_buffer(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n);
+char *uffd__read_buffer(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
+			int *slot);
+void uffd__read_buffer_put(struct uffd_pager *p, int slot);
 
 /* fill.c (without the lock) */
 ssize_t uffd__read_done(struct pmap *m, char *buf, size_t want, ssize_t got);
@@ -334,6 +349,7 @@ int uffd__fill_claimed(struct uffd_pager *p, struct pmap *m, struct uffd_fault *
 		       size_t idx, size_t n, size_t fault_idx, bool write_fault);
 
 /* readahead.c (lock held, but the threads) */
+size_t uffd__ra_bytes(const struct uffd_pager *p);
 size_t uffd__ra_pages(const struct uffd_pager *p, const struct pmap *m);
 void uffd__ra_marker(struct uffd_pager *p, struct pmap *m, size_t idx);
 size_t uffd__ra_window(struct uffd_pager *p, struct pmap *m, size_t idx);

@@ -11,7 +11,11 @@
  * and dropped when the ring is compacted.  A page that is BUSY may yet
  * come back inactive, so its entry is kept until it settles.
  *
- * The ring grows as the list does, and growing can fail.  A page must not
+ * The ring grows as the list does, and growing can fail - and in an
+ * in-thread fault, which runs in a SIGBUS handler, it is not tried (no
+ * allocation there): an in-thread pager makes its ring for twice its
+ * buffer's pages up front, room for every page that can be queued and
+ * as many stale entries before a compaction.  A page must not
  * be made INACTIVE and then find no room on the queue - nothing would ever
  * evict it - so deactivation reserves its entries first (queue_reserve)
  * and takes only as many pages as it got room for; a read-ahead page that
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 
 #include "pager_internal.h"
+#include "runtime/inthread.h"
 #include "util/failalloc.h"
 
 #define QUEUE_MIN	1024		/* entries the ring starts with */
@@ -83,10 +88,16 @@ static int queue_grow(struct uffd_pager *p, size_t need)
 	return 0;
 }
 
-/* The ring a pager starts with: a pager that has it can always work. */
+/* The ring a pager starts with: a pager that has it can always work.  An
+ * in-thread pager's covers its buffer (when that can not be had, the
+ * fault path makes do with the room there is, and the evictors grow it). */
 int uffd__queue_init(struct uffd_pager *p)
 {
-	return queue_grow(p, QUEUE_MIN);
+	int ret = queue_grow(p, QUEUE_MIN);
+
+	if (!ret && p->o.in_thread)
+		queue_grow(p, 2 * (p->o.buffer_bytes / uffd_page_size()) + QUEUE_MIN);
+	return ret;
 }
 
 /*
@@ -102,7 +113,7 @@ size_t uffd__queue_reserve(struct uffd_pager *p, size_t n)
 	if (p->qlen + p->qreserved + n > p->qcap &&
 	    p->qlen > 2 * (p->inactive / uffd_page_size()) + 64)
 		queue_compact(p);
-	if (p->qlen + p->qreserved + n > p->qcap)
+	if (p->qlen + p->qreserved + n > p->qcap && !uffd__in_fault_handler())
 		queue_grow(p, p->qlen + p->qreserved + n);
 	room = p->qcap - p->qlen - p->qreserved;
 	if (n > room)

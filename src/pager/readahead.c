@@ -38,16 +38,22 @@
 #define GROUPS_AHEAD	2		/* groups posted ahead of the program */
 #define RA_BATCH	8		/* windows a reader has in flight */
 
-/* The largest window: read_ahead, at most 1/16 of the buffer. */
-size_t uffd__ra_pages(const struct uffd_pager *p, const struct pmap *m)
+/* The largest window in bytes: read_ahead, at most 1/16 of the buffer
+ * (0: no read-ahead). */
+size_t uffd__ra_bytes(const struct uffd_pager *p)
 {
-	size_t bytes = p->o.read_ahead, n;
+	size_t bytes = p->o.read_ahead;
 
 	if (bytes == UFFD_PAGER_NO_READ_AHEAD)
-		return 1;
-	if (bytes > p->o.buffer_bytes / 16)
-		bytes = p->o.buffer_bytes / 16;
-	n = bytes / m->psize;
+		return 0;
+	return bytes > p->o.buffer_bytes / 16 ? p->o.buffer_bytes / 16 : bytes;
+}
+
+/* The same in m's pages, at least one. */
+size_t uffd__ra_pages(const struct uffd_pager *p, const struct pmap *m)
+{
+	size_t n = uffd__ra_bytes(p) / m->psize;
+
 	return n ? n : 1;
 }
 

@@ -2,8 +2,9 @@
 /*
  * What the file store (store.c) shares with its io_uring batches
  * (store_uring.c): the store itself, the rule that picks the descriptor an
- * I/O goes through, and the synchronous I/O the batches fall back to; and
- * the socket store's entry points for its fuzz targets.
+ * I/O goes through, and the synchronous I/O the batches fall back to; the
+ * socket store's entry points for its fuzz targets; and which store the
+ * pager must not read from a signal handler.
  */
 #ifndef LIBUFFD_PAGER_STORE_INTERNAL_H
 #define LIBUFFD_PAGER_STORE_INTERNAL_H
@@ -52,6 +53,10 @@ ssize_t file_store_io(struct file_store *fs, void *buf, size_t len,
  */
 struct uffd_store *uffd__store_socket_over(int fd, int timeout_ms);
 int uffd__store_serve_conn(int fd, void *buf, size_t len);
+
+/* Whether s is a Redis store, whose reads allocate (hiredis): an
+ * in-thread pager does not map it (its faults read in a signal handler). */
+bool uffd__store_is_redis(const struct uffd_store *s);
 
 #ifdef HAVE_LIBURING
 /* A pool of rings, one per concurrent batch; the first is made now, so a

@@ -46,6 +46,7 @@
 #include <string.h>
 #include <uffd/pager.h>
 
+#include "store_internal.h"
 #include "util/opts.h"
 
 #define REDIS_DEFAULT_HOST	"127.0.0.1"
@@ -1157,3 +1158,13 @@ fail:
 }
 
 #endif /* HAVE_HIREDIS */
+
+bool uffd__store_is_redis(const struct uffd_store *s)
+{
+#ifdef HAVE_HIREDIS
+	return s->ops == &redis_ops;
+#else
+	(void)s;
+	return false;	/* there is none */
+#endif
+}
