@@ -19,7 +19,10 @@
  *            (uffd_store_file, O_DIRECT: no page cache on this side; batches
  *            of reads in flight through io_uring when built with it), with
  *            one filler per application thread, inside a cgroup limited
- *            to MEM + LIBUFFD_SLACK so that the cap is provably real.
+ *            to MEM + LIBUFFD_SLACK so that the cap is provably real;
+ *            for random reads (1 and 8 threads) the same pager in-thread
+ *            too (opts.in_thread: each faulting thread reads and maps its
+ *            own page from its SIGBUS handler, no hand-off).
  *
  * Then, in-process, the two ways to map a 1 MiB read-ahead window in:
  * from a reused bounce buffer with UFFDIO_COPY (what the pager does) and
@@ -63,9 +66,10 @@
  * for libuffd (a fault that did not read the store, read-ahead being a
  * hit); mismatches; the child's peak RSS over its RSS at start (VmHWM) and
  * the cgroup's peak usage (page cache included).  Ratios are taken on the
- * one-thread runs, but for the 8-thread random reads' two: libuffd's
+ * one-thread runs, but for the 8-thread random reads' three: libuffd's
  * throughput at 8 threads over its own at one, and MADV_RANDOM mmap's us
- * per page over libuffd's at 8; the rest are reported as results.  The
+ * per page over libuffd's at 8, and over in-thread libuffd's at 8; the
+ * rest are reported as results.  The
  * zipf reads start with an untimed warm-up (the first ZIPF_WARM_BUFFERS x
  * the buffer's pages of reads, one thread; the kernel side with
  * MADV_RANDOM meanwhile, then MADV_NORMAL again for plain mmap) so that
@@ -163,10 +167,15 @@ static int thr_slot(int threads)
 
 /* kernel_mmap is the peer the goals are against; the same with MADV_RANDOM
  * (no read-around) is run for random and zipf reads, one thread, as a
- * reference. */
-enum { SYS_KERNEL, SYS_KERNEL_RANDOM, SYS_LIBUFFD, NSYS };
+ * reference.  libuffd_inthread is the pager with opts.in_thread. */
+enum { SYS_KERNEL, SYS_KERNEL_RANDOM, SYS_LIBUFFD, SYS_LIBUFFD_INTHREAD, NSYS };
 static const char *const sys_names[NSYS] = { "kernel_mmap", "kernel_mmap_madv_random",
-					     "libuffd" };
+					     "libuffd", "libuffd_inthread" };
+
+static bool is_libuffd(int sys)
+{
+	return sys == SYS_LIBUFFD || sys == SYS_LIBUFFD_INTHREAD;
+}
 
 enum { WL_RANDOM, WL_SEQ, WL_RMW, WL_ZIPF, NWL };
 /* NULL-terminated: the --only choices too. */
@@ -181,10 +190,13 @@ static const char *const only_names[] = { "random_read", "seq_read", "rmw", "zip
  * Which runs are made: every workload with 1 and 2 threads on both mmap
  * and libuffd; MADV_RANDOM mmap (a reference) with random and zipf reads
  * at one thread; random reads with 8 threads on libuffd and MADV_RANDOM
- * mmap (plain mmap's read-around would only be cut by the budget).
+ * mmap (plain mmap's read-around would only be cut by the budget); and
+ * in-thread libuffd with random reads, 1 and 8 threads.
  */
 static bool runs_with(int wl, int threads, int sys)
 {
+	if (sys == SYS_LIBUFFD_INTHREAD)
+		return wl == WL_RANDOM && (threads == 1 || threads == SCALE_THREADS);
 	if (threads == SCALE_THREADS)
 		return wl == WL_RANDOM && sys != SYS_KERNEL;
 	if (sys == SYS_KERNEL_RANDOM)
@@ -893,9 +905,11 @@ static uint64_t pager_misses(void *ctx)
 	return st.faults - st.hits;
 }
 
-static int libuffd_run(const struct pager_bench *b, int wl, int threads, struct run_result *r)
+static int libuffd_run(const struct pager_bench *b, int wl, int threads, bool in_thread,
+		       struct run_result *r)
 {
-	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = b->mem, .fillers = threads);
+	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = b->mem, .fillers = threads,
+		  .in_thread = in_thread);
 	struct uffd_pager *p;
 	struct uffd_store *s;
 	double t0;
@@ -1171,8 +1185,8 @@ child_main(const struct pager_bench *b, int sys, int wl, int threads, const char
 		}
 	}
 	r->rss_start_kib = status_kib("VmRSS:");
-	if (sys == SYS_LIBUFFD)
-		ret = libuffd_run(b, wl, threads, r);
+	if (is_libuffd(sys))
+		ret = libuffd_run(b, wl, threads, sys == SYS_LIBUFFD_INTHREAD, r);
 	else
 		ret = kernel_run(b, wl, threads, sys == SYS_KERNEL_RANDOM, r);
 	r->rss_peak_kib = status_kib("VmHWM:");
@@ -1266,7 +1280,7 @@ static void describe_status(char *buf, size_t len, int status, const struct run_
 
 static size_t cgroup_limit(const struct pager_bench *b, int sys)
 {
-	return sys == SYS_LIBUFFD ? b->mem + LIBUFFD_SLACK : b->mem;
+	return is_libuffd(sys) ? b->mem + LIBUFFD_SLACK : b->mem;
 }
 
 /* One child, one workload, one system.  False when it failed. */
@@ -1388,7 +1402,7 @@ static void print_run(const struct pager_bench *b, int sys, int wl, int threads)
 	printf("\n%37s hit %.3f  rss +%.0f MiB  cgroup peak %.0f MiB  mismatches %llu%s\n", "",
 	       rec->hit_rate, rec->rss_mib, rec->cg_peak_mib,
 	       (unsigned long long)rec->mismatches, rec->ok ? "" : "  FAILED");
-	if (sys == SYS_LIBUFFD && r->stage >= STAGE_UNMAP)
+	if (is_libuffd(sys) && r->stage >= STAGE_UNMAP)
 		printf("%37s faults %llu hits %llu fills %llu read-ahead %llu evictions %llu"
 		       " deactivations %llu wp %llu writebacks %llu resident peak %.0f MiB\n", "",
 		       (unsigned long long)r->st.faults, (unsigned long long)r->st.hits,
@@ -1397,7 +1411,7 @@ static void print_run(const struct pager_bench *b, int sys, int wl, int threads)
 		       (unsigned long long)r->st.deactivations,
 		       (unsigned long long)r->st.wp_faults, (unsigned long long)r->st.writebacks,
 		       r->st.resident_peak_bytes / 1048576.0);
-	else if (sys != SYS_LIBUFFD && r->stage >= STAGE_UNMAP)
+	else if (r->stage >= STAGE_UNMAP)
 		printf("%37s majflt %llu\n", "", (unsigned long long)r->misses);
 	fflush(stdout);
 }
@@ -1486,13 +1500,15 @@ static void ratio_us(struct pager_bench *b, struct bench_report *rep, const char
 /*
  * Random reads with 8 threads: libuffd's throughput over its own with one
  * thread (us per page of wall time, all threads' pages), and MADV_RANDOM
- * mmap's us per page over libuffd's, both at 8 threads.
+ * mmap's us per page over libuffd's and over in-thread libuffd's, all at
+ * 8 threads.
  */
 static void scale_ratios(struct pager_bench *b, struct bench_report *rep)
 {
 	int n = thr_slot(SCALE_THREADS);
 	const struct run_rec *l1 = &b->runs[SYS_LIBUFFD][WL_RANDOM][0],
 			     *ln = &b->runs[SYS_LIBUFFD][WL_RANDOM][n],
+			     *in = &b->runs[SYS_LIBUFFD_INTHREAD][WL_RANDOM][n],
 			     *kn = &b->runs[SYS_KERNEL_RANDOM][WL_RANDOM][n];
 
 	if (l1->ok && ln->ok && ln->us_per_page > 0)
@@ -1501,6 +1517,9 @@ static void scale_ratios(struct pager_bench *b, struct bench_report *rep)
 	if (kn->ok && ln->ok && ln->us_per_page > 0)
 		bench_ratio(rep, "random_8t_madv_random_us_over_libuffd_us",
 			    kn->us_per_page / ln->us_per_page, GOAL_SCALE_KERNEL);
+	if (kn->ok && in->ok && in->us_per_page > 0)
+		bench_ratio(rep, "random_8t_madv_random_us_over_libuffd_inthread_us",
+			    kn->us_per_page / in->us_per_page, GOAL_SCALE_KERNEL);
 }
 
 /* On the one-thread runs.  Returns the reads the zipf hit ratio is over. */
@@ -1510,7 +1529,7 @@ static uint64_t ratios(struct pager_bench *b, struct bench_report *rep)
 	double hk, hl;
 	uint64_t reads = 0, reads_random;
 	bool clean = true;
-	int w, t;
+	int s, w, t;
 
 	ratio_us(b, rep, "random_kernel_us_over_libuffd_us", SYS_KERNEL, WL_RANDOM, GOAL_RANDOM);
 	scale_ratios(b, rep);
@@ -1519,12 +1538,12 @@ static uint64_t ratios(struct pager_bench *b, struct bench_report *rep)
 		bench_ratio(rep, "zipf_hitrate_libuffd_over_kernel", hl / hk, GOAL_ZIPF_HIT);
 	/* no mismatch: every libuffd run that was started (--only) finished,
 	 * and nothing it read or wrote back was wrong */
-	for (w = 0; w < NWL; w++)
-		for (t = 0; t < NTHR; t++)
-			if (b->runs[SYS_LIBUFFD][w][t].ran &&
-			    (!b->runs[SYS_LIBUFFD][w][t].ok ||
-			     b->runs[SYS_LIBUFFD][w][t].mismatches))
-				clean = false;
+	for (s = SYS_LIBUFFD; s <= SYS_LIBUFFD_INTHREAD; s++)
+		for (w = 0; w < NWL; w++)
+			for (t = 0; t < NTHR; t++)
+				if (b->runs[s][w][t].ran &&
+				    (!b->runs[s][w][t].ok || b->runs[s][w][t].mismatches))
+					clean = false;
 	bench_ratio(rep, "no_mismatch", clean ? 1 : 0, 1);
 	ratio_us(b, rep, "rmw_kernel_us_over_libuffd_us", SYS_KERNEL, WL_RMW, 0);
 	ratio_us(b, rep, "zipf_kernel_us_over_libuffd_us", SYS_KERNEL, WL_ZIPF, 0);
@@ -1873,6 +1892,7 @@ static void make_config(const struct pager_bench *b, struct bench_report *rep,
 		     "{\"mem_mib\":%zu,\"file_mib\":%llu,\"random_reads\":%llu,\"seq_pages\":%llu,"
 		     "\"rmw_pages\":%llu,\"zipf_reads\":%llu,\"zipf_warm_reads\":%llu,"
 		     "\"zipf_s\":%.2f,\"threads\":[1,2],\"random_threads\":[1,2,8],"
+		     "\"inthread_random_threads\":[1,8],"
 		     "\"ratios_at_threads\":1,\"zipf_hit_ratio_over_reads\":%llu,"
 		     "\"budget_s\":%d,\"drop_caches\":%s,\"cgroup\":%s,\"disk\":%s,"
 		     "\"libuffd_store\":\"file O_DIRECT, io_uring read-ahead\",\"rmw_time\":\"incl. msync/flush\","
@@ -1965,7 +1985,8 @@ int bench_pager(int argc, char **argv)
 			 "and through mmap in a memory cgroup limited to mem (also with MADV_RANDOM,\n"
 			 "as a reference): random 4 KiB reads, sequential reads, random\n"
 			 "read-modify-writes and zipf reads, 1 and 2 threads, cold page cache before\n"
-			 "each run.  us per page, zipf hit rate, mismatches, peak memory.\n"
+			 "each run (random reads with 8 threads too, and through the pager in-thread\n"
+			 "with 1 and 8).  us per page, zipf hit rate, mismatches, peak memory.\n"
 			 "The file goes to a new directory under /var/tmp (or DIR) and is deleted.\n"
 			 "Run as root for the cgroups and drop_caches (without, it says so).\n",
 		.opts = opts,
