@@ -77,11 +77,26 @@ struct persist {
 	uint64_t restore_faulted, restore_prefetched;
 
 	/* the background save (the loop's side) */
-	pthread_t thread;
 	bool active, scheduled;
 	int retries;
 	uint64_t t_start;
 	time_t start_time;
+	/*
+	 * The saver thread, made once (persist_init) and told what to do
+	 * under work_lock: run a save (go), free what the loop let go of
+	 * (freeing unmaps), or end (quit).  The loop makes no thread and
+	 * unmaps nothing when a save starts or ends: each of those takes the
+	 * process's mmap_lock for writing, and a reader of it (a monitor
+	 * walking /proc/PID/smaps, a snapshot's protect) held the loop for
+	 * 17 ms at a BGSAVE.
+	 */
+	pthread_t thread;
+	bool thread_made;
+	pthread_mutex_t work_lock;
+	pthread_cond_t work_cond;
+	bool go, quit, freeing;
+	struct uffd_snap *free_snap;
+	struct uffd_ckpt *free_ckpt;
 	/* shared with the saver thread */
 	int done, cancel;		/* atomic */
 	struct uffd_image_region region;
@@ -247,17 +262,103 @@ static void save_checkpoint(struct persist *p)
 	p->st.buffer_peak_bytes = 0;
 }
 
+/* Free what the loop let go of (the saver's thread, or the loop's once
+ * the saver has ended). */
+static void free_released(struct uffd_snap *snap, struct uffd_ckpt *ck)
+{
+	uffd_snap_free(snap);
+	uffd_ckpt_free(ck);
+}
+
 static void *saver_main(void *arg)
 {
 	struct persist *p = arg;
 
-	if (p->kind == SAVE_CHECKPOINT)
-		save_checkpoint(p);
-	else
-		save_snapshot(p);
-	__atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
-	server_wake(p->s);
+	pthread_mutex_lock(&p->work_lock);
+	for (;;) {
+		struct uffd_snap *snap = p->free_snap;
+		struct uffd_ckpt *ck = p->free_ckpt;
+		bool go = p->go;
+
+		if (snap || ck) {
+			/* First: a save starting may need the memory (a new
+			 * checkpointer registers the arena the old one had). */
+			p->free_snap = NULL;
+			p->free_ckpt = NULL;
+			p->freeing = true;
+			pthread_mutex_unlock(&p->work_lock);
+			free_released(snap, ck);
+			pthread_mutex_lock(&p->work_lock);
+			p->freeing = false;
+			pthread_cond_broadcast(&p->work_cond);
+			continue;
+		}
+		if (p->quit)
+			break;
+		if (!go) {
+			pthread_cond_wait(&p->work_cond, &p->work_lock);
+			continue;
+		}
+		p->go = false;
+		pthread_mutex_unlock(&p->work_lock);
+		if (p->kind == SAVE_CHECKPOINT)
+			save_checkpoint(p);
+		else
+			save_snapshot(p);
+		__atomic_store_n(&p->done, 1, __ATOMIC_RELEASE);
+		server_wake(p->s);
+		pthread_mutex_lock(&p->work_lock);
+	}
+	pthread_mutex_unlock(&p->work_lock);
 	return NULL;
+}
+
+/* Hand the saver a save to run, or what to free (a slot already taken:
+ * freed here, which a save's end and start never do). */
+static void saver_post(struct persist *p, bool go, struct uffd_snap *snap, struct uffd_ckpt *ck)
+{
+	if (!p->thread_made) {
+		free_released(snap, ck);
+		return;
+	}
+	pthread_mutex_lock(&p->work_lock);
+	p->go |= go;
+	if (snap && !p->free_snap) {
+		p->free_snap = snap;
+		snap = NULL;
+	}
+	if (ck && !p->free_ckpt) {
+		p->free_ckpt = ck;
+		ck = NULL;
+	}
+	pthread_cond_broadcast(&p->work_cond);
+	pthread_mutex_unlock(&p->work_lock);
+	free_released(snap, ck);
+}
+
+/* The saver ends, once it has freed what it was given (no save runs). */
+static void saver_end(struct persist *p)
+{
+	if (!p->thread_made)
+		return;
+	pthread_mutex_lock(&p->work_lock);
+	p->quit = true;
+	pthread_cond_broadcast(&p->work_cond);
+	pthread_mutex_unlock(&p->work_lock);
+	pthread_join(p->thread, NULL);
+	p->thread_made = false;
+}
+
+/* Until the saver has freed what it was given (a SAVE in the loop's own
+ * thread registers the arena again). */
+static void saver_drain(struct persist *p)
+{
+	if (!p->thread_made)
+		return;
+	pthread_mutex_lock(&p->work_lock);
+	while (p->free_snap || p->free_ckpt || p->freeing)
+		pthread_cond_wait(&p->work_cond, &p->work_lock);
+	pthread_mutex_unlock(&p->work_lock);
 }
 
 /* ---- starting and finishing saves (the loop) -------------------------------------- */
@@ -291,16 +392,16 @@ static void announce_write(void *arg, void *addr, size_t len)
 static void reap_saver(struct persist *p)
 {
 	struct uffd_snap *snap = p->snap;
+	struct uffd_ckpt *ck = NULL;
 
 	__atomic_store_n(&p->snap, NULL, __ATOMIC_RELEASE);
-	uffd_snap_free(snap);
 	if (p->drop_ckpt) {
-		struct uffd_ckpt *ck = p->ckpt;
-
+		ck = p->ckpt;
 		__atomic_store_n(&p->ckpt, NULL, __ATOMIC_RELEASE);
-		uffd_ckpt_free(ck);
 		p->drop_ckpt = false;
 	}
+	/* No announcement can use them now: the saver frees them. */
+	saver_post(p, false, snap, ck);
 	p->s->arena.no_resize = false;
 }
 
@@ -326,7 +427,7 @@ static void prepare_checkpoint(struct persist *p)
 		struct uffd_ckpt *ck = p->ckpt;
 
 		__atomic_store_n(&p->ckpt, NULL, __ATOMIC_RELEASE);
-		uffd_ckpt_free(ck);
+		saver_post(p, false, NULL, ck);	/* freed before the next save */
 	}
 	if (!p->ckpt) {
 		p->gen++;
@@ -353,16 +454,27 @@ static void remove_old_generations(struct persist *p)
 	closedir(d);
 }
 
+/*
+ * Room for the writes of a save's precopy, made between saves (an mmap)
+ * so that a save starting finds it there: 1/16 of the arena, 64 MiB at
+ * least.  If it cannot, the save's retry catches a growth.
+ */
+static void keep_headroom(struct persist *p)
+{
+	struct arena *a = &p->s->arena;
+	uint64_t headroom = arena_mapped(a) / 16;
+
+	if (headroom < HEADROOM_MIN)
+		headroom = HEADROOM_MIN;
+	arena_reserve(a, headroom);
+}
+
 static int start_bgsave(struct persist *p)
 {
 	struct server *s = p->s;
 	struct arena *a = &s->arena;
-	uint64_t headroom = arena_mapped(a) / 16;
-	int ret;
 
-	if (headroom < HEADROOM_MIN)
-		headroom = HEADROOM_MIN;
-	arena_reserve(a, headroom);	/* if it cannot, the retry catches a growth */
+	keep_headroom(p);		/* made already, unless it just grew */
 	set_region(p);
 	p->kind = s->cfg.checkpoint_ms ? SAVE_CHECKPOINT : SAVE_SNAPSHOT;
 	if (p->kind == SAVE_CHECKPOINT)
@@ -378,11 +490,11 @@ static int start_bgsave(struct persist *p)
 		p->t_start = mono_ns();
 		p->start_time = time(NULL);
 	}
-	ret = -pthread_create(&p->thread, NULL, saver_main, p);
-	if (ret) {
+	if (!p->thread_made) {
 		a->no_resize = false;
-		return ret;
+		return -EAGAIN;		/* persist_init could not make it */
 	}
+	saver_post(p, true, NULL, NULL);
 	p->active = true;
 	p->scheduled = false;
 	if (!p->retries && p->kind == SAVE_SNAPSHOT)
@@ -428,7 +540,6 @@ static void record_result(struct persist *p, int ret, time_t instant, uint64_t c
 
 static void finish_bgsave(struct persist *p)
 {
-	pthread_join(p->thread, NULL);
 	reap_saver(p);
 	p->active = false;
 	if (p->result == -EAGAIN && p->retries < SAVE_RETRIES && !p->cancel) {
@@ -484,6 +595,8 @@ void persist_cron(struct server *s)
 		if (start_bgsave(p))
 			p->scheduled = false;
 	}
+	if (!p->active && !p->restore)
+		keep_headroom(p);
 }
 
 /* SAVE and BGSAVE: somewhere to save, and no save already running (else
@@ -540,6 +653,7 @@ void persist_save(struct server *s, struct client *c)
 		}
 	}
 	/* The loop is the caller: nothing writes until the image is done. */
+	saver_drain(p);		/* the last save's checkpointer is gone */
 	p->cancel = 0;
 	set_region(p);
 	p->t_start = mono_ns();
@@ -550,6 +664,7 @@ void persist_save(struct server *s, struct client *c)
 	if (p->kind == SAVE_CHECKPOINT) {
 		p->grows_at_start = s->arena.grows;
 		prepare_checkpoint(p);
+		saver_drain(p);
 		save_checkpoint(p);	/* its pause callback is a no-op here */
 		reap_saver(p);
 		ret = p->result;
@@ -752,6 +867,14 @@ int persist_init(struct server *s)
 	p->s = s;
 	p->loop = pthread_self();
 	s->persist = p;
+	pthread_mutex_init(&p->work_lock, NULL);
+	pthread_cond_init(&p->work_cond, NULL);
+	ret = -pthread_create(&p->thread, NULL, saver_main, p);
+	if (ret) {
+		kv_log(s, "cannot start the saver thread: %s", strerror(-ret));
+		return ret;
+	}
+	p->thread_made = true;
 	p->lastsave = time(NULL);
 	p->ckpt_last_ns = mono_ns();
 	if (s->cfg.dir) {
@@ -789,12 +912,12 @@ void persist_stop(struct server *s)
 		usleep(1000);
 	}
 	if (p->active) {
-		pthread_join(p->thread, NULL);
 		reap_saver(p);
 		p->active = false;
 		if (p->result != -ECANCELED)
 			record_result(p, p->result, p->instant_time, p->changes_at_instant);
 	}
+	saver_end(p);
 	if (p->restore) {
 		uffd_restore_close(p->restore, false);
 		p->restore = NULL;
@@ -806,6 +929,13 @@ void persist_stop(struct server *s)
 
 void persist_free(struct server *s)
 {
-	free(s->persist);
+	struct persist *p = s->persist;
+
+	if (!p)
+		return;
+	saver_end(p);
+	pthread_mutex_destroy(&p->work_lock);
+	pthread_cond_destroy(&p->work_cond);
+	free(p);
 	s->persist = NULL;
 }
