@@ -62,6 +62,24 @@
  * space lives, -ENOMEM (6.18; -ESRCH before) once it is gone. */
 #define NEVER_MAPPED		((void *)0x1000)
 
+/* ---- the tests' hook (engine.h) ----------------------------------------- */
+
+static serve_engine_hook_fn test_hook;
+
+void uffd__serve_engine_hook(serve_engine_hook_fn fn)
+{
+	__atomic_store_n(&test_hook, fn, __ATOMIC_RELEASE);
+}
+
+static void run_test_hook(struct serve_engine *e, enum serve_hook_point where,
+			  struct serve_mm *mm)
+{
+	serve_engine_hook_fn fn = __atomic_load_n(&test_hook, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(e, where, mm);
+}
+
 /* ---- spans ------------------------------------------------------------ */
 
 static int span_find(const struct serve_mm *mm, uint64_t addr)
@@ -550,6 +568,7 @@ static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
 	case UFFD_EV_FORK:
 		/* r is the child's copy of one of our regions, made before
 		 * the child's thread starts: it gets data of its own. */
+		run_test_hook(mm->e, SERVE_HOOK_FORK, mm);
 		mm_lock(mm);
 		child = mm_fork(mm, uffd_region_uffd(r), 0, &created);
 		mm_unlock(mm);
@@ -814,6 +833,7 @@ int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_a
 		uffd_wake(&e->u, (void *)(uintptr_t)e->root->spans[i].start,
 			  e->root->spans[i].end - e->root->spans[i].start);
 	e->last_activity_ns = mono_ns();
+	run_test_hook(e, SERVE_HOOK_STARTED, e->root);
 	return 0;
 }
 

@@ -262,6 +262,19 @@ int serve_engine_run(struct serve_engine *e, struct pollfd *extra, int nextra);
 void serve_engine_counts(const struct serve_engine *e, struct serve_engine_counts *c);
 
 /*
+ * Tests only (as util/failalloc.h's hook): fn is called by every engine of
+ * this process where a test holds one to make a race happen, in the
+ * thread at hand - SERVE_HOOK_STARTED at the end of serve_engine_start()
+ * (mm: the root), SERVE_HOOK_FORK at the start of each FORK callback,
+ * before the child's state is made (mm: the parent).  NULL, as the
+ * library runs: none, for one load at each of those points.
+ */
+enum serve_hook_point { SERVE_HOOK_STARTED, SERVE_HOOK_FORK };
+typedef void (*serve_engine_hook_fn)(struct serve_engine *e, enum serve_hook_point where,
+				     struct serve_mm *mm);
+void uffd__serve_engine_hook(serve_engine_hook_fn fn);
+
+/*
  * Stop and free everything.  The client's memory is never unregistered
  * here (ENGINE_DONE did that when it was right); the root fd is closed.
  * Forked children still alive lose this server (their fds close here):
