@@ -46,6 +46,7 @@
 #include "engine.h"
 #include "runtime/events_lock.h"
 #include "util/clock.h"
+#include "util/mmalloc.h"
 
 #define PAGE			4096ull
 #define PREFETCH_SLICE		64	/* pages installed per step */
@@ -97,70 +98,85 @@ static int span_find(const struct serve_mm *mm, uint64_t addr)
 	return lo < mm->nspans && mm->spans[lo].start <= addr ? lo : -1;
 }
 
-static int span_insert(struct serve_mm *mm, struct serve_span s)
+/* Room for n more spans. */
+static int spans_room(struct serve_mm *mm, int n)
 {
-	int i;
+	struct serve_span *v;
+	int cap;
 
-	if (mm->nspans == mm->cap) {
-		int cap = mm->cap ? mm->cap * 2 : 4;
-		struct serve_span *v = realloc(mm->spans, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		mm->spans = v;
-		mm->cap = cap;
-	}
-	for (i = mm->nspans; i > 0 && mm->spans[i - 1].start > s.start; i--)
-		mm->spans[i] = mm->spans[i - 1];
-	mm->spans[i] = s;
-	mm->nspans++;
+	if (mm->nspans + n <= mm->cap)
+		return 0;
+	cap = mm->cap * 2 > mm->nspans + n ? mm->cap * 2 : mm->nspans + n + 4;
+	v = mm_realloc(mm->spans, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	mm->spans = v;
+	mm->cap = cap;
 	return 0;
 }
 
-/*
- * Take [lo, hi) out of the spans; the parts taken go to *cut (malloc'd,
- * *ncut of them) when cut is not NULL.  A span can split in two: the
- * array grows by at most one.
- */
-static int spans_cut(struct serve_mm *mm, uint64_t lo, uint64_t hi,
-		     struct serve_span **cut, int *ncut)
+/* Keep the spans sorted by address after s was put at the end or moved. */
+static void spans_sort(struct serve_mm *mm)
 {
-	struct serve_span *v = malloc((mm->nspans + 2) * sizeof(*v)), *c = NULL;
-	int i, n = 0, nc = 0;
+	int i, j;
 
-	if (cut)
-		c = malloc((mm->nspans + 1) * sizeof(*c));
-	if (!v || (cut && !c)) {
-		free(v);
-		free(c);
-		return -ENOMEM;
-	}
-	for (i = 0; i < mm->nspans; i++) {
+	for (i = 1; i < mm->nspans; i++) {
 		struct serve_span s = mm->spans[i];
-		uint64_t a, b;
 
-		if (s.end <= lo || s.start >= hi) {
-			v[n++] = s;
-			continue;
-		}
-		a = s.start > lo ? s.start : lo;
-		b = s.end < hi ? s.end : hi;
-		if (s.start < lo)
-			v[n++] = (struct serve_span){ s.start, lo, s.region, s.page };
-		if (c)
-			c[nc++] = (struct serve_span){ a, b, s.region, s.page + (a - s.start) / PAGE };
-		if (s.end > hi)
-			v[n++] = (struct serve_span){ hi, s.end, s.region,
-						      s.page + (hi - s.start) / PAGE };
+		for (j = i; j > 0 && mm->spans[j - 1].start > s.start; j--)
+			mm->spans[j] = mm->spans[j - 1];
+		mm->spans[j] = s;
 	}
-	free(mm->spans);
-	mm->spans = v;
+}
+
+static int span_insert(struct serve_mm *mm, struct serve_span s)
+{
+	if (spans_room(mm, 1))
+		return -ENOMEM;
+	mm->spans[mm->nspans++] = s;
+	spans_sort(mm);
+	return 0;
+}
+
+/* A span that addr is strictly inside becomes two, split there (room for
+ * one more was made). */
+static void span_split(struct serve_mm *mm, uint64_t addr)
+{
+	int i = span_find(mm, addr);
+	struct serve_span s;
+
+	if (i < 0 || mm->spans[i].start == addr)
+		return;
+	s = mm->spans[i];
+	memmove(&mm->spans[i + 2], &mm->spans[i + 1],
+		(mm->nspans - i - 1) * sizeof(mm->spans[0]));
+	mm->spans[i].end = addr;
+	mm->spans[i + 1] = (struct serve_span){ addr, s.end, s.region,
+						s.page + (addr - s.start) / PAGE };
+	mm->nspans++;
+}
+
+/* No span crosses lo or hi any more: 0 or -ENOMEM (then nothing changed). */
+static int spans_split_at(struct serve_mm *mm, uint64_t lo, uint64_t hi)
+{
+	if (spans_room(mm, 2))
+		return -ENOMEM;
+	span_split(mm, lo);
+	span_split(mm, hi);
+	return 0;
+}
+
+/* Take [lo, hi) out of the spans: 0 or -ENOMEM (then nothing changed). */
+static int spans_cut(struct serve_mm *mm, uint64_t lo, uint64_t hi)
+{
+	int i, n = 0;
+
+	if (spans_split_at(mm, lo, hi))
+		return -ENOMEM;
+	for (i = 0; i < mm->nspans; i++)
+		if (mm->spans[i].start < lo || mm->spans[i].start >= hi)
+			mm->spans[n++] = mm->spans[i];
 	mm->nspans = n;
-	mm->cap = mm->nspans + 2;
-	if (cut) {
-		*cut = c;
-		*ncut = nc;
-	}
 	return 0;
 }
 
@@ -187,7 +203,7 @@ static bool is_removed(const struct serve_mm *mm, int r, uint64_t k)
 
 /* ---- address spaces ----------------------------------------------------- */
 
-static void mm_free(struct serve_mm *mm)
+static void mm_destroy(struct serve_mm *mm)
 {
 	int i;
 
@@ -201,11 +217,11 @@ static void mm_free(struct serve_mm *mm)
 	}
 	if (!mm->root)
 		pthread_mutex_destroy(&mm->lock);
-	free(mm->installed);
-	free(mm->removed);
-	free(mm->rdata);
-	free(mm->spans);
-	free(mm);
+	mm_free(mm->installed);
+	mm_free(mm->removed);
+	mm_free(mm->rdata);
+	mm_free(mm->spans);
+	mm_free(mm);
 }
 
 static struct bitmap *installed_of(const struct serve_mm *mm)
@@ -254,7 +270,7 @@ static bool mm_alive(struct serve_mm *mm)
 
 static struct serve_mm *mm_new(struct serve_engine *e, bool root)
 {
-	struct serve_mm *mm = calloc(1, sizeof(*mm));
+	struct serve_mm *mm = mm_zalloc(sizeof(*mm));
 	int i;
 
 	if (!mm)
@@ -262,10 +278,10 @@ static struct serve_mm *mm_new(struct serve_engine *e, bool root)
 	mm->e = e;
 	mm->root = root;
 	mm->own_u.fd = -1;
-	mm->removed = calloc(e->nregions, sizeof(*mm->removed));
-	mm->rdata = calloc(e->nregions, sizeof(*mm->rdata));
+	mm->removed = mm_zalloc(e->nregions * sizeof(*mm->removed));
+	mm->rdata = mm_zalloc(e->nregions * sizeof(*mm->rdata));
 	if (!mm->removed || !mm->rdata) {
-		mm_free(mm);
+		mm_destroy(mm);
 		return NULL;
 	}
 	for (i = 0; i < e->nregions; i++)
@@ -309,17 +325,17 @@ static struct serve_mm *mm_fork(struct serve_mm *parent, const struct uffd *chil
 	*created = false;
 	if (child_u && parent->last_child && parent->last_child->u == child_u)
 		return parent->last_child;
-	mm = calloc(1, sizeof(*mm));
+	mm = mm_zalloc(sizeof(*mm));
 	if (!mm)
 		return NULL;
 	mm->e = e;
 	mm->u = child_u;
 	mm->own_u.fd = -1;
 	pthread_mutex_init(&mm->lock, NULL);
-	mm->removed = calloc(e->nregions, sizeof(*mm->removed));
-	mm->installed = calloc(e->nregions, sizeof(*mm->installed));
-	mm->rdata = calloc(e->nregions, sizeof(*mm->rdata));
-	mm->spans = malloc((parent->nspans + 1) * sizeof(*mm->spans));
+	mm->removed = mm_zalloc(e->nregions * sizeof(*mm->removed));
+	mm->installed = mm_zalloc(e->nregions * sizeof(*mm->installed));
+	mm->rdata = mm_zalloc(e->nregions * sizeof(*mm->rdata));
+	mm->spans = mm_zalloc((parent->nspans + 1) * sizeof(*mm->spans));
 	if (!mm->removed || !mm->installed || !mm->rdata || !mm->spans)
 		goto fail;
 	memcpy(mm->spans, parent->spans, parent->nspans * sizeof(*mm->spans));
@@ -345,7 +361,7 @@ static struct serve_mm *mm_fork(struct serve_mm *parent, const struct uffd *chil
 	*created = true;
 	return mm;
 fail:
-	mm_free(mm);
+	mm_destroy(mm);
 	return NULL;
 }
 
@@ -541,19 +557,19 @@ static void mark_removed(struct serve_mm *mm, uint64_t lo, uint64_t hi)
 /* A piece that was at [old, old + len) is now at [to, to + len). */
 static void move_span(struct serve_mm *mm, uint64_t old, uint64_t to, uint64_t len)
 {
-	struct serve_span *cut = NULL;
-	int i, n = 0;
+	int i;
 
 	/* Whatever was at the destination is gone. */
-	spans_cut(mm, to, to + len, NULL, NULL);
-	if (spans_cut(mm, old, old + len, &cut, &n))
+	spans_cut(mm, to, to + len);
+	if (spans_split_at(mm, old, old + len))
 		return;
-	for (i = 0; i < n; i++) {
-		cut[i].start = cut[i].start - old + to;
-		cut[i].end = cut[i].end - old + to;
-		span_insert(mm, cut[i]);
+	for (i = 0; i < mm->nspans; i++) {
+		if (mm->spans[i].start < old || mm->spans[i].start >= old + len)
+			continue;
+		mm->spans[i].start = mm->spans[i].start - old + to;
+		mm->spans[i].end = mm->spans[i].end - old + to;
 	}
-	free(cut);
+	spans_sort(mm);
 }
 
 static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
@@ -598,7 +614,7 @@ static void serve_event(struct uffd_region *r, const struct uffd_event *ev)
 		if (ev->type == UFFD_EV_REMOVE)
 			mark_removed(mm, lo, hi);
 		else
-			spans_cut(mm, lo, hi, NULL, NULL);
+			spans_cut(mm, lo, hi);
 		mm_unlock(mm);
 		note(mm, ev->type == UFFD_EV_REMOVE ? SERVE_EV_REMOVE : SERVE_EV_UNMAP, lo, hi, 0,
 		     -1);
@@ -698,7 +714,7 @@ int serve_engine_apply(struct serve_engine *e, const struct serve_event *ev, int
 		mark_removed(mm, ev->a, ev->b);
 		break;
 	case SERVE_EV_UNMAP:
-		spans_cut(mm, ev->a, ev->b, NULL, NULL);
+		spans_cut(mm, ev->a, ev->b);
 		break;
 	case SERVE_EV_FORK:
 		/* Not started: no other thread looks at these. */
@@ -1477,7 +1493,7 @@ void serve_engine_release(struct serve_engine *e)
 		uffd_handler_free(mm->h);
 		if (mm->own_u.fd >= 0)
 			uffd_close(&mm->own_u);
-		mm_free(mm);
+		mm_destroy(mm);
 	}
 	for (i = 0; e->installed && i < e->nregions; i++)
 		bitmap_free(&e->installed[i]);
