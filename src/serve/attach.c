@@ -439,6 +439,11 @@ static void take_over(struct uffd_serve_client *c)
 	/* A change we missed: what is left cannot be told from the source
 	 * any more - poison it rather than guess. */
 	c->e.o.src = serve_engine_inexact(&c->e) ? NULL : c->src;
+	/* The engine's thread is the one that reads our userfaultfd: it
+	 * allocates nothing (engine.h), and nor may its reads of the image.
+	 * One whose index cannot be trusted fails its reads as it would. */
+	if (c->src)
+		serve_source_no_alloc(c->src);
 	c->e.o.fatal = fatal_self;
 	c->u.fd = -1;			/* the engine owns it from here */
 	ret = serve_engine_start(&c->e, &u, true, NULL);

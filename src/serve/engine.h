@@ -30,6 +30,23 @@
  * that a client can keep that fd and serve the child itself if the
  * server dies.
  *
+ * A client's fallback, once its engine serves, calls neither malloc()
+ * nor free() - in no fault or event callback, in no step of its thread.
+ * glibc's fork() holds the allocator's locks (and stdio's and
+ * pthread_atfork's) across the system call, which with EVENT_FORK waits
+ * until its FORK message is read; there the one thread that reads the
+ * client's userfaultfd is the engine's, and a child's thread holds locks
+ * that the engine's thread waits for (the child's, and its reading).  A
+ * thread of either kind that waited for the allocator while the client
+ * forked would stop that fork, and the client's faults and exit(), for
+ * ever.  So the address spaces' state - spans, page bitmaps, the
+ * children's - lives in mappings of its own (util/mmalloc.h), the spans
+ * are edited in place, and a fallback checks its source before its
+ * engine starts (an image's first read allocates).  A server's engines
+ * run the same code for other processes, whose forks hold their own
+ * allocators' locks: there the rule is kept without being needed (and
+ * the first read of the server's image allocates, as it may).
+ *
  * A shared page cache (cache.h) changes how a page goes in, not what:
  * the same source page, CONTINUEd from the cache instead of copied.
  *

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image/internal.h"
 #include "source.h"
 #include "util/fileio.h"
 
@@ -163,8 +164,9 @@ int serve_source_read(const struct serve_source *s, uint64_t off, void *buf)
 		e = find_extent(s, off);
 		if (!e)
 			return -EINVAL;
-		return uffd_image_chain_read_page(s->chain, e->region,
-						  (off - e->offset) / PAGE, buf);
+		return uffd__image_chain_read_page(s->chain, e->region, (off - e->offset) / PAGE,
+						   buf, IMG_READ_FILL_ZERO |
+						   (s->no_alloc ? IMG_READ_SIGNAL_SAFE : 0));
 	}
 	n = uffd__pread_full(s->fd, buf, PAGE, off);
 	if (n < 0)
@@ -178,4 +180,12 @@ int serve_source_read(const struct serve_source *s, uint64_t off, void *buf)
 		memset((char *)buf + done, 0, PAGE - done);
 	}
 	return page_is_zero(buf) ? 0 : 1;
+}
+
+int serve_source_no_alloc(struct serve_source *s)
+{
+	int ret = s->raw ? 0 : uffd__image_chain_trust(s->chain);
+
+	s->no_alloc = !ret;
+	return ret;
 }

@@ -5,9 +5,9 @@
  * describe a client's regions the same way, by an offset into it (as
  * Firecracker does for its memory file).  An image's regions are laid end
  * to end in their order: region i starts at the sum of the lengths before
- * it.  Read-only after open, without locks: any number of threads read
- * pages at once, each into its own buffer, one pread per page, and share
- * the file's page cache.
+ * it.  Read-only after open (and serve_source_no_alloc()), without
+ * locks: any number of threads read pages at once, each into its own
+ * buffer, one pread per page, and share the file's page cache.
  */
 #ifndef LIBUFFD_SERVE_SOURCE_H
 #define LIBUFFD_SERVE_SOURCE_H
@@ -32,6 +32,7 @@ struct serve_source {
 	struct uffd_image_chain *chain;
 	int nextents;
 	struct serve_extent *ext;
+	bool no_alloc;		/* serve_source_no_alloc() */
 };
 
 /* Exactly one of image and mem_file.  NULL with errno (EOPNOTSUPP: an image
@@ -43,5 +44,15 @@ void serve_source_close(struct serve_source *s);
 /* The page at byte off (page-aligned, below size): 1 data in buf, 0 a zero
  * page (buf undefined), or -errno (-EIO for a file cut short). */
 int serve_source_read(const struct serve_source *s, uint64_t off, void *buf);
+
+/*
+ * Reads from now on allocate nothing (a client's fallback: engine.h): an
+ * image's index is trusted now, and the first read of each of its chunks
+ * checks the chunk's CRC a page at a time through the caller's buffer,
+ * not through an allocated one.  Call it before any other thread reads.
+ * 0, or -EBADMSG (a damaged image) or another -errno: reads go on as
+ * before (and fail as they would have).
+ */
+int serve_source_no_alloc(struct serve_source *s);
 
 #endif

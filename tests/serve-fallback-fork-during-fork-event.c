@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A client whose server died forks twice at once, and both forks return:
+ * the fallback's engine waits for no lock that a fork of its own process
+ * holds.  glibc's fork() holds the allocator's locks (and stdio's and
+ * pthread_atfork's) across the system call, and with EVENT_FORK that
+ * system call waits until its FORK message is read - after a fallback, by
+ * the client's watcher thread, the one thread that reads the client's
+ * userfaultfd.  A FORK callback that called malloc() while a second fork
+ * was under way would wait for that fork, and the fork for a FORK only
+ * that thread could read: the client's forks, faults and exit() stuck for
+ * ever.
+ *
+ * A client of a demand-only server touches half its memory; the server is
+ * killed.  The engine's test hook (engine.h) holds the fallback at its
+ * start until a thread of the client waits in a fault on a page it never
+ * got and the client's first fork waits for its FORK to be read (the
+ * memory is still registered then: nothing is filled yet), so that one
+ * read takes both.  In that FORK's callback, before the child's state is
+ * made, the hook has a second thread fork and returns once that fork's
+ * FORK is queued - the second fork holds glibc's locks from then until it
+ * is read.  The fault is served next, with the first read of its page's
+ * chunk of the image (which checks the chunk's CRC).  Both forks must
+ * return, the fault must be served, both children must read every page of
+ * the image, and the client must finish alone, with no error.  A stuck
+ * fork is reported and the client ends with _exit(): exit() would wait
+ * for the locks the fork holds.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/pserve.h"
+#include "serve/engine.h"
+
+#define NPAGES 64
+#define TOUCHED 48		/* a page the server never served (not a hole) */
+/* Deadlines of the waits a stuck fork would make endless. */
+#define FORK_WAIT_MS 5000
+#define CHILD_WAIT_MS 10000
+
+static struct t_ps_image im;
+static int up[2], down[2];		/* test <-> client */
+static char *mem;
+static pid_t first_pid = -1, second_pid = -1;
+static pid_t main_tid, toucher_tid;	/* atomic */
+static int touched;		/* atomic: the toucher read its page */
+static char touched_page[PAGE];
+static int started;		/* atomic: the fallback waits for the first fork */
+static int root_forks;		/* atomic: FORK callbacks of the client's own */
+static int second_go;		/* atomic: the first FORK's callback says fork */
+static int second_queued;	/* atomic: its FORK was queued in time */
+static int second_forked;	/* atomic: the second fork() returned */
+
+/* Fail where a fork may be stuck holding glibc's locks: no exit(), and no
+ * child left waiting for pages nobody will serve. */
+#define FAIL_STUCK(...) do {						\
+	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);		\
+	fprintf(stderr, __VA_ARGS__);					\
+	fprintf(stderr, "\n");						\
+	if (first_pid > 0)						\
+		kill(first_pid, SIGKILL);				\
+	if (second_pid > 0)						\
+		kill(second_pid, SIGKILL);				\
+	_exit(T_EXIT_FAIL);						\
+} while (0)
+
+/* A message is queued on fd within ms. */
+static bool queued(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* Thread tid of this process waits in the kernel function named want
+ * (its wchan).  No stdio: the allocator may be held by a fork. */
+static bool waits_in(pid_t tid, const char *want)
+{
+	char path[64], buf[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return !strcmp(buf, want);
+}
+
+/*
+ * In the watcher thread.  Started: wait until the toucher waits in its
+ * fault and the first fork for its FORK, then let the engine read them
+ * (at once: nothing else of this process faults now).  The first FORK of
+ * the client's own: have the second fork happen now, and return once its
+ * FORK is queued.
+ */
+static void hook(struct serve_engine *e, enum serve_hook_point where, struct serve_mm *mm)
+{
+	int waited;
+
+	if (where == SERVE_HOOK_STARTED) {
+		__atomic_store_n(&started, 1, __ATOMIC_RELEASE);
+		for (waited = 0; waited < FORK_WAIT_MS; waited++) {
+			pid_t toucher = __atomic_load_n(&toucher_tid, __ATOMIC_ACQUIRE);
+
+			if (toucher && waits_in(toucher, "handle_userfault") &&
+			    waits_in(main_tid, "userfaultfd_event_wait_completion"))
+				return;
+			usleep(1000);
+		}
+		FAIL_STUCK("the toucher's fault and the first fork did not both wait within "
+			   "%d ms", FORK_WAIT_MS);
+	}
+	if (!mm->root || __atomic_add_fetch(&root_forks, 1, __ATOMIC_ACQ_REL) != 1)
+		return;
+	__atomic_store_n(&second_go, 1, __ATOMIC_RELEASE);
+	if (queued(e->u.fd, FORK_WAIT_MS))
+		__atomic_store_n(&second_queued, 1, __ATOMIC_RELEASE);
+}
+
+/* A child reads every page: the half the server served was there at the
+ * fork, the rest comes from the fallback.  0, or 10 + the first bad page. */
+static int child(void)
+{
+	size_t i;
+
+	for (i = 0; i < NPAGES; i++)
+		if (!t_ps_page_ok(mem + i * PAGE, i, im.seed))
+			return 10 + (int)i;
+	return 0;
+}
+
+/* Reads a page the server never served: its fault waits for the fallback. */
+static void *toucher(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&toucher_tid, gettid(), __ATOMIC_RELEASE);
+	memcpy(touched_page, mem + TOUCHED * PAGE, PAGE);
+	__atomic_store_n(&touched, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *second_forker(void *arg)
+{
+	pid_t pid;
+
+	(void)arg;
+	/* (from before the server's death: the client's deadlines come first) */
+	if (!t_wait_flag(&second_go, 30000))
+		FAIL_STUCK("the first FORK's callback did not run within 30 s");
+	pid = fork();
+	if (pid == 0)
+		_exit(child());
+	if (pid < 0)
+		FAIL_STUCK("fork: %s", strerror(errno));
+	second_pid = pid;
+	__atomic_store_n(&second_forked, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Wait for pid to exit within ms; its exit status, or fail. */
+static int wait_child(pid_t pid, int ms)
+{
+	int status, waited;
+
+	for (waited = 0; waited < ms; waited++) {
+		pid_t got = waitpid(pid, &status, WNOHANG);
+
+		if (got == pid) {
+			if (!WIFEXITED(status))
+				FAIL_STUCK("child %d killed by signal %d", (int)pid,
+					   WTERMSIG(status));
+			return WEXITSTATUS(status);
+		}
+		if (got)
+			FAIL_STUCK("waitpid: %s", strerror(errno));
+		t_sleep_ms(1);
+	}
+	FAIL_STUCK("child %d did not exit within %d ms (its faults not served)", (int)pid, ms);
+}
+
+static int client(void *arg)
+{
+	struct uffd_serve_client *c = t_ps_attach_forking(&im, 0, "client, before");
+	pthread_t forker, touch;
+	int ret;
+
+	(void)arg;
+	mem = uffd_serve_client_addr(c, 0);
+	t_ps_check("client, before", mem, 0, NPAGES / 2, im.seed);
+	main_tid = gettid();
+	uffd__serve_engine_hook(hook);
+	CHECK_EQ(pthread_create(&forker, NULL, second_forker, NULL), 0);
+	t_ps_say(up[1]);
+	t_ps_hear(down[0], 10000);				/* the server is dead */
+	if (!t_wait_flag(&started, 10000))
+		FAIL_STUCK("no fallback within 10 s of the server's death");
+	/* (no fork is under way yet: a thread may be started) */
+	CHECK_EQ(pthread_create(&touch, NULL, toucher, NULL), 0);
+
+	first_pid = fork();
+	if (first_pid == 0)
+		_exit(child());
+	if (first_pid < 0)
+		FAIL_STUCK("fork: %s", strerror(errno));
+	if (!t_wait_flag(&second_forked, FORK_WAIT_MS))
+		FAIL_STUCK("the second fork did not return within %d ms: the fallback's thread "
+			   "waits for a lock the fork holds", FORK_WAIT_MS);
+	pthread_join(forker, NULL);
+	if (!__atomic_load_n(&second_queued, __ATOMIC_ACQUIRE))
+		FAIL_STUCK("the second fork's FORK was not queued during the first's callback");
+	if (!t_wait_flag(&touched, FORK_WAIT_MS))
+		FAIL_STUCK("the toucher's fault was not served within %d ms", FORK_WAIT_MS);
+	pthread_join(touch, NULL);
+	if (!t_ps_page_ok(touched_page, TOUCHED, im.seed))
+		FAIL_STUCK("the toucher read page %d wrong", TOUCHED);
+	ret = wait_child(first_pid, CHILD_WAIT_MS);
+	if (ret)
+		FAIL_STUCK("first child: page %d is not the image's", ret - 10);
+	ret = wait_child(second_pid, CHILD_WAIT_MS);
+	if (ret)
+		FAIL_STUCK("second child: page %d is not the image's", ret - 10);
+	CHECK_EQ(__atomic_load_n(&root_forks, __ATOMIC_ACQUIRE), 2);
+	t_ps_check("client, after", mem, 0, NPAGES, im.seed);
+	t_ps_finish_alone(c);
+	uffd__serve_engine_hook(NULL);
+	return 0;
+}
+
+int main(void)
+{
+	UFFD_OPTS(uffd_serve_opts, so, .demand_only = true);
+	pid_t server, a;
+	int ret;
+
+	t_require(UFFD_FEAT_EVENT_FORK);	/* (the client's is the same) */
+	t_ps_make_image(&im, NPAGES, 29);
+	so.socket_path = im.sock;
+	so.image = im.path;
+	server = t_ps_server_start(&so);
+	CHECK_OK(pipe(up));
+	CHECK_OK(pipe(down));
+	a = t_ps_spawn(client, NULL);
+	t_ps_hear(up[0], 10000);
+	t_ps_server_kill(server);
+	t_ps_say(down[1]);
+	ret = t_ps_join(a, 60000);
+	if (ret == T_EXIT_SKIP)
+		return ret;
+	CHECK_EQ(ret, 0);
+	return T_EXIT_PASS;
+}
