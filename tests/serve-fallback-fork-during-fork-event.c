@@ -45,7 +45,8 @@ static struct t_ps_image im;
 static int up[2], down[2];		/* test <-> client */
 static char *mem;
 static pid_t first_pid = -1, second_pid = -1;
-static pid_t main_tid, toucher_tid;	/* atomic */
+static pid_t main_tid;
+static pid_t toucher_tid;	/* atomic */
 static int touched;		/* atomic: the toucher read its page */
 static char touched_page[PAGE];
 static int started;		/* atomic: the fallback waits for the first fork */
@@ -76,7 +77,7 @@ static bool queued(int fd, int ms)
 }
 
 /* Thread tid of this process waits in the kernel function named want
- * (its wchan).  No stdio: the allocator may be held by a fork. */
+ * (its wchan).  open(), not fopen(): a fork may hold the allocator. */
 static bool waits_in(pid_t tid, const char *want)
 {
 	char path[64], buf[128];

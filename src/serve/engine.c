@@ -115,7 +115,8 @@ static int spans_room(struct serve_mm *mm, int n)
 	return 0;
 }
 
-/* Keep the spans sorted by address after s was put at the end or moved. */
+/* The spans in address order again, after one was put at the end or some
+ * moved (an insertion sort: they are few, and nearly in order). */
 static void spans_sort(struct serve_mm *mm)
 {
 	int i, j;
