@@ -1,9 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Timing, medians and the shared output format of the benches. */
+/*
+ * Timing, medians and the shared output format of the benches; what they
+ * read of a process's memory, and the memory cgroups they make.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -140,19 +148,235 @@ long bench_proc_kib(const char *path, const char *key)
 	return v;
 }
 
+long bench_pte_kib(pid_t pid)
+{
+	char status[64];
+
+	if (pid)
+		snprintf(status, sizeof(status), "/proc/%d/status", (int)pid);
+	else
+		snprintf(status, sizeof(status), "/proc/self/status");
+	return bench_proc_kib(status, "VmPTE:");
+}
+
 long bench_mem_kib(pid_t pid)
 {
-	char rollup[64], status[64];
+	char rollup[64];
 	long pss, pte;
 
-	if (pid) {
+	if (pid)
 		snprintf(rollup, sizeof(rollup), "/proc/%d/smaps_rollup", (int)pid);
-		snprintf(status, sizeof(status), "/proc/%d/status", (int)pid);
-	} else {
+	else
 		snprintf(rollup, sizeof(rollup), "/proc/self/smaps_rollup");
-		snprintf(status, sizeof(status), "/proc/self/status");
-	}
 	pss = bench_proc_kib(rollup, "Pss:");
-	pte = bench_proc_kib(status, "VmPTE:");
+	pte = bench_pte_kib(pid);
 	return pss < 0 || pte < 0 ? -1 : pss + pte;
+}
+
+/* ---- memory cgroups ----------------------------------------------------------- */
+
+static int write_file(const char *dir, const char *name, const char *val)
+{
+	char path[512];
+	ssize_t n;
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n != (ssize_t)strlen(val))
+		ret = n < 0 ? -errno : -EIO;
+	close(fd);
+	return ret;
+}
+
+long long bench_cgroup_read(const char *dir, const char *name, const char *key)
+{
+	char path[512], line[256];
+	size_t klen = key ? strlen(key) : 0;
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!key) {
+			v = strtoll(line, NULL, 10);
+			break;
+		}
+		if (!strncmp(line, key, klen) && line[klen] == ' ') {
+			v = strtoll(line + klen + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+static bool file_has_word(const char *path, const char *word)
+{
+	char buf[512], *tok, *save;
+	size_t n;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		if (!strcmp(tok, word))
+			return true;
+	return false;
+}
+
+void bench_cgroup_probe(struct bench_cgroup_env *e)
+{
+	char line[512], *path = NULL;
+	bool v2 = file_has_word("/sys/fs/cgroup/cgroup.controllers", "memory");
+	FILE *f = fopen("/proc/self/cgroup", "re");
+
+	memset(e, 0, sizeof(*e));
+	if (!f) {
+		snprintf(e->why, sizeof(e->why), "no /proc/self/cgroup");
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *ctl = strchr(line, ':'), *p;
+
+		if (!ctl || !(p = strchr(ctl + 1, ':')))
+			continue;
+		*p++ = 0;
+		p[strcspn(p, "\n")] = 0;
+		ctl++;
+		if (v2 ? !*ctl : (!strcmp(ctl, "memory") || strstr(ctl, "memory,") ||
+				   (strlen(ctl) > 7 && !strcmp(ctl + strlen(ctl) - 7, ",memory")))) {
+			path = p;
+			break;
+		}
+	}
+	fclose(f);
+	if (!path) {
+		snprintf(e->why, sizeof(e->why), "no memory controller");
+		return;
+	}
+	snprintf(e->base, sizeof(e->base), "%s%s", v2 ? "/sys/fs/cgroup" :
+		 "/sys/fs/cgroup/memory", strcmp(path, "/") ? path : "");
+	if (access(e->base, W_OK)) {
+		snprintf(e->why, sizeof(e->why), "%s", strerror(errno));
+		return;
+	}
+	e->version = v2 ? 2 : 1;
+}
+
+int bench_cgroup_create(const struct bench_cgroup_env *e, const char *bench, size_t limit,
+			char *dir, size_t dirlen)
+{
+	static int seq;
+	char val[32], ctl[600];
+	int ret;
+
+	if (!e->version)
+		return -EOPNOTSUPP;
+	snprintf(dir, dirlen, "%s/uffd-bench-%s-%d-%d", e->base, bench, (int)getpid(), seq++);
+	if (mkdir(dir, 0755))
+		return -errno;
+	if (e->version == 2) {
+		snprintf(ctl, sizeof(ctl), "%s/cgroup.controllers", dir);
+		if (!file_has_word(ctl, "memory"))
+			write_file(e->base, "cgroup.subtree_control", "+memory");
+		if (!file_has_word(ctl, "memory")) {
+			rmdir(dir);
+			return -EOPNOTSUPP;
+		}
+	}
+	if (!limit)
+		return 0;
+	snprintf(val, sizeof(val), "%zu", limit);
+	ret = write_file(dir, e->version == 2 ? "memory.max" : "memory.limit_in_bytes", val);
+	if (ret)
+		rmdir(dir);
+	return ret;
+}
+
+int bench_cgroup_join(const char *dir)
+{
+	char pid[24];
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	return write_file(dir, "cgroup.procs", pid);
+}
+
+long bench_cgroup_anon_kib(const struct bench_cgroup_env *e, const char *dir)
+{
+	long long bytes = bench_cgroup_read(dir, "memory.stat", e->version == 2 ? "anon" : "rss");
+
+	return bytes < 0 ? -1 : (long)(bytes / 1024);
+}
+
+/* SIGKILL to every process in dir/cgroup.procs but this one: open, read
+ * and kill only, for signal handlers. */
+static void cgroup_kill_all(const char *dir)
+{
+	static const char procs[] = "/cgroup.procs";
+	char path[600], buf[512];
+	size_t len = strlen(dir);
+	long pid = 0;
+	bool digits = false;
+	ssize_t n, i;
+	int fd;
+
+	if (len + sizeof(procs) > sizeof(path))
+		return;
+	memcpy(path, dir, len);
+	memcpy(path + len, procs, sizeof(procs));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (i = 0; i < n; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				pid = pid * 10 + (buf[i] - '0');
+				digits = true;
+				continue;
+			}
+			if (digits && pid > 0 && pid != getpid())
+				kill((pid_t)pid, SIGKILL);
+			pid = 0;
+			digits = false;
+		}
+	if (digits && pid > 0 && pid != getpid())
+		kill((pid_t)pid, SIGKILL);
+	close(fd);
+}
+
+int bench_cgroup_remove(const char *dir)
+{
+	struct timespec nap = { 0, 10 * 1000 * 1000 };
+	int i;
+
+	cgroup_kill_all(dir);
+	/* the last task's exit can leave it busy for a moment */
+	for (i = 0; i < 100; i++) {
+		if (!rmdir(dir))
+			return 0;
+		if (errno != EBUSY)
+			break;
+		nanosleep(&nap, NULL);
+	}
+	return -errno;
+}
+
+static const int end_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
+
+void bench_catch_signals(void (*handler)(int))
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(end_signals) / sizeof(end_signals[0]); i++)
+		signal(end_signals[i], handler);
 }

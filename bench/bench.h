@@ -41,8 +41,49 @@ void bench_result(struct bench_report *r, const char *system, const char *metric
 void bench_ratio(struct bench_report *r, const char *name, double value, double goal);
 /* The kB value of the line of a /proc file starting with key, or -1. */
 long bench_proc_kib(const char *path, const char *key);
-/* Pss + VmPTE of a process (0: this one) in KiB, or -1 (it is gone). */
+/* VmPTE of a process (0: this one) in KiB, or -1 (it is gone).  A counter
+ * (fs/proc/task_mmu.c task_mem()): no page walk, no mmap_lock. */
+long bench_pte_kib(pid_t pid);
+/* Pss + VmPTE of a process (0: this one) in KiB, or -1 (it is gone).  Pss
+ * comes from smaps_rollup, a walk of the page tables under the process's
+ * mmap_lock: ~17 ms per GiB resident here, and the process's mmap, munmap
+ * and fork wait behind it. */
 long bench_mem_kib(pid_t pid);
+/*
+ * Memory cgroups the benches make around what they measure, under this
+ * process's own cgroup in the hierarchy with the memory controller (so
+ * that whatever limits it has still apply): cgroup v1's memory controller
+ * or v2 where it is enabled.
+ */
+struct bench_cgroup_env {
+	int version;			/* 0: none, 1, 2 */
+	char base[256];			/* where the benches' cgroups are made */
+	char why[64];			/* version 0: why not */
+};
+
+void bench_cgroup_probe(struct bench_cgroup_env *e);
+/* A new cgroup under e->base named for the bench, limited to limit bytes
+ * (0: no limit); its path in dir.  0 or -errno. */
+int bench_cgroup_create(const struct bench_cgroup_env *e, const char *bench, size_t limit,
+			char *dir, size_t dirlen);
+/* The calling process joins the cgroup dir: 0 or -errno.  Memory is
+ * charged where it is allocated, so join before allocating (before exec). */
+int bench_cgroup_join(const char *dir);
+/* The number after key in dir/name (a "key value" line, or the whole file
+ * when key is NULL), or -1. */
+long long bench_cgroup_read(const char *dir, const char *name, const char *key);
+/* The anonymous memory charged to the cgroup in KiB, or -1: memory.stat's
+ * rss (v1; it includes rss_huge, the transparent huge pages) or anon (v2).
+ * Counters: no page walk, no process's mmap_lock. */
+long bench_cgroup_anon_kib(const struct bench_cgroup_env *e, const char *dir);
+/* SIGKILL to whatever is still in the cgroup, then rmdir, retried for up
+ * to a second while the last exits finish.  0 or -errno.  Only
+ * async-signal-safe calls: signal handlers clean up with it too. */
+int bench_cgroup_remove(const char *dir);
+/* handler (or SIG_DFL) for the signals that end a bench from outside:
+ * SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE. */
+void bench_catch_signals(void (*handler)(int));
+
 /* Before a bench runs: notes what the machine does meanwhile (below). */
 void bench_machine_start(void);
 /* Print the table or the JSON lines (summary last).  Returns 0.  First it

@@ -255,12 +255,6 @@ struct plan {
 	uint64_t n;
 };
 
-struct cgroup_env {
-	int version;			/* 0: none, 1, 2 */
-	char base[256];			/* where runs' cgroups are made */
-	char why[64];			/* version 0: why not */
-};
-
 /* The device's own speed under the file, measured before the runs with
  * O_DIRECT (no page cache; the host may still cache a virtual disk). */
 struct disk_speed {
@@ -281,13 +275,12 @@ struct pager_bench {
 	char path[300];
 	bool drop_caches;
 	char drop_why[64];
-	struct cgroup_env cg;
+	struct bench_cgroup_env cg;
 	struct disk_speed disk;
 	struct plan plans[NWL];		/* seq has none: it walks the pages */
 	struct run_result *shared;	/* MAP_SHARED: the child's report */
 	size_t shared_len;
 	struct run_rec runs[NSYS][NWL][NTHR];
-	int cg_seq;
 	bool human;
 };
 
@@ -972,148 +965,13 @@ out_free:
 
 /* ---- memory cgroups ----------------------------------------------------------- */
 
-static int write_file(const char *dir, const char *name, const char *val)
-{
-	char path[512];
-	ssize_t n;
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n != (ssize_t)strlen(val))
-		ret = n < 0 ? -errno : -EIO;
-	close(fd);
-	return ret;
-}
-
-/* The number after key in dir/name (a "key value" line, or the whole file
- * when key is NULL), or -1. */
-static long long read_number(const char *dir, const char *name, const char *key)
-{
-	char path[512], line[256];
-	size_t klen = key ? strlen(key) : 0;
-	long long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!key) {
-			v = strtoll(line, NULL, 10);
-			break;
-		}
-		if (!strncmp(line, key, klen) && line[klen] == ' ') {
-			v = strtoll(line + klen + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
-static bool file_has_word(const char *path, const char *word)
-{
-	char buf[512], *tok, *save;
-	size_t n;
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
-		if (!strcmp(tok, word))
-			return true;
-	return false;
-}
-
-/* This process's cgroup in the hierarchy holding the memory controller:
- * runs' cgroups go under it, so whatever limits it has still apply. */
-static void cgroup_probe(struct cgroup_env *e)
-{
-	char line[512], *path = NULL;
-	bool v2 = file_has_word("/sys/fs/cgroup/cgroup.controllers", "memory");
-	FILE *f = fopen("/proc/self/cgroup", "re");
-
-	memset(e, 0, sizeof(*e));
-	if (!f) {
-		snprintf(e->why, sizeof(e->why), "no /proc/self/cgroup");
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *ctl = strchr(line, ':'), *p;
-
-		if (!ctl || !(p = strchr(ctl + 1, ':')))
-			continue;
-		*p++ = 0;
-		p[strcspn(p, "\n")] = 0;
-		ctl++;
-		if (v2 ? !*ctl : (!strcmp(ctl, "memory") || strstr(ctl, "memory,") ||
-				   (strlen(ctl) > 7 && !strcmp(ctl + strlen(ctl) - 7, ",memory")))) {
-			path = p;
-			break;
-		}
-	}
-	fclose(f);
-	if (!path) {
-		snprintf(e->why, sizeof(e->why), "no memory controller");
-		return;
-	}
-	snprintf(e->base, sizeof(e->base), "%s%s", v2 ? "/sys/fs/cgroup" :
-		 "/sys/fs/cgroup/memory", strcmp(path, "/") ? path : "");
-	if (access(e->base, W_OK)) {
-		snprintf(e->why, sizeof(e->why), "%s", strerror(errno));
-		return;
-	}
-	e->version = v2 ? 2 : 1;
-}
-
 static void cgroup_remove(const char *dir)
 {
-	int i;
+	int ret = bench_cgroup_remove(dir);
 
-	/* the last task's exit can leave it busy for a moment */
-	for (i = 0; i < 100; i++) {
-		if (!rmdir(dir))
-			return;
-		if (errno != EBUSY)
-			break;
-		usleep(10000);
-	}
-	fprintf(stderr, "uffd bench pager: cannot remove cgroup %s: %s\n", dir,
-		strerror(errno));
-}
-
-/* A new cgroup limited to limit bytes, its path in dir.  0 or -errno. */
-static int cgroup_create(struct pager_bench *b, size_t limit, char *dir, size_t dirlen)
-{
-	const struct cgroup_env *e = &b->cg;
-	char val[32], ctl[300];
-	int ret;
-
-	snprintf(dir, dirlen, "%s/uffd-bench-pager-%d-%d", e->base, (int)getpid(), b->cg_seq++);
-	if (mkdir(dir, 0755))
-		return -errno;
-	if (e->version == 2) {
-		snprintf(ctl, sizeof(ctl), "%s/cgroup.controllers", dir);
-		if (!file_has_word(ctl, "memory"))
-			write_file(e->base, "cgroup.subtree_control", "+memory");
-		if (!file_has_word(ctl, "memory")) {
-			rmdir(dir);
-			return -EOPNOTSUPP;
-		}
-	}
-	snprintf(val, sizeof(val), "%zu", limit);
-	ret = write_file(dir, e->version == 2 ? "memory.max" : "memory.limit_in_bytes", val);
 	if (ret)
-		rmdir(dir);
-	return ret;
+		fprintf(stderr, "uffd bench pager: cannot remove cgroup %s: %s\n", dir,
+			strerror(-ret));
 }
 
 /* ---- one run ------------------------------------------------------------------ */
@@ -1129,23 +987,13 @@ static void cleanup_on_signal(int sig)
 		waitpid(cleanup_child, NULL, 0);
 	}
 	if (cleanup_cgroup[0])
-		rmdir(cleanup_cgroup);
+		bench_cgroup_remove(cleanup_cgroup);
 	if (cleanup_file[0])
 		unlink(cleanup_file);
 	if (cleanup_dir[0])
 		rmdir(cleanup_dir);
 	signal(sig, SIG_DFL);
 	raise(sig);
-}
-
-static const int cleanup_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE };
-
-static void catch_signals(void (*handler)(int))
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++)
-		signal(cleanup_signals[i], handler);
 }
 
 static long status_kib(const char *key)
@@ -1170,14 +1018,12 @@ static void __attribute__((noreturn))
 child_main(const struct pager_bench *b, int sys, int wl, int threads, const char *cg_dir)
 {
 	struct run_result *r = b->shared;
-	char pid[24];
 	int ret;
 
-	catch_signals(SIG_DFL);
+	bench_catch_signals(SIG_DFL);
 	r->stage = STAGE_CGROUP;
 	if (cg_dir) {
-		snprintf(pid, sizeof(pid), "%d", (int)getpid());
-		ret = write_file(cg_dir, "cgroup.procs", pid);
+		ret = bench_cgroup_join(cg_dir);
 		if (ret) {
 			r->err = ret;
 			snprintf(r->msg, sizeof(r->msg), "joining %s: %s", cg_dir, strerror(-ret));
@@ -1300,7 +1146,8 @@ static bool run_one(struct pager_bench *b, int sys, int wl, int threads, char *f
 	memset(r, 0, b->shared_len);
 	cold_cache(b);
 	if (b->cg.version) {
-		ret = cgroup_create(b, cgroup_limit(b, sys), cg_dir, sizeof(cg_dir));
+		ret = bench_cgroup_create(&b->cg, "pager", cgroup_limit(b, sys), cg_dir,
+					  sizeof(cg_dir));
 		if (ret) {
 			snprintf(fail, faillen, "%s %s %d thr: cannot make a cgroup in %s: %s",
 				 sys_names[sys], wl_names[wl], threads, b->cg.base, strerror(-ret));
@@ -1326,11 +1173,11 @@ static bool run_one(struct pager_bench *b, int sys, int wl, int threads, char *f
 	cleanup_child = 0;
 	if (cg_dir[0]) {
 		if (b->cg.version == 2) {
-			peak = read_number(cg_dir, "memory.peak", NULL);
-			oom = read_number(cg_dir, "memory.events", "oom_kill");
+			peak = bench_cgroup_read(cg_dir, "memory.peak", NULL);
+			oom = bench_cgroup_read(cg_dir, "memory.events", "oom_kill");
 		} else {
-			peak = read_number(cg_dir, "memory.max_usage_in_bytes", NULL);
-			oom = read_number(cg_dir, "memory.oom_control", "oom_kill");
+			peak = bench_cgroup_read(cg_dir, "memory.max_usage_in_bytes", NULL);
+			oom = bench_cgroup_read(cg_dir, "memory.oom_control", "oom_kill");
 		}
 		cgroup_remove(cg_dir);
 		cleanup_cgroup[0] = 0;
@@ -2046,7 +1893,7 @@ int bench_pager(int argc, char **argv)
 	snprintf(b->path, sizeof(b->path), "%.255s/data", b->dir);
 	snprintf(cleanup_dir, sizeof(cleanup_dir), "%.255s", b->dir);
 	snprintf(cleanup_file, sizeof(cleanup_file), "%.299s", b->path);
-	catch_signals(cleanup_on_signal);
+	bench_catch_signals(cleanup_on_signal);
 
 	t0 = bench_now_us();
 	ret = generate_file(b);
@@ -2056,7 +1903,7 @@ int bench_pager(int argc, char **argv)
 		goto out_files;
 	}
 	probe_drop_caches(b);
-	cgroup_probe(&b->cg);
+	bench_cgroup_probe(&b->cg);
 	cold_cache(b);
 	measure_disk(b);
 	if (b->human) {
@@ -2118,7 +1965,7 @@ int bench_pager(int argc, char **argv)
 		ret = EXIT_FAILED;
 	}
 out_files:
-	catch_signals(SIG_DFL);
+	bench_catch_signals(SIG_DFL);
 	cleanup_files(b);
 out_unmap:
 	munmap(b->shared, b->shared_len);
