@@ -19,9 +19,26 @@
  *             are "during the save" (their latencies are the worst
  *             window's: max of max, max of p99; the baseline's p99 is the
  *             median of its passes');
- *   memory    Pss + page tables of the server and all its children (Redis'
- *             fork child), sampled from BGSAVE to the end of the save:
- *             the peak minus the sample taken just before BGSAVE;
+ *   memory    what the save adds: the peak from BGSAVE to the end of the
+ *             save minus the sample taken just before BGSAVE.  Each server
+ *             (and so Redis' fork child) runs in a memory cgroup of its own,
+ *             which this bench makes and removes (v1 or v2, no limit); a
+ *             sample, every CG_SAMPLE_US, is the cgroup's anonymous memory
+ *             (memory.stat: rss in v1, which includes rss_huge; anon in v2)
+ *             plus the page tables (VmPTE) of the server and its children.
+ *             A page Redis and its child share copy-on-write is charged
+ *             once, as Pss counted it, and the image's page cache is not
+ *             anonymous.  Both are counters: nothing walks a server's page
+ *             tables while its latency is measured.  Pss did (smaps_rollup
+ *             walks them under the server's mmap_lock, ~17 ms per GiB), and
+ *             any mmap, munmap or fork of the server waited behind the
+ *             bench - and, once such a writer waited, its page faults and
+ *             uffd ioctls too: the worst stall of uffd-kv's loop in a save
+ *             (17.6 ms) was its mmap() waiting so.  Where no cgroup can be
+ *             made (not root, no memory controller) the bench falls back to
+ *             Pss + VmPTE from smaps_rollup, sampled at most a tenth of the
+ *             time, and says so on stderr and in the config
+ *             ("memory_measure": "pss-smaps", else "cgroup-anon");
  *   pause     Redis: INFO latest_fork_usec; uffd-kv: INFO
  *             uffd_last_bgsave_pause_usec (the event loop stopped);
  *   restart   the load stops, SAVE, every key is read back and hashed,
@@ -38,7 +55,9 @@
  * at most 5% of Redis', the first GET after a restart within 50 ms, every
  * key exact, and uffd-kv's baseline throughput at least 0.8x Redis'.
  *
- * Servers run with PR_SET_PDEATHSIG: if the bench dies, they die too.
+ * Servers run with PR_SET_PDEATHSIG: if the bench dies, they die too; on
+ * SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE it removes the cgroup first,
+ * killing what is in it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,8 +89,9 @@
 #define LOAD_BATCH		1000
 #define MAX_PASSES		20000
 #define MAX_SIZES		4
-#define SAMPLE_MIN_US		10000
-#define SAMPLE_DUTY		10
+#define CG_SAMPLE_US		2000		/* 40-55 us a sample: 2-3% of a vCPU */
+#define SAMPLE_MIN_US		10000		/* pss-smaps: a sample walks ~17 ms/GiB, */
+#define SAMPLE_DUTY		10		/* so it waits 10x as long */
 #define START_TIMEOUT_MS	600000		/* Redis loading 3M keys: well within */
 #define STOP_TIMEOUT_MS		120000
 #define FIRST_GET_GOAL_MS	50.0
@@ -91,6 +111,7 @@ struct kv_cfg {
 	long pass;			/* redis-benchmark requests per pass */
 	const char *dir;
 	char kv_path[PATH_MAX];
+	struct bench_cgroup_env cg;	/* version 0: pss-smaps */
 };
 
 struct pass {
@@ -116,23 +137,41 @@ struct server {
 	pid_t pid;
 	int port;
 	char dir[PATH_MAX + 64];
+	char cg_dir[512];		/* its memory cgroup, or "" */
 };
 
 static const struct kv_cfg *cfg_g;
 
+/* The cgroup to remove on a signal (bench_cgroup_remove kills its servers). */
+static char cleanup_cgroup[512];
+
+static void cleanup_on_signal(int sig)
+{
+	if (cleanup_cgroup[0])
+		bench_cgroup_remove(cleanup_cgroup);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 /* ---- processes ------------------------------------------------------------ */
 
-static pid_t spawn(char *const argv[], const char *log)
+/* argv[0] in the memory cgroup cg_dir ("": none), its output in log. */
+static pid_t spawn(char *const argv[], const char *log, const char *cg_dir)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644), ret;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
+		}
+		/* before exec: what the server allocates is charged where it runs */
+		if (cg_dir[0] && (ret = bench_cgroup_join(cg_dir))) {
+			fprintf(stderr, "uffd bench kv: joining %s: %s\n", cg_dir, strerror(-ret));
+			_exit(126);
 		}
 		execvp(argv[0], argv);
 		_exit(127);
@@ -205,7 +244,7 @@ static int server_spawn(struct server *sv)
 		if (sv->port <= 0)
 			sv->port = free_port();
 		snprintf(port, sizeof(port), "%d", sv->port);
-		sv->pid = spawn(argv, log);
+		sv->pid = spawn(argv, log, sv->cg_dir);
 	} else {
 		char *argv[] = { (char *)cfg_g->kv_path, "--port", "0", "--port-file", portfile,
 				 "--dir", sv->dir, NULL };
@@ -213,7 +252,7 @@ static int server_spawn(struct server *sv)
 		snprintf(portfile, sizeof(portfile), "%s/port", sv->dir);
 		unlink(portfile);
 		sv->port = -1;
-		sv->pid = spawn(argv, log);
+		sv->pid = spawn(argv, log, sv->cg_dir);
 	}
 	return sv->pid > 0 ? 0 : -EAGAIN;
 }
@@ -352,10 +391,12 @@ static int read_all(struct kvc *c, long keys, uint64_t *hash, bool compare, long
 
 /* ---- memory of the server and its children ---------------------------------- */
 
-static long tree_kib(pid_t pid)
+/* kib(pid) summed over the server and its children (Redis' fork child);
+ * -1 when the server is gone. */
+static long tree_kib(pid_t pid, long (*kib)(pid_t))
 {
 	char path[64], buf[512], *p, *end;
-	long total = bench_mem_kib(pid), k;
+	long total = kib(pid), k;
 	FILE *f;
 
 	if (total < 0)
@@ -370,7 +411,7 @@ static long tree_kib(pid_t pid)
 
 			if (end == p)
 				break;
-			k = bench_mem_kib((pid_t)child);
+			k = kib((pid_t)child);
 			if (k > 0)
 				total += k;
 		}
@@ -378,9 +419,23 @@ static long tree_kib(pid_t pid)
 	return total;
 }
 
+/* The server's memory now in KiB, or -1: its cgroup's anonymous memory and
+ * the page tables of the server and its children; without a cgroup, their
+ * Pss and page tables (walking their page tables: see the top). */
+static long server_kib(const struct server *sv)
+{
+	long anon, pte;
+
+	if (!sv->cg_dir[0])
+		return tree_kib(sv->pid, bench_mem_kib);
+	anon = bench_cgroup_anon_kib(&cfg_g->cg, sv->cg_dir);
+	pte = tree_kib(sv->pid, bench_pte_kib);
+	return anon < 0 || pte < 0 ? -1 : anon + pte;
+}
+
 struct monitor {
 	pthread_t thread;
-	pid_t pid;
+	const struct server *sv;
 	long peak_kib;
 	int stop;
 };
@@ -390,13 +445,17 @@ static void *monitor_main(void *arg)
 	struct monitor *m = arg;
 
 	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) {
-		double t0 = bench_now_us(), wait;
-		long k = tree_kib(m->pid);
+		double t0 = bench_now_us(), wait = CG_SAMPLE_US;
+		long k = server_kib(m->sv);
 
 		if (k > m->peak_kib)
 			m->peak_kib = k;
-		wait = (bench_now_us() - t0) * SAMPLE_DUTY;
-		usleep((useconds_t)(wait < SAMPLE_MIN_US ? SAMPLE_MIN_US : wait));
+		if (!m->sv->cg_dir[0]) {
+			wait = (bench_now_us() - t0) * SAMPLE_DUTY;
+			if (wait < SAMPLE_MIN_US)
+				wait = SAMPLE_MIN_US;
+		}
+		usleep((useconds_t)wait);
 	}
 	return NULL;
 }
@@ -589,7 +648,7 @@ static int fail(struct run *r, const char *what, int err)
 static int measure_save(struct run *r, struct server *sv, struct kvc *c, long keys, long pass)
 {
 	static struct loadgen g;
-	struct monitor m = { .pid = sv->pid };
+	struct monitor m = { .sv = sv };
 	double t_bgsave, t_done = 0;
 	long base_kib;
 	long long v;
@@ -602,7 +661,7 @@ static int measure_save(struct run *r, struct server *sv, struct kvc *c, long ke
 		return fail(r, "redis-benchmark", ret);
 	while (bench_now_us() - g.t_start < BGSAVE_AT_US)
 		usleep(1000);
-	base_kib = tree_kib(sv->pid);
+	base_kib = server_kib(sv);
 	m.peak_kib = base_kib;
 	pthread_create(&m.thread, NULL, monitor_main, &m);
 	t_bgsave = bench_now_us();
@@ -618,7 +677,7 @@ static int measure_save(struct run *r, struct server *sv, struct kvc *c, long ke
 		return fail(r, "BGSAVE", ret);
 	}
 	{
-		long k = tree_kib(sv->pid);	/* the last word, whatever the timing */
+		long k = server_kib(sv);	/* the last word, whatever the timing */
 
 		if (k > m.peak_kib)
 			m.peak_kib = k;
@@ -700,6 +759,15 @@ static int run_one(struct run *r, int sys, const char *dir, long keys, long pass
 	snprintf(sv.dir, sizeof(sv.dir), "%s/%s-%ld", dir, sys_names[sys], keys);
 	if (mkdir(sv.dir, 0755) && errno != EEXIST)
 		return fail(r, "mkdir", -errno);
+	if (cfg_g->cg.version) {
+		ret = bench_cgroup_create(&cfg_g->cg, "kv", 0, sv.cg_dir, sizeof(sv.cg_dir));
+		if (ret) {
+			sv.cg_dir[0] = 0;
+			fail(r, "making a memory cgroup", ret);
+			goto out;
+		}
+		snprintf(cleanup_cgroup, sizeof(cleanup_cgroup), "%s", sv.cg_dir);
+	}
 	ret = server_spawn(&sv);
 	if (!ret)
 		ret = server_connect(&sv, &c, 10000);
@@ -760,6 +828,14 @@ out:
 			unlink(path);
 		rmdir(sv.dir);
 	}
+	if (sv.cg_dir[0]) {
+		int err = bench_cgroup_remove(sv.cg_dir);
+
+		if (err)
+			fprintf(stderr, "uffd bench kv: cannot remove cgroup %s: %s\n", sv.cg_dir,
+				strerror(-err));
+		cleanup_cgroup[0] = 0;
+	}
 	return ret;
 }
 
@@ -767,9 +843,15 @@ out:
 
 static void report(struct bench_report *rep, struct run res[][NSYS], const struct kv_cfg *cfg)
 {
-	char sizes[128] = "";
+	char sizes[128] = "", sample[48];
 	size_t len = 0;
 	int i, s;
+
+	if (cfg->cg.version)
+		snprintf(sample, sizeof(sample), "%d", CG_SAMPLE_US / 1000);
+	else
+		snprintf(sample, sizeof(sample), "\"%dx the read, at least %d\"", SAMPLE_DUTY,
+			 SAMPLE_MIN_US / 1000);
 
 	for (i = 0; i < cfg->nsizes; i++)
 		len += snprintf(sizes + len, sizeof(sizes) - len, "%s%ld", i ? "," : "",
@@ -778,9 +860,16 @@ static void report(struct bench_report *rep, struct run res[][NSYS], const struc
 		 "{\"keys\":[%s],\"value_bytes\":%d,\"clients\":%d,\"pass_requests\":%ld,"
 		 "\"load\":\"redis-benchmark -t set -r KEYS -d 1024 -c 8 --csv -l\","
 		 "\"bgsave_at_s\":1.5,\"redis\":\"--save '' --appendonly no\","
-		 "\"extra\":\"peak Pss+VmPTE of the server and its children minus before\","
+		 "\"memory_measure\":\"%s\",\"extra\":\"%s\",\"memory_sample_ms\":%s,"
 		 "\"restart\":\"image in the page cache\"}",
-		 sizes, VALUE_BYTES, CLIENTS, cfg->pass);
+		 sizes, VALUE_BYTES, CLIENTS, cfg->pass,
+		 cfg->cg.version ? "cgroup-anon" : "pss-smaps",
+		 cfg->cg.version == 2 ? "peak memory.stat anon of the server's cgroup v2 + VmPTE "
+					"of the server and its children, minus before" :
+		 cfg->cg.version ? "peak memory.stat rss of the server's cgroup v1 + VmPTE of the "
+				   "server and its children, minus before" :
+		 "peak Pss+VmPTE of the server and its children (smaps_rollup), minus before",
+		 sample);
 	for (i = 0; i < cfg->nsizes; i++) {
 		char sfx[32];
 
@@ -848,6 +937,24 @@ static void ratios(struct bench_report *rep, struct run res[][NSYS], int nsizes)
 	bench_ratio(rep, "every_key_exact", exact ? 1 : 0, 1.0);
 }
 
+/* A memory cgroup is usable if one can be made here: else version 0, why. */
+static void probe_memory_cgroup(struct bench_cgroup_env *e)
+{
+	char dir[512];
+	int ret;
+
+	bench_cgroup_probe(e);
+	if (!e->version)
+		return;
+	ret = bench_cgroup_create(e, "kv", 0, dir, sizeof(dir));
+	if (!ret)
+		ret = bench_cgroup_remove(dir);
+	if (ret) {
+		snprintf(e->why, sizeof(e->why), "making one: %s", strerror(-ret));
+		e->version = 0;
+	}
+}
+
 static bool have(const char *prog)
 {
 	char cmd[128];
@@ -858,7 +965,7 @@ static bool have(const char *prog)
 
 int bench_kv(int argc, char **argv)
 {
-	static struct kv_cfg cfg = { { 1000000, 3000000 }, 2, 10000, NULL, "" };
+	static struct kv_cfg cfg = { { 1000000, 3000000 }, 2, 10000, NULL, "", { 0 } };
 	static struct run res[MAX_SIZES][NSYS];
 	struct bench_report rep = { .bench = "kv" };
 	uint64_t keys, pass;
@@ -923,10 +1030,24 @@ int bench_kv(int argc, char **argv)
 			return EXIT_FAILED;
 		}
 	}
-	if (!rep.json)
+	probe_memory_cgroup(&cfg.cg);
+	if (cfg.cg.version)
+		bench_catch_signals(cleanup_on_signal);
+	else
+		fprintf(stderr, "uffd bench kv: no memory cgroup (%s): memory sampled as Pss from "
+			"/proc/PID/smaps_rollup, whose walk of the page tables holds the server's "
+			"mmap_lock (~17 ms per GiB): the latencies during the save are perturbed "
+			"(\"memory_measure\":\"pss-smaps\")\n", cfg.cg.why);
+	if (!rep.json) {
 		printf("uffd bench kv: redis-server and uffd-kv, 1 KiB values, redis-benchmark "
-		       "SET load (8 clients, passes of %ld), BGSAVE 1.5 s in; data in %s\n\n",
+		       "SET load (8 clients, passes of %ld), BGSAVE 1.5 s in; data in %s\n",
 		       cfg.pass, dir);
+		if (cfg.cg.version)
+			printf("  memory: each server in a memory cgroup v%d of its own under %s, "
+			       "anonymous memory + page tables sampled every %d ms\n",
+			       cfg.cg.version, cfg.cg.base, CG_SAMPLE_US / 1000);
+		printf("\n");
+	}
 	for (i = 0; i < cfg.nsizes; i++)
 		for (s = 0; s < NSYS; s++) {
 			struct run *r = &res[i][s];
@@ -948,6 +1069,8 @@ int bench_kv(int argc, char **argv)
 		}
 	if (!cfg.dir)
 		rmdir(dir);
+	if (cfg.cg.version)
+		bench_catch_signals(SIG_DFL);
 	if (!rep.json)
 		printf("\n");
 	report(&rep, res, &cfg);
