@@ -64,4 +64,12 @@ int uffd__image_chain_read_page(struct uffd_image_chain *c, int region, uint64_t
  * so that later reads take no lock: 0, -EBADMSG or -errno. */
 int uffd__image_chain_trust(struct uffd_image_chain *c);
 
+/*
+ * Start the write-back of what w has written since the last call, once
+ * that is 8 MiB or more (sync_file_range, not waited for).  For a writer
+ * streaming an image in the background, between batches: never from a
+ * thread a program waits on, as the submission itself can block.
+ */
+void uffd__image_start_writeback(struct uffd_image_writer *w);
+
 #endif

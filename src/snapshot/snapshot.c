@@ -51,6 +51,7 @@
 #include <uffd/snapshot.h>
 
 #include "core/pieces.h"
+#include "image/internal.h"
 #include "runtime/inthread.h"
 #include "util/clock.h"
 #include "util/crc32c.h"
@@ -1046,6 +1047,7 @@ static void *writer_main(void *arg)
 			if ((err = __atomic_load_n(&s->st.error, __ATOMIC_RELAXED)))
 				break;
 			stream_window(s, r, page, n);
+			uffd__image_start_writeback(s->w);
 		}
 	}
 	if (!err)
