@@ -50,9 +50,12 @@
  * Every image is verified by the checker against its instant; a bad image
  * or a failed snapshot fails the bench (exit 1) once results are printed.
  *
- * Reading smaps_rollup walks the page tables: ~20 ms for a 4 GiB process
- * here, so sampling every 5 ms would take one of the two CPUs from the
- * workload.  The monitor samples every 5 ms or every SAMPLE_DUTY reads'
+ * Memory is the anonymous memory charged to a memory cgroup the bench
+ * runs in (its fork children too) plus the page tables: counters (see
+ * cgroup_enter()).  Without one, Pss: reading smaps_rollup walks the page
+ * tables, ~20 ms for a 4 GiB process here, under the mmap_lock the
+ * snapshot needs, so sampling every 5 ms would take one of the two CPUs
+ * from the workload.  The monitor samples every 5 ms or every SAMPLE_DUTY reads'
  * time, whichever is longer (a tenth of a CPU at most; it runs in the
  * baseline too), and takes a last sample at durable, with the fork child
  * still alive.  Both systems only grow until then (copy-on-write copies;
@@ -68,6 +71,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -150,7 +154,80 @@ static void sleep_us(double us)
 		;
 }
 
-/* ---- memory: Pss + page tables --------------------------------------------- */
+/* ---- memory: anonymous memory (or Pss) + page tables ---------------------- */
+
+/*
+ * This process, and so its fork children, in a memory cgroup of its own
+ * (made before the tables are allocated: memory is charged where it is
+ * allocated): the anonymous memory charged to it is a counter, where
+ * Pss is a walk of the page tables under the process's mmap_lock, ~20 ms
+ * for 4 GiB, that every mmap, munmap and brk of the process - the image
+ * writer's growing index, the snapshot's setup - waits behind, and every
+ * fault and ioctl after it.  Without a cgroup (not root), Pss as before.
+ */
+static struct {
+	struct bench_cgroup_env env;
+	char dir[512];
+	bool on;
+} cg;
+
+static void cgroup_leave(void)
+{
+	if (!cg.on)
+		return;
+	bench_cgroup_join(cg.env.base);
+	bench_cgroup_remove(cg.dir);
+	cg.on = false;
+}
+
+static void cgroup_leave_on_signal(int sig)
+{
+	cgroup_leave();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void cgroup_enter(void)
+{
+	bench_cgroup_probe(&cg.env);
+	if (cg.env.version && !bench_cgroup_create(&cg.env, "snapshot", 0, cg.dir, sizeof(cg.dir))) {
+		if (!bench_cgroup_join(cg.dir) && bench_cgroup_anon_kib(&cg.env, cg.dir) >= 0) {
+			cg.on = true;
+			bench_catch_signals(cgroup_leave_on_signal);
+			return;
+		}
+		bench_cgroup_remove(cg.dir);
+	}
+	fprintf(stderr, "uffd bench snapshot: no memory cgroup (%s): memory sampled as Pss "
+		"from /proc/self/smaps_rollup, whose walk holds the mmap_lock the snapshot "
+		"needs (\"memory_measure\":\"pss-smaps\")\n",
+		cg.env.version ? "cannot make or join one" : cg.env.why);
+}
+
+/* This process's memory and its child's (0: none), in KiB; -1: gone. */
+static long mem_kib(pid_t child)
+{
+	long self, other = 0;
+
+	if (!cg.on) {
+		self = bench_mem_kib(0);
+		if (child)
+			other = bench_mem_kib(child);
+		return self < 0 || other < 0 ? -1 : self + other;
+	}
+	self = bench_cgroup_anon_kib(&cg.env, cg.dir);
+	other = bench_pte_kib(0);
+	if (self < 0 || other < 0)
+		return -1;
+	self += other;
+	if (child) {
+		other = bench_pte_kib(child);
+		if (other < 0)
+			return -1;
+		self += other;
+	}
+	return self;
+}
 
 struct mem_monitor {
 	pthread_t thread;
@@ -163,13 +240,13 @@ struct mem_monitor {
 
 static void monitor_sample(struct mem_monitor *m)
 {
-	long self = bench_mem_kib(0), child = m->child ? bench_mem_kib(m->child) : 0;
+	long k = mem_kib(m->child);
 
-	if (self < 0 || child < 0)
+	if (k < 0)
 		return;
 	pthread_mutex_lock(&m->lock);
-	if (self + child > m->peak_kib)
-		m->peak_kib = self + child;
+	if (k > m->peak_kib)
+		m->peak_kib = k;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -316,7 +393,7 @@ static int run_libuffd(struct uffd_checker *c, const char *path, bool in_thread,
 	UFFD_OPTS(uffd_snap_opts, o, .path = path, .regions = &reg, .nregions = 1,
 		  .pause = timed_pause_cb, .resume = timed_resume_cb, .arg = &tp,
 		  .in_thread = in_thread);
-	long base = bench_mem_kib(0);
+	long base = mem_kib(0);
 	struct mem_monitor m;
 	struct uffd_snap *s;
 	uint64_t w0, w1;
@@ -433,7 +510,7 @@ static int run_fork(struct uffd_checker *c, const char *path, struct run *r,
 	size_t len = uffd_checker_len(c);
 	int done[2] = { -1, -1 }, go[2] = { -1, -1 }, status = 0, ret;
 	double t0, t_resumed, t1;
-	long base = bench_mem_kib(0);
+	long base = mem_kib(0);
 	struct mem_monitor m;
 	uint64_t w0, w1, instant_writes;
 	char st = 0;
@@ -828,13 +905,14 @@ static void make_config(struct bench_report *rep, const struct snap_cfg *cfg,
 	snprintf(rep->config, sizeof(rep->config),
 		 "{\"sizes_mib\":[%s],\"rounds\":%d,\"writers\":%d,\"fill\":1.0,"
 		 "\"mem\":\"private anon\",\"fork_image\":\"64-page chunks, "
-		 "zero pages as holes\",\"extra\":\"peak Pss+VmPTE of all processes minus "
-		 "before; image page cache not counted\",\"sample\":\"every max(5 ms, %d reads)"
-		 " + at durable\",\"extra_goal\":\"fork cut to half the pages\",\"half_touched\":{\"libuffd\":%s,\"fork\":%s,\"libuffd-inthread\":%s},"
+		 "zero pages as holes\",\"extra\":\"peak %s+VmPTE of all processes minus "
+		 "before; image page cache not counted\",\"memory_measure\":\"%s\","
+		 "\"sample\":\"every max(5 ms, %d reads) + at durable\",\"extra_goal\":\"fork cut to half the pages\",\"half_touched\":{\"libuffd\":%s,\"fork\":%s,\"libuffd-inthread\":%s},"
 		 "\"pause_goal_at_mib\":%zu,\"inthread_goal_at_mib\":%zu,"
 		 "\"no_goal\":[\"fork_durable_over_libuffd\",\"throughput_ratio_libuffd\","
 		 "\"throughput_ratio_inthread\"]}",
-		 sizes, cfg->rounds, WRITERS, SAMPLE_DUTY, lib, frk, lit,
+		 sizes, cfg->rounds, WRITERS, cg.on ? "anonymous memory of a memory cgroup" : "Pss",
+		 cg.on ? "cgroup-anon" : "pss-smaps", SAMPLE_DUTY, lib, frk, lit,
 		 cfg->sizes[cfg->nsizes - 1] >> 20, inthread_goal_size(res, cfg->nsizes)->bytes >> 20);
 }
 
@@ -895,6 +973,7 @@ int bench_snapshot(int argc, char **argv)
 		}
 	}
 	snprintf(path, sizeof(path), "%s/snapshot.img", dir);
+	cgroup_enter();		/* before the tables are allocated */
 	if (!rep.json) {
 		printf("uffd bench snapshot: checker table of ");
 		for (i = 0; i < cfg.nsizes; i++)
@@ -918,6 +997,9 @@ int bench_snapshot(int argc, char **argv)
 	}
 	if (!cfg.dir)
 		rmdir(dir);
+	if (cg.on)
+		bench_catch_signals(SIG_DFL);
+	cgroup_leave();
 
 	if (!rep.json)
 		printf("\n  medians of %d rounds:\n", cfg.rounds);
