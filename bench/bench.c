@@ -75,21 +75,14 @@ void bench_ratio(struct bench_report *r, const char *name, double value, double 
  * their figures move with it; this says how much went back during the
  * run (where the kernel counts it: this VM's page_reporting module).
  */
-#define REPORTED_KIB "/sys/module/page_reporting/parameters/reported_kib"
+#define REPORTING_PARAMS "/sys/module/page_reporting/parameters"
 
 static long long reported_at_start = -1;
 
+/* The file's number: bench_cgroup_read() reads any such one. */
 static long long reported_kib(void)
 {
-	long long v = -1;
-	FILE *f = fopen(REPORTED_KIB, "r");
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%lld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
+	return bench_cgroup_read(REPORTING_PARAMS, "reported_kib", NULL);
 }
 
 void bench_machine_start(void)
