@@ -485,16 +485,6 @@ static int collect(struct uffd_mig_source *s, bool rearm, uint64_t *dirty, uint6
 	return ret;
 }
 
-static uint64_t count_bits(const struct bitmap *b, uint64_t nbits)
-{
-	uint64_t n = 0;
-	size_t w;
-
-	for (w = 0; w < BITMAP_WORDS(nbits); w++)
-		n += __builtin_popcountll(b->words[w]);
-	return n;
-}
-
 /* One round: every stale page once.  1 if cut short by a switch, 0, or
  * -errno (reported). */
 static int precopy_round(struct uffd_mig_source *s, uint64_t *bytes)
@@ -674,7 +664,7 @@ static int switchover(struct uffd_mig_source *s)
 			return blob < 0 ? blob : -EOVERFLOW;
 		}
 	}
-	need = count_bits(&s->stale, s->npages);
+	need = bitmap_count(&s->stale);
 	__atomic_store_n(&s->c_switch_pages, need, __ATOMIC_RELAXED);
 	put_le32(head, postcopy ? MIG_SW_POSTCOPY : 0);
 	put_le32(head + 4, (uint32_t)blob);

@@ -1478,19 +1478,40 @@ static int start(struct uffd_snap *s)
 	for (i = 0; i < s->nregions; i++)
 		scan_present(&s->regions[i], UFFD_PAGE_PRESENT | UFFD_PAGE_SWAPPED);
 	if (!o->no_precopy) {
-		uint64_t dirty = 0;
+		uint64_t dirty = 0, last = 0;
 		int pass;
 
 		t0 = mono_ns();
 		ret = protect_all(s);
-		for (i = 0; i < s->nregions && !ret; i++)
+		for (i = 0; i < s->nregions && !ret; i++) {
 			scan_present(&s->regions[i], UFFD_PAGE_PRESENT);
-		/* In-thread the writers' faults cost so little that they dirty
+			last += bitmap_count(&s->regions[i].present);
+		}
+		/*
+		 * In-thread the writers' faults cost so little that they dirty
 		 * thousands of pages while a pass runs: passes until few are
-		 * left for the pause (one pass by default, as it always was). */
+		 * left for the pause (one pass by default, as it always was).
+		 * A pass only pays while it converges.  Re-protecting scattered
+		 * pages while the writers run costs tens of us a page here (a
+		 * TLB shootdown each, against theirs), so after protect_all() a
+		 * pass runs only if they dirtied at most 1/64 of it, and after
+		 * a pass only if they dirtied at most half of what it did.
+		 * Writers touching every page of 1 GiB dirtied 2-4% during
+		 * protect_all(): 4 passes took 2.2 s and left a 21-38 ms pause
+		 * (each pass dirtying more than the last); none, 0.08-0.13 s
+		 * and a 6-16 ms pause, the writers' throughput from the start
+		 * to durable up from 0.6-0.8 to 1.9-3.6 M writes/s.
+		 */
 		for (pass = 0; pass < (o->in_thread ? PRECOPY_PASSES : 1) && !ret; pass++) {
 			if (pass && dirty <= PRECOPY_ENOUGH)
 				break;
+			if (o->in_thread) {
+				for (dirty = 0, i = 0; i < s->nregions; i++)
+					dirty += bitmap_count(&s->regions[i].dirty);
+				if (dirty > last / (pass ? 2 : 64))
+					break;
+				last = dirty;
+			}
 			dirty = 0;
 			for (i = 0; i < s->nregions && !ret; i++)
 				ret = reprotect_dirty(s, &s->regions[i], &dirty);
@@ -1505,12 +1526,8 @@ static int start(struct uffd_snap *s)
 		ret = s->st.error;
 	if (ret)
 		return ret;
-	for (i = 0; i < s->nregions; i++) {
-		size_t w;
-
-		for (w = 0; w < BITMAP_WORDS(s->regions[i].npages); w++)
-			s->st.pages_present += __builtin_popcountll(s->regions[i].present.words[w]);
-	}
+	for (i = 0; i < s->nregions; i++)
+		s->st.pages_present += bitmap_count(&s->regions[i].present);
 	ret = mm_thread_create(&s->writer, &s->writer_stack, writer_main, s);
 	if (ret)
 		return ret;

@@ -56,6 +56,15 @@ void bitmap_clear_range(struct bitmap *b, size_t from, size_t to)
 	range_op(b, from, to, false);
 }
 
+size_t bitmap_count(const struct bitmap *b)
+{
+	size_t n = 0, w;
+
+	for (w = 0; w < BITMAP_WORDS(b->nbits); w++)
+		n += __builtin_popcountll(__atomic_load_n(&b->words[w], __ATOMIC_RELAXED));
+	return n;
+}
+
 /* First bit at or after pos (before end) that equals want; end if none. */
 static size_t find(const struct bitmap *b, size_t pos, size_t end, bool want)
 {

@@ -38,6 +38,9 @@ void bitmap_set_range(struct bitmap *b, size_t from, size_t to);
 /* Clear bits [from, to). */
 void bitmap_clear_range(struct bitmap *b, size_t from, size_t to);
 
+/* The bits set (a snapshot of them, while others may be setting more). */
+size_t bitmap_count(const struct bitmap *b);
+
 /*
  * The next run of set bits at or after *pos and before end: returns true
  * with [*run_start, *run_end) and moves *pos past it, false when none.
