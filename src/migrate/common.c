@@ -27,6 +27,7 @@
 
 #include "mig.h"
 #include "util/clock.h"
+#include "util/slice.h"
 #include "util/sock.h"
 
 static bool power_of_two(uint64_t v)
@@ -406,4 +407,18 @@ void mig_background_priority(bool one_channel)
 	/* Raising a nice value needs no privilege: nothing to check. */
 	if (!one_channel)
 		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MIG_BACKGROUND_NICE);
+}
+
+/*
+ * The calling thread - the source's answering thread, the destination's
+ * fault thread - runs the urgent path: a short slice (util/slice.c), so
+ * that it preempts whatever runs where it wakes instead of waiting up to
+ * a slice (~1 ms here) for it.  Measured with `uffd migrate -s 4096 -H 64
+ * -r 20000` on loopback while another program's builds and tests kept
+ * both vCPUs busy, three runs each: request p50 0.10-0.25 ms and p99
+ * 1.97-2.62 ms without, 0.05-0.07 ms and 1.18-1.44 ms with.
+ */
+void mig_urgent_priority(void)
+{
+	(void)uffd__thread_short_slice();	/* best effort: see slice.c */
 }

@@ -1083,6 +1083,7 @@ static void *fault_main(void *arg)
 	uint64_t spin_ns = (uint64_t)d->o.spin_us * 1000, last = mono_ns();
 	bool moving = d->shadow_current > 0;
 
+	mig_urgent_priority();
 	d->last_urgent_rx = last;
 	while (!__atomic_load_n(&d->fault_stop, __ATOMIC_ACQUIRE)) {
 		bool up = __atomic_load_n(&d->links_up, __ATOMIC_ACQUIRE) && !d->o.one_channel &&

@@ -128,6 +128,7 @@ uint64_t mig_session_id(void);
 void mig_nodelay(int fd);
 #define MIG_BACKGROUND_NICE	10	/* the postcopy's background stream */
 void mig_background_priority(bool one_channel);
+void mig_urgent_priority(void);
 
 /*
  * The stream's socket buffer, each side (SO_SNDBUF at the source,

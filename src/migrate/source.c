@@ -906,6 +906,7 @@ static void *urgent_main(void *arg)
 	struct mig_msg m;
 	int ret;
 
+	mig_urgent_priority();
 	for (;;) {
 		ret = urgent_wait(s, &last);
 		if (ret < 0) {
