@@ -26,7 +26,6 @@
  * fork is reported and the client ends with _exit(): exit() would wait
  * for the locks the fork holds.
  */
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -76,24 +75,6 @@ static bool queued(int fd, int ms)
 	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
 }
 
-/* Thread tid of this process waits in the kernel function named want
- * (its wchan).  open(), not fopen(): a fork may hold the allocator. */
-static bool waits_in(pid_t tid, const char *want)
-{
-	char path[64], buf[128];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return !strcmp(buf, want);
-}
-
 /*
  * In the watcher thread.  Started: wait until the toucher waits in its
  * fault and the first fork for its FORK, then let the engine read them
@@ -110,8 +91,8 @@ static void hook(struct serve_engine *e, enum serve_hook_point where, struct ser
 		for (waited = 0; waited < FORK_WAIT_MS; waited++) {
 			pid_t toucher = __atomic_load_n(&toucher_tid, __ATOMIC_ACQUIRE);
 
-			if (toucher && waits_in(toucher, "handle_userfault") &&
-			    waits_in(main_tid, "userfaultfd_event_wait_completion"))
+			if (toucher && t_waits_in(toucher, "handle_userfault") &&
+			    t_waits_in(main_tid, "userfaultfd_event_wait_completion"))
 				return;
 			/* (not usleep(): ThreadSanitizer's waits for a lock
 			 * that its fork() holds) */

@@ -295,6 +295,22 @@ bool t_wait_flag(const int *flag, int ms)
 	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
 }
 
+bool t_waits_in(pid_t tid, const char *want)
+{
+	char path[64], buf[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return !strcmp(buf, want);
+}
+
 void t_read_one(struct uffd *u, struct uffd_event *ev, int ms)
 {
 	int n = uffd_read_events(u, ev, 1, ms);

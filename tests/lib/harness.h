@@ -130,6 +130,12 @@ void t_access_join(struct t_access *a);
 /* Wait up to ms for another thread to set *flag (atomic); true if it did. */
 bool t_wait_flag(const int *flag, int ms);
 
+/* Thread tid of this process waits in the kernel function named want (its
+ * wchan: "handle_userfault", "userfaultfd_event_wait_completion").  It
+ * neither allocates nor uses stdio, so a test may ask while a fork of its
+ * own holds glibc's locks. */
+bool t_waits_in(pid_t tid, const char *want);
+
 /* Read exactly one message within ms or fail. */
 void t_read_one(struct uffd *u, struct uffd_event *ev, int ms);
 /*
