@@ -12,10 +12,19 @@
 #include "frame_io.h"
 #include "util/sock.h"
 
+/*
+ * Frames up to this size are built on the stack.  A client sends its
+ * small ones (STATS_REQ, BYE) holding its lock, or from the thread that
+ * takes over its userfaultfd if the server dies: neither may wait for the
+ * allocator, which a fork of the client holds until its FORK is read.
+ */
+#define SMALL_FRAME		256
+
 int serve_frame_send(int sock, uint16_t type, const void *payload, uint32_t len, int fd,
 		     uint64_t deadline)
 {
-	uint8_t *buf = malloc(SERVE_HDR + len);
+	uint8_t small[SMALL_FRAME] __attribute__((aligned(8)));
+	uint8_t *buf = len <= SMALL_FRAME - SERVE_HDR ? small : malloc(SERVE_HDR + len);
 	int ret;
 
 	if (!buf)
@@ -25,7 +34,8 @@ int serve_frame_send(int sock, uint16_t type, const void *payload, uint32_t len,
 	uffd__serve_frame_put(buf, type, buf + SERVE_HDR, len);
 	ret = fd >= 0 ? uffd__send_with_fd(sock, buf, SERVE_HDR + len, fd) :
 			uffd__send_all(sock, buf, SERVE_HDR + len, deadline);
-	free(buf);
+	if (buf != small)
+		free(buf);
 	return ret;
 }
 
