@@ -351,8 +351,11 @@ static struct serve_mm *mm_fork(struct serve_mm *parent, const struct uffd *chil
 	}
 	/* A complete parent's child has every page its parent had. */
 	mm->complete = !parent->root && parent->complete;
-	/* Its messages are read where its parent's FORK was. */
-	mm->reader = parent->h ? parent->h : parent->root ? e->h : parent->reader;
+	/* Its messages are read where its parent's FORK was; a kept child's
+	 * (no child_u: a server's note, or a FORK nobody served) by nobody
+	 * until it gets a handler of its own (serve_engine_start_children()). */
+	if (child_u)
+		mm->reader = parent->h ? parent->h : parent->root ? e->h : parent->reader;
 	mm->id = id ? id : __atomic_add_fetch(&e->next_mm_id, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&e->mms_lock);
 	mm->next = e->mms;
@@ -726,7 +729,10 @@ int serve_engine_apply(struct serve_engine *e, const struct serve_event *ev, int
 			e->inexact = true;
 			return -ENOMEM;
 		}
-		/* The server's numbering, and the fd it passed on. */
+		/* The server's numbering (children of ours are numbered after
+		 * it), and the fd it passed on. */
+		if (ev->mm > __atomic_load_n(&e->next_mm_id, __ATOMIC_RELAXED))
+			__atomic_store_n(&e->next_mm_id, ev->mm, __ATOMIC_RELAXED);
 		child->u = &child->own_u;
 		if (fd < 0 || uffd_adopt(&child->own_u, fd, 0)) {
 			if (fd >= 0)
@@ -736,6 +742,34 @@ int serve_engine_apply(struct serve_engine *e, const struct serve_event *ev, int
 		break;
 	}
 	return 0;
+}
+
+int serve_engine_apply_unread(struct serve_engine *e, const struct uffd_event *ev)
+{
+	struct serve_event se = { .mm = e->root->id };
+
+	switch (ev->type) {
+	case UFFD_EV_FORK:
+		se = (struct serve_event){ .type = SERVE_EV_FORK, .a = e->root->id,
+					   .mm = __atomic_add_fetch(&e->next_mm_id, 1,
+								    __ATOMIC_RELAXED) };
+		return serve_engine_apply(e, &se, ev->fork.fd);
+	case UFFD_EV_REMAP:
+		se.type = SERVE_EV_REMAP;
+		se.a = ev->remap.from;
+		se.b = ev->remap.to;
+		se.c = ev->remap.len;
+		break;
+	case UFFD_EV_REMOVE:
+	case UFFD_EV_UNMAP:
+		se.type = ev->type == UFFD_EV_REMOVE ? SERVE_EV_REMOVE : SERVE_EV_UNMAP;
+		se.a = ev->range.start;
+		se.b = ev->range.end;
+		break;
+	default:
+		return 0;	/* a fault: raised again by the start's wake */
+	}
+	return serve_engine_apply(e, &se, -1);
 }
 
 void serve_engine_set_inexact(struct serve_engine *e)
@@ -789,14 +823,19 @@ void serve_engine_finish(struct serve_engine *e, bool root)
  * and follows their events (and their own children's), as the runtime
  * does for a child of a served process.  A child that cannot be served
  * (no memory for a thread) keeps its fd: its faults wait, never zeros.
+ * The list is read from its head as it is now: children forked from here
+ * on are put before it, and are the runtime's, not kept.
  */
-static void start_children(struct serve_engine *e, bool wake_all)
+void serve_engine_start_children(struct serve_engine *e, bool wake_all)
 {
 	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1);
-	struct serve_mm *mm;
+	struct serve_mm *mm, *first;
 	int i;
 
-	for (mm = e->mms; mm; mm = mm->next) {
+	pthread_mutex_lock(&e->mms_lock);
+	first = e->mms;
+	pthread_mutex_unlock(&e->mms_lock);
+	for (mm = first; mm; mm = mm->next) {
 		if (mm->root || mm->own_u.fd < 0 || mm->h || !mm_alive(mm))
 			continue;
 		mm->own_u.features = e->u.features;	/* a child's are its parent's */
@@ -818,15 +857,23 @@ static void start_children(struct serve_engine *e, bool wake_all)
 	}
 }
 
-int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_all, int *bad)
+int serve_engine_prepare(struct serve_engine *e, const struct uffd *u)
 {
 	UFFD_OPTS(uffd_handler_opts, ho, .threads = 1, .wait = UFFD_WAIT_EPOLL);
-	int i, ret;
 
 	e->u = *u;
 	e->h = uffd_handler_new(&e->u, &ho);
 	if (!e->h)
 		return -errno;
+	/* No region yet: nothing is registered, and nothing read until the
+	 * first uffd_handler_dispatch(). */
+	return uffd_handler_start(e->h);
+}
+
+int serve_engine_start_root(struct serve_engine *e, bool wake_all, int *bad)
+{
+	int i;
+
 	for (i = 0; i < e->root->nspans; i++) {
 		const struct serve_span *s = &e->root->spans[i];
 
@@ -837,11 +884,7 @@ int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_a
 			return -errno;
 		}
 	}
-	ret = uffd_handler_start(e->h);
-	if (ret)
-		return ret;
 	e->started = true;
-	start_children(e, wake_all);
 	if (!e->ws_done && e->o.ws_active) {
 		__atomic_fetch_add(e->o.ws_active, 1, __ATOMIC_ACQ_REL);
 		e->ws_counted = true;
@@ -852,6 +895,26 @@ int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_a
 	e->last_activity_ns = mono_ns();
 	run_test_hook(e, SERVE_HOOK_STARTED, e->root);
 	return 0;
+}
+
+int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_all, int *bad)
+{
+	int ret = serve_engine_prepare(e, u);
+
+	if (!ret)
+		ret = serve_engine_start_root(e, wake_all, bad);
+	if (!ret)
+		serve_engine_start_children(e, wake_all);
+	return ret;
+}
+
+int serve_engine_dispatch(struct serve_engine *e)
+{
+	int n = uffd_handler_dispatch(e->h);
+
+	if (n > 0)
+		e->last_activity_ns = mono_ns();
+	return n;
 }
 
 /* ---- background work ---------------------------------------------------- */

@@ -41,8 +41,10 @@
  * forked would stop that fork, and the client's faults and exit(), for
  * ever.  So the address spaces' state - spans, page bitmaps, the
  * children's - lives in mappings of its own (util/mmalloc.h), the spans
- * are edited in place, and a fallback checks its source before its
- * engine starts (an image's first read allocates).  A server's engines
+ * are edited in place, and a fallback's source is checked (an image's
+ * first read allocates) and its threads are started by another thread of
+ * the client's while the engine's reads (serve_engine_start()'s three
+ * steps, serve_engine_apply_unread()).  A server's engines
  * run the same code for other processes, whose forks hold their own
  * allocators' locks: there the rule is kept without being needed (and
  * the first read of the server's image allocates, as it may).
@@ -223,6 +225,15 @@ int serve_engine_init(struct serve_engine *e, const struct serve_mapping *m, int
  * -ENOMEM (the same).
  */
 int serve_engine_apply(struct serve_engine *e, const struct serve_event *ev, int fd);
+/*
+ * A message of the root's userfaultfd that nobody served (a client's,
+ * read after its server died and before its engine starts): an event is
+ * applied as the server's note of it would have been - a FORK's child is
+ * kept with its fd (taken over), as a server's - and a fault is left for
+ * serve_engine_start_root()'s wake to raise again.  Allocates nothing.
+ * Returns like serve_engine_apply().
+ */
+int serve_engine_apply_unread(struct serve_engine *e, const struct uffd_event *ev);
 /* A standby engine missed a change: it must not serve from the source. */
 void serve_engine_set_inexact(struct serve_engine *e);
 bool serve_engine_inexact(const struct serve_engine *e);
@@ -250,8 +261,26 @@ void serve_engine_root_gone(struct serve_engine *e);
  * 0, or -errno with the span that failed in *bad (the registration's
  * error: -EINVAL nothing mapped there, -EBUSY registered on another
  * userfaultfd).
+ *
+ * The same in three steps, for a client's fallback, whose thread reads
+ * the client's userfaultfd and so must not wait for what a fork of the
+ * client holds (see the top of this file) - starting a thread allocates:
+ * serve_engine_prepare() makes the handler and starts its thread (the
+ * starter of forked children's threads), registering and reading
+ * nothing, in a thread that may wait for a fork; serve_engine_start_root()
+ * registers the root's spans and wakes them, allocating nothing; and
+ * serve_engine_start_children() starts the kept children's handlers, in a
+ * thread that may wait for a fork, while the engine's thread serves the
+ * root (serve_engine_dispatch(): no background work touches a child
+ * until they are started).  u is taken over by prepare, failed or not.
  */
 int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_all, int *bad);
+int serve_engine_prepare(struct serve_engine *e, const struct uffd *u);
+int serve_engine_start_root(struct serve_engine *e, bool wake_all, int *bad);
+void serve_engine_start_children(struct serve_engine *e, bool wake_all);
+/* Service the queued messages of the root (and nothing else): how many,
+ * or -errno. */
+int serve_engine_dispatch(struct serve_engine *e);
 
 enum {
 	ENGINE_IDLE = 0,	/* nothing to do until the fd is readable */
@@ -281,7 +310,7 @@ void serve_engine_counts(const struct serve_engine *e, struct serve_engine_count
 /*
  * Tests only (as util/failalloc.h's hook): fn is called by every engine of
  * this process where a test holds one to make a race happen, in the
- * thread at hand - SERVE_HOOK_STARTED at the end of serve_engine_start()
+ * thread at hand - SERVE_HOOK_STARTED at the end of serve_engine_start_root()
  * (mm: the root), SERVE_HOOK_FORK at the start of each FORK callback,
  * before the child's state is made (mm: the parent).  NULL, as the
  * library runs: none, for one load at each of those points.
