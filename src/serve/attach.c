@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The client side of the page server: uffd_serve_attach() and the thread
- * that watches the server for the rest of the restore.
+ * that watches the server for the rest of the restore (and its helper,
+ * the starter).
  *
  * The client keeps its own reference to the userfaultfd it handed over,
  * so the kernel keeps the faults of a dead server's client pending rather
@@ -16,6 +17,15 @@
  * again), serves the faults and fills the rest from the source the server
  * named, opened read-only here, or poisons the missing pages when the
  * source cannot be opened (the program gets SIGBUS, never a hang).
+ *
+ * The watcher never waits for what a fork of this process may hold: once
+ * the server is dead it is the one reader of our userfaultfd, and glibc's
+ * fork() holds the allocator's locks until its FORK is read - by the
+ * server before, by nobody else after.  It never allocates, and neither
+ * does anyone while holding a lock it takes.  What a take-over must
+ * allocate for (checking the image, starting the engine's threads) is
+ * done by the starter, a thread started with the client, while the
+ * watcher reads our messages (take_over()).
  *
  * A server with a shared page cache sends a read-only fd of it with its
  * LAYOUT; the regions are then private mappings of that file at their
@@ -58,6 +68,7 @@
 #include "proto.h"
 #include "source.h"
 #include "util/clock.h"
+#include "util/mmalloc.h"
 #include "util/opts.h"
 #include "util/sock.h"
 
@@ -77,6 +88,18 @@
 /* Children's fds received and not yet matched with their FORK frames. */
 #define FDQ_MAX			64
 #define PRUNE_MS		1000
+/* Messages read at once by a take-over before its engine starts. */
+#define UNSERVED_BATCH		64
+
+/* The starter's steps (take_over()), each set by the thread named. */
+enum {
+	STARTER_IDLE,		/* it opened the source, or is opening it */
+	STARTER_GO,		/* the watcher: the server is gone */
+	STARTER_READY,		/* the starter: the engine's handler is made */
+	STARTER_CHILDREN,	/* the watcher: the root is served */
+	STARTER_DONE,		/* the starter: the kept children are served */
+	STARTER_QUIT,		/* client_free(): the starter's end */
+};
 
 /* What the server requires of a client's userfaultfd, and what helps. */
 #define REQUIRED_FEATURES (UFFD_F(UFFD_FEAT_EVENT_REMOVE) | UFFD_F(UFFD_FEAT_EVENT_REMAP) | \
@@ -96,12 +119,21 @@ struct uffd_serve_client {
 	bool shared;			/* mapped from the server's shared cache */
 	struct serve_engine e;		/* standby, then the fallback */
 	bool engine_ready;
-	struct serve_source *src;	/* opened by the watcher */
+	struct serve_source *src;	/* opened by the starter */
 	int src_err;
+	bool src_trusted;		/* serve_source_no_alloc() took */
 	pthread_t watcher;
 	bool watcher_started;
+	pthread_t starter;		/* see take_over() */
+	void *starter_stack;
+	bool starter_started;
+	int starter_efd;		/* readable: the starter moved on */
+	struct uffd fallback_u;		/* for the starter to hand the engine */
 	pthread_mutex_t lock;		/* the fields below, and sends */
 	pthread_cond_t cond;
+	pthread_cond_t starter_cond;	/* starter_state changed */
+	int starter_state;		/* STARTER_* */
+	int starter_ret;		/* serve_engine_prepare()'s */
 	bool done, fallback, finish;	/* finish: detach asks to complete here */
 	int error;
 	bool stats_waiting;
@@ -417,6 +449,127 @@ static bool is_done(struct uffd_serve_client *c)
 	return done;
 }
 
+/* ---- the starter and the take-over --------------------------------------- */
+
+/* The starter's state (and its engine's error); under the lock, so what
+ * the starter wrote before is seen. */
+static int starter_state(struct uffd_serve_client *c, int *ret)
+{
+	int state;
+
+	pthread_mutex_lock(&c->lock);
+	state = c->starter_state;
+	if (ret)
+		*ret = c->starter_ret;
+	pthread_mutex_unlock(&c->lock);
+	return state;
+}
+
+/* The watcher's (or client_free()'s) word to the starter.  QUIT stays. */
+static void starter_set(struct uffd_serve_client *c, int state)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->starter_state != STARTER_QUIT)
+		c->starter_state = state;
+	pthread_cond_broadcast(&c->starter_cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The starter's own: say state (unless told to quit) and wake the watcher. */
+static void starter_say(struct uffd_serve_client *c, int state, int ret)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->starter_state != STARTER_QUIT) {
+		c->starter_state = state;
+		c->starter_ret = ret;
+	}
+	pthread_mutex_unlock(&c->lock);
+	/* An eventfd write of 1 cannot fail short of overflow. */
+	if (write(c->starter_efd, &one, sizeof(one)) != sizeof(one)) {
+	}
+}
+
+/* The starter waits while the state is this one: the state then. */
+static int starter_wait(struct uffd_serve_client *c, int state)
+{
+	int now;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->starter_state == state)
+		pthread_cond_wait(&c->starter_cond, &c->lock);
+	now = c->starter_state;
+	pthread_mutex_unlock(&c->lock);
+	return now;
+}
+
+/*
+ * The starter: a thread of the client's, started with it, that does what
+ * a take-over needs and may wait for a fork of this process - whatever
+ * allocates.  It opens the source at once; when the server is gone, it
+ * checks the source (an image is read whole) and makes the engine's
+ * handler (starting its thread), then starts the handlers of the kept
+ * children (a thread each).  Meanwhile the watcher reads the client's
+ * userfaultfd, so a fork that holds the allocator goes on.
+ */
+static void *starter_main(void *arg)
+{
+	struct uffd_serve_client *c = arg;
+	int ret;
+
+	open_fallback_source(c);
+	if (starter_wait(c, STARTER_IDLE) != STARTER_GO)
+		return NULL;
+	/* Reads without allocating from now on, of an image whose index is
+	 * checked here; one that fails the check is not read at all. */
+	c->src_trusted = c->src && !serve_source_no_alloc(c->src);
+	ret = serve_engine_prepare(&c->e, &c->fallback_u);
+	starter_say(c, STARTER_READY, ret);
+	if (starter_wait(c, STARTER_READY) != STARTER_CHILDREN)
+		return NULL;
+	serve_engine_start_children(&c->e, true);
+	starter_say(c, STARTER_DONE, 0);
+	return NULL;
+}
+
+/* Messages of the root nobody will serve now, applied to the standby
+ * (before its engine starts): 0, or -errno. */
+static int read_unserved(struct uffd_serve_client *c, struct uffd *u)
+{
+	struct uffd_event ev[UNSERVED_BATCH];
+	int i, n;
+
+	while ((n = uffd_read_events(u, ev, UNSERVED_BATCH, 0)) > 0)
+		for (i = 0; i < n; i++)
+			serve_engine_apply_unread(&c->e, &ev[i]);
+	return n;
+}
+
+/*
+ * Wait until the starter is past state, reading the root's messages
+ * meanwhile: with u, before the engine starts (read_unserved()), without,
+ * served by the engine (the root's faults and events only).
+ */
+static void wait_for_starter(struct uffd_serve_client *c, int state, struct uffd *u)
+{
+	struct pollfd p[2] = {
+		{ .fd = u ? u->fd : c->e.u.fd, .events = POLLIN },
+		{ .fd = c->starter_efd, .events = POLLIN },
+	};
+	uint64_t n;
+
+	while (starter_state(c, NULL) == state) {
+		if (p[0].fd >= 0 && (u ? read_unserved(c, u) : serve_engine_dispatch(&c->e)) < 0)
+			p[0].fd = -1;	/* cannot be read: only the starter's word */
+		if (starter_state(c, NULL) != state)
+			break;
+		if (poll(p, 2, -1) > 0 && (p[1].revents & POLLIN) &&
+		    read(c->starter_efd, &n, sizeof(n)) < 0) {
+		}
+	}
+}
+
 static void fatal_self(void *arg)
 {
 	(void)arg;
@@ -424,7 +577,21 @@ static void fatal_self(void *arg)
 	kill(getpid(), SIGBUS);
 }
 
-/* The server is gone before the end: serve ourselves to the end. */
+/*
+ * The server is gone before the end: serve ourselves to the end.
+ *
+ * This thread is then the one that reads our userfaultfd, and glibc's
+ * fork() holds the allocator's locks (and stdio's and atfork's) until its
+ * FORK is read: a fork of ours may be waiting for that now - the server
+ * died before reading it - or start at any moment.  So this thread waits
+ * for nothing a fork may hold, and what does (checking the image, starting
+ * threads) is the starter's, while this thread reads: first the messages
+ * nobody will serve, applied to the standby as the server's notes would
+ * have been (a FORK's child is kept, a fault is raised again later),
+ * until the engine's handler is made; then, with the root's spans
+ * registered and woken, the root's messages through the engine, until
+ * the kept children have their threads; then everything.
+ */
 static void take_over(struct uffd_serve_client *c)
 {
 	struct pollfd stop = { .fd = c->stop_efd, .events = POLLIN };
@@ -436,25 +603,31 @@ static void take_over(struct uffd_serve_client *c)
 	close(c->sock);
 	c->sock = -1;
 	pthread_mutex_unlock(&c->lock);
-	/* A change we missed: what is left cannot be told from the source
-	 * any more - poison it rather than guess. */
-	c->e.o.src = serve_engine_inexact(&c->e) ? NULL : c->src;
-	/* The engine's thread is the one that reads our userfaultfd: it
-	 * allocates nothing (engine.h), and nor may its reads of the image.
-	 * One whose index cannot be trusted fails its reads as it would. */
-	if (c->src)
-		serve_source_no_alloc(c->src);
 	c->e.o.fatal = fatal_self;
+	c->fallback_u = c->u;
 	c->u.fd = -1;			/* the engine owns it from here */
-	ret = serve_engine_start(&c->e, &u, true, NULL);
+	starter_set(c, STARTER_GO);
+	wait_for_starter(c, STARTER_GO, &u);
+	if (starter_state(c, &ret) != STARTER_READY || ret) {
+		set_done(c, ret ? ret : -ECANCELED);
+		return;
+	}
+	/* A change we missed: what is left cannot be told from the source
+	 * any more - poison it rather than guess.  The engine's thread (this
+	 * one) allocates nothing (engine.h), and nor do its reads of the
+	 * source: an image whose index could not be checked is not read. */
+	c->e.o.src = serve_engine_inexact(&c->e) || !c->src_trusted ? NULL : c->src;
+	ret = serve_engine_start_root(&c->e, true, NULL);
 	if (ret) {
 		set_done(c, ret);
 		return;
 	}
+	starter_set(c, STARTER_CHILDREN);
 	/* Poisoning only: the fill marks every missing page, so the memory
 	 * left is whole in its way - each such page raises SIGBUS. */
 	if (!c->e.o.src)
 		set_done(c, -EIO);
+	wait_for_starter(c, STARTER_CHILDREN, NULL);
 	for (;;) {
 		ret = serve_engine_run(&c->e, &stop, 1);
 		if (ret == ENGINE_DONE) {
@@ -527,7 +700,6 @@ static void *watcher_main(void *arg)
 {
 	struct uffd_serve_client *c = arg;
 
-	open_fallback_source(c);
 	for (;;) {
 		struct pollfd p[3] = {
 			{ .fd = c->sock, .events = POLLIN },
@@ -577,6 +749,14 @@ static void client_free(struct uffd_serve_client *c, bool unmap)
 {
 	int i;
 
+	if (c->starter_started) {
+		starter_set(c, STARTER_QUIT);
+		/* A starter still opening the source may wait for a fork of
+		 * ours whose FORK nobody reads any more (a dead server's):
+		 * closing our userfaultfd lets that fork go on. */
+		uffd_close(&c->u);
+		mm_thread_join(c->starter, c->starter_stack);
+	}
 	if (c->engine_ready)
 		serve_engine_release(&c->e);
 	uffd_close(&c->u);
@@ -591,8 +771,11 @@ static void client_free(struct uffd_serve_client *c, bool unmap)
 	for (i = 0; i < c->nfdq; i++)
 		close(c->fdq[i]);
 	serve_source_close(c->src);
+	if (c->starter_efd >= 0)
+		close(c->starter_efd);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
+	pthread_cond_destroy(&c->starter_cond);
 	free(c->maps);
 	serve_rx_free(&c->rx);
 	free(c->fallback_path);
@@ -614,9 +797,10 @@ struct uffd_serve_client *uffd_serve_attach(const struct uffd_serve_attach_opts 
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->sock = c->pidfd = c->stop_efd = -1;
-	c->u.fd = -1;
+	c->sock = c->pidfd = c->stop_efd = c->starter_efd = -1;
+	c->u.fd = c->fallback_u.fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->starter_cond, NULL);
 	/* Deadlines below are CLOCK_MONOTONIC: immune to the wall clock. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -638,7 +822,8 @@ struct uffd_serve_client *uffd_serve_attach(const struct uffd_serve_attach_opts 
 	c->o.fallback_path = NULL;
 	ret = serve_rx_init(&c->rx, RX_CAP);
 	c->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ret || c->stop_efd < 0) {
+	c->starter_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ret || c->stop_efd < 0 || c->starter_efd < 0) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -657,7 +842,11 @@ struct uffd_serve_client *uffd_serve_attach(const struct uffd_serve_attach_opts 
 	ret = serve_engine_init(&c->e, c->maps, c->nregions, &eo);
 	c->engine_ready = true;
 	if (!ret)
-		ret = -pthread_create(&c->watcher, NULL, watcher_main, c);
+		ret = mm_thread_create(&c->starter, &c->starter_stack, starter_main, c);
+	if (ret)
+		goto fail;
+	c->starter_started = true;
+	ret = -pthread_create(&c->watcher, NULL, watcher_main, c);
 	if (ret)
 		goto fail;
 	c->watcher_started = true;
