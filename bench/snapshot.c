@@ -33,6 +33,10 @@
  *   throughput  checker writes per second from the start of the snapshot
  *               to durable, over the same round's baseline;
  *   durable     start of the snapshot to the image committed;
+ *   image alone the same image written from the table with the writers
+ *               stopped and no snapshot, once a round: the floor under
+ *               any snapshot's durable time, and so under how soon
+ *               writers that touch every page get all of theirs back;
  *   touched     the pages written during the snapshot (counted from their
  *               versions at durable), and writes per page.
  *
@@ -144,6 +148,9 @@ struct size_result {
 	struct run runs[NSYS][MAX_ROUNDS];
 	double base_rate[MAX_ROUNDS];
 	struct run med[NSYS];
+	double write_s[MAX_ROUNDS];	/* the image alone (image_alone()) */
+	int nwrite;
+	double write_med;
 };
 
 static void sleep_us(double us)
@@ -494,6 +501,25 @@ static __attribute__((noreturn)) void child_main(const char *path, const char *a
 	_exit(0);
 }
 
+/*
+ * The floor under every snapshot's durable time: the same image written
+ * from the table with the writers stopped and nothing else going on -
+ * what writing it costs this machine.  Seconds, or -errno.
+ */
+static double image_alone(struct uffd_checker *c, const char *path)
+{
+	double t0, t;
+	int ret;
+
+	uffd_checker_pause(c);
+	t0 = bench_now_us();
+	ret = child_write_image(path, uffd_checker_area(c), uffd_checker_len(c));
+	t = (bench_now_us() - t0) / 1e6;
+	uffd_checker_resume(c);
+	unlink(path);
+	return ret ? ret : t;
+}
+
 static void close_pair(int fd[2])
 {
 	if (fd[0] >= 0)
@@ -696,6 +722,12 @@ static void take_medians(struct size_result *sr)
 		for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
 			*(double *)((char *)&sr->med[s] + fields[f]) =
 				median_field(sr->runs[s], sr->nruns[s], fields[f]);
+	if (sr->nwrite) {
+		double v[MAX_ROUNDS];
+
+		memcpy(v, sr->write_s, sr->nwrite * sizeof(v[0]));
+		sr->write_med = bench_median(v, sr->nwrite);
+	}
 }
 
 /*
@@ -739,6 +771,15 @@ static int run_size(struct size_result *sr, int rounds, const char *path, bool h
 			durable_us += r->durable_s * 1e6;
 			ran++;
 			this_round[sys] = sr->nruns[sys]++;
+		}
+		if (ran) {
+			double t = image_alone(c, path);
+
+			if (t > 0)
+				sr->write_s[sr->nwrite++] = t;
+			if (human && t > 0)
+				printf("  %5zu MiB round %d image alone %36s %6.2f s durable\n",
+				       sr->bytes >> 20, round + 1, "", t);
 		}
 		window = ran ? durable_us / ran : BASELINE_MIN_US;
 		window = window < BASELINE_MIN_US ? BASELINE_MIN_US :
@@ -795,6 +836,10 @@ static void report_size(struct bench_report *rep, const struct size_result *sr)
 				     *(const double *)((const char *)&sr->med[s] + metrics[i].offset),
 				     metrics[i].unit);
 		}
+	}
+	if (sr->nwrite) {
+		snprintf(name, sizeof(name), "durable_s_%zumib", sr->bytes >> 20);
+		bench_result(rep, "image-alone", name, sr->write_med, "s");
 	}
 	if (sr->nbase) {
 		double v[MAX_ROUNDS];
@@ -865,6 +910,13 @@ static void report_ratios(struct bench_report *rep, const struct size_result *re
 		bench_ratio(rep, "inthread_over_libuffd_throughput",
 			    at->med[SYS_INTHREAD].throughput / at->med[SYS_LIBUFFD].throughput,
 			    GOAL_INTHREAD);
+	/* Below 1: the snapshot took longer than writing its image alone. */
+	if (at->nwrite && at->nruns[SYS_LIBUFFD] && at->nruns[SYS_INTHREAD]) {
+		bench_ratio(rep, "image_alone_over_libuffd_durable",
+			    at->write_med / at->med[SYS_LIBUFFD].durable_s, 0);
+		bench_ratio(rep, "image_alone_over_inthread_durable",
+			    at->write_med / at->med[SYS_INTHREAD].durable_s, 0);
+	}
 	if (have_thr)
 		bench_ratio(rep, "throughput_ratio_libuffd", thr, 0);
 	if (have_thr_it)
@@ -910,6 +962,7 @@ static void make_config(struct bench_report *rep, const struct snap_cfg *cfg,
 		 "\"sample\":\"every max(5 ms, %d reads) + at durable\",\"extra_goal\":\"fork cut to half the pages\",\"half_touched\":{\"libuffd\":%s,\"fork\":%s,\"libuffd-inthread\":%s},"
 		 "\"pause_goal_at_mib\":%zu,\"inthread_goal_at_mib\":%zu,"
 		 "\"no_goal\":[\"fork_durable_over_libuffd\",\"throughput_ratio_libuffd\","
+		 "\"image_alone_over_libuffd_durable\",\"image_alone_over_inthread_durable\","
 		 "\"throughput_ratio_inthread\"]}",
 		 sizes, cfg->rounds, WRITERS, cg.on ? "anonymous memory of a memory cgroup" : "Pss",
 		 cg.on ? "cgroup-anon" : "pss-smaps", SAMPLE_DUTY, lib, frk, lit,
