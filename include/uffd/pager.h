@@ -30,6 +30,21 @@
  * does.  A failed write-back keeps the page resident and dirty, counts it
  * in stats.write_errors and is returned by the next flush or unmap.
  *
+ * A map is the program's memory, and it may take pages of it away itself:
+ * MADV_DONTNEED, MADV_FREE once reclaim acts on it, mremap with
+ * MREMAP_DONTUNMAP, munmap or mremap of part of it.  The pager is not told
+ * (it asks for no REMOVE or UNMAP events): it finds such a page gone
+ * where it meets it - the next touch, or eviction, a flush, an evict or
+ * the unmap copying it out - and forgets it.  What was written to it and
+ * not written back is lost, as for anonymous memory (unless the page was
+ * on the inactive list already: its copy there is written back), and the
+ * next touch reads it from the store as the store is then; a page of
+ * which part went is read again whole.  Part of a map unmapped, the rest
+ * is served as before, and memory mapped in the hole afterwards is not
+ * the map's: the pager leaves it alone, uffd_pager_unmap included (it
+ * unmaps what is left of the map).  MADV_REMOVE fails (EINVAL: the map
+ * is private memory).
+ *
  * In-thread mode (opts.in_thread, an explicit choice; see "In-thread
  * mode" in uffd/handler.h): the thread that touches a page reads it from
  * the store and maps it itself, from a SIGBUS handler, and marks a page

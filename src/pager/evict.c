@@ -14,13 +14,13 @@
  * Pages are worked on in runs, outside the lock (BUSY), and zapped
  * together: the zap is where the time goes, so it is batched (zap_flush).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "pager_internal.h"
-#include "util/pagecopy.h"
 
 /*
  * Zapping pages costs a TLB shootdown, an IPI to every CPU running this
@@ -59,29 +59,50 @@ void uffd__zap_add(struct uffd_pager *p, struct zap *z, void *addr, size_t len)
 	z->v[z->n++] = (struct iovec){ addr, len };
 }
 
+/* Zap run r's pages in the map, but those that are not the map's any
+ * more (zapped.c) - and with shadow, the shadow of those found gone. */
+static void zap_run(struct uffd_pager *p, struct zap *z, const struct run *r, bool shadow)
+{
+	struct pmap *m = r->m;
+	size_t k;
+
+	for (k = 0; k < r->n; k++) {
+		if (!(r->not_ours >> k & 1))
+			uffd__zap_add(p, z, page_addr(m, r->idx + k), m->psize);
+		if (shadow && (r->gone >> k & 1))	/* its copy is garbage */
+			uffd__zap_add(p, z, shadow_addr(m, r->idx + k), m->psize);
+	}
+}
+
 /*
  * Move the runs (ACTIVE pages set BUSY by the caller) to the shadow:
  * block writes, copy, zap, then let blocked writers re-fault (they find
- * the pages INACTIVE and reactivate them).  Without the lock.
+ * the pages INACTIVE and reactivate them).  A page the program zapped or
+ * unmapped meanwhile is not copied but forgotten (zapped.c).  Without the
+ * lock.
  */
 static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 {
 	struct zap z = { .n = 0 };
+	size_t k;
 	int i;
 
 	for (i = 0; i < nr; i++) {
 		struct pmap *m = r[i].m;
-		char *a = page_addr(m, r[i].idx);
 
-		/* Clean pages are write-protected already.  (Protecting
-		 * never takes DONTWAKE: the kernel refuses the pair.) */
-		if (m->writable && r[i].dirty &&
-		    (r[i].err = uffd_writeprotect(&p->u, a, r[i].n * m->psize, true, 0)))
+		/* Clean pages are write-protected already: protected again,
+		 * which only asks whether they are still the map's.
+		 * (Protecting never takes DONTWAKE: the kernel refuses the
+		 * pair.) */
+		r[i].err = uffd__protect_ours(p, m, r[i].idx, r[i].n, &r[i].not_ours);
+		if (r[i].err && r[i].dirty)
 			continue;	/* can not block writers: keep them */
-		/* Writers are blocked now; the copy is ordered by the kernel,
-		 * which ThreadSanitizer can not see (util/pagecopy.h). */
-		copy_protected_page(shadow_addr(m, r[i].idx), a, r[i].n * m->psize);
-		uffd__zap_add(p, &z, a, r[i].n * m->psize);
+		r[i].err = 0;
+		/* Writers are blocked now: the copy is ordered by the kernel,
+		 * and reads the map without touching it. */
+		r[i].gone = uffd__copy_out(p, m, r[i].idx, r[i].n, shadow_addr(m, r[i].idx),
+					   r[i].not_ours);
+		zap_run(p, &z, &r[i], true);
 	}
 	uffd__zap_flush(p, &z);
 	/* (A clean run was protected before: a writer blocked on it is a
@@ -92,17 +113,21 @@ static void deactivate_runs(struct uffd_pager *p, struct run *r, int nr)
 	pthread_mutex_lock(&p->lock);
 	for (i = 0; i < nr; i++) {
 		struct pmap *m = r[i].m;
-		size_t k;
+		size_t gone = __builtin_popcountll(r[i].gone);
 
-		for (k = r[i].idx; k < r[i].idx + r[i].n; k++)
+		for (k = 0; k < r[i].n; k++)
 			if (r[i].err)
-				uffd__page_unbusy(p, m, k, P_ACTIVE);
+				uffd__page_unbusy(p, m, r[i].idx + k, P_ACTIVE);
+			else if (r[i].gone >> k & 1)
+				uffd__forget_gone(p, m, r[i].idx + k, !(r[i].not_ours >> k & 1));
 			else
-				uffd__page_deactivated(p, m, k);
-		if (r[i].err)
+				uffd__page_deactivated(p, m, r[i].idx + k);
+		if (r[i].err) {
 			uffd__queue_unreserve(p, r[i].n);
-		else
-			STAT_ADD(&p->st, deactivations, r[i].n);
+		} else {
+			uffd__queue_unreserve(p, gone);
+			STAT_ADD(&p->st, deactivations, r[i].n - gone);
+		}
 		uffd__map_unuse(p, m);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -178,7 +203,7 @@ static size_t deactivate_some(struct uffd_pager *p)
 		scanned += n;
 		set_state(m, start, n, P_BUSY);
 		m->users++;
-		r[nr++] = (struct run){ m, start, n, dirty, 0, false };
+		r[nr++] = (struct run){ m, start, n, dirty, 0, false, 0, 0 };
 		done += n;
 	}
 	uffd__queue_unreserve(p, want - done);
@@ -207,10 +232,12 @@ static void evict_runs(struct uffd_pager *p, struct run *r, int nr)
 	for (i = 0; i < nr; i++) {
 		struct pmap *m = r[i].m;
 
-		if (r[i].drop)		/* mapped, clean, protected: just zap */
-			uffd__zap_add(p, &z, page_addr(m, r[i].idx), r[i].n * m->psize);
-		else if (!r[i].err)
+		if (r[i].drop) {	/* mapped, clean, protected: just zap */
+			uffd__protect_ours(p, m, r[i].idx, r[i].n, &r[i].not_ours);
+			zap_run(p, &z, &r[i], false);
+		} else if (!r[i].err) {
 			uffd__zap_add(p, &z, shadow_addr(m, r[i].idx), r[i].n * m->psize);
+		}
 	}
 	uffd__zap_flush(p, &z);
 	pthread_mutex_lock(&p->lock);
@@ -247,11 +274,11 @@ static int add_to_runs(struct run *r, int nr, struct pmap *m, size_t idx, bool d
 	struct run *last = nr ? &r[nr - 1] : NULL;
 
 	if (last && last->m == m && last->idx + last->n == idx && last->dirty == dirty &&
-	    last->drop == drop) {
+	    last->drop == drop && last->n < BATCH_PAGES) {
 		last->n++;
 		return nr;
 	}
-	r[nr] = (struct run){ m, idx, 1, dirty, 0, drop };
+	r[nr] = (struct run){ m, idx, 1, dirty, 0, drop, 0, 0 };
 	m->users++;
 	return nr + 1;
 }

@@ -4,7 +4,8 @@
  * page that is not mapped and on_wp for the first write to a clean one.
  *
  * A MISSING fault finds its page in one of four states: ACTIVE (filled by
- * someone else since it faulted: just wake), INACTIVE (map it back from the
+ * someone else since it faulted: just wake - unless the program zapped it,
+ * zapped.c: then it is read again), INACTIVE (map it back from the
  * shadow - a hit, no I/O), BAD (SIGBUS again) or EMPTY (read it from the
  * store, with the window read-ahead gives it, together with other faults'
  * reads where the store reads in batches - batch.c).  A fault raised before its
@@ -96,7 +97,7 @@ static int on_missing(struct uffd_fault *f)
 	struct pmap *m = f->data;
 	struct uffd_pager *p = m->p;
 	size_t idx = page_index(m, f->addr), n, k;
-	bool dirty;
+	bool dirty, gone = false;
 	int ret;
 
 	STAT_ADD(&p->st, faults, 1);
@@ -107,6 +108,12 @@ static int on_missing(struct uffd_fault *f)
 	uffd__ra_trim(p, m, idx);
 	switch (m->state[idx]) {
 	case P_ACTIVE:
+		/* The program zapped it (zapped.c): read it again. */
+		if (uffd__page_gone(p, m, idx)) {
+			uffd__forget_gone(p, m, idx, true);
+			gone = true;
+			break;
+		}
 		/* Filled by read-ahead or another thread since it faulted. */
 		pthread_mutex_unlock(&p->lock);
 		STAT_ADD(&p->st, hits, 1);
@@ -122,7 +129,7 @@ static int on_missing(struct uffd_fault *f)
 	default:
 		break;
 	}
-	if (!p->o.in_thread && stale_fault(m, f, idx)) {
+	if (!p->o.in_thread && !gone && stale_fault(m, f, idx)) {
 		/*
 		 * Reading the page again would be waste: wake whoever may be
 		 * waiting instead.  A thread that really waits faults again,

@@ -71,7 +71,7 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 	if (!p)
 		return NULL;
 	p->o = opts;
-	p->pidfd = -1;
+	p->pidfd = p->mem_fd = p->pagemap_fd = -1;
 	fill_defaults(&p->o);
 	if (p->o.page_size % uffd_page_size() ||
 	    p->o.buffer_bytes < p->o.page_size) {
@@ -92,6 +92,7 @@ struct uffd_pager *uffd_pager_new(const struct uffd_pager_opts *o)
 		return NULL;
 	}
 	p->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	uffd__zapped_open(p);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->changed, NULL);
 	pthread_cond_init(&p->work, NULL);
@@ -200,7 +201,10 @@ static bool overlaps_map(const struct uffd_pager *p, const char *addr, size_t le
 static void *pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 		       size_t len, int prot, unsigned flags, size_t page_size, void *addr)
 {
-	unsigned modes = UFFD_REG_MISSING;
+	/* Write-protect: a writable map's first writes; and a read-only
+	 * map's pages are never protected, but asking to take the protection
+	 * off tells whether they are still the map's (zapped.c). */
+	unsigned modes = UFFD_REG_MISSING | UFFD_REG_WP;
 	struct pmap *m;
 	int64_t size;
 	int err = EINVAL;
@@ -283,8 +287,6 @@ static void *pager_map(struct uffd_pager *p, struct uffd_store *s, uint64_t off,
 	/* No THP: the buffer counts pages of the map's own size. */
 	madvise(m->addr, len, MADV_NOHUGEPAGE);
 	madvise(m->shadow, len, MADV_NOHUGEPAGE);
-	if (m->writable)
-		modes |= UFFD_REG_WP;
 	m->region = uffd_handler_add(p->h, m->addr, len, 0, modes, &uffd__pager_ops, m);
 	if (!m->region) {
 		err = errno;
@@ -392,6 +394,7 @@ int uffd_pager_unmap(struct uffd_pager *p, void *addr)
 {
 	struct pmap *m, **pp;
 	int ret, r2;
+	bool whole;
 
 	if (!p)
 		return -EINVAL;
@@ -409,6 +412,11 @@ int uffd_pager_unmap(struct uffd_pager *p, void *addr)
 	ret = uffd__writeback_range(p, m, 0, m->npages, true);
 	if (ret)
 		m->error = ret;
+	/* Part of it unmapped by the program, and maybe mapped again by
+	 * someone: only what is still the map's goes (zapped.c). */
+	whole = uffd__range_ours(p, m, 0, m->npages);
+	if (!whole)
+		uffd__unmap_ours(p, m);
 	r2 = uffd_handler_remove(m->region);
 	pthread_mutex_lock(&p->lock);
 	/* No fault can reach the map now, but one that came during the
@@ -431,7 +439,8 @@ int uffd_pager_unmap(struct uffd_pager *p, void *addr)
 	ret = m->error ? m->error : r2;
 	if (!ret && m->store->ops->flush && !(m->flags & UFFD_PAGER_PRIVATE))
 		ret = m->store->ops->flush(m->store->data);
-	munmap(m->addr, m->len);
+	if (whole)
+		munmap(m->addr, m->len);
 	munmap(m->shadow, m->len);
 	mm_free(m->state);
 	mm_free(m->pflags);
@@ -460,6 +469,7 @@ long uffd_pager_prefetch(struct uffd_pager *p, const struct uffd_pager_range *r,
 		pthread_mutex_lock(&p->lock);
 		for (j = idx; j < idx + cnt;) {
 			size_t win = uffd__ra_pages(p, m), k;
+			bool ours;
 			int ret;
 
 			uffd__wait_settled(p, m, j);
@@ -476,8 +486,12 @@ long uffd_pager_prefetch(struct uffd_pager *p, const struct uffd_pager_range *r,
 				uffd__page_pin(p, m, q);
 			m->users++;
 			pthread_mutex_unlock(&p->lock);
-			ret = uffd__fill_claimed(p, m, NULL, j, k, SIZE_MAX, false);
+			/* Not into a range the program unmapped (zapped.c). */
+			ours = uffd__range_ours(p, m, j, k);
+			ret = ours ? uffd__fill_claimed(p, m, NULL, j, k, SIZE_MAX, false) : -ENOENT;
 			pthread_mutex_lock(&p->lock);
+			if (!ours)
+				uffd__unclaim(p, m, j, k, P_EMPTY);
 			uffd__map_unuse(p, m);
 			if (ret) {
 				pthread_mutex_unlock(&p->lock);
@@ -553,6 +567,7 @@ int uffd_pager_free(struct uffd_pager *p)
 	uffd_close(&p->u);
 	if (p->pidfd >= 0)
 		close(p->pidfd);
+	uffd__zapped_close(p);
 	if (p->bounce_key_made) {
 		void *b = pthread_getspecific(p->bounce_key);
 

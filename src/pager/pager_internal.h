@@ -37,6 +37,8 @@
  *   evict.c      the CLOCK hand, deactivation, eviction, and zap batching
  *   writeback.c  dirty pages to the store: eviction's runs, and the ranges
  *                of flush, evict and unmap
+ *   zapped.c     pages the program zapped or unmapped itself, found where
+ *                the pager meets them (a fault, a copy out of the map)
  *   check.c      the invariants of all the above, for tests to assert
  */
 #ifndef LIBUFFD_PAGER_INTERNAL_H
@@ -203,6 +205,7 @@ struct uffd_pager {
 	size_t sig_bounce_len;		/* each */
 	uint32_t sig_bounce_busy;	/* atomic: a bit per buffer taken */
 	int pidfd;			/* ours, for process_madvise */
+	int mem_fd, pagemap_fd;		/* /proc/self/mem and pagemap (zapped.c) */
 	struct zap shadow_zap;		/* reactivated pages' shadows to free
 					   (at most ZAP_MAX runs, not counted
 					   in the buffer) */
@@ -217,6 +220,9 @@ struct run {
 	bool dirty;		/* some page of it */
 	int err;
 	bool drop;		/* clean read-ahead: evict, no shadow copy */
+	uint64_t gone;		/* pages found gone from the map (bit k:
+				   idx+k; zapped.c) */
+	uint64_t not_ours;	/* of those, pages not in it any more */
 };
 
 static inline size_t page_index(const struct pmap *m, const void *addr)
@@ -369,6 +375,18 @@ void uffd__wait_settled(struct uffd_pager *p, struct pmap *m, size_t idx);
 /* check.c: for tests.  0, or -EUCLEAN with the first broken invariant in
  * why (-EBUSY: the threads did not settle). */
 int uffd__pager_check(struct uffd_pager *p, char *why, size_t len);
+
+/* zapped.c */
+void uffd__zapped_open(struct uffd_pager *p);
+void uffd__zapped_close(struct uffd_pager *p);
+bool uffd__page_gone(struct uffd_pager *p, const struct pmap *m, size_t idx);
+int uffd__protect_ours(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
+		       uint64_t *not_ours);
+bool uffd__range_ours(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n);
+void uffd__unmap_ours(struct uffd_pager *p, struct pmap *m);
+uint64_t uffd__copy_out(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
+			char *dst, uint64_t skip);
+void uffd__forget_gone(struct uffd_pager *p, struct pmap *m, size_t idx, bool ours);
 
 /* writeback.c (without the lock) */
 void uffd__writeback_runs(struct uffd_pager *p, struct run *r, int nr);

@@ -114,14 +114,50 @@ struct wb_page {
 	size_t idx;
 	enum page_state was;
 	bool dirty;
+	bool gone;		/* mapped, it was not there (zapped.c) */
+	bool not_ours;		/* nor is its address the map's any more */
 	int err;
 };
 
 /*
+ * Copy the dirty pages of a batch out, for writing: each run of mapped
+ * ones with one read of the map, which finds those the program zapped
+ * (gone: not written), the inactive ones from their shadow.  Into buf, or
+ * without one the mapped pages into their shadow (the inactive ones are
+ * there already).
+ */
+static void copy_batch(struct uffd_pager *p, struct pmap *m, struct wb_page *w, int n,
+		       char *buf)
+{
+	size_t ps = m->psize;
+	uint64_t gone;
+	int i, j, k;
+
+	for (i = 0; i < n; i = j) {
+		j = i + 1;
+		if (!w[i].dirty)
+			continue;
+		if (w[i].was != P_ACTIVE) {
+			if (buf)
+				copy_protected_page(buf + i * ps, shadow_addr(m, w[i].idx), ps);
+			continue;
+		}
+		while (j < n && w[j].was == P_ACTIVE && w[j].dirty && w[j].idx == w[j - 1].idx + 1)
+			j++;
+		gone = uffd__copy_out(p, m, w[i].idx, j - i,
+				      buf ? buf + i * ps : shadow_addr(m, w[i].idx), 0);
+		for (k = i; k < j; k++)
+			if (gone >> (k - i) & 1) {
+				w[k].gone = true;
+				w[k].dirty = false;
+			}
+	}
+}
+
+/*
  * Write back (and with drop, zap) the pages of one batch, all BUSY.
  * Mapped dirty pages are protected with one ioctl over their span, copied
- * out (ordered by the protection, which ThreadSanitizer can not see in a
- * write(2) of the page itself), written in contiguous runs, and let go
+ * out (ordered by the protection), written in contiguous runs, and let go
  * with one wake; everything dropped is zapped with one TLB flush.
  * The copies go to the bounce buffer, or when there is none to their own
  * shadow (where the inactive pages are already), zapped again after.
@@ -143,24 +179,24 @@ static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page
 			first = first < w[i].idx ? first : w[i].idx;
 			last = w[i].idx;
 		}
-	/* Clean mapped pages are protected already; protecting the span
-	 * from the first dirty one also covers holes and inactive pages,
-	 * which is harmless. */
-	for (i = 0; i < n; i++)
-		if (w[i].was == P_ACTIVE && w[i].dirty) {
-			err = uffd_writeprotect(&p->u, page_addr(m, w[i].idx),
-						(last - w[i].idx + 1) * ps, true, 0);
-			break;
-		}
-	for (i = 0; i < n && !err; i++) {
-		if (!w[i].dirty)
-			continue;
-		if (buf)
-			copy_protected_page(buf + i * ps, w[i].was == P_ACTIVE ?
-					    page_addr(m, w[i].idx) : shadow_addr(m, w[i].idx), ps);
-		else if (w[i].was == P_ACTIVE)
-			copy_protected_page(shadow_addr(m, w[i].idx), page_addr(m, w[i].idx), ps);
+	/* The mapped pages to copy or zap are protected with one ioctl over
+	 * their span (clean ones are already; the holes and inactive pages
+	 * between do not mind), which also asks whether they are still the
+	 * map's: ENOENT, some are not, and each is asked alone (zapped.c). */
+	if (first != SIZE_MAX)
+		err = uffd_writeprotect(&p->u, page_addr(m, first), (last - first + 1) * ps,
+					m->writable, 0);
+	if (err == -ENOENT) {
+		err = 0;
+		for (i = 0; i < n; i++)
+			if (w[i].was == P_ACTIVE && (w[i].dirty || drop) &&
+			    !uffd__range_ours(p, m, w[i].idx, 1)) {
+				w[i].gone = w[i].not_ours = true;
+				w[i].dirty = false;
+			}
 	}
+	if (!err)
+		copy_batch(p, m, w, n, buf);
 	/* Write each contiguous run of dirty pages at once, all in flight. */
 	for (i = 0, nr = 0; i < n; i = j) {
 		for (j = i + 1; j < n && w[j].dirty == w[i].dirty &&
@@ -179,11 +215,11 @@ static void writeback_batch(struct uffd_pager *p, struct pmap *m, struct wb_page
 		for (i = first_of[k]; i < first_of[k] + (int)runs[k].n; i++)
 			w[i].err = runs[k].err;
 	for (i = 0; i < n; i++) {
-		if (drop && !w[i].err)
+		if (drop && !w[i].err && !w[i].not_ours)
 			uffd__zap_add(p, &z, w[i].was == P_INACTIVE ? shadow_addr(m, w[i].idx)
 								    : page_addr(m, w[i].idx), ps);
 		/* A mapped page's copy in its shadow goes whatever happened. */
-		if (!buf && w[i].was == P_ACTIVE && w[i].dirty)
+		if (!buf && w[i].was == P_ACTIVE && (w[i].dirty || w[i].gone))
 			uffd__zap_add(p, &z, shadow_addr(m, w[i].idx), ps);
 	}
 	uffd__zap_flush(p, &z);
@@ -227,7 +263,7 @@ int uffd__writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, size
 			/* A private change is only dropped, never written. */
 			if (dirty || drop)
 				uffd__page_clear_dirty(p, m, i);
-			w[nw++] = (struct wb_page){ i, s, dirty, 0 };
+			w[nw++] = (struct wb_page){ i, s, dirty, false, false, 0 };
 		}
 		if (nw) {
 			m->users++;
@@ -245,6 +281,8 @@ int uffd__writeback_range(struct uffd_pager *p, struct pmap *m, size_t idx, size
 				uffd__page_unbusy(p, m, pg, w[k].was);
 				if (!err)
 					err = w[k].err;
+			} else if (w[k].gone) {
+				uffd__forget_gone(p, m, pg, !w[k].not_ours);
 			} else if (drop) {
 				uffd__page_evicted(p, m, pg, w[k].was, seq);
 				STAT_ADD(&p->st, evictions, 1);
