@@ -19,9 +19,7 @@
  * locks the fork holds.
  */
 #include <poll.h>
-#include <signal.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <uffd/handler.h>
@@ -99,27 +97,6 @@ static void *second_forker(void *arg)
 	return NULL;
 }
 
-/* Wait for pid to exit within ms; its exit status, or fail. */
-static int wait_child(pid_t pid, int ms)
-{
-	int status, waited;
-
-	for (waited = 0; waited < ms; waited++) {
-		pid_t got = waitpid(pid, &status, WNOHANG);
-
-		if (got == pid) {
-			if (!WIFEXITED(status))
-				FAIL_STUCK("child killed by signal %d", WTERMSIG(status));
-			return WEXITSTATUS(status);
-		}
-		if (got)
-			FAIL_STUCK("waitpid: %s", strerror(errno));
-		t_sleep_ms(1);
-	}
-	kill(pid, SIGKILL);
-	FAIL_STUCK("child %d did not exit within %d ms (its faults not served)", (int)pid, ms);
-}
-
 int main(void)
 {
 	static const struct uffd_region_ops ops = { .missing = fill_pattern, .event = on_event };
@@ -150,9 +127,9 @@ int main(void)
 	pthread_join(forker, NULL);
 	if (!__atomic_load_n(&second_queued, __ATOMIC_ACQUIRE))
 		FAIL_STUCK("the second fork's FORK message was not queued during the first's callback");
-	if (wait_child(first, CHILD_WAIT_MS))
+	if (t_wait_child_fork_safe(first, CHILD_WAIT_MS, NULL, NULL))
 		FAIL_STUCK("first child read wrong contents");
-	if (wait_child(second_pid, CHILD_WAIT_MS))
+	if (t_wait_child_fork_safe(second_pid, CHILD_WAIT_MS, NULL, NULL))
 		FAIL_STUCK("second child read wrong contents");
 
 	CHECK_OK(uffd_handler_stats(h, &st));

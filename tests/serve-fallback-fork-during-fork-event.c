@@ -28,7 +28,6 @@
  */
 #include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/pserve.h"
@@ -54,16 +53,23 @@ static int second_go;		/* atomic: the first FORK's callback says fork */
 static int second_queued;	/* atomic: its FORK was queued in time */
 static int second_forked;	/* atomic: the second fork() returned */
 
-/* Fail where a fork may be stuck holding glibc's locks: no exit(), and no
- * child left waiting for pages nobody will serve. */
+/* No child is left waiting for pages nobody will serve. */
+static void kill_children(void *arg)
+{
+	(void)arg;
+	if (first_pid > 0)
+		kill(first_pid, SIGKILL);
+	if (second_pid > 0)
+		kill(second_pid, SIGKILL);
+}
+
+/* Fail where a fork may be stuck holding glibc's locks: the children
+ * killed, and no exit(). */
 #define FAIL_STUCK(...) do {						\
 	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);		\
 	fprintf(stderr, __VA_ARGS__);					\
 	fprintf(stderr, "\n");						\
-	if (first_pid > 0)						\
-		kill(first_pid, SIGKILL);				\
-	if (second_pid > 0)						\
-		kill(second_pid, SIGKILL);				\
+	kill_children(NULL);						\
 	_exit(T_EXIT_FAIL);						\
 } while (0)
 
@@ -148,27 +154,6 @@ static void *second_forker(void *arg)
 	return NULL;
 }
 
-/* Wait for pid to exit within ms; its exit status, or fail. */
-static int wait_child(pid_t pid, int ms)
-{
-	int status, waited;
-
-	for (waited = 0; waited < ms; waited++) {
-		pid_t got = waitpid(pid, &status, WNOHANG);
-
-		if (got == pid) {
-			if (!WIFEXITED(status))
-				FAIL_STUCK("child %d killed by signal %d", (int)pid,
-					   WTERMSIG(status));
-			return WEXITSTATUS(status);
-		}
-		if (got)
-			FAIL_STUCK("waitpid: %s", strerror(errno));
-		t_sleep_ms(1);
-	}
-	FAIL_STUCK("child %d did not exit within %d ms (its faults not served)", (int)pid, ms);
-}
-
 static int client(void *arg)
 {
 	struct uffd_serve_client *c = t_ps_attach_forking(&im, 0, "client, before");
@@ -204,10 +189,10 @@ static int client(void *arg)
 	pthread_join(touch, NULL);
 	if (!t_ps_page_ok(touched_page, TOUCHED, im.seed))
 		FAIL_STUCK("the toucher read page %d wrong", TOUCHED);
-	ret = wait_child(first_pid, CHILD_WAIT_MS);
+	ret = t_wait_child_fork_safe(first_pid, CHILD_WAIT_MS, kill_children, NULL);
 	if (ret)
 		FAIL_STUCK("first child: page %d is not the image's", ret - 10);
-	ret = wait_child(second_pid, CHILD_WAIT_MS);
+	ret = t_wait_child_fork_safe(second_pid, CHILD_WAIT_MS, kill_children, NULL);
 	if (ret)
 		FAIL_STUCK("second child: page %d is not the image's", ret - 10);
 	CHECK_EQ(__atomic_load_n(&root_forks, __ATOMIC_ACQUIRE), 2);

@@ -371,25 +371,57 @@ int t_run_unprivileged(int (*fn)(void *), void *arg)
 	return WEXITSTATUS(status);
 }
 
-int t_wait_child(pid_t pid, int ms)
+/* Reap pid within ms: 1 (its status in *status), 0 (it has not exited by
+ * then), or -errno from waitpid. */
+static int reap_within(pid_t pid, int ms, int *status)
 {
-	int status, waited;
+	int waited;
 
 	for (waited = 0; waited < ms; waited++) {
-		pid_t got = waitpid(pid, &status, WNOHANG);
+		pid_t got = waitpid(pid, status, WNOHANG);
 
 		if (got < 0)
-			FAIL("waitpid: %s", strerror(errno));
-		if (got == pid) {
-			if (!WIFEXITED(status))
-				FAIL("child died with signal %d", WTERMSIG(status));
-			return WEXITSTATUS(status);
-		}
+			return -errno;
+		if (got == pid)
+			return 1;
 		t_sleep_ms(1);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	FAIL("child did not exit within %d ms", ms);
+	return 0;
+}
+
+int t_wait_child(pid_t pid, int ms)
+{
+	int status, ret = reap_within(pid, ms, &status);
+
+	if (ret < 0)
+		FAIL("waitpid: %s", strerror(-ret));
+	if (!ret) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		FAIL("child did not exit within %d ms", ms);
+	}
+	if (!WIFEXITED(status))
+		FAIL("child died with signal %d", WTERMSIG(status));
+	return WEXITSTATUS(status);
+}
+
+/* FAIL where exit() may wait for ever: cleanup, then _exit(). */
+#define FAIL_FORK_SAFE(cleanup, arg, ...) do {					fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);			fprintf(stderr, __VA_ARGS__);						fprintf(stderr, "\n");							if (cleanup)									(cleanup)(arg);							_exit(T_EXIT_FAIL);						} while (0)
+
+int t_wait_child_fork_safe(pid_t pid, int ms, void (*cleanup)(void *), void *arg)
+{
+	int status, ret = reap_within(pid, ms, &status);
+
+	if (ret < 0)
+		FAIL_FORK_SAFE(cleanup, arg, "waitpid: %s", strerror(-ret));
+	if (!ret) {
+		kill(pid, SIGKILL);
+		FAIL_FORK_SAFE(cleanup, arg, "child %d did not exit within %d ms", (int)pid, ms);
+	}
+	if (!WIFEXITED(status))
+		FAIL_FORK_SAFE(cleanup, arg, "child %d died with signal %d", (int)pid,
+			       WTERMSIG(status));
+	return WEXITSTATUS(status);
 }
 
 int t_run_in_child(int (*fn)(void *), void *arg, int ms)

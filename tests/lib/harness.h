@@ -165,6 +165,15 @@ int t_run_unprivileged(int (*fn)(void *), void *arg);
  * or if it has not exited by then (it is killed and reaped first).
  */
 int t_wait_child(pid_t pid, int ms);
+/*
+ * The same for a test that may fail while a fork of its own is stuck
+ * holding glibc's locks (the allocator's, stdio's list, pthread_atfork's):
+ * a failure ends the process with _exit(), not exit(), which would wait
+ * for those locks, after cleanup(arg) when cleanup is not NULL (to kill
+ * children that must not outlive the test).  A child that has not exited
+ * by then is killed first, and not reaped.
+ */
+int t_wait_child_fork_safe(pid_t pid, int ms, void (*cleanup)(void *), void *arg);
 /* fn(arg) in a forked child (a fresh address space for a test that races
  * the memory map); its exit status, reaped within ms as t_wait_child. */
 int t_run_in_child(int (*fn)(void *), void *arg, int ms);
