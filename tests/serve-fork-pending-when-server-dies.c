@@ -190,27 +190,6 @@ static void check_zero(const char *what, const char *p, size_t npages)
 		t_check_bytes(what, p + i * PAGE, zero, PAGE);
 }
 
-/* Wait for the child to exit within ms; its exit status, or fail. */
-static int wait_child(pid_t pid, int ms)
-{
-	int status, waited;
-
-	for (waited = 0; waited < ms; waited++) {
-		pid_t got = waitpid(pid, &status, WNOHANG);
-
-		if (got == pid) {
-			if (!WIFEXITED(status))
-				FAIL_STUCK("child %d killed by signal %d", (int)pid,
-					   WTERMSIG(status));
-			return WEXITSTATUS(status);
-		}
-		if (got)
-			FAIL_STUCK("waitpid: %s", strerror(errno));
-		t_sleep_ms(1);
-	}
-	FAIL_STUCK("child %d did not exit within %d ms (its faults not served)", (int)pid, ms);
-}
-
 /* Start fn in a thread and wait until *tid waits in want. */
 static pthread_t start_waiting(void *(*fn)(void *), const pid_t *tid, const char *want,
 			       const char *who)
@@ -269,7 +248,7 @@ static int client(void *arg)
 	if (!__atomic_load_n(&removed, __ATOMIC_ACQUIRE) ||
 	    !__atomic_load_n(&remapped, __ATOMIC_ACQUIRE))
 		FAIL_STUCK("madvise or mremap failed");
-	ret = wait_child(child_pid, CHILD_WAIT_MS);
+	ret = t_wait_child_fork_safe(child_pid, CHILD_WAIT_MS, NULL, NULL);
 	if (ret)
 		FAIL_STUCK("child: page %d is not the image's", ret - 10);
 	t_ps_check("client, before the removed", mem, 0, REMOVED, im.seed);
