@@ -87,9 +87,10 @@ void bench_catch_signals(void (*handler)(int));
 /* Before a bench runs: notes what the machine does meanwhile (below). */
 void bench_machine_start(void);
 /* Print the table or the JSON lines (summary last).  Returns 0.  First it
- * adds the machine's own results: "machine" "host_reclaimed_mib", the
- * memory the VM handed back to its host since bench_machine_start()
- * (docs/benchmarks.md), where the kernel says. */
+ * adds the machine's own results, where the kernel says: "machine"
+ * "host_reclaimed_mib", the memory the VM handed back to its host since
+ * bench_machine_start() (docs/benchmarks.md), and "guest_halt_poll_us",
+ * how long an idle vCPU polls before it halts (see bench.c). */
 int bench_print(struct bench_report *r);
 
 #endif
