@@ -24,6 +24,11 @@
  *                   set (the server's answer to inproc-lazy)
  *   serve-prefetch  the page server with the working set recorded by one
  *                   earlier run (--record), then the background fill
+ *   serve-lazy-1cpu serve-lazy with the server and the client on one CPU:
+ *                   what a fault through the server costs when answering
+ *                   it wakes no thread on another, idle vCPU (on a VM
+ *                   whose idle vCPUs halt at once, a trip through the host
+ *                   per fault; see guest_halt_poll_us in bench.c)
  *
  * Each system runs cold - the image, raw and working-set files dropped
  * from the page cache with POSIX_FADV_DONTNEED just before the client
@@ -62,6 +67,9 @@
  *   clients8_vs_kernel_cold  8 clients: mmap-file /
  *                            serve-prefetch-shared, cold          >= 1
  *   clients8_vs_kernel_hot   the same, hot                        >= 1
+ *   fault_cost_1cpu_vs_inproc inproc-lazy / serve-lazy-1cpu us per
+ *                            fault, warm (no goal: the server's own
+ *                            cost, the vCPU wake-up left out)
  *   inthread_fault_vs_inproc inproc-lazy / inproc-lazy-inthread us
  *                            per fault, warm                      >= 1
  *                            (issue 17 sets no goal: 1 is "no slower")
@@ -76,6 +84,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -115,11 +124,12 @@
 static const int client_counts[NCOUNTS] = { 1, 4, 8 };
 
 enum sys {
-	SYS_MMAP, SYS_EAGER, SYS_INPROC, SYS_DEMAND, SYS_LAZY, SYS_PREFETCH, SYS_INPROC_IT, NSYS
+	SYS_MMAP, SYS_EAGER, SYS_INPROC, SYS_DEMAND, SYS_LAZY, SYS_PREFETCH, SYS_INPROC_IT,
+	SYS_LAZY_1CPU, NSYS
 };
 static const char *const sys_names[NSYS] = {
 	"mmap-file", "eager-read", "inproc-lazy", "serve-demand", "serve-lazy", "serve-prefetch",
-	"inproc-lazy-inthread",
+	"inproc-lazy-inthread", "serve-lazy-1cpu",
 };
 
 struct setup {
@@ -260,6 +270,29 @@ static void server_log(void *arg, const char *line)
 	fprintf(stderr, "  server: %s\n", line);
 }
 
+/*
+ * serve-lazy-1cpu: the server and its client on one CPU (the first this
+ * process may use), so that answering a fault never wakes a thread on
+ * another, idle vCPU - which on a VM whose idle vCPUs halt at once costs
+ * a trip through the host per fault (bench.c, guest_halt_poll_us).  What
+ * the server costs when the machine does not add that.
+ */
+static void pin_to_first_cpu(void)
+{
+	cpu_set_t set, one;
+	int cpu;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return;
+	for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
+		;
+	if (cpu == CPU_SETSIZE)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+}
+
 static int server_start(const struct setup *su, enum sys sys, bool record, bool shared,
 			struct server *sv)
 {
@@ -284,6 +317,8 @@ static int server_start(const struct setup *su, enum sys sys, bool record, bool 
 		int sig, i;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (sys == SYS_LAZY_1CPU)
+			pin_to_first_cpu();	/* before its threads start */
 		sigemptyset(&set);
 		sigaddset(&set, SIGTERM);
 		sigprocmask(SIG_BLOCK, &set, NULL);
@@ -402,6 +437,8 @@ static void client_main(const struct setup *su, enum sys sys, int ready, int out
 	int fd;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (sys == SYS_LAZY_1CPU)
+		pin_to_first_cpu();
 	if (write(ready, "r", 1) != 1 || read(go, &b, 1) < 0)
 		_exit(2);
 	r.t0 = bench_now_us();
@@ -536,7 +573,7 @@ static int run_clients(const struct setup *su, enum sys sys, int n, struct resul
 
 static bool is_served(enum sys sys)
 {
-	return sys == SYS_DEMAND || sys == SYS_LAZY || sys == SYS_PREFETCH;
+	return sys == SYS_DEMAND || sys == SYS_LAZY || sys == SYS_PREFETCH || sys == SYS_LAZY_1CPU;
 }
 
 /* One system: a cold run, then a warm one; ms to the working set, and
@@ -793,7 +830,8 @@ int bench_serve(int argc, char **argv)
 		v[i][2] = med(sm[i].fault_us, rounds);
 		bench_result(&rep, sys_names[i], "ws_in_ms_cold", v[i][0], "ms");
 		bench_result(&rep, sys_names[i], "ws_in_ms_warm", v[i][1], "ms");
-		if (i == SYS_INPROC || i == SYS_INPROC_IT || i == SYS_DEMAND || i == SYS_LAZY)
+		if (i == SYS_INPROC || i == SYS_INPROC_IT || i == SYS_DEMAND || i == SYS_LAZY ||
+		    i == SYS_LAZY_1CPU)
 			bench_result(&rep, sys_names[i], "us_per_fault_warm", v[i][2], "us");
 	}
 	for (i = 0; i < NMANY; i++) {
@@ -832,6 +870,9 @@ int bench_serve(int argc, char **argv)
 		    GOAL_PREFETCH_MMAP);
 	bench_ratio(&rep, "fault_cost_vs_inproc", v[SYS_LAZY][2] ?
 		    v[SYS_INPROC][2] / v[SYS_LAZY][2] : 0, GOAL_FAULT_COST);
+	/* No goal: the server's own cost, with the VM's vCPU wake-up out. */
+	bench_ratio(&rep, "fault_cost_1cpu_vs_inproc", v[SYS_LAZY_1CPU][2] ?
+		    v[SYS_INPROC][2] / v[SYS_LAZY_1CPU][2] : 0, 0);
 	bench_ratio(&rep, "clients8_vs_1", scale[MANY_COPY][COLD], GOAL_CLIENTS);
 	bench_ratio(&rep, "clients8_vs_1_shared", scale[MANY_SHARED][COLD], GOAL_CLIENTS);
 	/* The kernel's own mapping of the file is what this machine allows
