@@ -16,7 +16,7 @@
  *
  * Each case runs in both modes in a child of its own with a deadline; a
  * case's name as argument runs only it.  After each, the pager's
- * invariants hold.
+ * invariants hold (lib/pager-cases.h).
  */
 #include <errno.h>
 #include <sys/mman.h>
@@ -24,9 +24,7 @@
 
 #include <uffd/pager.h>
 
-#include "lib/harness.h"
-#include "lib/test-store.h"
-#include "pager/pager_internal.h"
+#include "lib/pager-cases.h"
 
 #define NPAGES		64
 #define LEN		(NPAGES * PAGE)
@@ -35,13 +33,6 @@
 #define DEADLINE_MS	20000
 #define GONE_AT		4		/* the run the program takes */
 #define GONE_N		4
-
-struct env {
-	struct uffd_pager *p;
-	struct t_store *ts;
-	char *map;
-	size_t npages;
-};
 
 static uint64_t word_at(const char *a)
 {
@@ -53,25 +44,14 @@ static bool in_gone_run(size_t pg)
 	return pg >= GONE_AT && pg < GONE_AT + GONE_N;
 }
 
-/* Page pg of the map is the store's page pg. */
-static void check_page(const struct env *e, size_t pg, const char *what)
-{
-	char got[PAGE];
-	size_t k;
-
-	for (k = 0; k < PAGE; k += 8)
-		*(uint64_t *)(got + k) = word_at(e->map + pg * PAGE + k);
-	t_check_bytes(what, got, e->ts->data + pg * PAGE, PAGE);
-}
-
 /* Word 8 of page pg written (the page dirty). */
-static void touch_write(struct env *e, size_t pg)
+static void touch_write(struct t_pager_env *e, size_t pg)
 {
 	*(volatile uint64_t *)(e->map + pg * PAGE + 64) = 0x5000 + pg;
 }
 
 /* Page pg touched: written if pg % 3 == 0, else read. */
-static void touch(struct env *e, size_t pg)
+static void touch(struct t_pager_env *e, size_t pg)
 {
 	if (pg % 3 == 0)
 		touch_write(e, pg);
@@ -81,7 +61,7 @@ static void touch(struct env *e, size_t pg)
 
 /* Every page touched, the run the program takes (while it is there)
  * among them. */
-static void touch_all(struct env *e, bool run_too)
+static void touch_all(struct t_pager_env *e, bool run_too)
 {
 	size_t pg;
 
@@ -97,7 +77,7 @@ static void touch_all(struct env *e, bool run_too)
  * deactivated, its copy in the shadow, when the run went (then it is
  * written back once).
  */
-static void check_store_kept(const struct env *e, bool kept)
+static void check_store_kept(const struct t_pager_env *e, bool kept)
 {
 	size_t pg, k;
 
@@ -122,13 +102,13 @@ static void check_store_kept(const struct env *e, bool kept)
 	}
 }
 
-static void check_store(const struct env *e)
+static void check_store(const struct t_pager_env *e)
 {
 	check_store_kept(e, false);
 }
 
 /* The pages outside the gone run read as written (or as the store). */
-static void check_rest(const struct env *e)
+static void check_rest(const struct t_pager_env *e)
 {
 	size_t pg;
 
@@ -138,17 +118,17 @@ static void check_rest(const struct env *e)
 		if (pg % 3 == 0)
 			CHECK_EQ(word_at(e->map + pg * PAGE + 64), 0x5000 + pg);
 		else
-			check_page(e, pg, "a page outside the run unmapped");
+			t_pager_check_page(e, pg, "a page outside the run unmapped");
 	}
 }
 
-static void munmap_run(struct env *e)
+static void munmap_run(struct t_pager_env *e)
 {
 	CHECK_OK(munmap(e->map + GONE_AT * PAGE, GONE_N * PAGE));
 }
 
 /* munmap of a run, then flush, evict of the rest, unmap. */
-static void munmap_middle(struct env *e)
+static void munmap_middle(struct t_pager_env *e)
 {
 	touch_all(e, true);
 	munmap_run(e);
@@ -164,7 +144,7 @@ static void munmap_middle(struct env *e)
 
 /* munmap of a run, then the unmap at once: no error, nothing written
  * for it. */
-static void munmap_then_unmap(struct env *e)
+static void munmap_then_unmap(struct t_pager_env *e)
 {
 	touch_all(e, true);
 	munmap_run(e);
@@ -174,7 +154,7 @@ static void munmap_then_unmap(struct env *e)
 }
 
 /* The whole map unmapped by the program: the pager's unmap still works. */
-static void munmap_whole(struct env *e)
+static void munmap_whole(struct t_pager_env *e)
 {
 	touch_all(e, true);
 	CHECK_OK(munmap(e->map, LEN));
@@ -188,7 +168,7 @@ static void munmap_whole(struct env *e)
  * pages are touched last, so most are mapped when it goes, but the hand
  * may have taken some to the shadow by then.
  */
-static void munmap_under_eviction(struct env *e)
+static void munmap_under_eviction(struct t_pager_env *e)
 {
 	size_t pg, round;
 
@@ -208,7 +188,7 @@ static void munmap_under_eviction(struct env *e)
  * evict and the unmap of the map leave it alone (neither read as the
  * map's pages nor zapped), and the unmap unmaps the rest.
  */
-static void munmap_then_map_there(struct env *e)
+static void munmap_then_map_there(struct t_pager_env *e)
 {
 	char *own, *hole = e->map + GONE_AT * PAGE;
 	size_t pg, round;
@@ -241,24 +221,24 @@ static void munmap_then_map_there(struct env *e)
 
 /* A read-only map through a buffer of 16 pages: the run is forgotten as
  * the hand meets it, the rest read as before. */
-static void munmap_read_only(struct env *e)
+static void munmap_read_only(struct t_pager_env *e)
 {
 	size_t pg, round;
 
 	for (pg = 0; pg < NPAGES; pg++)
-		check_page(e, pg, "a page of a read-only map");
+		t_pager_check_page(e, pg, "a page of a read-only map");
 	munmap_run(e);
 	for (round = 0; round < 3; round++)
 		for (pg = 0; pg < NPAGES; pg++)
 			if (!in_gone_run(pg))
-				check_page(e, pg, "a page of a read-only map");
+				t_pager_check_page(e, pg, "a page of a read-only map");
 	CHECK_OK(uffd_pager_unmap(e->p, e->map));
 	e->map = NULL;
 	CHECK_EQ(t_store_writes(e->ts), 0);
 }
 
 /* A prefetch of the pages that are not mapped any more. */
-static void prefetch_unmapped(struct env *e)
+static void prefetch_unmapped(struct t_pager_env *e)
 {
 	struct uffd_pager_range r = { e->map + GONE_AT * PAGE, GONE_N * PAGE };
 
@@ -271,7 +251,7 @@ static void prefetch_unmapped(struct env *e)
 }
 
 /* mremap moves the run elsewhere: it takes what was mapped with it. */
-static void mremap_move_run(struct env *e)
+static void mremap_move_run(struct t_pager_env *e)
 {
 	char *to = mmap(NULL, GONE_N * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *moved;
@@ -294,7 +274,7 @@ static void mremap_move_run(struct env *e)
 }
 
 /* mremap shrinks the map to its first half. */
-static void mremap_shrink(struct env *e)
+static void mremap_shrink(struct t_pager_env *e)
 {
 	size_t pg;
 
@@ -309,15 +289,6 @@ static void mremap_shrink(struct env *e)
 		CHECK_EQ(t_writes(e->ts, pg), pg < NPAGES / 2 && pg % 3 == 0);
 }
 
-static void check_invariants(struct env *e)
-{
-	char why[256] = "";
-	int ret = uffd__pager_check(e->p, why, sizeof(why));
-
-	if (ret)
-		FAIL("invariants: %s (%s)", why, t_errname(ret));
-}
-
 /*
  * A sequential scan, read ahead through a buffer of 256 pages, over a map
  * of which the program unmapped a stretch of 64 pages before it: the scan
@@ -330,7 +301,7 @@ static void check_invariants(struct env *e)
 #define STRETCH_AT	1024
 #define STRETCH_N	64
 
-static void munmap_ahead_of_a_stream(struct env *e)
+static void munmap_ahead_of_a_stream(struct t_pager_env *e)
 {
 	struct uffd_pager_stats st;
 	size_t pg;
@@ -338,85 +309,39 @@ static void munmap_ahead_of_a_stream(struct env *e)
 	CHECK_OK(munmap(e->map + STRETCH_AT * PAGE, STRETCH_N * PAGE));
 	for (pg = 0; pg < e->npages; pg++)
 		if (pg < STRETCH_AT || pg >= STRETCH_AT + STRETCH_N)
-			check_page(e, pg, "a page of the scan");
+			t_pager_check_page(e, pg, "a page of the scan");
 	CHECK_OK(uffd_pager_stats(e->p, &st));
 	CHECK(st.read_ahead > 0);
 	CHECK(st.resident_peak_bytes <= STREAM_BUFFER);
-	check_invariants(e);
+	t_pager_check_invariants(e->p);
 	CHECK_OK(uffd_pager_unmap(e->p, e->map));
 	e->map = NULL;
 	CHECK_EQ(t_store_writes(e->ts), 0);
 }
 
-struct unmap_case {
-	const char *name;
-	void (*fn)(struct env *e);
-	bool in_thread;
-	size_t buffer;		/* 0: room for the whole map */
-	bool read_only;		/* the map */
-	size_t npages;		/* 0: NPAGES */
-	bool read_ahead;	/* the default's (else none) */
-};
-
-static int run_case(void *arg)
-{
-	const struct unmap_case *c = arg;
-	size_t len = (c->npages ? c->npages : NPAGES) * PAGE;
-	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = c->buffer ? c->buffer : 4 * len,
-		  .in_thread = c->in_thread,
-		  .read_ahead = c->read_ahead ? 0 : UFFD_PAGER_NO_READ_AHEAD);
-	struct env e = { .npages = len / PAGE };
-
-	fprintf(stderr, "case %s (%s%s)\n", c->name, c->in_thread ? "in-thread" : "default",
-		c->buffer ? ", a small buffer" : "");
-	e.ts = t_store_new(len, SEED);
-	e.p = t_pager_new(&o);
-	e.map = uffd_pager_map(e.p, &e.ts->store, 0, len,
-			       c->read_only ? PROT_READ : PROT_READ | PROT_WRITE, 0, 0);
-	CHECK(e.map);
-	c->fn(&e);
-	check_invariants(&e);
-	if (e.map)
-		CHECK_OK(uffd_pager_unmap(e.p, e.map));
-	CHECK_OK(uffd_pager_free(e.p));
-	t_store_free(e.ts);
-	return T_EXIT_PASS;
-}
-
-/* A case in both modes, with these settings. */
-#define CASE(f, ...) { .name = #f, .fn = f, __VA_ARGS__ }, \
-		     { .name = #f, .fn = f, .in_thread = true, __VA_ARGS__ }
-
 int main(int argc, char **argv)
 {
-	static const struct unmap_case cases[] = {
-		CASE(munmap_middle),
-		CASE(munmap_then_unmap),
-		CASE(munmap_whole),
-		CASE(munmap_under_eviction, .buffer = SMALL_BUFFER),
-		CASE(munmap_read_only, .buffer = SMALL_BUFFER, .read_only = true),
-		CASE(munmap_then_map_there),
-		CASE(munmap_then_map_there, .buffer = SMALL_BUFFER),
-		CASE(munmap_ahead_of_a_stream, .npages = STREAM_PAGES, .buffer = STREAM_BUFFER,
-		     .read_ahead = true),
-		CASE(prefetch_unmapped),
-		CASE(mremap_move_run),
-		CASE(mremap_shrink),
+	static const struct t_pager_case cases[] = {
+		T_PAGER_CASE(munmap_middle),
+		T_PAGER_CASE(munmap_then_unmap),
+		T_PAGER_CASE(munmap_whole),
+		T_PAGER_CASE(munmap_under_eviction, .buffer = SMALL_BUFFER),
+		T_PAGER_CASE(munmap_read_only, .buffer = SMALL_BUFFER, .read_only = true),
+		T_PAGER_CASE(munmap_then_map_there),
+		T_PAGER_CASE(munmap_then_map_there, .buffer = SMALL_BUFFER),
+		T_PAGER_CASE(munmap_ahead_of_a_stream, .npages = STREAM_PAGES,
+			     .buffer = STREAM_BUFFER, .read_ahead = true),
+		T_PAGER_CASE(prefetch_unmapped),
+		T_PAGER_CASE(mremap_move_run),
+		T_PAGER_CASE(mremap_shrink),
 	};
-	bool in_thread = t_in_thread_ok() && uffd_feature_supported(UFFD_FEAT_SIGBUS) == 1;
-	int i, failed = 0, rc;
+	static const struct t_pager_cases set = {
+		.cases = cases,
+		.n = sizeof(cases) / sizeof(cases[0]),
+		.npages = NPAGES,
+		.seed = SEED,
+		.deadline_ms = DEADLINE_MS,
+	};
 
-	for (i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++) {
-		if ((cases[i].in_thread && !in_thread) ||
-		    (argc > 1 && strcmp(argv[1], cases[i].name)))
-			continue;
-		rc = t_run_in_child(run_case, (void *)&cases[i], DEADLINE_MS);
-		if (rc != T_EXIT_PASS && rc != T_EXIT_SKIP) {
-			fprintf(stderr, "FAIL: case %s (%s%s): exit %d\n", cases[i].name,
-				cases[i].in_thread ? "in-thread" : "default",
-				cases[i].buffer ? ", a small buffer" : "", rc);
-			failed++;
-		}
-	}
-	return failed ? T_EXIT_FAIL : T_EXIT_PASS;
+	return t_pager_run_cases(&set, argc > 1 ? argv[1] : NULL);
 }
