@@ -21,7 +21,7 @@
  * child of its own with a deadline, so a fault that loops or a copy that
  * waits for itself fails the case instead of hanging the suite; a case's
  * name as argument runs only it.  After each, the pager's invariants
- * hold.
+ * hold (lib/pager-cases.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,9 +31,7 @@
 
 #include <uffd/pager.h>
 
-#include "lib/harness.h"
-#include "lib/test-store.h"
-#include "pager/pager_internal.h"
+#include "lib/pager-cases.h"
 
 #define NPAGES		64
 #define LEN		(NPAGES * PAGE)
@@ -42,27 +40,9 @@
 #define NEW_SEED	8		/* the store's page after someone rewrote it */
 #define DEADLINE_MS	20000
 
-struct env {
-	struct uffd_pager *p;
-	struct t_store *ts;
-	char *map;
-	size_t npages;
-};
-
 static uint64_t word_at(const char *a)
 {
 	return *(volatile const uint64_t *)a;
-}
-
-/* Page pg of the map is the store's page pg as the store holds it now. */
-static void check_page(const struct env *e, size_t pg, const char *what)
-{
-	char got[PAGE];
-	size_t k;
-
-	for (k = 0; k < PAGE; k += 8)
-		*(uint64_t *)(got + k) = word_at(e->map + pg * PAGE + k);
-	t_check_bytes(what, got, e->ts->data + pg * PAGE, PAGE);
 }
 
 /*
@@ -72,7 +52,7 @@ static void check_page(const struct env *e, size_t pg, const char *what)
  * their next (they hold the lock around each), as the kernel's fault and
  * wake-up order them for the CPU.
  */
-static void rewrite_store_page(struct env *e, size_t pg)
+static void rewrite_store_page(struct t_pager_env *e, size_t pg)
 {
 	struct uffd_pager_stats st;
 	size_t k;
@@ -83,56 +63,47 @@ static void rewrite_store_page(struct env *e, size_t pg)
 	CHECK_OK(uffd_pager_stats(e->p, &st));
 }
 
-static void touch_read(struct env *e, size_t pg)
+static void touch_read(struct t_pager_env *e, size_t pg)
 {
 	(void)word_at(e->map + pg * PAGE);
 }
 
-static void touch_write(struct env *e, size_t pg, uint64_t v)
+static void touch_write(struct t_pager_env *e, size_t pg, uint64_t v)
 {
 	*(volatile uint64_t *)(e->map + pg * PAGE + 64) = v;
 }
 
-static void check_invariants(struct env *e)
-{
-	char why[256] = "";
-	int ret = uffd__pager_check(e->p, why, sizeof(why));
-
-	if (ret)
-		FAIL("invariants: %s (%s)", why, t_errname(ret));
-}
-
 /* A clean mapped page zapped: read again, from the store as it is now. */
-static void dontneed_clean(struct env *e)
+static void dontneed_clean(struct t_pager_env *e)
 {
 	touch_read(e, 3);
 	CHECK_EQ(t_reads(e->ts, 3), 1);
 	rewrite_store_page(e, 3);
 	CHECK_OK(madvise(e->map + 3 * PAGE, PAGE, MADV_DONTNEED));
-	check_page(e, 3, "page 3 after DONTNEED");
+	t_pager_check_page(e, 3, "page 3 after DONTNEED");
 	CHECK_EQ(t_reads(e->ts, 3), 2);
 	/* Written after, it is written back as written. */
 	touch_write(e, 3, 0x1234);
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
 	CHECK_EQ(t_writes(e->ts, 3), 1);
 	CHECK_EQ(word_at(e->ts->data + 3 * PAGE + 64), 0x1234);
-	check_page(e, 3, "page 3 after the flush");
+	t_pager_check_page(e, 3, "page 3 after the flush");
 }
 
 /* A written page zapped before its write-back: the write is gone, the
  * store's page is read again and nothing is written over it. */
-static void dontneed_dirty(struct env *e)
+static void dontneed_dirty(struct t_pager_env *e)
 {
 	touch_write(e, 5, 0xdead);
 	CHECK_OK(madvise(e->map + 5 * PAGE, PAGE, MADV_DONTNEED));
-	check_page(e, 5, "page 5 after DONTNEED");
+	t_pager_check_page(e, 5, "page 5 after DONTNEED");
 	CHECK_EQ(word_at(e->map + 5 * PAGE + 64), t_word(5 * PAGE + 64, SEED));
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
 	CHECK_EQ(t_writes(e->ts, 5), 0);
 }
 
 /* Zapped, then flushed before any touch. */
-static void dontneed_dirty_then_flush(struct env *e)
+static void dontneed_dirty_then_flush(struct t_pager_env *e)
 {
 	touch_write(e, 6, 0xbeef);
 	touch_read(e, 7);
@@ -141,12 +112,12 @@ static void dontneed_dirty_then_flush(struct env *e)
 	CHECK_EQ(t_writes(e->ts, 6), 0);
 	CHECK_EQ(word_at(e->ts->data + 6 * PAGE + 64), t_word(6 * PAGE + 64, SEED));
 	rewrite_store_page(e, 7);
-	check_page(e, 6, "page 6 after DONTNEED and flush");
-	check_page(e, 7, "page 7 after DONTNEED and flush");
+	t_pager_check_page(e, 6, "page 6 after DONTNEED and flush");
+	t_pager_check_page(e, 7, "page 7 after DONTNEED and flush");
 }
 
 /* Zapped, then evicted before any touch. */
-static void dontneed_then_evict(struct env *e)
+static void dontneed_then_evict(struct t_pager_env *e)
 {
 	touch_write(e, 2, 0xfeed);
 	touch_read(e, 9);
@@ -155,13 +126,13 @@ static void dontneed_then_evict(struct env *e)
 	CHECK_OK(uffd_pager_evict(e->p, e->map, LEN));
 	CHECK_EQ(t_writes(e->ts, 2), 0);
 	rewrite_store_page(e, 9);
-	check_page(e, 2, "page 2 after DONTNEED and evict");
-	check_page(e, 9, "page 9 after DONTNEED and evict");
+	t_pager_check_page(e, 2, "page 2 after DONTNEED and evict");
+	t_pager_check_page(e, 9, "page 9 after DONTNEED and evict");
 }
 
 /* Zapped, then unmapped: the written page zapped is not written back,
  * the other is. */
-static void dontneed_then_unmap(struct env *e)
+static void dontneed_then_unmap(struct t_pager_env *e)
 {
 	touch_write(e, 4, 0xf00d);
 	touch_write(e, 8, 0xcafe);
@@ -175,7 +146,7 @@ static void dontneed_then_unmap(struct env *e)
 }
 
 /* The whole map zapped at once, some pages mapped and some not. */
-static void dontneed_whole_map(struct env *e)
+static void dontneed_whole_map(struct t_pager_env *e)
 {
 	size_t i;
 
@@ -186,13 +157,13 @@ static void dontneed_whole_map(struct env *e)
 	for (i = 0; i < NPAGES; i += 3)
 		rewrite_store_page(e, i);
 	for (i = 0; i < NPAGES; i++)
-		check_page(e, i, "a page after DONTNEED of the map");
+		t_pager_check_page(e, i, "a page after DONTNEED of the map");
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
 	CHECK_EQ(t_store_writes(e->ts), 0);
 }
 
 /* Is page pg of the map there (pagemap's present bit)? */
-static bool present(const struct env *e, size_t pg)
+static bool present(const struct t_pager_env *e, size_t pg)
 {
 	uint64_t entry = 0;
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -211,7 +182,7 @@ static bool present(const struct env *e, size_t pg)
  * are not left in another CPU's batch.  A page still there after is as it
  * was.)
  */
-static void free_then_pageout(struct env *e)
+static void free_then_pageout(struct t_pager_env *e)
 {
 	touch_read(e, 10);
 	touch_write(e, 11, 0x99);
@@ -224,14 +195,14 @@ static void free_then_pageout(struct env *e)
 		return;
 	}
 	rewrite_store_page(e, 10);
-	check_page(e, 10, "page 10 after FREE and PAGEOUT");
-	check_page(e, 11, "page 11 after FREE and PAGEOUT");
+	t_pager_check_page(e, 10, "page 10 after FREE and PAGEOUT");
+	t_pager_check_page(e, 11, "page 11 after FREE and PAGEOUT");
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
 	CHECK_EQ(t_writes(e->ts, 11), 0);
 }
 
 /* Refused on private memory, and nothing changes. */
-static void remove_refused(struct env *e)
+static void remove_refused(struct t_pager_env *e)
 {
 	touch_write(e, 12, 0x4242);
 	errno = 0;
@@ -241,18 +212,18 @@ static void remove_refused(struct env *e)
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
 	CHECK_EQ(t_writes(e->ts, 12), 1);
 	CHECK_EQ(word_at(e->ts->data + 12 * PAGE + 64), 0x4242);
-	check_page(e, 12, "page 12 after MADV_REMOVE");
+	t_pager_check_page(e, 12, "page 12 after MADV_REMOVE");
 }
 
 /* Without swap, reclaim can not take an anonymous page: nothing changes
  * (with swap the page would come back from it, as it was). */
-static void pageout_keeps(struct env *e)
+static void pageout_keeps(struct t_pager_env *e)
 {
 	touch_write(e, 13, 0x5151);
 	touch_read(e, 14);
 	CHECK_OK(madvise(e->map + 13 * PAGE, 2 * PAGE, MADV_PAGEOUT));
 	CHECK_EQ(word_at(e->map + 13 * PAGE + 64), 0x5151);
-	check_page(e, 14, "page 14 after PAGEOUT");
+	t_pager_check_page(e, 14, "page 14 after PAGEOUT");
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
 	CHECK_EQ(t_writes(e->ts, 13), 1);
 	CHECK_EQ(word_at(e->ts->data + 13 * PAGE + 64), 0x5151);
@@ -261,7 +232,7 @@ static void pageout_keeps(struct env *e)
 /* mremap(MREMAP_DONTUNMAP) moves the page out and leaves the range
  * mapped, empty: the moved copy is the program's, the hole is read
  * again. */
-static void mremap_dontunmap(struct env *e)
+static void mremap_dontunmap(struct t_pager_env *e)
 {
 	char *moved;
 
@@ -271,7 +242,7 @@ static void mremap_dontunmap(struct env *e)
 		SKIP("mremap(MREMAP_DONTUNMAP): %s", strerror(errno));
 	CHECK_EQ(word_at(moved + 64), 0x6161);
 	rewrite_store_page(e, 1);
-	check_page(e, 1, "page 1 after mremap(DONTUNMAP)");
+	t_pager_check_page(e, 1, "page 1 after mremap(DONTUNMAP)");
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
 	CHECK_EQ(t_writes(e->ts, 1), 0);
 	munmap(moved, PAGE);
@@ -283,7 +254,7 @@ static void mremap_dontunmap(struct env *e)
  * to the shadow, and forgets them - nothing written back, nothing waiting
  * for itself - and they are read again when touched.
  */
-static void dontneed_before_deactivation(struct env *e)
+static void dontneed_before_deactivation(struct t_pager_env *e)
 {
 	struct uffd_pager_stats st;
 	size_t i;
@@ -303,7 +274,7 @@ static void dontneed_before_deactivation(struct env *e)
 	for (i = 0; i < 8; i++)
 		CHECK_EQ(t_reads(e->ts, i), 1);	/* gone, not read again yet */
 	for (i = 0; i < NPAGES; i++)
-		check_page(e, i, "a page after DONTNEED and eviction");
+		t_pager_check_page(e, i, "a page after DONTNEED and eviction");
 	for (i = 0; i < 8; i++)
 		CHECK_EQ(t_reads(e->ts, i), 2);
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
@@ -315,7 +286,7 @@ static void dontneed_before_deactivation(struct env *e)
  * and the hand still moves the others to the shadow (a read-only map is
  * asked whether its pages are still its own as a writable one is).
  */
-static void dontneed_read_only(struct env *e)
+static void dontneed_read_only(struct t_pager_env *e)
 {
 	struct uffd_pager_stats st;
 	size_t i;
@@ -328,7 +299,7 @@ static void dontneed_read_only(struct env *e)
 	for (i = 8; i < NPAGES; i++)
 		touch_read(e, i);
 	for (i = 0; i < NPAGES; i++)
-		check_page(e, i, "a page of a read-only map after DONTNEED");
+		t_pager_check_page(e, i, "a page of a read-only map after DONTNEED");
 	CHECK_OK(uffd_pager_stats(e->p, &st));
 	CHECK(st.deactivations > 0);
 	CHECK(st.resident_peak_bytes <= SMALL_BUFFER);
@@ -345,7 +316,7 @@ static void dontneed_read_only(struct env *e)
 #define STRESS_ZAPS	4000
 
 struct stress {
-	struct env *e;
+	struct t_pager_env *e;
 	unsigned n;
 	int *go, *done;
 	unsigned long bad;
@@ -408,7 +379,7 @@ static void *stress_zap(void *arg)
 	return NULL;
 }
 
-static void dontneed_under_eviction(struct env *e)
+static void dontneed_under_eviction(struct t_pager_env *e)
 {
 	struct stress s[3];
 	pthread_t t[3];
@@ -426,7 +397,7 @@ static void dontneed_under_eviction(struct env *e)
 	}
 	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
 	for (pg = 0; pg < NPAGES; pg++)
-		check_page(e, pg, "a page after the zaps");
+		t_pager_check_page(e, pg, "a page after the zaps");
 	for (pg = 0; pg < LEN; pg += 8)
 		if (*(uint64_t *)(e->ts->data + pg) != t_word(pg, SEED))
 			FAIL("the store's word at %zu changed", (size_t)pg);
@@ -441,7 +412,7 @@ static void dontneed_under_eviction(struct env *e)
 #define STREAM_PAGES	2048
 #define STREAM_BUFFER	(256 * PAGE)
 
-static void dontneed_ahead_of_a_stream(struct env *e)
+static void dontneed_ahead_of_a_stream(struct t_pager_env *e)
 {
 	struct uffd_pager_stats st;
 	size_t pg;
@@ -449,96 +420,39 @@ static void dontneed_ahead_of_a_stream(struct env *e)
 	for (pg = 0; pg < e->npages; pg++) {
 		if (pg % 64 == 16 && pg + 40 < e->npages)
 			CHECK_OK(madvise(e->map + (pg + 8) * PAGE, 32 * PAGE, MADV_DONTNEED));
-		check_page(e, pg, "a page of the scan");
+		t_pager_check_page(e, pg, "a page of the scan");
 	}
 	CHECK_OK(uffd_pager_stats(e->p, &st));
 	CHECK(st.read_ahead > 0);
 	CHECK(st.resident_peak_bytes <= STREAM_BUFFER);
 }
 
-struct zap_case {
-	const char *name;
-	void (*fn)(struct env *e);
-	bool in_thread;
-	bool one_cpu;		/* the test and the pager's threads */
-	size_t buffer;		/* 0: room for the whole map */
-	bool read_only;		/* the map */
-	size_t npages;		/* 0: NPAGES */
-	bool read_ahead;	/* the default's (else none) */
-};
-
-/* This thread, and those the pager starts, on the CPU it runs on. */
-static void one_cpu(void)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(sched_getcpu(), &set);
-	CHECK_OK(sched_setaffinity(0, sizeof(set), &set));
-}
-
-static int run_case(void *arg)
-{
-	const struct zap_case *c = arg;
-	size_t len = (c->npages ? c->npages : NPAGES) * PAGE;
-	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = c->buffer ? c->buffer : 4 * len,
-		  .in_thread = c->in_thread,
-		  .read_ahead = c->read_ahead ? 0 : UFFD_PAGER_NO_READ_AHEAD);
-	struct env e = { .npages = len / PAGE };
-
-	fprintf(stderr, "case %s (%s)\n", c->name, c->in_thread ? "in-thread" : "default");
-	if (c->one_cpu)
-		one_cpu();
-	e.ts = t_store_new(len, SEED);
-	e.p = t_pager_new(&o);
-	e.map = uffd_pager_map(e.p, &e.ts->store, 0, len,
-			       c->read_only ? PROT_READ : PROT_READ | PROT_WRITE, 0, 0);
-	CHECK(e.map);
-	c->fn(&e);
-	check_invariants(&e);
-	if (e.map)
-		CHECK_OK(uffd_pager_unmap(e.p, e.map));
-	CHECK_OK(uffd_pager_free(e.p));
-	t_store_free(e.ts);
-	return T_EXIT_PASS;
-}
-
-/* A case in both modes, with these settings. */
-#define CASE(f, ...) { .name = #f, .fn = f, __VA_ARGS__ }, \
-		     { .name = #f, .fn = f, .in_thread = true, __VA_ARGS__ }
-
 int main(int argc, char **argv)
 {
-	static const struct zap_case cases[] = {
-		CASE(dontneed_clean),
-		CASE(dontneed_dirty),
-		CASE(dontneed_dirty_then_flush),
-		CASE(dontneed_then_evict),
-		CASE(dontneed_then_unmap),
-		CASE(dontneed_whole_map),
-		CASE(free_then_pageout, .one_cpu = true),
-		CASE(remove_refused),
-		CASE(pageout_keeps),
-		CASE(mremap_dontunmap),
-		CASE(dontneed_before_deactivation, .buffer = SMALL_BUFFER),
-		CASE(dontneed_under_eviction, .buffer = SMALL_BUFFER),
-		CASE(dontneed_read_only, .buffer = SMALL_BUFFER, .read_only = true),
-		CASE(dontneed_ahead_of_a_stream, .npages = STREAM_PAGES,
-		     .buffer = STREAM_BUFFER, .read_ahead = true),
+	static const struct t_pager_case cases[] = {
+		T_PAGER_CASE(dontneed_clean),
+		T_PAGER_CASE(dontneed_dirty),
+		T_PAGER_CASE(dontneed_dirty_then_flush),
+		T_PAGER_CASE(dontneed_then_evict),
+		T_PAGER_CASE(dontneed_then_unmap),
+		T_PAGER_CASE(dontneed_whole_map),
+		T_PAGER_CASE(free_then_pageout, .one_cpu = true),
+		T_PAGER_CASE(remove_refused),
+		T_PAGER_CASE(pageout_keeps),
+		T_PAGER_CASE(mremap_dontunmap),
+		T_PAGER_CASE(dontneed_before_deactivation, .buffer = SMALL_BUFFER),
+		T_PAGER_CASE(dontneed_under_eviction, .buffer = SMALL_BUFFER),
+		T_PAGER_CASE(dontneed_read_only, .buffer = SMALL_BUFFER, .read_only = true),
+		T_PAGER_CASE(dontneed_ahead_of_a_stream, .npages = STREAM_PAGES,
+			     .buffer = STREAM_BUFFER, .read_ahead = true),
 	};
-	bool in_thread = t_in_thread_ok() && uffd_feature_supported(UFFD_FEAT_SIGBUS) == 1;
-	int i, failed = 0, rc;
+	static const struct t_pager_cases set = {
+		.cases = cases,
+		.n = sizeof(cases) / sizeof(cases[0]),
+		.npages = NPAGES,
+		.seed = SEED,
+		.deadline_ms = DEADLINE_MS,
+	};
 
-	for (i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++) {
-		if ((cases[i].in_thread && !in_thread) ||
-		    (argc > 1 && strcmp(argv[1], cases[i].name)))
-			continue;
-		rc = t_run_in_child(run_case, (void *)&cases[i], DEADLINE_MS);
-		if (rc != T_EXIT_PASS && rc != T_EXIT_SKIP) {
-			fprintf(stderr, "FAIL: case %s (%s): exit %d\n", cases[i].name,
-				cases[i].in_thread ? "in-thread" : "default", rc);
-			failed++;
-		}
-	}
-	return failed ? T_EXIT_FAIL : T_EXIT_PASS;
+	return t_pager_run_cases(&set, argc > 1 ? argv[1] : NULL);
 }
