@@ -335,13 +335,7 @@ int main(int argc, char **argv)
 		T_PAGER_CASE(mremap_move_run),
 		T_PAGER_CASE(mremap_shrink),
 	};
-	static const struct t_pager_cases set = {
-		.cases = cases,
-		.n = sizeof(cases) / sizeof(cases[0]),
-		.npages = NPAGES,
-		.seed = SEED,
-		.deadline_ms = DEADLINE_MS,
-	};
 
-	return t_pager_run_cases(&set, argc > 1 ? argv[1] : NULL);
+	return t_pager_run_cases(cases, sizeof(cases) / sizeof(cases[0]), NPAGES, SEED,
+				 DEADLINE_MS, argc > 1 ? argv[1] : NULL);
 }

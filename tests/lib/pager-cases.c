@@ -37,8 +37,9 @@ static void one_cpu(void)
 
 /* What the child of one case is given. */
 struct case_run {
-	const struct t_pager_cases *set;
 	const struct t_pager_case *c;
+	size_t npages;		/* the test's */
+	unsigned seed;
 };
 
 static const char *mode(const struct t_pager_case *c)
@@ -56,7 +57,7 @@ static int run_case(void *arg)
 {
 	const struct case_run *run = arg;
 	const struct t_pager_case *c = run->c;
-	size_t len = (c->npages ? c->npages : run->set->npages) * PAGE;
+	size_t len = (c->npages ? c->npages : run->npages) * PAGE;
 	UFFD_OPTS(uffd_pager_opts, o, .buffer_bytes = c->buffer ? c->buffer : 4 * len,
 		  .in_thread = c->in_thread,
 		  .read_ahead = c->read_ahead ? 0 : UFFD_PAGER_NO_READ_AHEAD);
@@ -65,7 +66,7 @@ static int run_case(void *arg)
 	fprintf(stderr, "case %s (%s%s)\n", c->name, mode(c), buffer(c));
 	if (c->one_cpu)
 		one_cpu();
-	e.ts = t_store_new(len, run->set->seed);
+	e.ts = t_store_new(len, run->seed);
 	e.p = t_pager_new(&o);
 	e.map = uffd_pager_map(e.p, &e.ts->store, 0, len,
 			       c->read_only ? PROT_READ : PROT_READ | PROT_WRITE, 0, 0);
@@ -79,17 +80,18 @@ static int run_case(void *arg)
 	return T_EXIT_PASS;
 }
 
-int t_pager_run_cases(const struct t_pager_cases *set, const char *only)
+int t_pager_run_cases(const struct t_pager_case *cases, int n, size_t npages, unsigned seed,
+		      int deadline_ms, const char *only)
 {
 	bool in_thread = t_in_thread_ok() && uffd_feature_supported(UFFD_FEAT_SIGBUS) == 1;
 	int i, failed = 0, rc;
 
-	for (i = 0; i < set->n; i++) {
-		struct case_run run = { set, &set->cases[i] };
+	for (i = 0; i < n; i++) {
+		struct case_run run = { &cases[i], npages, seed };
 
 		if ((run.c->in_thread && !in_thread) || (only && strcmp(only, run.c->name)))
 			continue;
-		rc = t_run_in_child(run_case, &run, set->deadline_ms);
+		rc = t_run_in_child(run_case, &run, deadline_ms);
 		if (rc != T_EXIT_PASS && rc != T_EXIT_SKIP) {
 			fprintf(stderr, "FAIL: case %s (%s%s): exit %d\n", run.c->name, mode(run.c),
 				buffer(run.c), rc);

@@ -30,7 +30,7 @@ struct t_pager_case {
 	bool one_cpu;		/* the test and the pager's threads */
 	size_t buffer;		/* 0: room for the whole map */
 	bool read_only;		/* the map */
-	size_t npages;		/* 0: the set's */
+	size_t npages;		/* 0: the test's */
 	bool read_ahead;	/* the default's (else none) */
 };
 
@@ -38,20 +38,15 @@ struct t_pager_case {
 #define T_PAGER_CASE(f, ...) { .name = #f, .fn = f, __VA_ARGS__ }, \
 			     { .name = #f, .fn = f, .in_thread = true, __VA_ARGS__ }
 
-struct t_pager_cases {
-	const struct t_pager_case *cases;
-	int n;
-	size_t npages;		/* a map's, unless its case says */
-	unsigned seed;		/* the store's words: t_word(offset, seed) */
-	int deadline_ms;	/* each case's */
-};
-
 /*
- * Run the set's cases, or only those named only (when not NULL); the
- * in-thread ones only where in-thread mode can run.  T_EXIT_PASS, or
- * T_EXIT_FAIL when any case failed (each failure said on stderr).
+ * Run the n cases, or only those named only (when not NULL); the
+ * in-thread ones only where in-thread mode can run.  A map is npages long
+ * unless its case says, its store's words t_word(offset, seed); each case
+ * has deadline_ms.  T_EXIT_PASS, or T_EXIT_FAIL when any case failed
+ * (each failure said on stderr).
  */
-int t_pager_run_cases(const struct t_pager_cases *set, const char *only);
+int t_pager_run_cases(const struct t_pager_case *cases, int n, size_t npages, unsigned seed,
+		      int deadline_ms, const char *only);
 
 /* The pager's invariants hold, or fail saying which does not. */
 void t_pager_check_invariants(struct uffd_pager *p);
