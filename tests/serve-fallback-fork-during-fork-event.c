@@ -90,22 +90,16 @@ static bool queued(int fd, int ms)
  */
 static void hook(struct serve_engine *e, enum serve_hook_point where, struct serve_mm *mm)
 {
-	int waited;
-
 	if (where == SERVE_HOOK_STARTED) {
 		__atomic_store_n(&started, 1, __ATOMIC_RELEASE);
-		for (waited = 0; waited < FORK_WAIT_MS; waited++) {
-			pid_t toucher = __atomic_load_n(&toucher_tid, __ATOMIC_ACQUIRE);
-
-			if (toucher && t_waits_in(toucher, "handle_userfault") &&
-			    t_waits_in(main_tid, "userfaultfd_event_wait_completion"))
-				return;
-			/* (not usleep(): ThreadSanitizer's waits for a lock
-			 * that its fork() holds) */
-			poll(NULL, 0, 1);
-		}
-		FAIL_STUCK("the toucher's fault and the first fork did not both wait within "
-			   "%d ms", FORK_WAIT_MS);
+		/* (one wait after the other: each thread stays where it waits
+		 * until the engine reads, after this returns) */
+		if (!t_wait_in(&toucher_tid, "handle_userfault", FORK_WAIT_MS))
+			FAIL_STUCK("the toucher's fault did not wait within %d ms", FORK_WAIT_MS);
+		if (!t_wait_in(&main_tid, "userfaultfd_event_wait_completion", FORK_WAIT_MS))
+			FAIL_STUCK("the first fork did not wait for its FORK within %d ms",
+				   FORK_WAIT_MS);
+		return;
 	}
 	if (!mm->root || __atomic_add_fetch(&root_forks, 1, __ATOMIC_ACQ_REL) != 1)
 		return;

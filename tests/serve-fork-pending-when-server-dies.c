@@ -80,21 +80,6 @@ static bool wait_flag(const int *flag, int ms)
 	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
 }
 
-/* Wait up to ms until thread *tid (atomic, 0 until it runs) waits in want. */
-static bool wait_in(const pid_t *tid, const char *want, int ms)
-{
-	int waited;
-
-	for (waited = 0; waited < ms; waited++) {
-		pid_t t = __atomic_load_n(tid, __ATOMIC_ACQUIRE);
-
-		if (t && t_waits_in(t, want))
-			return true;
-		poll(NULL, 0, 1);
-	}
-	return false;
-}
-
 /* t_ps_hear(), failing with FAIL_STUCK. */
 static void hear(int fd, int ms)
 {
@@ -197,7 +182,7 @@ static pthread_t start_waiting(void *(*fn)(void *), const pid_t *tid, const char
 	pthread_t t;
 
 	CHECK_EQ(pthread_create(&t, NULL, fn, NULL), 0);
-	if (!wait_in(tid, want, WAIT_MS))
+	if (!t_wait_in(tid, want, WAIT_MS))
 		FAIL_STUCK("the %s did not wait in %s within %d ms", who, want, WAIT_MS);
 	return t;
 }
@@ -224,7 +209,7 @@ static int client(void *arg)
 	move_thread = start_waiting(mover, &mover_tid, "userfaultfd_event_wait_completion",
 				    "mover");
 	__atomic_store_n(&fork_go, 1, __ATOMIC_RELEASE);
-	if (!wait_in(&forker_tid, "userfaultfd_event_wait_completion", WAIT_MS))
+	if (!t_wait_in(&forker_tid, "userfaultfd_event_wait_completion", WAIT_MS))
 		FAIL_STUCK("the fork did not wait for its FORK within %d ms", WAIT_MS);
 	if (__atomic_load_n(&touched, __ATOMIC_ACQUIRE))
 		FAIL_STUCK("the toucher's fault was served by a stopped server");

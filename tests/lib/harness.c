@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -309,6 +310,20 @@ bool t_waits_in(pid_t tid, const char *want)
 	close(fd);
 	buf[n > 0 ? n : 0] = 0;
 	return !strcmp(buf, want);
+}
+
+bool t_wait_in(const pid_t *tid, const char *want, int ms)
+{
+	int waited;
+
+	for (waited = 0; waited < ms; waited++) {
+		pid_t t = __atomic_load_n(tid, __ATOMIC_ACQUIRE);
+
+		if (t && t_waits_in(t, want))
+			return true;
+		poll(NULL, 0, 1);
+	}
+	return false;
 }
 
 void t_read_one(struct uffd *u, struct uffd_event *ev, int ms)

@@ -135,6 +135,11 @@ bool t_wait_flag(const int *flag, int ms);
  * neither allocates nor uses stdio, so a test may ask while a fork of its
  * own holds glibc's locks. */
 bool t_waits_in(pid_t tid, const char *want);
+/* Wait up to ms until thread *tid (atomic: 0 until the thread stores its
+ * tid) waits in want.  Fork-safe as t_waits_in(), and it sleeps with
+ * poll(), not usleep(), which ThreadSanitizer makes wait for a lock that
+ * its fork() holds. */
+bool t_wait_in(const pid_t *tid, const char *want, int ms);
 
 /* Read exactly one message within ms or fail. */
 void t_read_one(struct uffd *u, struct uffd_event *ev, int ms);
