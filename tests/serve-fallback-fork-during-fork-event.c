@@ -65,13 +65,7 @@ static void kill_children(void *arg)
 
 /* Fail where a fork may be stuck holding glibc's locks: the children
  * killed, and no exit(). */
-#define FAIL_STUCK(...) do {						\
-	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);		\
-	fprintf(stderr, __VA_ARGS__);					\
-	fprintf(stderr, "\n");						\
-	kill_children(NULL);						\
-	_exit(T_EXIT_FAIL);						\
-} while (0)
+#define FAIL_STUCK(...) FAIL_FORK_SAFE(kill_children, NULL, __VA_ARGS__)
 
 /* A message is queued on fd within ms. */
 static bool queued(int fd, int ms)

@@ -54,16 +54,17 @@ static int removed, remapped;	/* atomic: madvise and mremap returned 0 */
 static int fork_go;		/* atomic: the main thread says fork */
 static int forked;		/* atomic: fork() returned in the parent */
 
-/* Fail where a fork may be stuck holding glibc's locks: no exit(), and no
- * child left waiting for pages nobody will serve. */
-#define FAIL_STUCK(...) do {						\
-	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);		\
-	fprintf(stderr, __VA_ARGS__);					\
-	fprintf(stderr, "\n");						\
-	if (child_pid > 0)						\
-		kill(child_pid, SIGKILL);				\
-	_exit(T_EXIT_FAIL);						\
-} while (0)
+/* No child is left waiting for pages nobody will serve. */
+static void kill_child(void *arg)
+{
+	(void)arg;
+	if (child_pid > 0)
+		kill(child_pid, SIGKILL);
+}
+
+/* Fail where a fork may be stuck holding glibc's locks: the child killed,
+ * and no exit(). */
+#define FAIL_STUCK(...) FAIL_FORK_SAFE(kill_child, NULL, __VA_ARGS__)
 
 /* Wait up to ms for *flag (atomic).  poll(), not usleep() (which
  * ThreadSanitizer makes wait for a lock that its fork() holds), and no

@@ -420,9 +420,6 @@ int t_wait_child(pid_t pid, int ms)
 	return WEXITSTATUS(status);
 }
 
-/* FAIL where exit() may wait for ever: cleanup, then _exit(). */
-#define FAIL_FORK_SAFE(cleanup, arg, ...) do {					fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);			fprintf(stderr, __VA_ARGS__);						fprintf(stderr, "\n");							if (cleanup)									(cleanup)(arg);							_exit(T_EXIT_FAIL);						} while (0)
-
 int t_wait_child_fork_safe(pid_t pid, int ms, void (*cleanup)(void *), void *arg)
 {
 	int status, ret = reap_within(pid, ms, &status);

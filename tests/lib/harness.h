@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <uffd/uffd.h>
 
 #define T_EXIT_PASS 0
@@ -45,6 +46,22 @@
 #define CHECK(cond) do {						\
 	if (!(cond))							\
 		FAIL("%s", #cond);					\
+} while (0)
+
+/*
+ * FAIL where exit() may wait for ever: a fork of this process may hold
+ * glibc's locks (the allocator's, stdio's list, pthread_atfork's), which
+ * exit() would wait for.  cleanup(arg) when cleanup is not NULL (to kill
+ * children that must not outlive the test), then _exit().
+ */
+#define FAIL_FORK_SAFE(cleanup, arg, ...) do {				\
+	void (*_cleanup)(void *) = (cleanup);				\
+	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);		\
+	fprintf(stderr, __VA_ARGS__);					\
+	fprintf(stderr, "\n");						\
+	if (_cleanup)							\
+		_cleanup(arg);						\
+	_exit(T_EXIT_FAIL);						\
 } while (0)
 
 /* Integer equality, printing both sides (errnos as names where possible). */
