@@ -94,8 +94,15 @@ enum {
 	ST_POISONED,
 };
 
-/* Pages mapped in one fill by the stream thread (with events held off). */
+/*
+ * Pages mapped in one fill by the stream thread (with events held off),
+ * and while a request is out: the fault thread reads no fault meanwhile,
+ * and a fill into memory the host took back costs 12-16 us a page here
+ * (page reporting), so 16-page fills held the reading off 0.3-1.1 ms -
+ * the tail of the requests that came then.
+ */
 #define RUN_MAX			16
+#define RUN_MAX_URGENT		2
 /* While a request is out, the fault thread polls this many times longer. */
 #define OUTSTANDING_SPIN	10
 
@@ -626,7 +633,7 @@ static int install_run(struct uffd_mig_dest *d, struct run *r, int *left)
  */
 static int install_pages(struct uffd_mig_dest *d, const struct mig_msg *m, bool locked)
 {
-	int i, max = locked ? RUN_MAX : MIG_MAX_BATCH, ret = 0, zeros = 0;
+	int i, max, ret = 0, zeros = 0;
 
 	for (i = 0; i < m->pages.n; i++)
 		zeros += !m->pages.p[i].data;
@@ -637,10 +644,14 @@ static int install_pages(struct uffd_mig_dest *d, const struct mig_msg *m, bool 
 		struct run r = { .n = 0 };
 		int start = i, left = 0;
 
+		max = MIG_MAX_BATCH;
 		if (locked) {
 			/* The urgent path first: let the fault thread run. */
-			if (__atomic_load_n(&d->outstanding, __ATOMIC_RELAXED))
+			max = RUN_MAX;
+			if (__atomic_load_n(&d->outstanding, __ATOMIC_RELAXED)) {
 				sched_yield();
+				max = RUN_MAX_URGENT;
+			}
 			uffd__handler_lock_events(d->h);
 		}
 		/* A run: consecutive entries of consecutive pages, all wanted. */
