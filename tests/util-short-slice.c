@@ -6,7 +6,9 @@
  * (here 5, set first).  A thread started before keeps the default slice;
  * one started after inherits the short one (the kernel copies it at
  * clone: a caller must not start threads that should not have it).
- * Skips where the kernel has no custom slices (before Linux 6.12).
+ * A thread under another policy (SCHED_BATCH here) is left alone: -EPERM,
+ * and its policy kept.  Skips where the kernel has no custom slices
+ * (before Linux 6.12).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -17,6 +19,21 @@
 #include "lib/harness.h"
 #include "abi/sched.h"
 #include "util/slice.h"
+
+/* Under SCHED_BATCH: the call leaves it so.  Its result in *arg. */
+static void *batch(void *arg)
+{
+	struct sched_param sp = { 0 };
+	struct uffd__sched_attr a;
+
+	CHECK_OK(sched_setscheduler(0, SCHED_BATCH, &sp));
+	*(int *)arg = uffd__thread_short_slice();
+	CHECK_EQ(sched_getscheduler(0), SCHED_BATCH);
+	memset(&a, 0, sizeof(a));
+	CHECK_OK((int)syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0));
+	CHECK_EQ(a.sched_policy, (uint32_t)SCHED_BATCH);
+	return NULL;
+}
 
 static int get_attr(pid_t tid, struct uffd__sched_attr *a)
 {
@@ -77,5 +94,8 @@ int main(void)
 	CHECK_OK(pthread_create(&t2, NULL, later, &later_slice));
 	CHECK_OK(pthread_join(t2, NULL));
 	CHECK_EQ(later_slice, UFFD__SCHED_SLICE_MIN_NS);
+	CHECK_OK(pthread_create(&t2, NULL, batch, &ret));
+	CHECK_OK(pthread_join(t2, NULL));
+	CHECK_EQ(ret, -EPERM);
 	return T_EXIT_PASS;
 }

@@ -416,7 +416,7 @@ void mig_background_priority(bool one_channel)
  * a slice (~1 ms here) for it.  Measured with `uffd migrate -s 4096 -H 64
  * -r 20000` on loopback while another program's builds and tests kept
  * both vCPUs busy, three runs each: request p50 0.10-0.25 ms and p99
- * 1.97-2.62 ms without, 0.05-0.07 ms and 1.18-1.44 ms with.
+ * 1.97-2.62 ms without, 0.05-0.07 ms and 1.05-1.44 ms with.
  */
 void mig_urgent_priority(void)
 {

@@ -7,13 +7,14 @@
  * waits until that thread's slice is used up.  Here the default slice came
  * to about a millisecond: a migration's page request whose answering
  * thread woke on a CPU busy with a thread of another program waited 1-3.5
- * ms (perf sched timehist), which is the whole of the requests' p99.  A
+ * ms (perf sched timehist), much of the requests' p99.  A
  * thread can ask for a shorter slice of its own (sched_setattr's
  * sched_runtime for SCHED_OTHER, Linux 6.12 on, no privilege needed): its
  * deadlines come sooner, so it preempts when it wakes.  It gets no more
  * CPU than before over time - its nice value decides that - only sooner.
  * Older kernels ignore the field or refuse it; either way nothing else
- * changes.
+ * changes.  A thread the program runs under another policy (real-time,
+ * batch, idle: libuffd's threads inherit their creator's) keeps it.
  */
 #include <errno.h>
 #include <sched.h>
@@ -33,6 +34,8 @@ int uffd__thread_short_slice(void)
 	};
 	int nice;
 
+	if (sched_getscheduler(0) != SCHED_OTHER)
+		return -EPERM;		/* not ours to change */
 	errno = 0;
 	nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
 	if (nice == -1 && errno)

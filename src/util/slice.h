@@ -4,9 +4,10 @@
 
 /*
  * Ask the scheduler for the shortest slice for the calling thread, which
- * must stay SCHED_OTHER at its nice value: for a thread on a latency path
- * that sleeps most of the time (see slice.c).  Best effort: 0, or -errno
- * when the kernel refused (nothing changed then).
+ * stays SCHED_OTHER at its nice value: for a thread on a latency path
+ * that sleeps most of the time (see slice.c).  Best effort: 0, -EPERM
+ * for a thread under another policy (left alone), or the kernel's -errno
+ * (nothing changed then).
  */
 int uffd__thread_short_slice(void);
 
