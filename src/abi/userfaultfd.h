@@ -228,7 +228,7 @@ struct pm_scan_arg {
 #define PM_ENTRY_EXCLUSIVE	(1ULL << 56)
 #define PM_ENTRY_UFFD_WP	(1ULL << 57)
 #define PM_ENTRY_FILE_SHARED	(1ULL << 61)
-#define PM_ENTRY_SWAP		(1ULL << 62)
+#define PM_ENTRY_SWAP		(1ULL << 62)	/* swapped, migrating, or a uffd-wp marker */
 #define PM_ENTRY_PRESENT	(1ULL << 63)
 
 #endif

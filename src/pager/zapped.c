@@ -37,11 +37,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "abi/userfaultfd.h"
 #include "pager_internal.h"
 #include "util/pagecopy.h"
 
-#define PM_PRESENT	(1ULL << 63)	/* /proc/PID/pagemap: a page is there */
-#define PM_SWAP		(1ULL << 62)	/* swapped out (or a marker): data kept */
 #define PM_CHUNK	64		/* entries read at once (on the stack of
 					   an in-thread fault) */
 
@@ -100,7 +99,7 @@ bool uffd__page_gone(struct uffd_pager *p, const struct pmap *m, size_t idx)
 		    (ssize_t)(k * sizeof(*e)))
 			return false;	/* can not tell: taken for a stale fault */
 		for (j = 0; j < k; j++)
-			if (!(e[j] & (PM_PRESENT | PM_SWAP)))
+			if (!(e[j] & (PM_ENTRY_PRESENT | PM_ENTRY_SWAP)))
 				return true;
 	}
 	return false;

@@ -50,6 +50,7 @@
 #include <uffd/handler.h>
 #include <uffd/snapshot.h>
 
+#include "abi/userfaultfd.h"
 #include "core/pieces.h"
 #include "image/internal.h"
 #include "runtime/inthread.h"
@@ -76,10 +77,6 @@ enum page_state { UNSAVED = 0, COPYING, SAVED };
 #define UNCONFIRMED 4
 #define STATE(v) ((v) & 3)
 enum phase { PRECOPY, AFTER_INSTANT };
-
-#define PM_PRESENT (1ULL << 63)	/* /proc/PID/pagemap entry bits */
-#define PM_SWAP (1ULL << 62)	/* swapped, migrating, or a uffd-wp marker */
-#define PM_UFFD_WP (1ULL << 57)
 
 struct snap_region {
 	struct uffd_snap *s;
@@ -511,7 +508,7 @@ static bool still_protected(struct uffd_snap *s, struct snap_region *r, uint64_t
 		/* A huge page: its first base page stands for it. */
 		if (per > 1 && pread(s->pagemap_fd, &e[i], 8, (base + i * per) * 8) != 8)
 			return false;
-		if (!(e[i] & (PM_PRESENT | PM_SWAP)) || !(e[i] & PM_UFFD_WP))
+		if (!(e[i] & (PM_ENTRY_PRESENT | PM_ENTRY_SWAP)) || !(e[i] & PM_ENTRY_UFFD_WP))
 			return false;
 	}
 	return true;

@@ -36,14 +36,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "abi/userfaultfd.h"
 #include "runtime/inthread.h"
 #include "track.h"
 #include "util/mmalloc.h"
 
 #define SCAN_VEC 512	/* runs per PAGEMAP_SCAN call */
 #define SETTLE_BATCH 64	/* /proc/self/pagemap entries read at once */
-#define PM_PRESENT (1ULL << 63)	/* pagemap entry bits */
-#define PM_SWAP (1ULL << 62)	/* swapped, migrating, or a uffd-wp marker */
 
 #define TRACK_EVENTS (UFFD_F(UFFD_FEAT_EVENT_REMAP) | UFFD_F(UFFD_FEAT_EVENT_REMOVE) | \
 		      UFFD_F(UFFD_FEAT_EVENT_UNMAP))
@@ -506,9 +505,9 @@ static int sync_wp_settle_removed(struct uffd_tracker *t, struct track_range *r,
 		    (ssize_t)(n * sizeof(e[0])))
 			memset(e, 0, sizeof(e));
 		for (i = 0; i < n && !ret; i++, at += 4096) {
-			bool there = e[i] & PM_PRESENT;
+			bool there = e[i] & PM_ENTRY_PRESENT;
 
-			if (!there && (e[i] & PM_SWAP)) {
+			if (!there && (e[i] & PM_ENTRY_SWAP)) {
 				if (at < anon_lo || at >= anon_hi)
 					anon = private_anonymous(at, &anon_lo, &anon_hi);
 				there = anon;
