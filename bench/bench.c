@@ -79,10 +79,9 @@ void bench_ratio(struct bench_report *r, const char *name, double value, double 
 
 static long long reported_at_start = -1;
 
-/* The file's number: bench_cgroup_read() reads any such one. */
 static long long reported_kib(void)
 {
-	return bench_cgroup_read(REPORTING_PARAMS, "reported_kib", NULL);
+	return bench_file_number(REPORTING_PARAMS, "reported_kib", NULL);
 }
 
 /*
@@ -104,9 +103,8 @@ void bench_machine_start(void)
 int bench_print(struct bench_report *r)
 {
 	long long now = reported_kib();
+	long long poll_ns = bench_file_number(HALTPOLL_PARAMS, "guest_halt_poll_ns", NULL);
 	int i;
-
-	long long poll_ns = bench_cgroup_read(HALTPOLL_PARAMS, "guest_halt_poll_ns", NULL);
 
 	if (reported_at_start >= 0 && now >= reported_at_start)
 		bench_result(r, "machine", "host_reclaimed_mib",
@@ -138,22 +136,45 @@ int bench_print(struct bench_report *r)
 	return 0;
 }
 
-long bench_proc_kib(const char *path, const char *key)
+/*
+ * The number in file path: the whole file's (key NULL), or on the first
+ * line that is key, white space, the number ("VmPTE:\t 12 kB", "anon
+ * 4096": key "anon" is not "anon_thp").  -1 when there is none.
+ */
+static long long read_number(const char *path, const char *key)
 {
-	size_t klen = strlen(key);
+	size_t klen = key ? strlen(key) : 0;
 	char line[256];
-	long v = -1;
+	long long v = -1;
 	FILE *f = fopen(path, "re");
 
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen)) {
-			v = strtol(line + klen, NULL, 10);
+	while (fgets(line, sizeof(line), f)) {
+		if (!key) {
+			v = strtoll(line, NULL, 10);
 			break;
 		}
+		if (!strncmp(line, key, klen) && (line[klen] == ' ' || line[klen] == '\t')) {
+			v = strtoll(line + klen, NULL, 10);
+			break;
+		}
+	}
 	fclose(f);
 	return v;
+}
+
+long bench_proc_kib(const char *path, const char *key)
+{
+	return (long)read_number(path, key);
+}
+
+long long bench_file_number(const char *dir, const char *name, const char *key)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return read_number(path, key);
 }
 
 long bench_pte_kib(pid_t pid)
@@ -198,31 +219,6 @@ static int write_file(const char *dir, const char *name, const char *val)
 		ret = n < 0 ? -errno : -EIO;
 	close(fd);
 	return ret;
-}
-
-long long bench_cgroup_read(const char *dir, const char *name, const char *key)
-{
-	char path[512], line[256];
-	size_t klen = key ? strlen(key) : 0;
-	long long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!key) {
-			v = strtoll(line, NULL, 10);
-			break;
-		}
-		if (!strncmp(line, key, klen) && line[klen] == ' ') {
-			v = strtoll(line + klen + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
 }
 
 static bool file_has_word(const char *path, const char *word)
@@ -321,7 +317,7 @@ int bench_cgroup_join(const char *dir)
 
 long bench_cgroup_anon_kib(const struct bench_cgroup_env *e, const char *dir)
 {
-	long long bytes = bench_cgroup_read(dir, "memory.stat", e->version == 2 ? "anon" : "rss");
+	long long bytes = bench_file_number(dir, "memory.stat", e->version == 2 ? "anon" : "rss");
 
 	return bytes < 0 ? -1 : (long)(bytes / 1024);
 }

@@ -39,8 +39,12 @@ void bench_result(struct bench_report *r, const char *system, const char *metric
 		  double value, const char *unit);
 /* A ratio where > 1 means libuffd is better; goal: the value it must reach. */
 void bench_ratio(struct bench_report *r, const char *name, double value, double goal);
-/* The kB value of the line of a /proc file starting with key, or -1. */
+/* The kB value on the line of a /proc file that is key, white space, the
+ * value ("VmPTE:"), or -1. */
 long bench_proc_kib(const char *path, const char *key);
+/* The number in dir/name: on its line "key value", or the whole file's
+ * when key is NULL (a cgroup's memory.stat, a module's parameter), or -1. */
+long long bench_file_number(const char *dir, const char *name, const char *key);
 /* VmPTE of a process (0: this one) in KiB, or -1 (it is gone).  A counter
  * (fs/proc/task_mmu.c task_mem()): no page walk, no mmap_lock. */
 long bench_pte_kib(pid_t pid);
@@ -69,9 +73,6 @@ int bench_cgroup_create(const struct bench_cgroup_env *e, const char *bench, siz
 /* The calling process joins the cgroup dir: 0 or -errno.  Memory is
  * charged where it is allocated, so join before allocating (before exec). */
 int bench_cgroup_join(const char *dir);
-/* The number after key in dir/name (a "key value" line, or the whole file
- * when key is NULL), or -1. */
-long long bench_cgroup_read(const char *dir, const char *name, const char *key);
 /* The anonymous memory charged to the cgroup in KiB, or -1: memory.stat's
  * rss (v1; it includes rss_huge, the transparent huge pages) or anon (v2).
  * Counters: no page walk, no process's mmap_lock. */

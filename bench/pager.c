@@ -1173,11 +1173,11 @@ static bool run_one(struct pager_bench *b, int sys, int wl, int threads, char *f
 	cleanup_child = 0;
 	if (cg_dir[0]) {
 		if (b->cg.version == 2) {
-			peak = bench_cgroup_read(cg_dir, "memory.peak", NULL);
-			oom = bench_cgroup_read(cg_dir, "memory.events", "oom_kill");
+			peak = bench_file_number(cg_dir, "memory.peak", NULL);
+			oom = bench_file_number(cg_dir, "memory.events", "oom_kill");
 		} else {
-			peak = bench_cgroup_read(cg_dir, "memory.max_usage_in_bytes", NULL);
-			oom = bench_cgroup_read(cg_dir, "memory.oom_control", "oom_kill");
+			peak = bench_file_number(cg_dir, "memory.max_usage_in_bytes", NULL);
+			oom = bench_file_number(cg_dir, "memory.oom_control", "oom_kill");
 		}
 		cgroup_remove(cg_dir);
 		cleanup_cgroup[0] = 0;
