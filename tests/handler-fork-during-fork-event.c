@@ -41,12 +41,7 @@ static int second_forked;	/* atomic: the second fork() returned */
 static pid_t second_pid;
 
 /* Fail where a fork may be stuck holding glibc's locks: no exit(). */
-#define FAIL_STUCK(...) do {						\
-	fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);		\
-	fprintf(stderr, __VA_ARGS__);					\
-	fprintf(stderr, "\n");						\
-	_exit(T_EXIT_FAIL);						\
-} while (0)
+#define FAIL_STUCK(...) FAIL_FORK_SAFE(NULL, NULL, __VA_ARGS__)
 
 static int fill_pattern(struct uffd_fault *f)
 {
