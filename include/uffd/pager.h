@@ -197,7 +197,7 @@ struct uffd_pager_opts {
 	int evictors;		/* eviction threads (0: 1) */
 	int high_water;		/* % of the buffer that wakes eviction (0: 90) */
 	int low_water;		/* % eviction brings it down to (0: 70) */
-	size_t read_ahead;	/* largest read-ahead window, bytes (0: 1 MiB;
+	size_t read_ahead;	/* largest read-ahead window, bytes (0: 2 MiB;
 				   UFFD_PAGER_NO_READ_AHEAD: none) */
 	int max_fault_events;	/* messages per read (0: 64) */
 	/* A page could not be read (err < 0) or written back.  Called from a

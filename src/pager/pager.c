@@ -31,7 +31,7 @@
 #include "util/opts.h"
 
 #define DEFAULT_BUFFER	(256UL << 20)
-#define DEFAULT_RA	(1UL << 20)
+#define DEFAULT_RA	(2UL << 20)
 
 static void fill_defaults(struct uffd_pager_opts *o)
 {
