@@ -68,8 +68,10 @@
  * the cgroup's peak usage (page cache included).  Ratios are taken on the
  * one-thread runs, but for the 8-thread random reads' three: libuffd's
  * throughput at 8 threads over its own at one, and MADV_RANDOM mmap's us
- * per page over libuffd's at 8, and over in-thread libuffd's at 8; the
- * rest are reported as results.  The
+ * per page over libuffd's at 8, and over in-thread libuffd's at 8 (and,
+ * without goals, the disk's own 8-thread us per page over MADV_RANDOM
+ * mmap's and over in-thread libuffd's: how near each is to the device);
+ * the rest are reported as results.  The
  * zipf reads start with an untimed warm-up (the first ZIPF_WARM_BUFFERS x
  * the buffer's pages of reads, one thread; the kernel side with
  * MADV_RANDOM meanwhile, then MADV_NORMAL again for plain mmap) so that
@@ -1367,6 +1369,19 @@ static void scale_ratios(struct pager_bench *b, struct bench_report *rep)
 	if (kn->ok && in->ok && in->us_per_page > 0)
 		bench_ratio(rep, "random_8t_madv_random_us_over_libuffd_inthread_us",
 			    kn->us_per_page / in->us_per_page, GOAL_SCALE_KERNEL);
+	/* Against the device's own 8-thread O_DIRECT random reads, measured
+	 * in this run: near 1, a side reads as fast as the disk lets 8
+	 * threads, and the other can only tie it. */
+	if (b->disk.rand_8thr_iops > 0) {
+		double disk_us = 1e6 / b->disk.rand_8thr_iops;
+
+		if (kn->ok && kn->us_per_page > 0)
+			bench_ratio(rep, "random_8t_disk_us_over_madv_random_us",
+				    disk_us / kn->us_per_page, 0);
+		if (in->ok && in->us_per_page > 0)
+			bench_ratio(rep, "random_8t_disk_us_over_libuffd_inthread_us",
+				    disk_us / in->us_per_page, 0);
+	}
 }
 
 /* On the one-thread runs.  Returns the reads the zipf hit ratio is over. */
