@@ -91,8 +91,8 @@ enum page_state {
 #define BATCH_PAGES	64		/* pages deactivated or evicted per round */
 #define ZAP_MAX		64		/* ranges zapped with one TLB flush */
 #define RA_STREAMS	16		/* sequential streams followed per map */
-#define READERS		3		/* read-ahead threads: two read while
-					   the third maps what it read */
+#define READERS		4		/* read-ahead threads: some read while
+					   others map what they read */
 
 struct zap {
 	struct iovec v[ZAP_MAX];

@@ -4,9 +4,8 @@
  * fault where a stream was expected to continue doubles its window, read
  * by the faulting thread itself; once the window is as large as it may
  * grow, the stream goes asynchronous: groups of ASYNC_RA_WINDOWS windows
- * are posted to the reader threads, which read them in the background,
- * every window of a group in flight at once where the store has batches
- * (io_uring).
+ * are posted to the reader threads, which read them in the background, a
+ * window at a time each.
  *
  * The one idea that keeps a stream ahead of the program is the kernel's
  * PG_readahead mark: user space can not see a page being read, only a
@@ -15,9 +14,14 @@
  * program's touch of it is a cheap fault (the page is mapped back, no
  * I/O) that posts the next group: the readers stay a group or two ahead,
  * and the program never waits for a window read in its own fault.
- * READERS threads share the groups, so some read while another maps what
- * it read (a reader waits for its whole batch before it maps it: with
- * three rather than two, more of the device is kept busy).
+ * READERS threads share the groups, so some read while others map what
+ * they read.  A reader reads one window and maps it before it claims the
+ * next: reading a group's windows together (through io_uring) and mapping
+ * them after left the device idle while the reader mapped the whole group,
+ * and a 1 GiB scan took 1.8-2.3 us a page with four readers that way
+ * against 1.6-1.8 a window at a time (2 MiB windows, four groups ahead;
+ * two readers, two groups ahead and 1 MiB windows into 4 KiB-page buffers
+ * took 2.7-4.5).
  *
  * A program that outruns its read-ahead faults on pages the readers have
  * not reached: the fault trims their requests (ra_trim) and reads a
@@ -35,13 +39,10 @@
 #define RA_START_PAGES	4		/* first sequential window */
 #define ASYNC_RA_WINDOWS 2		/* windows in a group read ahead: with
 					   GROUPS_AHEAD, at most a quarter of
-					   the buffer (windows: a 24th) */
-#define GROUPS_AHEAD	3		/* groups posted ahead of the program:
-					   with 2, a 1 GiB scan ran at 2.7-4.5
-					   us a page, with 3 at 2.2-2.9 */
-#define RA_BATCH	8		/* windows a reader has in flight */
+					   the buffer (windows: a 32nd) */
+#define GROUPS_AHEAD	4		/* groups posted ahead of the program */
 
-/* The largest window in bytes: read_ahead, at most 1/24 of the buffer
+/* The largest window in bytes: read_ahead, at most 1/32 of the buffer
  * (0: no read-ahead). */
 size_t uffd__ra_bytes(const struct uffd_pager *p)
 {
@@ -49,7 +50,7 @@ size_t uffd__ra_bytes(const struct uffd_pager *p)
 
 	if (bytes == UFFD_PAGER_NO_READ_AHEAD)
 		return 0;
-	return bytes > p->o.buffer_bytes / 24 ? p->o.buffer_bytes / 24 : bytes;
+	return bytes > p->o.buffer_bytes / 32 ? p->o.buffer_bytes / 32 : bytes;
 }
 
 /* The same in m's pages, at least one. */
@@ -168,8 +169,7 @@ void uffd__ra_trim(struct uffd_pager *p, struct pmap *m, size_t idx)
 }
 
 /*
- * Claimed runs of pages filled at once, the reads all in flight together
- * where the store can (read_batch: io_uring); park is the run's page to
+ * A claimed run of pages, read and mapped at once; park is its page to
  * leave in the shadow (a stream's mark, its queue entry reserved), or
  * SIZE_MAX.
  */
@@ -224,37 +224,16 @@ static void map_chunk(struct uffd_pager *p, struct pmap *m, const struct ra_chun
 			       got - (ssize_t)((before + 1) * ps), SIZE_MAX, false, true);
 }
 
-static void fill_chunks(struct uffd_pager *p, struct pmap *m, const struct ra_chunk *c,
-			int nc)
+/* Read chunk c and map it. */
+static void fill_chunk(struct uffd_pager *p, struct pmap *m, const struct ra_chunk *c)
 {
-	struct uffd_store_io io[RA_BATCH];
-	bool batch = nc > 1 && m->store->ops->read_batch;
-	size_t total = 0, at = 0;
-	char *buf;
-	int i;
+	char *buf = uffd__bounce_get(p, c->n * m->psize);
 
-	for (i = 0; i < nc; i++)
-		total += c[i].n * m->psize;
-	/* One buffer for all, or each chunk through its shadow. */
-	buf = uffd__bounce_get(p, total);
-	if (!buf)
+	if (!buf) {
 		uffd__shadow_ready(p);
-	for (i = 0; i < nc; i++, at += c[i - 1].n * m->psize)
-		io[i] = (struct uffd_store_io){ buf ? buf + at : shadow_addr(m, c[i].idx),
-						clipped_len(m, c[i].idx, c[i].n),
-						store_off(m, c[i].idx), 0 };
-	if (batch)
-		m->store->ops->read_batch(m->store->data, io, nc);
-	else
-		for (i = 0; i < nc; i++)
-			io[i].res = uffd__store_read(m, c[i].idx, c[i].n, io[i].buf);
-	for (i = 0; i < nc; i++) {
-		ssize_t got = io[i].res;
-
-		if (batch)
-			got = uffd__read_done(m, io[i].buf, c[i].n * m->psize, got);
-		map_chunk(p, m, &c[i], io[i].buf, got);
+		buf = shadow_addr(m, c->idx);
 	}
+	map_chunk(p, m, c, buf, uffd__store_read(m, c->idx, c->n, buf));
 }
 
 /*
@@ -272,8 +251,7 @@ void *uffd__readahead_main(void *arg)
 	pthread_mutex_lock(&p->lock);
 	r = &p->ra_cur[p->readers_started++ % READERS];
 	while (!p->stopping) {
-		struct ra_chunk c[RA_BATCH];
-		int nc = 0;
+		struct ra_chunk c = { 0, 0, SIZE_MAX };
 
 		/* Faults' reads a servicing thread left (batch.c) first. */
 		if (p->njobs && !p->job_readers) {
@@ -296,16 +274,16 @@ void *uffd__readahead_main(void *arg)
 			uffd__map_unuse(p, m);
 			continue;
 		}
-		/* Claim up to RA_BATCH windows, then read them together; r->idx
-		 * and r->n are what is left to do. */
-		while (r->n && nc < RA_BATCH) {
+		/* Claim a window (past pages that are not EMPTY), read it and
+		 * map it; r->idx and r->n are what is left to do. */
+		while (r->n && !c.n) {
 			size_t at = r->idx, end = r->idx + r->n, k, win = uffd__ra_pages(p, m);
 
 			if (win > r->n)
 				win = r->n;
 			k = uffd__claim_empty(p, m, at, win);
 			if (k) {
-				c[nc++] = (struct ra_chunk){ at, k, find_park(p, r, at) };
+				c = (struct ra_chunk){ at, k, find_park(p, r, at) };
 				STAT_ADD(&p->st, read_ahead, k);
 			}
 			/* Past the claim, or past a page not EMPTY; a fault may
@@ -315,10 +293,10 @@ void *uffd__readahead_main(void *arg)
 				r->idx = at + (k ? k : 1);
 			r->n = end > r->idx ? end - r->idx : 0;
 		}
-		if (!nc)
+		if (!c.n)
 			continue;
 		pthread_mutex_unlock(&p->lock);
-		fill_chunks(p, m, c, nc);
+		fill_chunk(p, m, &c);
 		pthread_mutex_lock(&p->lock);
 	}
 	if (r->m) {
