@@ -55,15 +55,20 @@ static int wake_only(struct pmap *m, size_t idx)
 	return UFFD_FAULT_DEFERRED;
 }
 
-/* Map an INACTIVE page (set BUSY) back from the shadow.  Without lock. */
+/*
+ * Map an INACTIVE page (set BUSY) back from the shadow.  Not taken (the
+ * program unmapped it since it faulted: ENOENT, the fault dropped), it
+ * stays INACTIVE.  Without lock.
+ */
 static int reactivate(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 		      size_t idx, bool write_fault, bool dirty)
 {
+	size_t in;
 	int ret;
 
-	ret = uffd__map_in(m, f, idx, 1, shadow_addr(m, idx), idx, write_fault || dirty);
+	ret = uffd__map_in(m, f, idx, 1, shadow_addr(m, idx), idx, write_fault || dirty, &in);
 	pthread_mutex_lock(&p->lock);
-	if (ret && ret != -EEXIST) {
+	if (!in) {
 		uffd__page_unbusy(p, m, idx, P_INACTIVE);
 	} else {
 		/* The shadow copy is freed later, with others, but before the

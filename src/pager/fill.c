@@ -11,11 +11,21 @@
  * be filled (SIGBUS for the thread that wanted it).  The end is the store's
  * size when the map was made (clipped_len), which is where write-back
  * stops too.
+ *
+ * A page is ACTIVE only once the kernel took it.  It copies into one
+ * mapping at a time, and refuses a run that crosses into another one -
+ * the map split by an mprotect, or a hole the program unmapped in it
+ * (zapped.c) - whole, with ENOENT.  Then each page of the run is copied
+ * alone: those still the map's go in, the others are left EMPTY.
  */
 #include <errno.h>
 #include <sys/mman.h>
 
 #include "pager_internal.h"
+#include "runtime/copy_ahead.h"
+
+#define ALONE_CHUNK	64		/* pages copied alone, then settled at
+					   once (the bits of a mask) */
 
 /*
  * A read of want bytes into buf got this far: the bytes that hold data
@@ -55,58 +65,108 @@ ssize_t uffd__store_read(struct pmap *m, size_t idx, size_t n, char *buf)
 	return uffd__read_done(m, buf, n * m->psize, got);
 }
 
-/* Pages [idx, idx+n) are mapped; the faulting one is dirty if written. */
-static void publish(struct uffd_pager *p, struct pmap *m, size_t idx, size_t n,
-		    size_t fault_idx, bool write_fault, bool read_ahead)
-{
-	size_t i;
+/* What a read of pages [idx, idx+n) mapped: how they are marked. */
+struct read_marks {
+	size_t fault_idx;	/* the faulting page, or SIZE_MAX */
+	bool write_fault;	/* it is dirty */
+	bool read_ahead;	/* the pages are a stream's... */
+	bool window;		/* ... the faulting one too (more than one read) */
+};
 
-	/* In a window (n > 1) the faulting page is part of the stream too. */
-	for (i = idx; i < idx + n; i++)
-		uffd__page_filled(p, m, i, read_ahead && (i != fault_idx || n > 1));
-	if (write_fault && fault_idx >= idx && fault_idx < idx + n)
-		uffd__page_set_dirty(p, m, fault_idx);
-	pthread_cond_broadcast(&p->changed);
+/* Page i is mapped (BUSY -> ACTIVE).  Lock held. */
+static void publish_page(struct uffd_pager *p, struct pmap *m, size_t i,
+			 const struct read_marks *rm)
+{
+	uffd__page_filled(p, m, i, rm->read_ahead && (i != rm->fault_idx || rm->window));
+	if (rm->write_fault && i == rm->fault_idx)
+		uffd__page_set_dirty(p, m, i);
 }
 
-/* Copy n pages at idx, write-protected or not, for fault f (NULL: outside
- * a fault: read-ahead, prefetch).  Nothing to copy: 0. */
+/*
+ * Copy n pages at idx, write-protected or not, for fault f (NULL: outside
+ * a fault: read-ahead, prefetch).  0 or -errno; *in: the pages from idx in
+ * the map now, up to the first that is not (see the top of this file).
+ * Part of a page is none of it: what went in of it is zapped again, so a
+ * page is never part store, part hole (zapped.c).
+ */
 static int copy_in(struct pmap *m, struct uffd_fault *f, size_t idx, size_t n,
-		   const char *src, bool wp)
+		   const char *src, bool wp, size_t *in)
 {
 	char *dst = page_addr(m, idx);
-	size_t len = n * m->psize;
+	size_t len = n * m->psize, bytes;
+	int ret;
 
+	*in = 0;
 	if (!n)
 		return 0;
 	if (f)
-		return wp ? uffd_fault_copy_wp(f, dst, src, len)
-			  : uffd_fault_copy_at(f, dst, src, len);
-	return wp ? uffd_region_copy_wp(m->region, dst, src, len)
-		  : uffd_region_copy(m->region, dst, src, len);
+		ret = uffd__fault_copy_ahead(f, dst, src, len, wp, &bytes);
+	else
+		ret = uffd__region_copy_ahead(m->region, dst, src, len, wp, &bytes);
+	*in = bytes / m->psize;
+	if (bytes % m->psize)
+		madvise(dst + *in * m->psize, bytes % m->psize, MADV_DONTNEED);
+	return ret;
 }
 
 /*
  * Copy n pages into the map at idx: write-protected where the map is
  * writable, except the faulting page when the fault is a write (it is
- * dirty from the start: one fault, not two).
+ * dirty from the start: one fault, not two).  0 or -errno; *in as for
+ * copy_in.
  */
 int uffd__map_in(struct pmap *m, struct uffd_fault *f, size_t idx, size_t n,
-		 const char *src, size_t fault_idx, bool write_fault)
+		 const char *src, size_t fault_idx, bool write_fault, size_t *in)
 {
-	size_t ps = m->psize, before;
+	size_t ps = m->psize, before, k;
 	int ret;
 
 	if (!m->writable || !write_fault || fault_idx < idx || fault_idx >= idx + n)
-		return copy_in(m, f, idx, n, src, m->writable);
+		return copy_in(m, f, idx, n, src, m->writable, in);
 	/* Protected before it, the written page not, protected after it. */
 	before = fault_idx - idx;
-	ret = copy_in(m, f, idx, before, src, true);
-	if (!ret)
-		ret = copy_in(m, f, fault_idx, 1, src + before * ps, false);
-	if (!ret)
-		ret = copy_in(m, f, fault_idx + 1, n - before - 1,
-			      src + (before + 1) * ps, true);
+	ret = copy_in(m, f, idx, before, src, true, in);
+	if (ret || *in < before)
+		return ret;
+	ret = copy_in(m, f, fault_idx, 1, src + before * ps, false, &k);
+	*in += k;
+	if (ret || !k)
+		return ret;
+	ret = copy_in(m, f, fault_idx + 1, n - before - 1, src + (before + 1) * ps, true, &k);
+	*in += k;
+	return ret;
+}
+
+/*
+ * Pages [at, at+n) of a read into src (BUSY; n <= ALONE_CHUNK), which the
+ * kernel did not take as a run, copied alone and settled: ACTIVE those
+ * that went in, EMPTY the others - not the map's any more, or not tried
+ * after an error (returned).  shadow: src is their shadow, freed before
+ * the lock as map_read frees it.  Without the lock.
+ */
+static int map_alone(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f, size_t at,
+		     size_t n, const char *src, bool shadow, const struct read_marks *rm)
+{
+	uint64_t mapped = 0;
+	size_t j, in;
+	int ret = 0;
+
+	for (j = 0; j < n && !ret; j++) {
+		ret = uffd__map_in(m, f, at + j, 1, src + j * m->psize, rm->fault_idx,
+				   rm->write_fault, &in);
+		if (in)
+			mapped |= 1ULL << j;
+	}
+	if (shadow)
+		madvise(shadow_addr(m, at), n * m->psize, MADV_DONTNEED);
+	pthread_mutex_lock(&p->lock);
+	for (j = 0; j < n; j++)
+		if (mapped >> j & 1)
+			publish_page(p, m, at + j, rm);
+		else
+			uffd__unclaim(p, m, at + j, 1, P_EMPTY);
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
 	return ret;
 }
 
@@ -120,22 +180,36 @@ int uffd__map_read(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 		   size_t idx, size_t n, const char *buf, ssize_t got,
 		   size_t fault_idx, bool write_fault, bool read_ahead)
 {
-	size_t full = got > 0 ? (size_t)got / m->psize : 0;
-	int ret;
+	size_t ps = m->psize, full = got > 0 ? (size_t)got / ps : 0, in = 0, at, k, i;
+	const struct read_marks rm = { fault_idx, write_fault, read_ahead, full > 1 };
+	bool shadow = buf == shadow_addr(m, idx);
+	int ret = 0;
 
-	ret = full ? uffd__map_in(m, f, idx, full, buf, fault_idx, write_fault) : 0;
+	if (full)
+		ret = uffd__map_in(m, f, idx, full, buf, fault_idx, write_fault, &in);
+	/* Short of the run without an error: each page alone, settled as
+	 * they go. */
+	for (at = idx + in; !ret && at < idx + full; at += k) {
+		k = idx + full - at < ALONE_CHUNK ? idx + full - at : ALONE_CHUNK;
+		ret = map_alone(p, m, f, at, k, buf + (at - idx) * ps, shadow, &rm);
+	}
 	/* Read through the shadow (no bounce buffer): free it while the
-	 * pages are still BUSY, before one can be deactivated into it. */
-	if (buf == shadow_addr(m, idx))
-		madvise(shadow_addr(m, idx), n * m->psize, MADV_DONTNEED);
+	 * pages are still BUSY, before one can be deactivated into it (those
+	 * settled alone had theirs freed). */
+	if (shadow && in)
+		madvise(shadow_addr(m, idx), in * ps, MADV_DONTNEED);
+	if (shadow && at < idx + n)
+		madvise(shadow_addr(m, at), (idx + n - at) * ps, MADV_DONTNEED);
 	pthread_mutex_lock(&p->lock);
-	if (ret && ret != -EEXIST) {
-		uffd__unclaim(p, m, idx, n, P_EMPTY);
+	for (i = idx; i < idx + in; i++)
+		publish_page(p, m, i, &rm);
+	pthread_cond_broadcast(&p->changed);
+	if (ret) {
+		/* Not mapped: the fault (if any) is tried again. */
+		uffd__unclaim(p, m, at, idx + n - at, P_EMPTY);
 		pthread_mutex_unlock(&p->lock);
 		return ret;
 	}
-	if (full)
-		publish(p, m, idx, full, fault_idx, write_fault, read_ahead);
 	if (full < n) {
 		/* Past the end of the store, or a read error: the faulting
 		 * page is poisoned by the caller (and stays so), the others

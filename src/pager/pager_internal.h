@@ -347,7 +347,7 @@ void uffd__read_buffer_put(struct uffd_pager *p, int slot);
 ssize_t uffd__read_done(struct pmap *m, char *buf, size_t want, ssize_t got);
 ssize_t uffd__store_read(struct pmap *m, size_t idx, size_t n, char *buf);
 int uffd__map_in(struct pmap *m, struct uffd_fault *f, size_t idx, size_t n,
-		 const char *src, size_t fault_idx, bool write_fault);
+		 const char *src, size_t fault_idx, bool write_fault, size_t *in);
 int uffd__map_read(struct uffd_pager *p, struct pmap *m, struct uffd_fault *f,
 		   size_t idx, size_t n, const char *buf, ssize_t got,
 		   size_t fault_idx, bool write_fault, bool read_ahead);

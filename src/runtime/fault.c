@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "copy_ahead.h"
 #include "runtime.h"
 #include "util/clock.h"
 
@@ -59,11 +60,13 @@ static bool is_hugetlb(const struct uffd_region *r)
 /*
  * Fill [dst, dst+len) of region r.  b is the batch (NULL outside a
  * callback: wake at once).  Returns 0 or -errno; *covered says whether the
- * page at fault_addr now has its waiters' answer.
+ * page at fault_addr now has its waiters' answer, *in how many bytes from
+ * dst are in the map now (filled, or there already: EEXIST), up to the
+ * first that is not.
  */
 static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 		uint64_t dst, const void *src, size_t len, uint64_t fault_addr,
-		bool *covered)
+		bool *covered, size_t *in)
 {
 	struct uffd *u = r->ctx->u;
 	struct uffd_handler_stats *st = b ? b->st : handler_extra_stats(r->ctx);
@@ -73,6 +76,7 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 	int ret;
 
 	*covered = false;
+	*in = 0;
 	if (dst < r->start || dst >= end)
 		return -EINVAL;
 	if (len > end - dst)
@@ -111,6 +115,7 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 	if (done && flags)
 		wake(r, b, st, dst, dst + done);
 	*covered = fault_addr >= dst && fault_addr < dst + done;
+	*in = done;
 	switch (ret) {
 	case -EEXIST:
 		/* Already resolved (by us earlier or someone else): nobody
@@ -120,6 +125,7 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 			range_set_add(&b->resolved, dst + done, dst + done + r->page_size);
 		wake(r, b, st, dst + done, dst + done + r->page_size);
 		*covered = *covered || fault_addr == dst + done;
+		*in = done + r->page_size;
 		return 0;
 	case -ENOENT:
 		/* The range went away: drop the fault, let it re-fault. */
@@ -140,18 +146,27 @@ static int fill(struct uffd_region *r, struct batch *b, enum fill_kind kind,
 /* The faulting page, for the helpers that fill it (f checked later). */
 #define FAULT_PAGE(f) ((f) ? (uintptr_t)(f)->addr : 0)
 
-static int fault_fill(struct uffd_fault *f, enum fill_kind kind, uint64_t dst,
-		      const void *src, size_t len)
+static int fault_fill_in(struct uffd_fault *f, enum fill_kind kind, uint64_t dst,
+			 const void *src, size_t len, size_t *in)
 {
 	bool covered;
 	int ret;
 
+	*in = 0;
 	if (!f || !f->region)
 		return -EINVAL;
-	ret = fill(f->region, f->batch_, kind, dst, src, len, (uintptr_t)f->addr, &covered);
+	ret = fill(f->region, f->batch_, kind, dst, src, len, (uintptr_t)f->addr, &covered, in);
 	if (covered)
 		f->resolved_ = true;
 	return ret;
+}
+
+static int fault_fill(struct uffd_fault *f, enum fill_kind kind, uint64_t dst,
+		      const void *src, size_t len)
+{
+	size_t in;
+
+	return fault_fill_in(f, kind, dst, src, len, &in);
 }
 
 int uffd_fault_copy(struct uffd_fault *f, const void *src, size_t len)
@@ -167,6 +182,12 @@ int uffd_fault_copy_at(struct uffd_fault *f, void *dst, const void *src, size_t 
 int uffd_fault_copy_wp(struct uffd_fault *f, void *dst, const void *src, size_t len)
 {
 	return fault_fill(f, FILL_COPY_WP, (uintptr_t)dst, src, len);
+}
+
+int uffd__fault_copy_ahead(struct uffd_fault *f, void *dst, const void *src, size_t len,
+			   bool wp, size_t *in)
+{
+	return fault_fill_in(f, wp ? FILL_COPY_WP : FILL_COPY, (uintptr_t)dst, src, len, in);
 }
 
 int uffd_fault_zero(struct uffd_fault *f, size_t len)
@@ -192,13 +213,14 @@ int uffd_fault_unprotect(struct uffd_fault *f, size_t len)
 #define OUTSIDE_RETRY_NS (1000ULL * 1000 * 1000)
 
 static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
-			const void *src, size_t len)
+			const void *src, size_t len, size_t *in)
 {
 	struct handler_ctx *ctx;
 	uint64_t deadline = 0, at = (uintptr_t)dst;
 	bool covered, inside, synced = false;
 	int ret = -EINVAL;
 
+	*in = 0;
 	if (!r)
 		return -EINVAL;
 	ctx = r->ctx;
@@ -206,7 +228,7 @@ static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 		pthread_rwlock_rdlock(&ctx->table.lock);
 		inside = at >= r->start && at < r->start + r->len;
 		if (inside)
-			ret = fill(r, NULL, kind, at, src, len, at, &covered);
+			ret = fill(r, NULL, kind, at, src, len, at, &covered, in);
 		pthread_rwlock_unlock(&ctx->table.lock);
 		if (!inside) {
 			/* The caller may have seen an mremap return before the
@@ -230,17 +252,29 @@ static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 
 int uffd_region_copy(struct uffd_region *r, void *dst, const void *src, size_t len)
 {
-	return fill_outside(r, FILL_COPY, dst, src, len);
+	size_t in;
+
+	return fill_outside(r, FILL_COPY, dst, src, len, &in);
 }
 
 int uffd_region_copy_wp(struct uffd_region *r, void *dst, const void *src, size_t len)
 {
-	return fill_outside(r, FILL_COPY_WP, dst, src, len);
+	size_t in;
+
+	return fill_outside(r, FILL_COPY_WP, dst, src, len, &in);
+}
+
+int uffd__region_copy_ahead(struct uffd_region *r, void *dst, const void *src, size_t len,
+			    bool wp, size_t *in)
+{
+	return fill_outside(r, wp ? FILL_COPY_WP : FILL_COPY, dst, src, len, in);
 }
 
 int uffd_region_zero(struct uffd_region *r, void *dst, size_t len)
 {
-	return fill_outside(r, FILL_ZERO, dst, NULL, len);
+	size_t in;
+
+	return fill_outside(r, FILL_ZERO, dst, NULL, len, &in);
 }
 
 bool fault_can_poison(const struct uffd_fault *f)

@@ -50,7 +50,12 @@ static const char *mode(const struct t_pager_case *c)
 /* (A case may run with and without a buffer of its own: say which.) */
 static const char *buffer(const struct t_pager_case *c)
 {
-	return c->buffer ? ", a small buffer" : "";
+	static char text[64];
+
+	if (!c->buffer)
+		return "";
+	snprintf(text, sizeof(text), ", a buffer of %zu pages", c->buffer / PAGE);
+	return text;
 }
 
 static int run_case(void *arg)
