@@ -6,9 +6,13 @@
  * its own connection with the exact errno and a reason - overlapping,
  * unaligned, too large, another page size, not this process's memory, no
  * fd, an fd that is not a userfaultfd, a userfaultfd without UFFDIO_API,
- * memory registered on another userfaultfd, no regions, garbage, an
- * unknown protocol version, a frame cut short - while the server goes on:
- * a good map is accepted after all of them, and a client restores exactly.
+ * memory registered on another userfaultfd (the region that is, named),
+ * no regions, garbage, an unknown protocol version, a frame cut short -
+ * while the server goes on: a good map is accepted after all of them, and
+ * a client restores exactly.  A server that can not make the handler a
+ * client's engine serves with (its allocations refused, the library's
+ * internal uffd__fail_alloc_after hook) refuses it with that errno, and
+ * names no region: none is at fault.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +24,7 @@
 
 #include "lib/pserve.h"
 #include "serve/proto.h"
+#include "util/failalloc.h"
 #include "util/sock.h"
 
 #define NPAGES 64
@@ -124,7 +129,7 @@ int main(void)
 	struct uffd u, other;
 	struct uffd_serve_stats st;
 	uint8_t half[SERVE_HDR];
-	char *mem, *hole;
+	char *mem, *hole, *free_mem, busy_why[SERVE_REASON_MAX];
 	int fd, efd, raw, refusals = 0;
 	pid_t server;
 
@@ -136,6 +141,7 @@ int main(void)
 	t_open(&other, UFFD_F(UFFD_FEAT_EVENT_REMOVE), 0);
 	/* mem, and right after it a range that is certainly not mapped
 	 * (nothing here maps memory from now on). */
+	free_mem = t_map_anon(8 * PAGE);	/* registered nowhere */
 	mem = t_map_anon(2 * NPAGES * PAGE);
 	hole = mem + NPAGES * PAGE;
 	CHECK_OK(munmap(hole, NPAGES * PAGE));
@@ -191,9 +197,16 @@ int main(void)
 		map_refused(m, 1, raw, -EINVAL, "UFFDIO_API"), refusals++;
 		close(raw);
 	}
-	/* mem is registered on u: another userfaultfd cannot have it. */
-	map_refused(m, 1, other.fd, -EBUSY, "cannot be registered"), refusals++;
+	/* mem is registered on u: another userfaultfd cannot have it, and
+	 * the region named is that one (the second), not the first. */
+	m[0] = MAP(free_mem, 8 * PAGE, 0);
+	m[1] = MAP(mem, 8 * PAGE, 8 * PAGE);
+	snprintf(busy_why, sizeof(busy_why),
+		 "region at 0x%llx cannot be registered on the userfaultfd",
+		 (unsigned long long)(uintptr_t)mem);
+	map_refused(m, 2, other.fd, -EBUSY, busy_why), refusals++;
 	uffd_close(&other);
+	m[0] = MAP(mem, 8 * PAGE, 0);
 	fd = open_session();
 	send_map(fd, m, 0, u.fd);
 	expect_answer(fd, -E2BIG, "no regions");
@@ -214,5 +227,16 @@ int main(void)
 	CHECK_EQ(st.refused, refusals);
 	CHECK_EQ(st.accepted, 1);
 	CHECK_EQ(st.errors, 0);
+
+	/* A server child born with no allocation to make through the hook:
+	 * the first is the handler of the next client's engine. */
+	uffd__fail_alloc_after(0);
+	server = t_ps_server_start(&so);
+	uffd__fail_alloc_after(-1);
+	m[0] = MAP(mem, 32 * PAGE, 0);
+	map_refused(m, 1, u.fd, -ENOMEM, "its userfaultfd cannot be served here");
+	t_ps_server_stop(server, &st);
+	CHECK_EQ(st.refused, 1);
+	CHECK_EQ(st.accepted, 0);
 	return 0;
 }

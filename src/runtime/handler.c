@@ -40,6 +40,7 @@
 #include "core/pieces.h"
 #include "inthread.h"
 #include "runtime.h"
+#include "util/failalloc.h"
 #include "util/mmalloc.h"
 #include "util/opts.h"
 #include "util/clock.h"
@@ -164,7 +165,7 @@ struct uffd_handler *uffd_handler_new(struct uffd *u, const struct uffd_handler_
 		errno = EINVAL;
 		return NULL;
 	}
-	h = mm_zalloc(sizeof(*h));
+	h = fa_mm_zalloc(sizeof(*h));	/* (a test may make it fail) */
 	if (!h)
 		return NULL;
 	h->opts = opts;

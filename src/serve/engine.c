@@ -874,6 +874,8 @@ int serve_engine_start_root(struct serve_engine *e, bool wake_all, int *bad)
 {
 	int i;
 
+	if (bad)
+		*bad = -1;
 	for (i = 0; i < e->root->nspans; i++) {
 		const struct serve_span *s = &e->root->spans[i];
 
@@ -899,8 +901,11 @@ int serve_engine_start_root(struct serve_engine *e, bool wake_all, int *bad)
 
 int serve_engine_start(struct serve_engine *e, const struct uffd *u, bool wake_all, int *bad)
 {
-	int ret = serve_engine_prepare(e, u);
+	int ret;
 
+	if (bad)
+		*bad = -1;
+	ret = serve_engine_prepare(e, u);
 	if (!ret)
 		ret = serve_engine_start_root(e, wake_all, bad);
 	if (!ret)

@@ -258,9 +258,10 @@ void serve_engine_root_gone(struct serve_engine *e);
  * userfaultfd).  wake_all: wake every span afterwards, for faults read by
  * a server that died before answering them.  Standby children whose fd
  * is kept get a handler (a thread) of their own, woken the same way.
- * 0, or -errno with the span that failed in *bad (the registration's
- * error: -EINVAL nothing mapped there, -EBUSY registered on another
- * userfaultfd).
+ * 0, or -errno with in *bad the region of the span that failed (the
+ * registration's error: -EINVAL nothing mapped there, -EBUSY registered
+ * on another userfaultfd), or -1 when no region is at fault (the
+ * handler could not be made or started: -ENOMEM, -EAGAIN).
  *
  * The same in three steps, for a client's fallback, whose thread reads
  * the client's userfaultfd and so must not wait for what a fork of the

@@ -529,9 +529,11 @@ static int conn_accept_maps(struct serve_conn *c)
 	uffd_adopt(&u, c->ufd, c->features);
 	c->ufd = -1;			/* the engine owns it now */
 	ret = serve_engine_start(&c->e, &u, false, &bad);
-	if (ret)
+	if (ret && bad >= 0)
 		return refuse(c, ret, "region at 0x%llx cannot be registered on the userfaultfd",
 			      (unsigned long long)c->maps[bad].addr);
+	if (ret)
+		return refuse(c, ret, "its userfaultfd cannot be served here");
 	pthread_mutex_lock(&s->lock);
 	c->serving = true;
 	pthread_mutex_unlock(&s->lock);

@@ -2,8 +2,10 @@
 /*
  * Allocations a test can make fail.  The pager's error paths for a failed
  * malloc or mmap are code like any other, and only a test that makes them
- * run can show they leave nothing behind: uffd__fail_alloc_after(n) lets
- * the next n allocations made through these wrappers succeed and every one
+ * run can show they leave nothing behind; the runtime's handler is made
+ * through them too, so a test can show what a page server says when a
+ * client's handler can not be made.  uffd__fail_alloc_after(n) lets the
+ * next n allocations made through these wrappers succeed and every one
  * after fail (ENOMEM), until it is called again; n < 0 lets them all
  * through, which is how the library always runs.  The price is one relaxed
  * load per allocation, and nothing on a fault's path allocates.
