@@ -12,7 +12,9 @@
  * same.  Memory mapped in the hole afterwards - the program's, or the
  * pager's own buffers - is not the map's: nothing reads it as the map's
  * pages, zaps it, or unmaps it.  A prefetch of a range that is not mapped
- * any more fails with ENOENT.
+ * any more fails with ENOENT.  A write-back batch whose span (more than 64
+ * pages) crosses the program's memory in the hole asks each of its pages
+ * alone whether it is still the map's, and writes exactly those.
  *
  * Each case runs in both modes in a child of its own with a deadline; a
  * case's name as argument runs only it.  After each, the pager's
@@ -319,6 +321,59 @@ static void munmap_ahead_of_a_stream(struct t_pager_env *e)
 	CHECK_EQ(t_store_writes(e->ts), 0);
 }
 
+/*
+ * Every 8th page of 512 written - 64 pages, one write-back batch spanning
+ * pages 0 to 504 - and the program unmaps [200, 216), which held two of
+ * them, and maps memory of its own there.  The flush's protection over the
+ * batch's span fails (ENOENT: that memory is not registered; a hole alone
+ * would not fail it) and each page is asked alone: the two in the hole
+ * are forgotten, the 62 others written once, page 320 (bit 40 of the
+ * batch, 320 pages into its span) among them; the evict then drops every
+ * page, writing nothing more, and the program's memory is left alone.
+ */
+#define SPARSE_PAGES	512
+#define SPARSE_STEP	8
+#define SPARSE_HOLE_AT	200
+#define SPARSE_HOLE_N	16
+#define SPARSE_WRITTEN	(SPARSE_PAGES / SPARSE_STEP - SPARSE_HOLE_N / SPARSE_STEP)
+
+static void flush_sparse_across_hole(struct t_pager_env *e)
+{
+	char *own, *hole = e->map + SPARSE_HOLE_AT * PAGE;
+	struct uffd_pager_stats st;
+	size_t pg;
+
+	for (pg = 0; pg < SPARSE_PAGES; pg += SPARSE_STEP)
+		touch_write(e, pg);
+	CHECK_OK(munmap(hole, SPARSE_HOLE_N * PAGE));
+	own = mmap(hole, SPARSE_HOLE_N * PAGE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	CHECK(own == hole);
+	memset(own, 0x3c, SPARSE_HOLE_N * PAGE);
+	CHECK_OK(uffd_pager_flush(e->p, e->map, 0));
+	for (pg = 0; pg < SPARSE_PAGES; pg++) {
+		bool written = pg % SPARSE_STEP == 0 &&
+			       (pg < SPARSE_HOLE_AT || pg >= SPARSE_HOLE_AT + SPARSE_HOLE_N);
+		uint64_t word = *(uint64_t *)(e->ts->data + pg * PAGE + 64);
+
+		CHECK_EQ(t_writes(e->ts, pg), written);
+		CHECK_EQ(word, written ? 0x5000 + pg : t_word(pg * PAGE + 64, SEED));
+	}
+	CHECK_OK(uffd_pager_evict(e->p, e->map, SPARSE_PAGES * PAGE));
+	CHECK_OK(uffd_pager_stats(e->p, &st));
+	CHECK_EQ(st.writebacks, SPARSE_WRITTEN);
+	CHECK_EQ(st.resident_bytes, 0);
+	CHECK_EQ(t_store_writes(e->ts), SPARSE_WRITTEN);
+	CHECK_EQ(word_at(e->map + 320 * PAGE + 64), 0x5000 + 320);
+	CHECK_OK(uffd_pager_unmap(e->p, e->map));
+	e->map = NULL;
+	CHECK_EQ(t_store_writes(e->ts), SPARSE_WRITTEN);
+	for (pg = 0; pg < SPARSE_HOLE_N * PAGE; pg++)
+		if (own[pg] != 0x3c)
+			FAIL("the program's own memory at byte %zu: %#x", pg, own[pg]);
+	CHECK_OK(munmap(own, SPARSE_HOLE_N * PAGE));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_pager_case cases[] = {
@@ -332,6 +387,7 @@ int main(int argc, char **argv)
 		T_PAGER_CASE(munmap_ahead_of_a_stream, .npages = STREAM_PAGES,
 			     .buffer = STREAM_BUFFER, .read_ahead = true),
 		T_PAGER_CASE(prefetch_unmapped),
+		T_PAGER_CASE(flush_sparse_across_hole, .npages = SPARSE_PAGES),
 		T_PAGER_CASE(mremap_move_run),
 		T_PAGER_CASE(mremap_shrink),
 	};

@@ -224,6 +224,9 @@ struct run {
 				   idx+k; zapped.c) */
 	uint64_t not_ours;	/* of those, pages not in it any more */
 };
+/* A run's pages are bits of those masks, and of protect_ours' (zapped.c):
+ * runs are cut at BATCH_PAGES. */
+_Static_assert(BATCH_PAGES <= 64, "a run's pages are the bits of a uint64_t");
 
 static inline size_t page_index(const struct pmap *m, const void *addr)
 {
