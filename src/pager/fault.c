@@ -146,8 +146,14 @@ static int on_missing(struct uffd_fault *f)
 	}
 	n = uffd__ra_window(p, m, idx);
 	k = uffd__claim_empty(p, m, idx, n);
-	if (k > 1)
+	if (k > 1) {
 		STAT_ADD(&p->st, read_ahead, k - 1);
+		/* A reader's request the window covers goes on past it: else
+		 * a reader held off long enough would find these pages
+		 * evicted once the program is done with them, and read them
+		 * again. */
+		uffd__ra_trim(p, m, idx + k - 1);
+	}
 	/* Read with other faults' reads where the store batches them. */
 	if (!p->o.in_thread && uffd__fill_batched(p, m, idx, k, f->write))
 		return UFFD_FAULT_DEFERRED;
