@@ -269,8 +269,10 @@ int uffd_fault_continue(struct uffd_fault *f, size_t len);
 int uffd_fault_unprotect(struct uffd_fault *f, size_t len);
 
 /* The same, outside a callback (deferred faults, prefetch): wake at once.
- * -EAGAIN (events pending) is retried for up to a second while the
- * servicing threads read the events. */
+ * -EAGAIN (events pending) is retried, from past the pages the kernel
+ * filled before it, until a second passes without progress, while the
+ * servicing threads read the events.  Should the rest of the range leave
+ * r meanwhile (unmapped, moved), they return 0, as for -ENOENT. */
 int uffd_region_copy(struct uffd_region *r, void *dst, const void *src, size_t len);
 int uffd_region_copy_wp(struct uffd_region *r, void *dst, const void *src, size_t len);
 int uffd_region_zero(struct uffd_region *r, void *dst, size_t len);

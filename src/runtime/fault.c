@@ -208,7 +208,14 @@ int uffd_fault_unprotect(struct uffd_fault *f, size_t len)
 /*
  * Outside a callback nothing will retry for the caller, so -EAGAIN (events
  * pending) is retried here while the servicing threads read the events;
- * bounded, because with the handler stopped nobody will.
+ * bounded (a second without progress), because with the handler stopped
+ * nobody will.
+ *
+ * The kernel may have filled part of the range before it met the events
+ * (UFFDIO_COPY drops its locks to fault in a source page, and finds an
+ * event pending on the way back): a retry goes on from past what went in.
+ * From the start it would find the first page there, EEXIST, success, and
+ * answer 0 for pages never filled.
  */
 #define OUTSIDE_RETRY_NS (1000ULL * 1000 * 1000)
 
@@ -218,6 +225,7 @@ static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 	struct handler_ctx *ctx;
 	uint64_t deadline = 0, at = (uintptr_t)dst;
 	bool covered, inside, synced = false;
+	size_t got = 0;
 	int ret = -EINVAL;
 
 	*in = 0;
@@ -228,9 +236,14 @@ static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 		pthread_rwlock_rdlock(&ctx->table.lock);
 		inside = at >= r->start && at < r->start + r->len;
 		if (inside)
-			ret = fill(r, NULL, kind, at, src, len, at, &covered, in);
+			ret = fill(r, NULL, kind, at, src, len, at, &covered, &got);
 		pthread_rwlock_unlock(&ctx->table.lock);
 		if (!inside) {
+			/* Past what went in, the rest left the region (the
+			 * events were an UNMAP or a REMAP): gone, as -ENOENT
+			 * says, and as for -ENOENT, 0. */
+			if (*in)
+				return 0;
 			/* The caller may have seen an mremap return before the
 			 * servicing thread that read its REMAP updated the table:
 			 * that thread holds read_lock until it has. */
@@ -240,8 +253,18 @@ static int fill_outside(struct uffd_region *r, enum fill_kind kind, void *dst,
 			synced = true;
 			continue;
 		}
+		*in += got;
 		if (ret != -EAGAIN)
 			return ret;
+		if (got) {
+			/* src is NULL but for copies (hugetlb's zeros are
+			 * substituted in fill(), afresh each time). */
+			at += got;
+			if (src)
+				src = (const char *)src + got;
+			len -= got;
+			deadline = 0;	/* a second from the last progress */
+		}
 		if (!deadline)
 			deadline = mono_ns() + OUTSIDE_RETRY_NS;
 		else if (mono_ns() > deadline)
