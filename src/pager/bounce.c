@@ -52,11 +52,11 @@ void uffd__bounce_free(void *arg)
 
 #define HUGE_SZ		(2UL << 20)
 
-/* A buffer of len bytes: one of a read-ahead window or more is made of
- * transparent huge pages where the system allows - O_DIRECT reads of 1-8
- * MiB, 4-8 in flight, moved 2.7-3.2 GB/s into them here against 1.2-2.4
- * GB/s into 4 KiB pages (fewer pages to pin, fewer segments a request).
- * Rounded up to whole huge pages. */
+/* A buffer of len bytes: one of 1 MiB or more (read-ahead windows) is
+ * made of transparent huge pages where the system allows, rounded up to
+ * whole ones - O_DIRECT reads of 1-8 MiB, 4-8 in flight, moved 2.7-3.2
+ * GB/s into them here against 1.2-2.4 GB/s into 4 KiB pages (fewer pages
+ * to pin, fewer segments a request). */
 static size_t bounce_len(size_t len)
 {
 	return len >= HUGE_SZ / 2 ? (len + HUGE_SZ - 1) & ~(HUGE_SZ - 1) : len;
