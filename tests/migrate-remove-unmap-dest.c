@@ -3,7 +3,9 @@
  * The program at the destination removes (MADV_DONTNEED) and unmaps
  * memory whose pages have not arrived yet: when they arrive they are
  * dropped, never mapped again - removed pages read as zeros, as the
- * program asked, and unmapped ones stay unmapped.
+ * program asked, and unmapped ones stay unmapped (the test unmaps them
+ * by mapping an inaccessible mapping of its own over them, and no page of
+ * it becomes resident).
  *
  * Postcopy only, no writers; a relay holds the background stream back
  * after the switchover while the test removes pages 100-199 and unmaps
@@ -44,7 +46,13 @@ int main(void)
 	while (!__atomic_load_n(&m.resumed, __ATOMIC_ACQUIRE))
 		t_sleep_ms(1);
 	CHECK_OK(madvise(dst + 100 * 4096, 100 * 4096, MADV_DONTNEED));
-	CHECK_OK(munmap(dst + 300 * 4096, 100 * 4096));
+	/* Unmapped by mapping over it, inaccessible and unregistered (an
+	 * UNMAP for the destination all the same): after a plain munmap a
+	 * later mmap of this process (a thread's buffer, malloc) could land
+	 * in the hole - it did once in 8 runs, and again between an munmap
+	 * and a MAP_FIXED_NOREPLACE right after it. */
+	CHECK(mmap(dst + 300 * 4096, 100 * 4096, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == dst + 300 * 4096);
 	CHECK(t_is_zero(dst + 150 * 4096, 4096));
 	__atomic_store_n(&relay.hold, 0, __ATOMIC_RELEASE);
 	ret = t_mig_wait(&m, 30000);
@@ -58,8 +66,9 @@ int main(void)
 	CHECK_EQ(ds.pages_local_zero, 0);
 	for (p = 0; p < NPAGES; p++) {
 		if (p >= 300 && p < 400) {
-			CHECK_EQ(mincore(dst + p * 4096, 4096, &vec), -1);
-			CHECK_EQ(errno, ENOMEM);
+			/* nothing was mapped into the hole */
+			CHECK_OK(mincore(dst + p * 4096, 4096, &vec));
+			CHECK_EQ(vec & 1, 0);
 		} else if (p >= 100 && p < 200) {
 			if (!t_is_zero(dst + p * 4096, 4096))
 				FAIL("removed page %zu was mapped again", p);
