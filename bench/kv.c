@@ -609,46 +609,6 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Baseline: passes ended before BGSAVE; during: passes overlapping the save. */
-static void account_passes(struct run *r, struct loadgen *g, double t_bgsave, double t_done,
-			   long pass)
-{
-	double base_t = 0, save_t = 0, p99[MAX_PASSES];
-	long base_n = 0, save_n = 0;
-	int i, n = __atomic_load_n(&g->npasses, __ATOMIC_ACQUIRE), np99 = 0;
-
-	for (i = 0; i < n; i++) {
-		struct pass *p = &g->passes[i];
-		double start = i ? g->passes[i - 1].t_end_us : g->t_start;
-
-		if (p->t_end_us <= t_bgsave) {
-			base_t += pass / p->rps;
-			base_n += pass;
-			p99[np99++] = p->p99_ms;
-			if (p->max_ms > r->base_max_ms)
-				r->base_max_ms = p->max_ms;
-			r->base_passes++;
-		} else if (start < t_done) {
-			save_t += pass / p->rps;
-			save_n += pass;
-			if (p->p99_ms > r->save_p99_ms)
-				r->save_p99_ms = p->p99_ms;
-			if (p->max_ms > r->save_max_ms)
-				r->save_max_ms = p->max_ms;
-			r->save_passes++;
-		}
-	}
-	if (np99) {
-		qsort(p99, np99, sizeof(double), cmp_double);
-		r->base_p99_ms = p99[np99 / 2];
-	}
-	r->base_rps = base_t > 0 ? base_n / base_t : 0;
-	r->save_rps = save_t > 0 ? save_n / save_t : 0;
-	r->throughput = r->base_rps > 0 ? r->save_rps / r->base_rps : 0;
-}
-
-/* ---- one server, one dataset ------------------------------------------------- */
-
 /* Requests per second of the passes that overlap [t0, t1). */
 static double window_rps(struct loadgen *g, double t0, double t1, long pass)
 {
@@ -667,6 +627,44 @@ static double window_rps(struct loadgen *g, double t0, double t1, long pass)
 	}
 	return t > 0 ? done / t : 0;
 }
+
+/* Baseline: passes ended before BGSAVE; during: passes overlapping the save. */
+static void account_passes(struct run *r, struct loadgen *g, double t_bgsave, double t_done,
+			   long pass)
+{
+	double base_t = 0, p99[MAX_PASSES];
+	long base_n = 0;
+	int i, n = __atomic_load_n(&g->npasses, __ATOMIC_ACQUIRE), np99 = 0;
+
+	for (i = 0; i < n; i++) {
+		struct pass *p = &g->passes[i];
+		double start = i ? g->passes[i - 1].t_end_us : g->t_start;
+
+		if (p->t_end_us <= t_bgsave) {
+			base_t += pass / p->rps;
+			base_n += pass;
+			p99[np99++] = p->p99_ms;
+			if (p->max_ms > r->base_max_ms)
+				r->base_max_ms = p->max_ms;
+			r->base_passes++;
+		} else if (start < t_done) {
+			if (p->p99_ms > r->save_p99_ms)
+				r->save_p99_ms = p->p99_ms;
+			if (p->max_ms > r->save_max_ms)
+				r->save_max_ms = p->max_ms;
+			r->save_passes++;
+		}
+	}
+	if (np99) {
+		qsort(p99, np99, sizeof(double), cmp_double);
+		r->base_p99_ms = p99[np99 / 2];
+	}
+	r->base_rps = base_t > 0 ? base_n / base_t : 0;
+	r->save_rps = window_rps(g, t_bgsave, t_done, pass);
+	r->throughput = r->base_rps > 0 ? r->save_rps / r->base_rps : 0;
+}
+
+/* ---- one server, one dataset ------------------------------------------------- */
 
 /* Take share of this CPU's time for us microseconds, in slices: work that
  * does nothing but compute, beside the load (no save). */
