@@ -12,7 +12,7 @@
  * page being faulted on, so the first page of each group posted is not
  * mapped but parked in its shadow, inactive (uffd__page_parked).  The
  * program's touch of it is a cheap fault (the page is mapped back, no
- * I/O) that posts the next group: the readers stay a group or two ahead,
+ * I/O) that posts the next group: the readers stay GROUPS_AHEAD groups ahead,
  * and the program never waits for a window read in its own fault.
  * READERS threads share the groups, so some read while others map what
  * they read.  A reader reads one window and maps it before it claims the
